@@ -1,0 +1,102 @@
+// Which GPU architectures a binary carries code for, read from the bytes of
+// its CUDA fat binaries (.nv_fatbin / __nv_relfatbin ELF sections, or a bare
+// .fatbin file). No GPU, driver or CUDA toolkit is needed. See docs/audit.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kiln::audit {
+
+// A compute capability as the fat binary names it: arch 90 = 9.0, 121 = 12.1.
+// variant: 0 (portable), 'a' (arch-specific, sm_90a: runs only on exactly
+// that CC) or 'f' (family-specific, sm_100f: runs on the same major, >= minor).
+struct Arch {
+  unsigned major = 0;
+  unsigned minor = 0;
+  char variant = 0;
+
+  unsigned number() const { return major * 10 + minor; }
+  std::string sass_name() const;  // "sm_90a"
+  std::string ptx_name() const;   // "compute_90a"
+  auto operator<=>(const Arch&) const = default;
+};
+
+// Parses "sm_90a", "compute_100f", "90", "9.0", "12.1"; nullopt if malformed.
+std::optional<Arch> parse_arch(std::string_view text);
+
+enum class Compression { none, lz4, zstd };
+enum class EntryKind { ptx, sass };
+
+struct FatbinEntry {
+  EntryKind kind = EntryKind::sass;
+  Arch arch;
+  Compression compression = Compression::none;
+  std::uint32_t header_size = 0;
+  std::uint64_t payload_size = 0;       // as stored (padded, maybe compressed)
+  std::uint64_t uncompressed_size = 0;  // 0 when not compressed
+};
+
+struct FatbinInfo {
+  std::vector<std::string> sections;  // fat-binary sections found, in file order
+  std::size_t containers = 0;
+  std::vector<FatbinEntry> entries;   // every SASS/PTX entry, in file order
+  std::size_t unknown_entries = 0;    // entries of another kind (skipped)
+  std::vector<Arch> sass;             // sorted, unique
+  std::vector<Arch> ptx;              // sorted, unique
+
+  bool has_device_code() const { return !sass.empty() || !ptx.empty(); }
+  bool any_compressed() const;
+};
+
+// Thrown for malformed input: what is wrong, and at which offset.
+struct FatbinError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// An ELF file (any class, little-endian) or a bare fat binary (starts with the
+// container magic). An ELF without fat-binary sections gives an empty info.
+// Throws FatbinError; never reads outside `bytes`.
+FatbinInfo read_fatbin(std::span<const std::byte> bytes);
+
+// Same, for a file on disk (mapped read-only, not copied).
+FatbinInfo read_fatbin_file(const std::filesystem::path& path);
+
+// Walks containers laid end to end (a section's bytes, or a .fatbin file),
+// appending to `info`. Exposed for tests and fuzzing.
+void parse_fatbin_containers(std::span<const std::byte> bytes, FatbinInfo& info);
+
+// Per-file outcome for batch scans: an error never stops the others.
+struct FatbinScan {
+  std::string path;
+  std::optional<FatbinInfo> info;
+  std::string error;  // set when info is empty
+};
+FatbinScan scan_fatbin(std::string path, std::span<const std::byte> bytes);
+
+// How a GPU of compute capability major.minor can run this code.
+enum class ArchMatch {
+  sass_exact,       // SASS built for exactly this CC
+  sass_compatible,  // SASS of the same major, lower minor (binary compatible)
+  ptx_jit,          // only PTX of a lower-or-equal CC: the driver JIT-compiles
+  none,             // "no kernel image is available for execution"
+};
+struct ArchSupport {
+  ArchMatch match = ArchMatch::none;
+  std::optional<Arch> via;  // the entry that serves it
+};
+ArchSupport arch_support(const std::vector<Arch>& sass, const std::vector<Arch>& ptx,
+                         unsigned major, unsigned minor);
+inline ArchSupport arch_support(const FatbinInfo& info, unsigned major, unsigned minor) {
+  return arch_support(info.sass, info.ptx, major, minor);
+}
+const char* to_string(ArchMatch match);
+const char* to_string(Compression compression);
+
+}  // namespace kiln::audit

@@ -1,0 +1,151 @@
+// The compatibility catalog: facts about CUDA, cuDNN, NCCL, PyTorch, GPUs,
+// base images and install recipes, read from recipes/ (data, not code).
+// Every fact keeps its sources and whether it is confirmed or inferred.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/cc.h"
+#include "util/version.h"
+
+namespace kiln::catalog {
+
+struct Provenance {
+  std::vector<std::string> sources;          // keys of sources.toml
+  bool inferred = false;                     // confidence = "inferred"
+  std::vector<std::string> inferred_fields;  // which fields, when known
+  std::string note;
+};
+
+struct CudaRelease {
+  Version version;     // "12.4"
+  Version full;        // "12.4.1"
+  Version driver;      // shipped with the toolkit: PTX JIT needs at least this
+  Version min_driver;  // minor-version compatibility floor
+  std::vector<ComputeCapability> sass;
+  std::vector<ComputeCapability> deprecated_sass;
+  std::vector<int> require_branches;  // NVIDIA_REQUIRE_CUDA brand alternatives
+  bool require_inferred = false;
+  Provenance provenance;
+
+  bool can_target(const ComputeCapability& cc) const;
+  std::string sass_range() const;  // "7.5–12.1"
+};
+
+struct CudnnRelease {
+  Version version;
+  std::vector<VersionRange> cuda;
+  VersionRange cc;
+  Provenance provenance;
+  bool supports_cuda(const Version& cuda_version) const;
+};
+
+struct NcclRelease {
+  Version version;
+  std::vector<VersionRange> cuda;
+  Provenance provenance;
+};
+
+struct TorchBuild {
+  Version cuda;
+  Version cudnn;
+  Version nccl;
+  ArchList arch;
+  Provenance provenance;
+};
+
+struct TorchRelease {
+  Version version;
+  std::vector<std::string> python;
+  std::vector<TorchBuild> builds;
+  Provenance provenance;
+  const TorchBuild* build_for(const Version& cuda) const;
+  std::string cuda_list() const;  // "11.8, 12.4, 12.6"
+};
+
+struct Gpu {
+  std::string name;
+  ComputeCapability cc;
+};
+
+struct OsInfo {
+  std::string name;      // "ubuntu22.04"
+  std::string family;    // "ubuntu" | "debian"
+  std::string codename;  // "bookworm"
+  std::string image;     // "ubuntu:22.04"
+  std::string python;    // the distribution's Python
+};
+
+struct NvidiaBase {
+  Version cuda;
+  std::vector<std::string> os;
+  std::string cudnn_variant;  // "cudnn8" | "cudnn"
+  Provenance provenance;
+};
+
+// How CUDA gets into an image for one OS (or OS family) and CUDA release.
+struct CudaRecipe {
+  std::string os;         // exact OS, or empty when os_family applies
+  std::string os_family;  // "ubuntu"
+  std::string cuda;       // "11.8" or "*"
+  std::string method;     // "nvidia-base" | "apt"
+  Version full;           // exact version the packages install
+  std::vector<std::string> components;
+  std::vector<std::string> runtime;
+  std::vector<std::string> devel;
+  std::optional<Version> nccl;
+  bool remove_driver_libs = false;
+  Provenance provenance;
+};
+
+struct TorchRecipe {
+  std::string index;  // pattern with {cuda_nodot}
+  std::string venv;
+  std::vector<std::string> packages;  // patterns with {pytorch}
+  std::map<std::string, std::vector<std::string>> python_packages;  // by OS family
+};
+
+struct Catalog {
+  std::string version;  // catalog_version: recorded in images and hashes
+  std::string root;     // the recipes/ directory it came from
+  std::map<std::string, std::string> sources;
+  std::vector<CudaRelease> cuda;
+  std::vector<CudnnRelease> cudnn;
+  std::vector<NcclRelease> nccl;
+  std::vector<TorchRelease> pytorch;
+  std::vector<Gpu> gpus;
+  std::vector<OsInfo> os;
+  std::string nvidia_repository;
+  std::vector<std::string> require_brands;  // for NVIDIA_REQUIRE_CUDA
+  std::vector<NvidiaBase> nvidia_bases;
+  std::vector<CudaRecipe> cuda_recipes;
+  TorchRecipe torch_recipe;
+
+  // Reads recipes/catalog/*.toml and recipes/install/*.toml; throws
+  // InputError naming file:line:col for anything malformed.
+  static Catalog load(const std::string& recipes_dir);
+
+  // "12.4" or "12.4.1" -> the 12.4 release.
+  const CudaRelease* find_cuda(const Version& v) const;
+  // "2.6" -> newest 2.6.x; "2.6.0" -> exactly that.
+  const TorchRelease* find_pytorch(const Version& v) const;
+  // "9.5" -> newest 9.5.x the catalog knows.
+  const CudnnRelease* find_cudnn(const Version& v) const;
+  const NcclRelease* find_nccl(const Version& v) const;
+  const OsInfo* find_os(std::string_view name) const;
+  const NvidiaBase* find_nvidia_base(const Version& cuda) const;
+  const CudaRecipe* find_cuda_recipe(const OsInfo& os, const Version& cuda) const;
+  // A GPU name ("H100", case-insensitive) or a capability ("sm_90", "9.0").
+  std::optional<ComputeCapability> resolve_gpu(std::string_view name_or_cc) const;
+  // "P100" for 6.0; the first catalogued name, or "" when none.
+  std::string gpu_name(const ComputeCapability& cc) const;
+
+  std::string known_cuda() const;     // "11.0, 11.1, ..." for error messages
+  std::string known_pytorch() const;
+  std::string known_os() const;
+};
+
+}  // namespace kiln::catalog

@@ -1,0 +1,25 @@
+// Each verb registers its flags and the function that runs it.
+#pragma once
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace kiln::cli {
+
+struct Common {
+  std::string data_dir;  // holds recipes/, templates/, matrices/
+  std::string recipes() const { return data_dir + "/recipes"; }
+  std::string templates() const { return data_dir + "/templates"; }
+  std::string default_matrix() const { return data_dir + "/matrices/offline.toml"; }
+};
+
+void register_plan(CLI::App& app, Common& common);
+void register_generate(CLI::App& app, Common& common);
+
+// Runs the subcommand that was parsed; returns the exit code.
+int run_selected(CLI::App& app);
+// Used by register_*: attaches the action run_selected() calls.
+void set_action(CLI::App* sub, std::function<int()> action);
+
+}  // namespace kiln::cli

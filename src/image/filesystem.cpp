@@ -1,0 +1,268 @@
+// Applying layers in order (OCI whiteouts) into one path -> entry map, and
+// reading selected files back by streaming only the layers that hold them.
+#include <algorithm>
+#include <array>
+#include <set>
+#include <sys/stat.h>
+
+#include "image/internal.h"
+
+namespace kiln::image {
+namespace {
+
+using detail::stream_layer;
+
+// One layer's changes, gathered first and applied at the end: per the OCI
+// spec, whiteouts act on lower layers only, whatever the member order.
+struct LayerChanges {
+  std::vector<std::string> opaque_dirs;
+  std::vector<std::string> whiteouts;
+  std::vector<std::pair<std::string, FileEntry>> adds;
+  std::map<std::string, std::size_t> last_add;  // path -> index in adds (hardlink targets)
+};
+
+std::string parent_of(const std::string& p) {
+  const auto s = p.rfind('/');
+  return s == std::string::npos ? std::string() : p.substr(0, s);
+}
+std::string base_of(const std::string& p) {
+  const auto s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+
+// Removes `dir`'s descendants (not `dir` itself).
+void erase_children(std::map<std::string, FileEntry>& files, const std::string& dir) {
+  if (dir.empty()) {  // opaque root: nothing below survives
+    files.clear();
+    return;
+  }
+  const std::string prefix = dir + "/";
+  auto it = files.lower_bound(prefix);
+  while (it != files.end() && it->first.starts_with(prefix)) it = files.erase(it);
+}
+
+FileType type_of(archive_entry* e) {
+  if (archive_entry_hardlink(e)) return FileType::hardlink;
+  switch (archive_entry_filetype(e)) {
+    case AE_IFREG: return FileType::regular;
+    case AE_IFDIR: return FileType::directory;
+    case AE_IFLNK: return FileType::symlink;
+    default: return FileType::other;
+  }
+}
+
+class Builder {
+ public:
+  Builder(const ReadOptions& opt, std::map<std::string, FileEntry>& files, std::vector<std::string>& warnings)
+      : opt_(opt), files_(files), warnings_(warnings) {}
+
+  void member(const std::string& where, archive_entry* e, std::size_t layer, std::size_t member) {
+    const char* raw = archive_entry_pathname(e);
+    if (!raw) throw ImageError(where + ": member " + std::to_string(member) + " has no name");
+    auto path = normalize_path(raw);
+    if (!path) return unsafe(where, std::string("entry '") + raw + "' climbs out of the image root with ..");
+    if (path->empty()) return;  // "./": the root itself
+    const std::string base = base_of(*path);
+    if (base == ".wh..wh..opq") return ch_.opaque_dirs.push_back(parent_of(*path));
+    if (base.starts_with(".wh.")) {
+      if (base.size() == 4) return unsafe(where, "whiteout with no name: " + *path);
+      return ch_.whiteouts.push_back(join(parent_of(*path), base.substr(4)));
+    }
+    FileEntry f;
+    f.type = type_of(e);
+    f.size = archive_entry_size_is_set(e) ? static_cast<std::uint64_t>(std::max<la_int64_t>(0, archive_entry_size(e))) : 0;
+    f.mode = archive_entry_perm(e);
+    f.layer = layer;
+    f.member = member;
+    if (f.type == FileType::symlink) {
+      const char* t = archive_entry_symlink(e);
+      f.link_target = t ? t : "";
+    } else if (f.type == FileType::hardlink && !hardlink(where, archive_entry_hardlink(e), f)) {
+      return;
+    }
+    ch_.last_add[*path] = ch_.adds.size();
+    ch_.adds.emplace_back(std::move(*path), std::move(f));
+  }
+
+  void apply() {
+    for (const auto& d : ch_.opaque_dirs) erase_children(files_, d);
+    for (const auto& w : ch_.whiteouts) {
+      files_.erase(w);
+      erase_children(files_, w);
+    }
+    for (auto& [path, f] : ch_.adds) {
+      // A non-directory hides everything below its path, even where the
+      // lower directory was only implied by its children.
+      if (f.type != FileType::directory) erase_children(files_, path);
+      files_[path] = std::move(f);
+      if (files_.size() > opt_.max_entries)
+        throw ImageError("image has more than " + std::to_string(opt_.max_entries) + " files");
+    }
+    ch_ = {};
+  }
+
+ private:
+  // A tar hardlink names an earlier member of the same layer; its bytes are
+  // that member's.
+  bool hardlink(const std::string& where, const char* raw, FileEntry& f) {
+    auto target = normalize_path(raw);
+    if (!target) return unsafe(where, std::string("hardlink target '") + raw + "' climbs out of the image root"), false;
+    f.link_target = *target;
+    auto it = ch_.last_add.find(*target);
+    if (it == ch_.last_add.end() || ch_.adds[it->second].second.type != FileType::regular) {
+      warnings_.push_back(where + ": hardlink to '" + *target + "' which this layer does not hold as a file");
+      return true;
+    }
+    f.size = ch_.adds[it->second].second.size;
+    f.member = ch_.adds[it->second].second.member;
+    return true;
+  }
+
+  void unsafe(const std::string& where, const std::string& what) {
+    if (!opt_.skip_unsafe_entries) throw ImageError(where + ": unsafe path: " + what);
+    warnings_.push_back(where + ": skipped unsafe path: " + what);
+  }
+
+  const ReadOptions& opt_;
+  std::map<std::string, FileEntry>& files_;
+  std::vector<std::string>& warnings_;
+  LayerChanges ch_;
+};
+
+std::vector<std::string> split(std::string_view p) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i <= p.size()) {
+    std::size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    if (j > i) out.emplace_back(p.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string join_all(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out = join(out, p);
+  return out;
+}
+
+std::string layer_where(const BlobSource& src, const LayerInfo& l, std::size_t i) {
+  return src.describe() + ": layer " + std::to_string(i) + " (" + l.blob + ")";
+}
+
+}  // namespace
+
+ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& options) {
+  if (!source) throw ImageError("no image source");
+  auto layout = detail::read_layout(*source, options);
+  ImageFs fs;
+  fs.source_ = source;
+  fs.config_ = std::move(layout.config);
+  fs.layers_ = std::move(layout.layers);
+  fs.warnings_ = std::move(layout.warnings);
+  Builder b(options, fs.files_, fs.warnings_);
+  for (std::size_t i = 0; i < fs.layers_.size(); ++i) {
+    auto& layer = fs.layers_[i];
+    const std::string where = layer_where(*source, layer, i);
+    const std::string diff_id = i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string();
+    layer.verified = stream_layer(*source, layer, where, diff_id, true,
+                                  [&](archive*, archive_entry* e, std::size_t m) { b.member(where, e, i, m); });
+    if (!layer.verified) fs.warnings_.push_back(where + ": no digest to verify against");
+    b.apply();
+  }
+  return fs;
+}
+
+ImageFs read_image_archive(const std::filesystem::path& path, const ReadOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return read_image(dir_source(path), options);
+  if (!std::filesystem::exists(path, ec)) throw ImageError(path.string() + ": no such file or directory");
+  return read_image(tar_source(path), options);
+}
+
+std::string ImageFs::describe() const { return source_ ? source_->describe() : "<empty image>"; }
+
+const FileEntry* ImageFs::find(std::string_view path) const {
+  auto n = normalize_path(path);
+  if (!n) return nullptr;
+  auto it = files_.find(*n);
+  return it == files_.end() ? nullptr : &it->second;
+}
+
+std::optional<std::string> ImageFs::resolve(std::string_view path) const {
+  constexpr int kMaxHops = 40;  // as the kernel's ELOOP limit
+  std::vector<std::string> todo_rev = split(path), out;
+  std::reverse(todo_rev.begin(), todo_rev.end());
+  int hops = 0;
+  while (!todo_rev.empty()) {
+    std::string c = std::move(todo_rev.back());
+    todo_rev.pop_back();
+    if (c == ".") continue;
+    if (c == "..") {
+      if (out.empty()) throw ImageError(describe() + ": path '" + std::string(path) + "' climbs out of the image root");
+      out.pop_back();
+      continue;
+    }
+    out.push_back(std::move(c));
+    auto it = files_.find(join_all(out));
+    if (it == files_.end() || it->second.type != FileType::symlink) continue;
+    if (++hops > kMaxHops) throw ImageError(describe() + ": too many symlinks resolving '" + std::string(path) + "'");
+    const std::string& target = it->second.link_target;
+    out.pop_back();
+    if (target.starts_with('/')) out.clear();  // absolute: from the image root
+    auto parts = split(target);
+    todo_rev.insert(todo_rev.end(), parts.rbegin(), parts.rend());
+  }
+  std::string r = join_all(out);
+  if (r.empty() || files_.count(r)) return r;
+  return std::nullopt;
+}
+
+void ImageFs::read_files(const std::vector<std::string>& paths, const FileFn& fn, std::uint64_t max_size) const {
+  // layer -> member -> requested paths served by that member
+  std::map<std::size_t, std::map<std::size_t, std::vector<std::string>>> want;
+  for (const auto& p : paths) {
+    auto r = resolve(p);
+    if (!r) continue;
+    const FileEntry* f = find(*r);
+    if (!f || (f->type != FileType::regular && f->type != FileType::hardlink)) continue;
+    if (f->size > max_size)
+      throw ImageError(describe() + ": " + p + " is " + std::to_string(f->size) + " bytes, over the limit of " + std::to_string(max_size));
+    want[f->layer][f->member].push_back(p);
+  }
+  for (auto& [layer, members] : want) {
+    std::size_t left = members.size();
+    const std::string where = layer_where(*source_, layers_[layer], layer);
+    auto on_member = [&](archive* a, archive_entry*, std::size_t m) {
+      auto it = members.find(m);
+      if (it == members.end()) return;
+      std::vector<std::byte> bytes;
+      std::array<std::byte, 1 << 16> buf;
+      la_ssize_t n;
+      while ((n = archive_read_data(a, buf.data(), buf.size())) > 0) {
+        if (bytes.size() + n > max_size) throw ImageError(where + ": member larger than its header says");
+        bytes.insert(bytes.end(), buf.begin(), buf.begin() + n);
+      }
+      if (n < 0) {
+        const char* s = archive_error_string(a);
+        throw ImageError(where + ": " + (s ? s : "read error"));
+      }
+      for (const auto& p : it->second) fn(p, bytes);
+      --left;
+    };
+    stream_layer(*source_, layers_[layer], where, {}, false, on_member, [&] { return left == 0; });
+    if (left) throw ImageError(where + ": layer changed since it was read (members missing)");
+  }
+}
+
+std::optional<std::string> ImageFs::read_file(std::string_view path, std::uint64_t max_size) const {
+  std::optional<std::string> out;
+  read_files({std::string(path)}, [&](const std::string&, std::span<const std::byte> b) {
+    out.emplace(reinterpret_cast<const char*>(b.data()), b.size());
+  }, max_size);
+  return out;
+}
+
+}  // namespace kiln::image

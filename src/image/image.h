@@ -1,0 +1,128 @@
+// Offline image reading: the final filesystem of a container image, read
+// from a `docker save` archive or an OCI image layout (directory or tar),
+// streamed through libarchive, never unpacked to disk. See docs/audit.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::image {
+
+// Every failure: names the archive, the blob or layer, and the entry.
+struct ImageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A pull stream of bytes (a blob). read() returns 0 at the end; throws ImageError.
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+  virtual std::size_t read(std::byte* buf, std::size_t n) = 0;
+};
+
+// Where an image's blobs come from. Names are paths inside the layout:
+// "manifest.json", "index.json", "blobs/sha256/<hex>", "<id>/layer.tar".
+// A later source (engine /images/{name}/get, a registry) plugs in here.
+class BlobSource {
+ public:
+  virtual ~BlobSource() = default;
+  virtual std::string describe() const = 0;  // for error messages
+  virtual bool exists(const std::string& name) = 0;
+  virtual std::unique_ptr<ByteStream> open(const std::string& name) = 0;  // throws if absent
+};
+
+// A tar (optionally gzip/zstd/xz-compressed) holding a docker-save or OCI layout.
+std::shared_ptr<BlobSource> tar_source(const std::filesystem::path& path);
+// The same from memory (tests, fuzzing); `bytes` must outlive the source.
+std::shared_ptr<BlobSource> tar_source(std::span<const std::byte> bytes);
+// An OCI image layout directory.
+std::shared_ptr<BlobSource> dir_source(const std::filesystem::path& path);
+
+enum class FileType { regular, directory, symlink, hardlink, other };
+
+struct FileEntry {
+  FileType type = FileType::regular;
+  std::uint64_t size = 0;
+  std::uint32_t mode = 0;   // permission bits
+  std::string link_target;  // symlink target as written; hardlink: target path
+  std::size_t layer = 0;    // layer that wrote this version (0 = lowest)
+  std::size_t member = 0;   // tar member in that layer that carries the bytes
+};
+
+struct ImageConfig {
+  std::string digest;  // "sha256:<hex>" of the config blob
+  std::string os, architecture;
+  std::map<std::string, std::string> env;     // config.Env
+  std::map<std::string, std::string> labels;  // config.Labels
+  std::vector<std::string> diff_ids;          // rootfs.diff_ids
+  std::vector<std::string> repo_tags;         // docker-save RepoTags / OCI ref.name
+};
+
+struct LayerInfo {
+  std::string blob;        // name in the source
+  std::string digest;      // expected "sha256:<hex>", empty when the layout names none
+  std::uint64_t size = 0;  // expected size in bytes, 0 when unknown
+  std::string media_type;
+  bool verified = false;   // digest checked while streaming
+};
+
+struct ReadOptions {
+  std::string ref;                        // tag to pick if several images; empty: the first
+  std::string platform = "linux/amd64";   // for OCI indexes listing several platforms
+  bool skip_unsafe_entries = false;       // false: a "../" entry fails the read
+  std::size_t max_entries = 5'000'000;    // bound on the filesystem map
+};
+
+class ImageFs {
+ public:
+  using FileFn = std::function<void(const std::string& path, std::span<const std::byte> bytes)>;
+
+  const ImageConfig& config() const { return config_; }
+  const std::vector<LayerInfo>& layers() const { return layers_; }
+  // The final filesystem: paths relative to "/", no leading slash.
+  const std::map<std::string, FileEntry>& files() const { return files_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  std::string describe() const;
+
+  // The entry at `path` itself, symlinks not followed.
+  const FileEntry* find(std::string_view path) const;
+  // Follows symlinks in every component, inside the image root (absolute
+  // targets are relative to it). nullopt if nothing is there; ImageError if
+  // a link climbs out of the root or loops.
+  std::optional<std::string> resolve(std::string_view path) const;
+
+  // Streams the needed layers again and calls fn(requested path, bytes) for
+  // each path that resolves to a regular file, one file in memory at a time,
+  // in layer order. Throws ImageError for a file over max_size.
+  void read_files(const std::vector<std::string>& paths, const FileFn& fn,
+                  std::uint64_t max_size = std::uint64_t(4) << 30) const;
+  // One file's bytes, nullopt if absent or not a regular file.
+  std::optional<std::string> read_file(std::string_view path, std::uint64_t max_size = 64u << 20) const;
+
+ private:
+  friend ImageFs read_image(std::shared_ptr<BlobSource>, const ReadOptions&);
+  std::shared_ptr<BlobSource> source_;
+  ImageConfig config_;
+  std::vector<LayerInfo> layers_;
+  std::map<std::string, FileEntry> files_;
+  std::vector<std::string> warnings_;
+};
+
+ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& options = {});
+// A tar archive or an OCI layout directory on disk.
+ImageFs read_image_archive(const std::filesystem::path& path, const ReadOptions& options = {});
+
+// "a/./b//c/" -> "a/b/c"; nullopt when a ".." component is present.
+std::optional<std::string> normalize_path(std::string_view path);
+
+}  // namespace kiln::image

@@ -1,0 +1,175 @@
+// Blob sources: a tar (file or memory) or an OCI layout directory.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "image/internal.h"
+
+namespace kiln::image {
+namespace detail {
+namespace {
+
+// A blob read straight out of the outer tar: the archive stays open,
+// positioned at the member, and archive_read_data drains it.
+class TarMemberStream : public ByteStream {
+ public:
+  TarMemberStream(ArchivePtr a, std::string what) : a_(std::move(a)), what_(std::move(what)) {}
+  std::size_t read(std::byte* buf, std::size_t n) override {
+    const la_ssize_t r = archive_read_data(a_.get(), buf, n);
+    if (r < 0) throw ImageError(what_ + ": " + err());
+    return static_cast<std::size_t>(r);
+  }
+
+ private:
+  std::string err() { const char* s = archive_error_string(a_.get()); return s ? s : "read error"; }
+  ArchivePtr a_;
+  std::string what_;
+};
+
+class FileStream : public ByteStream {
+ public:
+  FileStream(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
+  ~FileStream() override { ::close(fd_); }
+  std::size_t read(std::byte* buf, std::size_t n) override {
+    for (;;) {
+      const ssize_t r = ::read(fd_, buf, n);
+      if (r >= 0) return static_cast<std::size_t>(r);
+      if (errno != EINTR) throw ImageError(what_ + ": " + std::strerror(errno));
+    }
+  }
+
+ private:
+  int fd_;
+  std::string what_;
+};
+
+std::string strip_dot_slash(std::string_view name) {
+  auto n = normalize_path(name);
+  return n ? *n : std::string(name);
+}
+
+// Opening a member rescans the outer tar's headers; libarchive skips member
+// bodies with seeks on a plain tar file, so this costs a header walk.
+class TarSource : public BlobSource {
+ public:
+  TarSource(std::filesystem::path path) : path_(std::move(path)) {}
+  TarSource(std::span<const std::byte> bytes) : bytes_(bytes), in_memory_(true) {}
+
+  std::string describe() const override { return in_memory_ ? "<tar in memory>" : path_.string(); }
+
+  bool exists(const std::string& name) override {
+    if (!names_) scan_names();
+    return names_->count(name) > 0;
+  }
+
+  std::unique_ptr<ByteStream> open(const std::string& name) override {
+    ArchivePtr a = open_archive();
+    archive_entry* e = nullptr;
+    int r;
+    while ((r = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+      const char* p = archive_entry_pathname(e);
+      if (p && strip_dot_slash(p) == name && archive_entry_filetype(e) == AE_IFREG)
+        return std::make_unique<TarMemberStream>(std::move(a), describe() + ": " + name);
+    }
+    if (r != ARCHIVE_EOF) fail(a.get());
+    throw ImageError(describe() + ": no member named " + name);
+  }
+
+ private:
+  ArchivePtr open_archive() {
+    ArchivePtr a(archive_read_new());
+    archive_read_support_filter_all(a.get());
+    archive_read_support_format_tar(a.get());
+    const int r = in_memory_ ? archive_read_open_memory(a.get(), bytes_.data(), bytes_.size())
+                             : archive_read_open_filename(a.get(), path_.c_str(), 1 << 16);
+    if (r != ARCHIVE_OK) fail(a.get());
+    return a;
+  }
+
+  [[noreturn]] void fail(archive* a) {
+    const char* s = archive_error_string(a);
+    throw ImageError(describe() + ": " + (s ? s : "cannot read archive"));
+  }
+
+  void scan_names() {
+    ArchivePtr a = open_archive();
+    std::set<std::string> names;
+    archive_entry* e = nullptr;
+    int r;
+    while ((r = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+      const char* p = archive_entry_pathname(e);
+      if (p && archive_entry_filetype(e) == AE_IFREG) names.insert(strip_dot_slash(p));
+    }
+    if (r != ARCHIVE_EOF) fail(a.get());
+    names_ = std::move(names);
+  }
+
+  std::filesystem::path path_;
+  std::span<const std::byte> bytes_;
+  bool in_memory_ = false;
+  std::optional<std::set<std::string>> names_;
+};
+
+// Blob names come from JSON inside the image: refuse any that would leave
+// the layout directory.
+class DirSource : public BlobSource {
+ public:
+  DirSource(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  std::string describe() const override { return dir_.string(); }
+
+  bool exists(const std::string& name) override {
+    std::error_code ec;
+    return std::filesystem::is_regular_file(path_of(name), ec);
+  }
+
+  std::unique_ptr<ByteStream> open(const std::string& name) override {
+    const auto p = path_of(name);
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw ImageError(p.string() + ": " + std::strerror(errno));
+    return std::make_unique<FileStream>(fd, p.string());
+  }
+
+ private:
+  std::filesystem::path path_of(const std::string& name) const {
+    auto n = normalize_path(name);
+    if (!n || n->empty() || name.starts_with('/'))
+      throw ImageError(describe() + ": refusing blob name outside the layout: " + name);
+    return dir_ / *n;
+  }
+  std::filesystem::path dir_;
+};
+
+}  // namespace
+}  // namespace detail
+
+std::shared_ptr<BlobSource> tar_source(const std::filesystem::path& path) {
+  return std::make_shared<detail::TarSource>(path);
+}
+std::shared_ptr<BlobSource> tar_source(std::span<const std::byte> bytes) {
+  return std::make_shared<detail::TarSource>(bytes);
+}
+std::shared_ptr<BlobSource> dir_source(const std::filesystem::path& path) {
+  return std::make_shared<detail::DirSource>(path);
+}
+
+std::optional<std::string> normalize_path(std::string_view path) {
+  std::string out;
+  std::size_t i = 0;
+  while (i <= path.size()) {
+    std::size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    const std::string_view c = path.substr(i, j - i);
+    if (c == "..") return std::nullopt;
+    if (!c.empty() && c != ".") {
+      if (!out.empty()) out += '/';
+      out += c;
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace kiln::image

@@ -1,0 +1,271 @@
+#include "matrix/matrix.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "util/toml_reader.h"
+
+namespace kiln::matrix {
+
+const Axis* Matrix::axis(std::string_view name) const {
+  for (const auto& a : axes)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+namespace {
+
+const std::set<std::string> kFlavors{"runtime", "devel"};
+const std::set<std::string> kChecks{"static", "gpu"};
+const std::set<std::string> kTargetPolicies{"all", "any", "report"};
+const std::set<std::string> kBackends{"engine", "buildx"};
+const std::set<std::string> kGpuModes{"none", "nvidia", "cdi", "devices"};
+
+bool is_axis(std::string_view key) {
+  return std::any_of(std::begin(kAxes), std::end(kAxes), [&](const char* a) { return key == a; });
+}
+
+class Parser {
+ public:
+  Parser(std::string file) : file_(std::move(file)) {}
+
+  Matrix parse(const toml::table& doc) {
+    Matrix m;
+    m.path = file_;
+    TomlFields top = fields(doc);
+    top.only({"name", "description", "targets", "arch_list", "axes", "include", "exclude", "policy",
+              "registry", "tags", "image", "base", "runners"});
+    m.name = top.str("name", true).value_or("");
+    m.description = top.str("description").value_or("");
+    m.targets = values(top, "targets", false);
+    if (auto a = values(top, "arch_list", false); !a.empty()) m.arch_list = a[0];
+    read_axes(top, m);
+    m.include = read_rules(top, "include", true);
+    m.exclude = read_rules(top, "exclude", false);
+    read_policy(top, m);
+    read_registry(top, m);
+    read_tags(top, m);
+    read_image(top, m);
+    read_bases(top, m);
+    read_runners(top, m);
+    check_rules_against_axes(m);
+    check_contradictions(m);
+    if (!diags_.empty()) throw InputError(std::move(diags_));
+    return m;
+  }
+
+ private:
+  TomlFields fields(const toml::table& t) { return TomlFields(t, file_, diags_); }
+  void error(const Location& at, std::string msg) { diags_.push_back({at, std::move(msg)}); }
+
+  // A string or array of strings, each value with its own location.
+  std::vector<Value> values(TomlFields& f, std::string_view key, bool required) {
+    std::vector<Value> out;
+    std::vector<std::string> texts = f.strings(key, required);
+    const toml::node* node = f.raw().get(key);
+    if (!node) return out;
+    if (const toml::array* arr = node->as_array()) {
+      for (const toml::node& item : *arr)
+        if (item.is_string()) out.push_back({*item.value<std::string>(), location_of(item, file_)});
+    } else if (node->is_string()) {
+      out.push_back({texts.at(0), location_of(*node, file_)});
+    }
+    return out;
+  }
+
+  void read_axes(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("axes", true);
+    if (!t) return;
+    TomlFields f = fields(*t);
+    f.only({"pytorch", "cuda", "cudnn", "os", "flavor", "python"});
+    for (const char* name : kAxes) {
+      bool required = std::string_view(name) == "cuda" || std::string_view(name) == "os" ||
+                      std::string_view(name) == "flavor";
+      Axis axis{name, values(f, name, required)};
+      if (!f.raw().contains(name)) continue;
+      std::set<std::string> seen;
+      for (const auto& v : axis.values) {
+        if (v.text.empty()) error(v.where, fmt::format("empty value in axis '{}'", name));
+        if (!seen.insert(v.text).second) error(v.where, fmt::format("'{}' appears twice in axis '{}'", v.text, name));
+        if (axis.name == "flavor" && !kFlavors.count(v.text))
+          error(v.where, fmt::format("flavor must be \"runtime\" or \"devel\", not \"{}\"", v.text));
+      }
+      if (!axis.values.empty()) m.axes.push_back(std::move(axis));
+    }
+  }
+
+  std::vector<Rule> read_rules(TomlFields& top, std::string_view kind, bool is_include) {
+    std::vector<Rule> rules;
+    size_t index = 0;
+    for (const toml::table* t : top.tables(kind)) {
+      TomlFields f = fields(*t);
+      Rule rule;
+      rule.index = ++index;
+      rule.where = f.where();
+      for (const auto& [key, node] : *t) {
+        std::string_view name = key.str();
+        if (name == "reason") continue;
+        if (!is_axis(name)) {
+          error(location_of(node, file_), fmt::format("unknown key '{}' in [[{}]] (axes: pytorch, cuda, cudnn, os, flavor, python; and 'reason')", name, kind));
+          continue;
+        }
+        if (!node.is_string()) {
+          error(location_of(node, file_), fmt::format("'{}' in [[{}]] must be a string", name, kind));
+          continue;
+        }
+        rule.values[std::string(name)] = {*node.value<std::string>(), location_of(node, file_)};
+      }
+      rule.reason = f.str("reason", !is_include).value_or("");
+      if (rule.values.empty()) error(rule.where, fmt::format("[[{}]] #{} names no axis value", kind, rule.index));
+      rules.push_back(std::move(rule));
+    }
+    return rules;
+  }
+
+  void read_policy(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("policy");
+    if (!t) return;
+    TomlFields f = fields(*t);
+    f.only({"verify", "gpu_classes", "targets"});
+    if (f.raw().contains("verify")) m.policy.verify = f.strings("verify", false, true);
+    for (const auto& c : m.policy.verify)
+      if (!kChecks.count(c)) error(f.where("verify"), fmt::format("unknown check \"{}\" (known: static, gpu)", c));
+    m.policy.gpu_classes = f.strings("gpu_classes");
+    m.policy.targets = f.str("targets").value_or("all");
+    if (!kTargetPolicies.count(m.policy.targets))
+      error(f.where("targets"), "policy.targets must be \"all\", \"any\" or \"report\"");
+    bool wants_gpu = std::count(m.policy.verify.begin(), m.policy.verify.end(), "gpu") > 0;
+    if (wants_gpu && m.policy.gpu_classes.empty())
+      error(f.where("verify"), "policy.verify includes \"gpu\" but policy.gpu_classes names no GPU class");
+  }
+
+  void read_registry(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("registry");
+    if (!t) return;
+    TomlFields f = fields(*t);
+    f.only({"url", "repository", "insecure"});
+    m.registry.url = f.str("url", true).value_or("");
+    m.registry.repository = f.str("repository", true).value_or("");
+    m.registry.insecure = f.boolean("insecure").value_or(false);
+    if (m.registry.url.find("://") != std::string::npos)
+      error(f.where("url"), "registry.url is a host[:port] such as \"127.0.0.1:5000\", without a scheme");
+  }
+
+  void read_tags(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("tags");
+    if (t) {
+      TomlFields f = fields(*t);
+      f.only({"templates"});
+      m.tag_templates = values(f, "templates", true);
+    }
+    if (m.tag_templates.empty()) m.tag_templates.push_back({kDefaultTagTemplate, {file_}});
+  }
+
+  void read_image(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("image");
+    if (!t) return;
+    TomlFields f = fields(*t);
+    f.only({"user", "uid"});
+    m.user = f.str("user").value_or(m.user);
+    if (auto uid = f.integer("uid")) {
+      if (*uid < 0 || *uid > 2147483647) error(f.where("uid"), "uid must be between 0 and 2147483647");
+      else m.uid = static_cast<int>(*uid);
+    }
+    if (m.user.empty() || m.user.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+      error(f.where("user"), "user must be a plain lower-case name");
+  }
+
+  void read_bases(TomlFields& top, Matrix& m) {
+    for (const toml::table* t : top.tables("base")) {
+      TomlFields f = fields(*t);
+      f.only({"os", "cuda", "flavor", "image"});
+      BaseOverride b;
+      b.os = f.str("os").value_or("");
+      b.cuda = f.str("cuda").value_or("");
+      b.flavor = f.str("flavor").value_or("");
+      b.image = f.str("image", true).value_or("");
+      b.where = f.where();
+      if (b.os.empty() && b.cuda.empty() && b.flavor.empty())
+        error(b.where, "[[base]] must name at least one of 'os', 'cuda', 'flavor'");
+      m.bases.push_back(std::move(b));
+    }
+  }
+
+  void read_runners(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("runners");
+    if (!t) return;
+    for (const auto& [key, node] : *t) {
+      const toml::table* rt = node.as_table();
+      if (!rt) {
+        error(location_of(node, file_), fmt::format("runner '{}' must be a table ([runners.{}])", key.str(), key.str()));
+        continue;
+      }
+      TomlFields f = fields(*rt);
+      f.only({"engine", "backend", "gpu", "gpu_classes"});
+      Runner r;
+      r.name = std::string(key.str());
+      r.engine = f.str("engine").value_or("");
+      r.backend = f.str("backend").value_or("engine");
+      r.gpu = f.str("gpu").value_or("none");
+      r.gpu_classes = f.strings("gpu_classes");
+      r.where = f.where();
+      if (!kBackends.count(r.backend)) error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
+      if (!kGpuModes.count(r.gpu)) error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
+      m.runners.push_back(std::move(r));
+    }
+  }
+
+  // A rule may only name axes the matrix has; an exclude value that no axis
+  // holds can never match and is almost always a typo.
+  void check_rules_against_axes(const Matrix& m) {
+    for (const auto& rule : m.exclude) {
+      for (const auto& [name, value] : rule.values) {
+        const Axis* axis = m.axis(name);
+        if (!axis) {
+          error(value.where, fmt::format("[[exclude]] #{} names axis '{}', which the matrix does not have", rule.index, name));
+          continue;
+        }
+        bool present = std::any_of(axis->values.begin(), axis->values.end(),
+                                   [&](const Value& v) { return v.text == value.text; });
+        if (!present)
+          error(value.where, fmt::format("[[exclude]] #{}: {} \"{}\" is not a value of axis '{}'; it would never match",
+                                         rule.index, name, value.text, name));
+      }
+    }
+  }
+
+  static bool rule_matches(const Rule& exclude, const Rule& include) {
+    for (const auto& [name, value] : exclude.values) {
+      auto it = include.values.find(name);
+      if (it == include.values.end() || it->second.text != value.text) return false;
+    }
+    return true;
+  }
+
+  void check_contradictions(const Matrix& m) {
+    for (const auto& inc : m.include)
+      for (const auto& exc : m.exclude)
+        if (rule_matches(exc, inc))
+          error(inc.where, fmt::format("[[include]] #{} is removed again by [[exclude]] #{} at {}; drop one of them",
+                                       inc.index, exc.index, exc.where.str()));
+  }
+
+  std::string file_;
+  std::vector<Diagnostic> diags_;
+};
+
+}  // namespace
+
+Matrix parse_matrix_file(const std::string& path) {
+  toml::table doc = parse_toml_file(path);
+  return Parser(path).parse(doc);
+}
+
+Matrix parse_matrix_text(std::string_view text, const std::string& name) {
+  toml::table doc = parse_toml_string(text, name);
+  return Parser(name).parse(doc);
+}
+
+}  // namespace kiln::matrix

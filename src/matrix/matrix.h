@@ -1,0 +1,93 @@
+// A compatibility matrix as the user wrote it (matrices/*.toml): axes,
+// include/exclude rules, targets, policy, registry, tags, bases, runners.
+// This room checks structure and types only; whether a version exists is
+// the plan's question, answered against the catalog with the locations
+// kept here.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/diag.h"
+
+namespace kiln::matrix {
+
+// The axes in the order combinations are expanded and ids are written.
+inline constexpr const char* kAxes[] = {"pytorch", "cuda", "cudnn", "os", "flavor", "python"};
+
+struct Value {
+  std::string text;
+  Location where;
+};
+
+struct Axis {
+  std::string name;
+  std::vector<Value> values;
+};
+
+// One [[include]] or [[exclude]] entry: axis -> value, matched as written
+// ("2.6" matches the combination whose pytorch axis value is "2.6").
+struct Rule {
+  std::map<std::string, Value> values;
+  std::string reason;
+  Location where;
+  size_t index = 0;  // 1-based position among its kind, for messages
+};
+
+struct Policy {
+  std::vector<std::string> verify{"static"};  // "static", "gpu"
+  std::vector<std::string> gpu_classes;       // "sm_90"
+  // How targets decide validity: "all" (every target must run), "any"
+  // (at least one), "report" (never exclude; only report per target).
+  std::string targets = "all";
+};
+
+struct Registry {
+  std::string url;         // "127.0.0.1:5000"
+  std::string repository;  // "kiln/pytorch"
+  bool insecure = false;   // plain HTTP (a local registry)
+};
+
+struct BaseOverride {
+  std::string os, cuda, flavor;  // empty = any
+  std::string image;
+  Location where;
+};
+
+struct Runner {
+  std::string name;
+  std::string engine;   // "unix:///var/run/docker.sock"
+  std::string backend;  // "engine" | "buildx"
+  std::string gpu;      // "none" | "nvidia" | "cdi" | "devices"
+  std::vector<std::string> gpu_classes;
+  Location where;
+};
+
+struct Matrix {
+  std::string path;
+  std::string name;
+  std::string description;
+  std::vector<Axis> axes;  // in kAxes order, only those given
+  std::vector<Rule> include;
+  std::vector<Rule> exclude;
+  std::vector<Value> targets;
+  std::optional<Value> arch_list;  // explicit arch list for images without PyTorch
+  Policy policy;
+  Registry registry;
+  std::vector<Value> tag_templates;
+  std::vector<BaseOverride> bases;
+  std::vector<Runner> runners;
+  std::string user = "kiln";
+  int uid = 10001;
+
+  const Axis* axis(std::string_view name) const;
+};
+
+// Throws InputError with every problem found, each at file:line:col.
+Matrix parse_matrix_file(const std::string& path);
+Matrix parse_matrix_text(std::string_view text, const std::string& name);
+
+inline constexpr const char* kDefaultTagTemplate = "{pytorch}-cuda{cuda}-cudnn{cudnn_major}-{flavor}";
+
+}  // namespace kiln::matrix

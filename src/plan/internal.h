@@ -1,0 +1,19 @@
+// Shared between the plan's own files; not part of its public header.
+#pragma once
+#include "plan/plan.h"
+
+namespace kiln::plan::detail {
+
+// Resolves one combination's versions, install recipe and base, or marks it
+// excluded with the catalog rule that fails (resolve.cpp).
+void resolve(Combo& combo, const matrix::Matrix& m, const catalog::Catalog& c);
+
+// Arch list, target support, driver floor, NVIDIA_REQUIRE_CUDA (targets.cpp).
+void resolve_targets(Combo& combo, const matrix::Matrix& m, const catalog::Catalog& c);
+TargetSupport support_of(const std::string& name, const ComputeCapability& cc, const ArchList& arch,
+                         const catalog::CudaRelease& cuda, const catalog::Catalog& c);
+void answer_query(Combo& combo, const Query& q, const catalog::Catalog& c);
+
+std::string gpu_label(const std::string& name, const ComputeCapability& cc, const catalog::Catalog& c);
+
+}  // namespace kiln::plan::detail

@@ -1,0 +1,221 @@
+// Expansion of a matrix into combinations: the cartesian product of its
+// axes, plus [[include]] entries, minus [[exclude]] entries. Each one is
+// then resolved against the catalog (resolve.cpp, targets.cpp).
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "plan/internal.h"
+#include "util/text.h"
+
+namespace kiln::plan {
+
+const char* to_string(Status s) { return s == Status::valid ? "valid" : "excluded"; }
+
+size_t Plan::count(Status s) const {
+  return static_cast<size_t>(std::count_if(combos.begin(), combos.end(), [&](const Combo& c) { return c.status == s; }));
+}
+
+namespace {
+
+using Axes = std::map<std::string, std::string>;
+
+// Every value a user wrote must mean something to the catalog; report all
+// unknown ones at their own positions before planning anything.
+void check_value(const std::string& axis, const matrix::Value& v, const catalog::Catalog& c,
+                 std::vector<Diagnostic>& diags) {
+  auto fail = [&](std::string msg) { diags.push_back({v.where, std::move(msg)}); };
+  if (axis == "pytorch") {
+    auto ver = Version::parse(v.text);
+    if (!ver) fail(fmt::format("pytorch \"{}\" is not a version", v.text));
+    else if (!c.find_pytorch(*ver)) fail(fmt::format("unknown PyTorch version {} (the catalog knows {})", v.text, c.known_pytorch()));
+  } else if (axis == "cuda") {
+    auto ver = Version::parse(v.text);
+    if (!ver) fail(fmt::format("cuda \"{}\" is not a version", v.text));
+    else if (!c.find_cuda(*ver)) fail(fmt::format("unknown CUDA version {} (the catalog knows {})", v.text, c.known_cuda()));
+  } else if (axis == "cudnn") {
+    if (v.text == "none") return;
+    auto ver = Version::parse(v.text);
+    if (!ver) fail(fmt::format("cudnn \"{}\" is not a version (or \"none\")", v.text));
+    else if (!c.find_cudnn(*ver) && !std::any_of(c.pytorch.begin(), c.pytorch.end(), [&](const auto& r) {
+               return std::any_of(r.builds.begin(), r.builds.end(), [&](const auto& b) { return b.cudnn.matches(*ver); });
+             }))
+      fail(fmt::format("unknown cuDNN version {}", v.text));
+  } else if (axis == "os") {
+    if (!c.find_os(v.text)) fail(fmt::format("unknown os \"{}\" (known: {})", v.text, c.known_os()));
+  } else if (axis == "python") {
+    auto ver = Version::parse(v.text);
+    if (!ver || ver->parts().size() != 2) fail(fmt::format("python \"{}\" must be MAJOR.MINOR, e.g. \"3.11\"", v.text));
+  }
+}
+
+void check_values(const matrix::Matrix& m, const catalog::Catalog& c) {
+  std::vector<Diagnostic> diags;
+  for (const auto& axis : m.axes)
+    for (const auto& v : axis.values) check_value(axis.name, v, c, diags);
+  for (const auto& rule : m.include)
+    for (const auto& [name, v] : rule.values) check_value(name, v, c, diags);
+  for (const auto& t : m.targets)
+    if (!c.resolve_gpu(t.text))
+      diags.push_back({t.where, fmt::format("unknown GPU \"{}\": give a name the catalog knows (T4, A100, H100, ...) or a capability such as sm_90", t.text)});
+  if (!diags.empty()) throw InputError(std::move(diags));
+}
+
+std::vector<Axes> cartesian(const matrix::Matrix& m) {
+  std::vector<Axes> out{{}};
+  for (const auto& axis : m.axes) {
+    std::vector<Axes> next;
+    for (const auto& partial : out)
+      for (const auto& v : axis.values) {
+        Axes a = partial;
+        a[axis.name] = v.text;
+        next.push_back(std::move(a));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+// An include names a whole combination; an axis it leaves out must have
+// exactly one value to fill in.
+Axes complete_include(const matrix::Rule& rule, const matrix::Matrix& m, std::vector<Diagnostic>& diags) {
+  Axes a;
+  for (const auto& [name, v] : rule.values) a[name] = v.text;
+  for (const auto& axis : m.axes) {
+    if (a.count(axis.name)) continue;
+    if (axis.values.size() == 1) a[axis.name] = axis.values[0].text;
+    else diags.push_back({rule.where, fmt::format("[[include]] #{} must give '{}' (the axis has several values)", rule.index, axis.name)});
+  }
+  for (const char* required : {"cuda", "os", "flavor"})
+    if (!a.count(required)) diags.push_back({rule.where, fmt::format("[[include]] #{} must give '{}'", rule.index, required)});
+  return a;
+}
+
+const matrix::Rule* matching_exclude(const Axes& a, const matrix::Matrix& m) {
+  for (const auto& rule : m.exclude) {
+    bool all = std::all_of(rule.values.begin(), rule.values.end(), [&](const auto& kv) {
+      auto it = a.find(kv.first);
+      return it != a.end() && it->second == kv.second.text;
+    });
+    if (all) return &rule;
+  }
+  return nullptr;
+}
+
+std::string make_id(const Axes& a) {
+  std::vector<std::string> parts;
+  auto get = [&](const char* k) -> std::string {
+    auto it = a.find(k);
+    return it == a.end() ? "" : it->second;
+  };
+  if (!get("pytorch").empty()) parts.push_back("pytorch" + get("pytorch"));
+  parts.push_back("cuda" + get("cuda"));
+  if (!get("cudnn").empty() && get("cudnn") != "none") parts.push_back("cudnn" + get("cudnn"));
+  parts.push_back(get("os"));
+  if (!get("python").empty()) parts.push_back("py" + get("python"));
+  parts.push_back(get("flavor"));
+  return join(parts, "-");
+}
+
+std::map<std::string, std::string> tag_vars(const Combo& combo) {
+  const Versions& v = combo.versions;
+  Version cuda = Version::must(v.cuda);
+  std::map<std::string, std::string> vars{
+      {"cuda", cuda.prefix(2).str()},   {"cuda_full", v.cuda},
+      {"cuda_nodot", std::to_string(cuda.major()) + std::to_string(cuda.minor())},
+      {"os", v.os},                     {"flavor", v.flavor},
+      {"id", combo.id}};
+  if (!v.pytorch.empty()) {
+    vars["pytorch"] = v.pytorch;
+    vars["pytorch_short"] = Version::must(v.pytorch).prefix(2).str();
+  }
+  if (!v.cudnn.empty()) {
+    vars["cudnn"] = v.cudnn;
+    vars["cudnn_major"] = std::to_string(Version::must(v.cudnn).major());
+  }
+  if (!v.nccl.empty()) vars["nccl"] = v.nccl;
+  if (!v.python.empty()) vars["python"] = v.python;
+  return vars;
+}
+
+bool valid_tag(const std::string& tag) {
+  if (tag.empty() || tag.size() > 128) return false;
+  if (!std::isalnum(static_cast<unsigned char>(tag[0])) && tag[0] != '_') return false;
+  return std::all_of(tag.begin(), tag.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+  });
+}
+
+std::string image_repository(const matrix::Matrix& m) {
+  std::string repo = m.registry.repository.empty() ? "kiln/" + m.name : m.registry.repository;
+  return m.registry.url.empty() ? repo : m.registry.url + "/" + repo;
+}
+
+void render_tags(std::vector<Combo>& combos, const matrix::Matrix& m) {
+  std::vector<Diagnostic> diags;
+  std::map<std::string, std::string> owner;  // tag -> combo id
+  std::string repo = image_repository(m);
+  for (auto& combo : combos) {
+    if (combo.status != Status::valid) continue;
+    auto vars = tag_vars(combo);
+    for (const auto& tmpl : m.tag_templates) {
+      std::vector<std::string> unknown;
+      std::string tag = expand_braces(tmpl.text, vars, &unknown);
+      for (const auto& name : unknown)
+        diags.push_back({tmpl.where, fmt::format("tag template \"{}\" uses {{{}}}, which combination {} does not have "
+                                                 "(known: pytorch, pytorch_short, cuda, cuda_full, cuda_nodot, cudnn, "
+                                                 "cudnn_major, nccl, python, os, flavor, id)", tmpl.text, name, combo.id)});
+      if (!unknown.empty()) continue;
+      if (!valid_tag(tag)) {
+        diags.push_back({tmpl.where, fmt::format("tag template \"{}\" gives \"{}\" for {}, which is not a valid image tag", tmpl.text, tag, combo.id)});
+        continue;
+      }
+      auto [it, fresh] = owner.emplace(tag, combo.id);
+      if (!fresh && it->second != combo.id)
+        diags.push_back({tmpl.where, fmt::format("tag \"{}\" would name both {} and {}; add an axis that tells them apart "
+                                                 "(for example {{os}} or {{python}}) to the tag template", tag, it->second, combo.id)});
+      combo.tags.push_back(repo + ":" + tag);
+    }
+    if (diags.size() > 20) break;  // one template error repeats per combination
+  }
+  if (!diags.empty()) throw InputError(std::move(diags));
+}
+
+}  // namespace
+
+Plan make_plan(const matrix::Matrix& m, const catalog::Catalog& c, const Query& q) {
+  check_values(m, c);
+  Plan plan{m.name, m.path, c.version, q, m.policy, m.registry, m.user, m.uid, {}};
+
+  std::vector<Axes> all = cartesian(m);
+  std::vector<Diagnostic> diags;
+  for (const auto& rule : m.include) {
+    Axes a = complete_include(rule, m, diags);
+    if (std::find(all.begin(), all.end(), a) == all.end()) all.push_back(std::move(a));
+  }
+  if (!diags.empty()) throw InputError(std::move(diags));
+
+  std::set<std::string> ids;
+  for (const auto& axes : all) {
+    Combo combo;
+    combo.axes = axes;
+    combo.id = make_id(axes);
+    if (!ids.insert(combo.id).second) continue;
+    if (const matrix::Rule* rule = matching_exclude(axes, m)) {
+      combo.status = Status::excluded;
+      combo.rule = "matrix-exclude";
+      combo.reason = fmt::format("excluded by [[exclude]] #{} at {}{}", rule->index, rule->where.str(),
+                                 rule->reason.empty() ? "" : ": " + rule->reason);
+    } else {
+      detail::resolve(combo, m, c);
+      if (combo.status == Status::valid) detail::resolve_targets(combo, m, c);
+    }
+    if (!q.driver.empty() || !q.gpus.empty()) detail::answer_query(combo, q, c);
+    plan.combos.push_back(std::move(combo));
+  }
+  render_tags(plan.combos, m);
+  return plan;
+}
+
+}  // namespace kiln::plan

@@ -1,0 +1,106 @@
+// The plan: every combination of a matrix, resolved against the catalog to
+// exact versions, arch list, per-target support, driver floor, tags and
+// base image -- or excluded, with the rule that excluded it.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "catalog/catalog.h"
+#include "matrix/matrix.h"
+#include "util/cc.h"
+
+namespace kiln::plan {
+
+enum class Status { valid, excluded };
+const char* to_string(Status s);
+
+struct Versions {
+  std::string pytorch;  // "2.6.0"; empty for images without PyTorch
+  std::string cuda;     // "12.4.1": exact
+  std::string cudnn;    // "9.1.0.70"; empty when absent
+  std::string nccl;     // "2.21.5"; empty when absent or unknown
+  std::string python;   // "3.11"; empty without PyTorch
+  std::string os;       // "ubuntu22.04"
+  std::string flavor;   // "runtime" | "devel"
+};
+
+// How one GPU (a matrix target or a --gpu query) fares with a combination.
+struct TargetSupport {
+  std::string name;  // as given: "T4", "sm_90"
+  ComputeCapability cc;
+  Support support = Support::unsupported;
+  std::string via;         // "sm_75" or "compute_90"
+  std::string min_driver;  // for this GPU: PTX JIT needs the toolkit's driver
+  std::string reason;      // why it is unsupported
+};
+
+// How the CUDA stack enters the image (from the catalog's install recipes).
+struct Install {
+  std::string method;                 // "nvidia-base" | "apt"
+  std::vector<std::string> packages;  // apt packages for this flavor
+  std::vector<std::string> components;
+  bool remove_driver_libs = false;
+  std::string torch_index;                   // pip index URL
+  std::vector<std::string> torch_packages;   // "torch==2.6.0"
+  std::vector<std::string> python_packages;  // apt packages for the venv
+  std::string venv;
+};
+
+struct Combo {
+  std::string id;
+  std::map<std::string, std::string> axes;  // values as written in the matrix
+  Status status = Status::valid;
+  std::string reason;  // for excluded: the rule, in words
+  std::string rule;    // machine-readable rule id, e.g. "pytorch-cuda-build"
+  Versions versions;
+  ArchList arch;
+  std::vector<TargetSupport> targets;
+  std::string min_driver;
+  std::string require_cuda;
+  std::vector<std::string> tags;
+  std::string base;
+  Install install;
+  std::vector<std::string> inferred;  // unconfirmed facts this combination uses
+  std::vector<std::string> sources;   // catalog sources behind the resolution
+
+  // Filled only when the plan was asked about a driver and/or GPUs.
+  std::optional<bool> usable;
+  std::vector<std::string> why_not;
+  std::vector<TargetSupport> query_gpus;
+};
+
+// The release-pipeline question: does it run on this driver and GPU?
+struct Query {
+  std::string driver;             // "535.104.05"; empty = not asked
+  std::vector<std::string> gpus;  // "P100", "sm_90"
+};
+
+struct Plan {
+  std::string matrix_name;
+  std::string matrix_path;
+  std::string catalog_version;
+  Query query;
+  matrix::Policy policy;
+  matrix::Registry registry;
+  std::string user;  // the non-root user images run as
+  int uid = 0;
+  std::vector<Combo> combos;
+
+  size_t count(Status s) const;
+};
+
+// Throws InputError (file:line:col) for values the catalog does not know,
+// bad tag templates, tag collisions and malformed queries.
+Plan make_plan(const matrix::Matrix& m, const catalog::Catalog& c, const Query& q = {});
+
+// Stable JSON (documented in docs/plan-json.md), keys sorted.
+nlohmann::json to_json(const Plan& p);
+nlohmann::json to_json(const Combo& c);
+// A human table, one line per combination, reasons below.
+std::string to_table(const Plan& p);
+
+}  // namespace kiln::plan

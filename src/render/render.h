@@ -1,0 +1,43 @@
+// Renders a plan into build inputs: per valid combination a directory with
+// its Dockerfile and kiln.json, plus plan.json and docker-bake.json for the
+// whole matrix. Templates come from templates/ (Mustache); the output is
+// byte-for-byte deterministic and builds with a plain `docker build`.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "plan/plan.h"
+
+namespace kiln::render {
+
+struct Rendered {
+  std::string id;
+  std::string dockerfile;
+  nlohmann::json inputs;  // kiln.json: resolved inputs of the combination
+};
+
+// Throws InputError when a template is missing or malformed.
+class Renderer {
+ public:
+  explicit Renderer(std::string templates_dir);
+  Rendered render(const plan::Combo& combo, const plan::Plan& p) const;
+
+ private:
+  std::string dir_;
+  std::string main_;
+};
+
+// docker buildx bake file for the valid combinations; contexts are relative
+// to the directory holding it.
+nlohmann::json bake_file(const plan::Plan& p);
+// A bake target name: ids hold dots, which bake does not allow.
+std::string bake_target(const std::string& id);
+
+// Writes the whole tree under out_dir; returns the combination directories
+// written. Directories of combinations no longer in the plan are removed
+// (only those holding a kiln.json, never anything else).
+std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const std::string& out_dir);
+
+}  // namespace kiln::render

@@ -1,0 +1,116 @@
+#include "util/cc.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "util/text.h"
+
+namespace kiln {
+
+namespace {
+
+std::optional<unsigned> to_uint(std::string_view s) {
+  unsigned v = 0;
+  if (s.empty() || s.size() > 4) return std::nullopt;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<ComputeCapability> ComputeCapability::parse(std::string_view text) {
+  ComputeCapability cc;
+  if (text.starts_with("sm_")) text.remove_prefix(3);
+  else if (text.starts_with("compute_")) text.remove_prefix(8);
+  if (!text.empty() && (text.back() == 'a' || text.back() == 'f')) {
+    cc.variant = text.back();
+    text.remove_suffix(1);
+  }
+  size_t dot = text.find('.');
+  if (dot != std::string_view::npos) {
+    auto major = to_uint(text.substr(0, dot));
+    auto minor = to_uint(text.substr(dot + 1));
+    if (!major || !minor || *minor > 9) return std::nullopt;
+    cc.major = *major;
+    cc.minor = *minor;
+  } else {
+    auto n = to_uint(text);
+    if (!n || *n < 10) return std::nullopt;
+    cc.major = *n / 10;
+    cc.minor = *n % 10;
+  }
+  if (cc.major == 0 || cc.major > 20) return std::nullopt;
+  return cc;
+}
+
+std::string ComputeCapability::str() const {
+  return std::to_string(major) + "." + std::to_string(minor) + (variant ? std::string(1, variant) : "");
+}
+std::string ComputeCapability::sm() const {
+  return "sm_" + std::to_string(number()) + (variant ? std::string(1, variant) : "");
+}
+std::string ComputeCapability::compute() const {
+  return "compute_" + std::to_string(number()) + (variant ? std::string(1, variant) : "");
+}
+
+std::optional<ArchList> ArchList::parse(std::string_view text) {
+  ArchList list;
+  for (std::string_view item : split(text, ';')) {
+    item = trim(item);
+    if (item.empty()) continue;
+    bool ptx = false;
+    if (item.ends_with("+PTX")) {
+      ptx = true;
+      item.remove_suffix(4);
+    }
+    auto cc = ComputeCapability::parse(item);
+    if (!cc) return std::nullopt;
+    list.sass.push_back(*cc);
+    if (ptx) list.ptx.push_back(*cc);
+  }
+  if (list.empty()) return std::nullopt;
+  return list;
+}
+
+std::string ArchList::str() const {
+  std::string out;
+  for (const auto& cc : sass) {
+    if (!out.empty()) out += ';';
+    out += cc.str();
+    if (std::find(ptx.begin(), ptx.end(), cc) != ptx.end()) out += "+PTX";
+  }
+  for (const auto& cc : ptx) {  // PTX-only entries (no matching SASS)
+    if (std::find(sass.begin(), sass.end(), cc) != sass.end()) continue;
+    if (!out.empty()) out += ';';
+    out += "compute_" + std::to_string(cc.number());
+  }
+  return out;
+}
+
+const char* to_string(Support s) {
+  switch (s) {
+    case Support::native: return "native";
+    case Support::ptx_jit: return "ptx-jit";
+    case Support::unsupported: return "unsupported";
+  }
+  return "unsupported";
+}
+
+SupportVerdict support_for(const ArchList& arch, const ComputeCapability& gpu) {
+  SupportVerdict best;
+  for (const auto& s : arch.sass) {
+    bool runs = s.variant ? (s.major == gpu.major && s.minor == gpu.minor)
+                          : (s.major == gpu.major && s.minor <= gpu.minor);
+    if (runs && (!best.via || s > *best.via)) best = {Support::native, s};
+  }
+  if (best.support == Support::native) return best;
+  for (const auto& p : arch.ptx) {
+    if (p.variant) continue;
+    if (std::pair(p.major, p.minor) <= std::pair(gpu.major, gpu.minor) && (!best.via || p > *best.via))
+      best = {Support::ptx_jit, p};
+  }
+  return best;
+}
+
+}  // namespace kiln

@@ -1,0 +1,51 @@
+// CUDA compute capabilities ("8.6", "sm_86", "sm_90a", "compute_90").
+#pragma once
+#include <compare>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln {
+
+struct ComputeCapability {
+  unsigned major = 0;
+  unsigned minor = 0;
+  // Arch-specific ("a") or family ("f") variants: code built for sm_90a runs
+  // only on 9.0 and is never forward compatible, so it must be kept apart.
+  char variant = 0;
+
+  // Accepts "8.6", "86", "sm_86", "sm_90a", "compute_90", "100" (10.0).
+  static std::optional<ComputeCapability> parse(std::string_view text);
+  std::string str() const;       // "8.6"
+  std::string sm() const;        // "sm_86"
+  std::string compute() const;   // "compute_86"
+  unsigned number() const { return major * 10 + minor; }
+
+  friend auto operator<=>(const ComputeCapability&, const ComputeCapability&) = default;
+};
+
+// A TORCH_CUDA_ARCH_LIST-style list: "5.0;6.0;9.0+PTX" -> SASS for each,
+// PTX for the entries marked +PTX.
+struct ArchList {
+  std::vector<ComputeCapability> sass;
+  std::vector<ComputeCapability> ptx;
+  static std::optional<ArchList> parse(std::string_view text);
+  std::string str() const;  // back to "5.0;6.0;9.0+PTX"
+  bool empty() const { return sass.empty() && ptx.empty(); }
+};
+
+// How a GPU of capability `gpu` can run code built for `arch`.
+enum class Support { native, ptx_jit, unsupported };
+const char* to_string(Support s);
+
+// SASS runs on the same major with an equal or higher minor (sm_80 on 8.6),
+// unless it is an arch-specific variant; PTX JIT-compiles on any GPU of
+// equal or higher capability.
+struct SupportVerdict {
+  Support support = Support::unsupported;
+  std::optional<ComputeCapability> via;  // the SASS or PTX entry used
+};
+SupportVerdict support_for(const ArchList& arch, const ComputeCapability& gpu);
+
+}  // namespace kiln

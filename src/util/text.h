@@ -1,0 +1,21 @@
+// Small string helpers shared by every room.
+#pragma once
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln {
+
+std::vector<std::string_view> split(std::string_view text, char sep);
+std::string_view trim(std::string_view text);
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+// Replaces "{name}" placeholders; an unknown name is left as is and reported
+// through `unknown` so callers can name it in an error.
+std::string expand_braces(std::string_view pattern, const std::map<std::string, std::string>& vars,
+                          std::vector<std::string>* unknown = nullptr);
+std::string read_file(const std::string& path);          // throws std::runtime_error
+// Writes through a temporary file and rename, so a crash never leaves half a file.
+void write_file_atomic(const std::string& path, std::string_view content);
+
+}  // namespace kiln

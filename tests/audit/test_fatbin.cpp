@@ -1,0 +1,256 @@
+#include <catch2/catch.hpp>
+#include <elf.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+
+#include "audit/fatbin.h"
+
+using namespace kiln::audit;
+
+namespace {
+
+std::string arch_names(const std::vector<Arch>& v, bool sass) {
+  std::string s;
+  for (const auto& a : v) s += (s.empty() ? "" : " ") + (sass ? a.sass_name() : a.ptx_name());
+  return s;
+}
+
+void put(std::string& b, std::size_t at, std::uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) b[at + i] = char((v >> (8 * i)) & 0xff);
+}
+
+// An entry as nvcc writes it: kind, header size, payload size, arch, flags.
+// A `header` under 64 or past the data is a lie: the bytes written stay 64.
+std::string entry(int kind, unsigned arch, std::uint64_t flags = 0x11, std::uint32_t header = 64, std::string payload = std::string(16, 'p')) {
+  std::string b(std::max<std::uint32_t>(header, 64) > 4096 ? 64 : std::max<std::uint32_t>(header, 64), '\0');
+  put(b, 0, kind, 2);
+  put(b, 2, 0x0101, 2);
+  put(b, 4, header, 4);
+  put(b, 8, payload.size(), 8);
+  put(b, 0x1C, arch, 4);
+  put(b, 0x28, flags, 8);
+  put(b, 0x38, payload.size() * 3, 8);
+  return b + payload;
+}
+
+std::string container(const std::string& body, std::uint64_t lie = ~0ull) {
+  std::string h(16, '\0');
+  put(h, 0, 0xBA55ED50, 4);
+  put(h, 4, 1, 2);
+  put(h, 6, 16, 2);
+  put(h, 8, lie == ~0ull ? body.size() : lie, 8);
+  return h + body;
+}
+
+std::span<const std::byte> bytes(const std::string& s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+
+#ifdef KILN_CUDA_FIXTURES
+std::string fixture(const char* name) { return std::string(KILN_CUDA_FIXTURES) + "/" + name; }
+#endif
+
+}  // namespace
+
+TEST_CASE("parse_arch and names", "[audit][fatbin]") {
+  CHECK(parse_arch("sm_90a") == Arch{9, 0, 'a'});
+  CHECK(parse_arch("compute_100f") == Arch{10, 0, 'f'});
+  CHECK(parse_arch("12.1") == Arch{12, 1, 0});
+  CHECK(parse_arch("75") == Arch{7, 5, 0});
+  CHECK_FALSE(parse_arch("sm_"));
+  CHECK_FALSE(parse_arch("sm_9x"));
+  CHECK_FALSE(parse_arch("1.23"));
+  CHECK(Arch{12, 1, 'a'}.sass_name() == "sm_121a");
+  CHECK(Arch{8, 6, 0}.ptx_name() == "compute_86");
+}
+
+TEST_CASE("synthetic containers: layout and flags", "[audit][fatbin]") {
+  const std::string fb = container(entry(2, 75) + entry(2, 90, 0x100011) + entry(1, 90, 0x8011, 80)) +
+                         container("") +  // nvcc writes empty containers too
+                         container(entry(2, 100, 0x1200011, 112) + entry(1, 120, 0x2011) + entry(7, 80)) + std::string(8, '\0');
+  const FatbinInfo info = read_fatbin(bytes(fb));
+  CHECK(info.containers == 3);
+  CHECK(info.entries.size() == 5);
+  CHECK(info.unknown_entries == 1);
+  CHECK(arch_names(info.sass, true) == "sm_75 sm_90a sm_100f");
+  CHECK(arch_names(info.ptx, false) == "compute_90 compute_120");
+  CHECK(info.entries[2].compression == Compression::zstd);
+  CHECK(info.entries[2].uncompressed_size == 48);
+  CHECK(info.entries[4].compression == Compression::lz4);
+  CHECK(info.entries[0].compression == Compression::none);
+  CHECK(info.any_compressed());
+}
+
+TEST_CASE("hostile fat binaries fail cleanly", "[audit][fatbin]") {
+  const std::string good = container(entry(2, 80));
+  auto err = [](const std::string& b) {
+    try {
+      read_fatbin(bytes(b));
+    } catch (const FatbinError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(err(container(entry(2, 80), 1ull << 62)), Catch::Contains("exceeds its section"));
+  CHECK_THAT(err(container(entry(2, 80), ~1ull)), Catch::Contains("exceeds its section"));
+  CHECK_THAT(err(good.substr(0, good.size() - 1)), Catch::Contains("exceeds its section"));
+  CHECK_THAT(err(good.substr(0, 10)), Catch::Contains("truncated fat-binary container header"));
+  CHECK_THAT(err(container(entry(2, 80, 0x11, 8))), Catch::Contains("header size 8 out of range"));
+  CHECK_THAT(err(container(entry(2, 80, 0x11, 0))), Catch::Contains("out of range"));
+  CHECK_THAT(err(container(entry(2, 80, 0x11, 0xFFFFFFF0u))), Catch::Contains("out of range"));
+  CHECK_THAT(err(container(std::string(40, 'x'))), Catch::Contains("truncated fat-binary entry header"));
+  CHECK_THAT(err(container(entry(2, 0))), Catch::Contains("implausible architecture"));
+  CHECK_THAT(err(good + "garbage!!garbage!!"), Catch::Contains("bad fat-binary magic"));
+  std::string lying_payload = container(entry(2, 80));
+  put(lying_payload, 16 + 8, 1ull << 40, 8);
+  CHECK_THAT(err(lying_payload), Catch::Contains("payload size"));
+  std::string zero_header = good;
+  put(zero_header, 6, 0, 2);
+  CHECK_THAT(err(zero_header), Catch::Contains("container header size 0"));
+  CHECK_THAT(err("not a binary"), Catch::Contains("neither an ELF"));
+  CHECK_THAT(err("\x7f" "ELF"), Catch::Contains("ELF"));
+}
+
+TEST_CASE("arch_support: exact, compatible, PTX JIT, none", "[audit][fatbin]") {
+  const std::vector<Arch> sass = {{7, 5, 0}, {8, 0, 0}, {8, 6, 0}, {9, 0, 'a'}, {10, 0, 'f'}, {12, 0, 0}};
+  const std::vector<Arch> ptx = {{9, 0, 0}, {12, 1, 'a'}};
+  auto m = [&](unsigned maj, unsigned min) { return arch_support(sass, ptx, maj, min); };
+  CHECK(m(8, 6).match == ArchMatch::sass_exact);
+  CHECK(m(8, 9).match == ArchMatch::sass_compatible);
+  CHECK(m(8, 9).via == Arch{8, 6, 0});
+  CHECK(m(8, 7).via == Arch{8, 6, 0});
+  CHECK(m(9, 0).match == ArchMatch::sass_exact);  // sm_90a runs on 9.0 only
+  CHECK(m(10, 3).match == ArchMatch::sass_compatible);  // sm_100f: family
+  CHECK(m(10, 3).via == Arch{10, 0, 'f'});
+  CHECK(m(12, 1).match == ArchMatch::sass_compatible);
+  CHECK(m(6, 0).match == ArchMatch::none);
+  CHECK(m(7, 0).match == ArchMatch::none);
+  const std::vector<Arch> only_a = {{9, 0, 'a'}};
+  CHECK(arch_support(only_a, {}, 9, 1).match == ArchMatch::none);  // 'a' is not forward-compatible
+  CHECK(arch_support({}, ptx, 10, 0).match == ArchMatch::ptx_jit);
+  CHECK(arch_support({}, ptx, 10, 0).via == Arch{9, 0, 0});
+  CHECK(arch_support({}, ptx, 8, 9).match == ArchMatch::none);
+  CHECK(arch_support({}, {{12, 1, 'a'}}, 12, 1).match == ArchMatch::ptx_jit);
+  CHECK(arch_support({}, {{12, 1, 'a'}}, 12, 2).match == ArchMatch::none);
+  CHECK(arch_support({}, {{10, 0, 'f'}}, 10, 3).match == ArchMatch::ptx_jit);
+  CHECK(arch_support({}, {{10, 0, 'f'}}, 12, 0).match == ArchMatch::none);
+  CHECK(std::string(to_string(ArchMatch::ptx_jit)) == "ptx-jit");
+}
+
+#ifdef KILN_CUDA_FIXTURES
+TEST_CASE("real nvcc output: lists equal the -gencode sets", "[audit][fatbin][nvcc]") {
+  struct Case {
+    const char* file;
+    const char* sass;
+    const char* ptx;
+  };
+  const Case cases[] = {
+      {"sass75_90.o", "sm_75 sm_90", ""},
+      {"ptx75.o", "", "compute_75"},
+      {"sm80_ptx90", "sm_80", "compute_90"},
+      {"variants.o", "sm_90a sm_100f sm_103a sm_120", "compute_100f compute_121a"},
+      {"rdc.o", "sm_80", "compute_86"},
+      {"bare.fatbin", "sm_86", "compute_89"},
+      {"lz4.o", "sm_80", "compute_80"},
+      {"zstd_all.o", "sm_80", "compute_80"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.file);
+    const FatbinInfo info = read_fatbin_file(fixture(c.file));
+    CHECK(arch_names(info.sass, true) == c.sass);
+    CHECK(arch_names(info.ptx, false) == c.ptx);
+  }
+  CHECK(read_fatbin_file(fixture("rdc.o")).sections == std::vector<std::string>{"__nv_relfatbin"});
+  CHECK(read_fatbin_file(fixture("sm80_ptx90")).sections == std::vector<std::string>{".nv_fatbin"});
+  // Compression as nvcc 13 chose it: PTX zstd by default, LZ4 with
+  // -compress-mode=speed, SASS plain unless -compress-all.
+  for (const auto& e : read_fatbin_file(fixture("sm80_ptx90")).entries)
+    CHECK(e.compression == (e.kind == EntryKind::ptx ? Compression::zstd : Compression::none));
+  for (const auto& e : read_fatbin_file(fixture("lz4.o")).entries)
+    CHECK(e.compression == (e.kind == EntryKind::ptx ? Compression::lz4 : Compression::none));
+  for (const auto& e : read_fatbin_file(fixture("zstd_all.o")).entries) CHECK(e.compression == Compression::zstd);
+  const auto v = read_fatbin_file(fixture("variants.o"));
+  CHECK(arch_support(v, 9, 0).match == ArchMatch::sass_exact);
+  CHECK(arch_support(v, 10, 3).match == ArchMatch::sass_exact);
+  CHECK(arch_support(v, 11, 0).match == ArchMatch::none);
+  CHECK(arch_support(v, 12, 1).match == ArchMatch::sass_compatible);
+}
+
+TEST_CASE("real ELF with lying section headers or truncation", "[audit][fatbin][nvcc]") {
+  const std::string elf = slurp(fixture("sass75_90.o"));
+  REQUIRE(elf.size() > sizeof(Elf64_Ehdr));
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, elf.data(), sizeof eh);
+  auto shdr_at = [&](unsigned i) { return eh.e_shoff + std::size_t(i) * eh.e_shentsize; };
+  Elf64_Shdr strtab;
+  std::memcpy(&strtab, elf.data() + shdr_at(eh.e_shstrndx), sizeof strtab);
+  std::size_t fat = 0;
+  for (unsigned i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr sh;
+    std::memcpy(&sh, elf.data() + shdr_at(i), sizeof sh);
+    if (std::strcmp(elf.data() + strtab.sh_offset + sh.sh_name, ".nv_fatbin") == 0) fat = shdr_at(i);
+  }
+  REQUIRE(fat != 0);
+  auto patched = [&](std::size_t field, std::uint64_t v) {
+    std::string b = elf;
+    std::memcpy(b.data() + fat + field, &v, 8);
+    return b;
+  };
+  CHECK_THROWS_WITH(read_fatbin(bytes(patched(offsetof(Elf64_Shdr, sh_size), 1ull << 40))), Catch::Contains("past the end"));
+  CHECK_THROWS_WITH(read_fatbin(bytes(patched(offsetof(Elf64_Shdr, sh_offset), ~0ull - 4))), Catch::Contains("past the end"));
+  CHECK_THROWS_WITH(read_fatbin(bytes(patched(offsetof(Elf64_Shdr, sh_size), 24))), Catch::Contains(".nv_fatbin"));
+  for (std::size_t cut : {elf.size() / 2, elf.size() - 1, std::size_t(100), std::size_t(5)}) {
+    INFO(cut);
+    const auto scan = scan_fatbin("cut", bytes(elf.substr(0, cut)));
+    CHECK_FALSE(scan.info);
+    CHECK_FALSE(scan.error.empty());
+  }
+}
+#else
+TEST_CASE("real nvcc output", "[audit][fatbin][nvcc]") { WARN("nvcc not found at configure time: skipped"); }
+#endif
+
+TEST_CASE("CUDA 13 libraries on this machine", "[audit][fatbin][cuda-libs]") {
+  const std::filesystem::path lib = "/usr/local/cuda/lib64";
+  if (!std::filesystem::exists(lib / "libcublasLt.so.13")) {
+    WARN("no /usr/local/cuda/lib64/libcublasLt.so.13: skipped");
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const FatbinInfo lt = read_fatbin_file(lib / "libcublasLt.so.13");
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO("libcublasLt: " << lt.containers << " containers, " << lt.entries.size() << " entries in " << secs << " s; sass "
+                       << arch_names(lt.sass, true) << "; ptx " << arch_names(lt.ptx, false));
+  CHECK(secs < 5.0);
+  CHECK(lt.containers > 1000);
+  for (unsigned cc : {75u, 80u, 86u, 89u, 90u, 100u, 103u, 120u})
+    CHECK(std::count(lt.sass.begin(), lt.sass.end(), Arch{cc / 10, cc % 10, 0}) == 1);
+  CHECK(lt.sass.front() == Arch{7, 5, 0});
+  CHECK(std::count(lt.sass.begin(), lt.sass.end(), Arch{9, 0, 'a'}) == 1);
+  CHECK_FALSE(lt.ptx.empty());
+  for (const auto& e : lt.entries) CHECK(e.compression == Compression::zstd);
+  for (unsigned cc : {75u, 80u, 86u, 89u, 90u, 100u, 103u, 120u, 121u})
+    CHECK(arch_support(lt, cc / 10, cc % 10).match != ArchMatch::none);
+  CHECK(arch_support(lt, 7, 0).match == ArchMatch::none);  // Volta left CUDA 13
+
+  // libcudart holds no device code at all: an empty answer, not an error.
+  const FatbinInfo rt = read_fatbin_file(lib / "libcudart.so.13");
+  CHECK(rt.sections.empty());
+  CHECK_FALSE(rt.has_device_code());
+
+  // Every shared library of the toolkit parses without error.
+  std::size_t scanned = 0;
+  for (const auto& de : std::filesystem::directory_iterator(lib)) {
+    const std::string name = de.path().filename();
+    if (de.is_symlink() || !de.is_regular_file() || name.find(".so") == std::string::npos) continue;
+    INFO(name);
+    CHECK_NOTHROW(read_fatbin_file(de.path()));
+    ++scanned;
+  }
+  CHECK(scanned > 10);
+}

@@ -1,0 +1,239 @@
+#include <catch2/catch.hpp>
+
+#include "image/image.h"
+#include "image_builder.h"
+
+using namespace kiln::image;
+using namespace kiln::testing;
+
+namespace {
+
+// Three layers exercising every rule: opaque dir, whiteouts (file and dir),
+// overwrite, symlinks (relative, absolute, chained), a hardlink, and three
+// compressions.
+TestImage layered_image() {
+  TestImage img;
+  img.layers.push_back(make_tar({
+      dir("etc/"), dir("usr/"), dir("usr/lib/"),
+      file("usr/lib/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+      sym("etc/os-release", "../usr/lib/os-release"),
+      file("./opt/old/a.txt", "a"), file("opt/old/b.txt", "b"), file("opt/keep/x", "x0"),
+      file("tmp/gone.txt", "bye"), file("var/cache/one", "1"), file("var/cache/sub/two", "2"),
+      file("usr/local/cuda-13.0/lib64/libcudart.so.13.0.96", "CUDART"),
+      sym("usr/local/cuda-13.0/lib64/libcudart.so.13", "libcudart.so.13.0.96"),
+      sym("usr/local/cuda", "/usr/local/cuda-13.0"),
+      file("dirbecomesfile/inner", "i"),
+  }));
+  img.layers.push_back(make_tar({
+      file("opt/old/c.txt", "c"),  // before the opaque marker: order must not matter
+      file("opt/old/.wh..wh..opq", ""),
+      file("tmp/.wh.gone.txt", ""),
+      file("usr/bin/python3.11", "PYTHON"),
+      hard("usr/bin/python3", "usr/bin/python3.11"),
+      file("opt/keep/x", "x1"),
+  }, ARCHIVE_FILTER_GZIP));
+  img.layers.push_back(make_tar({
+      file("var/.wh.cache", ""),
+      file("dirbecomesfile", "now a file"),
+  }, ARCHIVE_FILTER_ZSTD));
+  img.config["config"] = {{"Env", {"PATH=/usr/bin", "CUDA_VERSION=13.0.1", "NVIDIA_REQUIRE_CUDA=cuda>=13.0 brand=tesla,driver>=535"}},
+                          {"Labels", {{"org.opencontainers.image.version", "1.2"}}}};
+  return img;
+}
+
+void check_layered(const ImageFs& fs) {
+  const auto& f = fs.files();
+  CHECK(fs.layers().size() == 3);
+  CHECK(f.count("opt/old/c.txt"));
+  CHECK_FALSE(f.count("opt/old/a.txt"));
+  CHECK_FALSE(f.count("opt/old/b.txt"));
+  CHECK(f.count("opt/old") == 0);  // only implied by c.txt (no dir member)
+  CHECK_FALSE(f.count("tmp/gone.txt"));
+  CHECK_FALSE(f.count("var/cache"));
+  CHECK_FALSE(f.count("var/cache/one"));
+  CHECK_FALSE(f.count("var/cache/sub/two"));
+  CHECK_FALSE(f.count("dirbecomesfile/inner"));
+  REQUIRE(f.count("dirbecomesfile"));
+  CHECK(f.at("dirbecomesfile").layer == 2);
+  REQUIRE(f.count("opt/keep/x"));
+  CHECK(f.at("opt/keep/x").layer == 1);
+  CHECK(f.at("opt/keep/x").size == 2);
+  CHECK(f.at("etc/os-release").type == FileType::symlink);
+  CHECK(f.at("etc/os-release").link_target == "../usr/lib/os-release");
+  CHECK(f.at("usr/bin/python3").type == FileType::hardlink);
+  CHECK(f.at("usr/bin/python3").size == 6);
+  CHECK(f.at("etc").type == FileType::directory);
+
+  CHECK(fs.resolve("/etc/os-release") == std::optional<std::string>("usr/lib/os-release"));
+  CHECK(fs.resolve("usr/local/cuda/lib64/libcudart.so.13") ==
+        std::optional<std::string>("usr/local/cuda-13.0/lib64/libcudart.so.13.0.96"));
+  CHECK(fs.resolve("usr/local/cuda/lib64/nothing") == std::nullopt);
+
+  CHECK(fs.read_file("etc/os-release") == std::optional<std::string>("ID=debian\nVERSION_ID=\"12\"\n"));
+  CHECK(fs.read_file("usr/local/cuda/lib64/libcudart.so.13") == std::optional<std::string>("CUDART"));
+  CHECK(fs.read_file("opt/keep/x") == std::optional<std::string>("x1"));
+  CHECK(fs.read_file("usr/bin/python3") == std::optional<std::string>("PYTHON"));
+  CHECK(fs.read_file("tmp/gone.txt") == std::nullopt);
+
+  std::map<std::string, std::string> got;
+  fs.read_files({"opt/old/c.txt", "dirbecomesfile", "usr/lib/os-release", "missing"},
+                [&](const std::string& p, std::span<const std::byte> b) { got[p] = std::string(reinterpret_cast<const char*>(b.data()), b.size()); });
+  CHECK(got == std::map<std::string, std::string>{{"dirbecomesfile", "now a file"}, {"opt/old/c.txt", "c"}, {"usr/lib/os-release", "ID=debian\nVERSION_ID=\"12\"\n"}});
+
+  const auto& c = fs.config();
+  CHECK(c.env.at("CUDA_VERSION") == "13.0.1");
+  CHECK(c.env.at("NVIDIA_REQUIRE_CUDA") == "cuda>=13.0 brand=tesla,driver>=535");
+  CHECK(c.labels.at("org.opencontainers.image.version") == "1.2");
+  CHECK(c.os == "linux");
+  CHECK(c.architecture == "amd64");
+  CHECK(c.diff_ids.size() == 3);
+}
+
+std::string temp_path(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("kiln-test-image-" + std::to_string(::getpid())) / name;
+  std::filesystem::create_directories(p.parent_path());
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("normalize_path", "[image]") {
+  CHECK(normalize_path("./a//b/./c/") == std::optional<std::string>("a/b/c"));
+  CHECK(normalize_path("/") == std::optional<std::string>(""));
+  CHECK(normalize_path("a/../b") == std::nullopt);
+  CHECK(normalize_path("../../etc/passwd") == std::nullopt);
+  CHECK(normalize_path("a/..b/c") == std::optional<std::string>("a/..b/c"));
+}
+
+TEST_CASE("docker save archive, blobs/sha256 layout (moby >= 25)", "[image]") {
+  const std::string tar = tar_of(layered_image().docker_save(true));
+  auto fs = read_image(tar_source(bytes_of(tar)));
+  check_layered(fs);
+  for (const auto& l : fs.layers()) CHECK(l.verified);
+  CHECK(fs.config().repo_tags == std::vector<std::string>{"kiln/test:1"});
+}
+
+TEST_CASE("docker save archive, classic <id>/layer.tar names, gzip outer", "[image]") {
+  TestImage img = layered_image();
+  // Classic saves hold plain layer tars; their digests are the config's diff_ids.
+  img.layers[1] = make_tar({file("opt/old/c.txt", "c"), file("opt/old/.wh..wh..opq", ""), file("tmp/.wh.gone.txt", ""),
+                            file("usr/bin/python3.11", "PYTHON"), hard("usr/bin/python3", "usr/bin/python3.11"), file("opt/keep/x", "x1")});
+  const std::string path = temp_path("classic.tar.gz");
+  std::ofstream(path, std::ios::binary) << tar_of(img.docker_save(false), ARCHIVE_FILTER_GZIP);
+  auto fs = read_image_archive(path);
+  check_layered(fs);
+  CHECK(fs.layers()[0].verified);  // plain: checked against diff_id
+  CHECK(fs.layers()[1].verified);
+  CHECK_FALSE(fs.layers()[2].verified);  // zstd layer, no digest in its name
+}
+
+TEST_CASE("OCI layout as a tar file and as a directory", "[image]") {
+  const auto blobs = layered_image().oci({"application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip",
+                                          "application/vnd.oci.image.layer.v1.tar+zstd"});
+  SECTION("tar on disk") {
+    const std::string path = temp_path("oci.tar");
+    std::ofstream(path, std::ios::binary) << tar_of(blobs);
+    auto fs = read_image_archive(path);
+    check_layered(fs);
+    for (const auto& l : fs.layers()) CHECK(l.verified);
+    CHECK(fs.config().repo_tags == std::vector<std::string>{"1"});
+  }
+  SECTION("directory") {
+    const std::string path = temp_path("oci-dir");
+    std::filesystem::remove_all(path);
+    write_dir(path, blobs);
+    auto fs = read_image_archive(path);
+    check_layered(fs);
+    CHECK(fs.layers()[2].media_type == "application/vnd.oci.image.layer.v1.tar+zstd");
+  }
+}
+
+TEST_CASE("hostile ../ entry is refused, or skipped on request", "[image]") {
+  TestImage img;
+  img.layers.push_back(make_tar({file("ok.txt", "ok"), file("../../etc/passwd", "root::0:0")}));
+  const std::string tar = tar_of(img.oci());
+  try {
+    read_image(tar_source(bytes_of(tar)));
+    FAIL("expected ImageError");
+  } catch (const ImageError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("../../etc/passwd") && Catch::Contains("layer 0"));
+  }
+  ReadOptions lax;
+  lax.skip_unsafe_entries = true;
+  auto fs = read_image(tar_source(bytes_of(tar)), lax);
+  CHECK(fs.files().size() == 1);
+  CHECK(fs.files().count("ok.txt"));
+  REQUIRE(fs.warnings().size() == 1);
+  CHECK_THAT(fs.warnings()[0], Catch::Contains("etc/passwd"));
+}
+
+TEST_CASE("symlinks resolve inside the root only", "[image]") {
+  TestImage img;
+  img.layers.push_back(make_tar({sym("up", "../../../etc/shadow"), sym("abs", "/../../etc/shadow"),
+                                 sym("loop1", "loop2"), sym("loop2", "loop1"), sym("lib", "usr/lib"),
+                                 file("usr/lib/libx.so.1", "X"), sym("usr/lib/libx.so", "/lib/libx.so.1")}));
+  auto fs = read_image(tar_source(bytes_of(tar_of(img.oci()))));
+  CHECK_THROWS_WITH(fs.resolve("up"), Catch::Contains("climbs out of the image root"));
+  CHECK_THROWS_WITH(fs.resolve("abs"), Catch::Contains("climbs out of the image root"));
+  CHECK_THROWS_WITH(fs.resolve("loop1"), Catch::Contains("too many symlinks"));
+  CHECK_THROWS_AS(fs.read_file("up"), ImageError);
+  CHECK(fs.resolve("usr/lib/libx.so") == std::optional<std::string>("usr/lib/libx.so.1"));
+  CHECK(fs.read_file("lib/libx.so") == std::optional<std::string>("X"));
+}
+
+TEST_CASE("truncated layer and digest mismatch name the layer", "[image]") {
+  TestImage img;
+  std::string big;
+  for (int i = 0; i < 4000; ++i) big += std::to_string(i * 7919) + "\n";
+  img.layers.push_back(make_tar({file("a", "a")}));
+  img.layers.push_back(make_tar({file("big", big), file("after", "z")}, ARCHIVE_FILTER_GZIP));
+  SECTION("truncated, with a digest that matches the truncated bytes") {
+    img.layers[1].resize(img.layers[1].size() / 2);
+    CHECK_THROWS_WITH(read_image(tar_source(bytes_of(tar_of(img.oci())))), Catch::Contains("layer 1"));
+  }
+  SECTION("bytes changed after the manifest was written") {
+    auto blobs = img.oci();
+    for (auto& b : blobs)
+      if (b.data == img.layers[0]) b.data = make_tar({file("a", "b")});
+    CHECK_THROWS_WITH(read_image(tar_source(bytes_of(tar_of(blobs)))), Catch::Contains("digest mismatch"));
+  }
+  SECTION("a truncated outer archive") {
+    std::string t = tar_of(img.docker_save(true));
+    t.resize(t.size() * 3 / 4);
+    CHECK_THROWS_AS(read_image(tar_source(bytes_of(t))), ImageError);
+  }
+}
+
+TEST_CASE("layout errors are clear", "[image]") {
+  CHECK_THROWS_WITH(read_image(tar_source(bytes_of(make_tar({file("hello", "x")})))), Catch::Contains("neither a docker-save"));
+  const std::string path = temp_path("evil-dir");
+  std::filesystem::remove_all(path);
+  write_dir(path, {{"manifest.json", R"([{"Config":"../../../etc/passwd","Layers":[]}])"}});
+  CHECK_THROWS_WITH(read_image_archive(path), Catch::Contains("outside the layout"));
+  write_dir(path, {{"manifest.json", R"([{"Config":"c.json","Layers":["../x"]}])"}, {"c.json", "{}"}});
+  CHECK_THROWS_WITH(read_image_archive(path), Catch::Contains("outside the layout"));
+  CHECK_THROWS_AS(read_image_archive(temp_path("does-not-exist")), ImageError);
+}
+
+TEST_CASE("docker save with several images picks by tag", "[image]") {
+  TestImage a, b;
+  a.layers.push_back(make_tar({file("which", "a")}));
+  b.layers.push_back(make_tar({file("which", "b")}));
+  b.tag = "kiln/other:2";
+  auto blobs = a.docker_save(true), more = b.docker_save(true);
+  auto m = nlohmann::json::parse(blobs.back().data);
+  m.push_back(nlohmann::json::parse(more.back().data)[0]);
+  blobs.pop_back();
+  more.pop_back();
+  blobs.insert(blobs.end(), more.begin(), more.end());
+  blobs.push_back({"manifest.json", m.dump()});
+  const std::string tar = tar_of(blobs);
+  ReadOptions o;
+  o.ref = "kiln/other:2";
+  CHECK(read_image(tar_source(bytes_of(tar)), o).read_file("which") == std::optional<std::string>("b"));
+  auto first = read_image(tar_source(bytes_of(tar)));
+  CHECK(first.read_file("which") == std::optional<std::string>("a"));
+  CHECK(first.warnings().size() == 1);
+  o.ref = "nope:1";
+  CHECK_THROWS_WITH(read_image(tar_source(bytes_of(tar)), o), Catch::Contains("nope:1"));
+}
