@@ -133,6 +133,18 @@ std::span<const std::byte> section_bytes(std::span<const std::byte> file, const 
   return file.subspan(sh.sh_offset, sh.sh_size);
 }
 
+// libelf quietly reports no sections when the section header table lies
+// past the end of a truncated file; that must be an error, not "no GPU code".
+void check_section_table(Elf* elf, std::size_t file_size) {
+  GElf_Ehdr eh;
+  if (!gelf_getehdr(elf, &eh)) throw FatbinError(std::string("bad ELF header: ") + elf_errmsg(-1));
+  if (eh.e_shoff == 0) return;  // no section table at all (stripped of it)
+  const std::uint64_t count = eh.e_shnum ? eh.e_shnum : 1;  // 0: extended count in section 0
+  if (eh.e_shoff > file_size || count * eh.e_shentsize > file_size - eh.e_shoff)
+    throw FatbinError("ELF section header table at " + hex(eh.e_shoff) + " extends past the end of the file (" +
+                      hex(file_size) + " bytes; truncated?)");
+}
+
 void read_elf(std::span<const std::byte> file, FatbinInfo& info) {
   // libelf converts non-native byte order in place; CUDA hosts are all
   // little-endian, so refuse the rest rather than let it write to our input.
@@ -143,6 +155,7 @@ void read_elf(std::span<const std::byte> file, FatbinInfo& info) {
   // elf_memory takes char*; with native byte order it only reads.
   h.elf = elf_memory(const_cast<char*>(reinterpret_cast<const char*>(file.data())), file.size());
   if (!h.elf || elf_kind(h.elf) != ELF_K_ELF) throw FatbinError(std::string("bad ELF: ") + elf_errmsg(-1));
+  check_section_table(h.elf, file.size());
   std::size_t shstrndx = 0;
   if (elf_getshdrstrndx(h.elf, &shstrndx) != 0) throw FatbinError(std::string("bad ELF section table: ") + elf_errmsg(-1));
   for (Elf_Scn* scn = elf_nextscn(h.elf, nullptr); scn; scn = elf_nextscn(h.elf, scn)) {

@@ -89,8 +89,11 @@ std::string to_table(const Plan& p) {
   std::string out = fmt::format("{}: {} combinations, {} valid, {} excluded (catalog {})\n\n", p.matrix_name,
                                 p.combos.size(), p.count(Status::valid), p.count(Status::excluded), p.catalog_version);
   std::vector<std::string> target_names;
-  if (!p.combos.empty())
-    for (const auto& t : p.combos.front().targets) target_names.push_back(t.name);
+  for (const auto& c : p.combos)
+    if (!c.targets.empty()) {
+      for (const auto& t : c.targets) target_names.push_back(t.name);
+      break;
+    }
   out += fmt::format("{:<{}}  {:<8}  {:<8}  {:<9}  {:<7}  {:<10}", "COMBINATION", width, "STATUS", "CUDA", "CUDNN", "NCCL", "MIN-DRIVER");
   for (const auto& n : target_names) out += fmt::format("  {:<6}", n.substr(0, 6));
   if (query) out += "  USABLE";
@@ -101,6 +104,7 @@ std::string to_table(const Plan& p) {
                        c.min_driver.empty() ? "-" : c.min_driver);
     for (size_t i = 0; i < target_names.size(); ++i)
       out += fmt::format("  {:<6}", i < c.targets.size() ? support_cell(c.targets[i]) : "");
+    if (query && target_names.empty() && c.usable) out += "";
     if (c.usable) out += *c.usable ? "  yes" : "  no";
     out += '\n';
     if (c.status == Status::excluded) out += fmt::format("    excluded: {}\n", c.reason);
