@@ -177,6 +177,17 @@ def run_amp(torch, args, s):
     s.pass_unless_failed()
 
 
+def finite(x):
+    """JSON has no NaN/inf: write them as null, as kiln-smoke does."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    return x
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--expect-cuda")
@@ -254,7 +265,7 @@ def main(argv):
            "exit_code": code, "wall_s": time.monotonic() - t0, "gpu": gpu, "build": build,
            "expected": {"cuda": args.expect_cuda, "cudnn": args.expect_cudnn, "torch": args.expect_torch},
            "sections": {s.name: s.to_json() for s in sections}, "summary": summary}
-    text = json.dumps(doc, indent=None if args.compact else 2, allow_nan=False, default=str)
+    text = json.dumps(finite(doc), indent=None if args.compact else 2, allow_nan=False, default=str)
     print(text)
     if args.output:
         with open(args.output, "w") as f:

@@ -1,0 +1,103 @@
+// libFuzzer for the image reader. The first byte picks what the rest is:
+//   0   -> the outer archive itself (docker save / OCI tar);
+//   odd -> one layer tar, wrapped in a valid OCI layout with correct digests,
+//          so mutations reach layer application (whiteouts, links, paths);
+//   even-> two layers (the rest split in half), same wrapping.
+// Then every path is resolved and read back. ImageError is the only allowed
+// failure.
+#include <archive.h>
+#include <archive_entry.h>
+#include <openssl/evp.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "image/image.h"
+
+namespace {
+
+la_ssize_t append(archive*, void* out, const void* buf, size_t n) {
+  static_cast<std::string*>(out)->append(static_cast<const char*>(buf), n);
+  return static_cast<la_ssize_t>(n);
+}
+
+std::string sha256(const std::string& s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_Digest(s.data(), s.size(), md, &len, EVP_sha256(), nullptr);
+  std::string h;
+  for (unsigned i = 0; i < len; ++i) {
+    static const char* x = "0123456789abcdef";
+    h += x[md[i] >> 4];
+    h += x[md[i] & 15];
+  }
+  return h;
+}
+
+std::string oci_tar(const std::vector<std::string>& layers) {
+  std::vector<std::pair<std::string, std::string>> blobs;
+  auto blob = [&](const std::string& d) {
+    blobs.emplace_back("blobs/sha256/" + sha256(d), d);
+    return "sha256:" + sha256(d);
+  };
+  const std::string cfg = R"({"os":"linux","architecture":"amd64","config":{"Env":["A=1"]}})";
+  nlohmann::json man = {{"schemaVersion", 2}, {"config", {{"digest", blob(cfg)}, {"size", cfg.size()}}}, {"layers", nlohmann::json::array()}};
+  for (const auto& l : layers) man["layers"].push_back({{"digest", blob(l)}, {"size", l.size()}});
+  const std::string m = man.dump();
+  nlohmann::json index = {{"schemaVersion", 2}, {"manifests", {{{"digest", blob(m)}, {"size", m.size()}}}}};
+  blobs.emplace_back("index.json", index.dump());
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open(a, &out, nullptr, append, nullptr);
+  for (const auto& [name, data] : blobs) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, name.c_str());
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, data.size());
+    archive_write_header(a, e);
+    archive_write_data(a, data.data(), data.size());
+    archive_entry_free(e);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+void exercise(const kiln::image::ImageFs& fs) {
+  std::vector<std::string> paths;
+  for (const auto& [path, entry] : fs.files()) {
+    paths.push_back(path);
+    try {
+      (void)fs.resolve(path);
+    } catch (const kiln::image::ImageError&) {
+    }
+  }
+  try {
+    fs.read_files(paths, [](const std::string&, std::span<const std::byte>) {}, 1u << 20);
+  } catch (const kiln::image::ImageError&) {
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return 0;
+  const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+  std::string tar;
+  if (data[0] == 0) tar = rest;
+  else if (data[0] & 1) tar = oci_tar({rest});
+  else tar = oci_tar({rest.substr(0, rest.size() / 2), rest.substr(rest.size() / 2)});
+  kiln::image::ReadOptions opt;
+  opt.max_entries = 100000;
+  opt.skip_unsafe_entries = data[0] & 2;
+  try {
+    const auto fs = kiln::image::read_image(
+        kiln::image::tar_source(std::span<const std::byte>(reinterpret_cast<const std::byte*>(tar.data()), tar.size())), opt);
+    exercise(fs);
+  } catch (const kiln::image::ImageError&) {
+  }
+  return 0;
+}

@@ -1,0 +1,136 @@
+// Every class of bad matrix input must give file:line:col and a message a
+// user can act on; good input must read back exactly.
+#include <catch2/catch.hpp>
+
+#include "matrix/matrix.h"
+
+using namespace kiln;
+using matrix::parse_matrix_text;
+
+static const char* kGood = R"(
+name = "t"
+targets = ["T4", "sm_90"]
+[axes]
+pytorch = ["2.6", "2.7"]
+cuda = ["12.4", "12.6"]
+cudnn = "9"
+os = ["ubuntu22.04"]
+flavor = ["runtime", "devel"]
+[[exclude]]
+pytorch = "2.7"
+cuda = "12.4"
+reason = "not published"
+[[include]]
+pytorch = "2.6"
+cuda = "11.8"
+flavor = "runtime"
+[policy]
+verify = ["static", "gpu"]
+gpu_classes = ["sm_90"]
+[registry]
+url = "127.0.0.1:5000"
+repository = "kiln/t"
+insecure = true
+[tags]
+templates = ["{pytorch}-{cuda}-{flavor}"]
+[[base]]
+os = "ubuntu22.04"
+image = "local/ubuntu:22.04"
+[runners.gpu]
+engine = "unix:///tmp/podman.sock"
+gpu = "devices"
+)";
+
+// The text of every diagnostic, one per line.
+static std::string errors_of(const std::string& text) {
+  try {
+    parse_matrix_text(text, "m.toml");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_CASE("a complete matrix reads back exactly", "[matrix]") {
+  auto m = parse_matrix_text(kGood, "m.toml");
+  CHECK(m.name == "t");
+  REQUIRE(m.axis("pytorch"));
+  CHECK(m.axis("pytorch")->values.size() == 2);
+  CHECK(m.axis("cudnn")->values[0].text == "9");
+  CHECK(m.axis("python") == nullptr);
+  CHECK(m.axis("cuda")->values[1].where.str() == "m.toml:6:17");
+  REQUIRE(m.exclude.size() == 1);
+  CHECK(m.exclude[0].reason == "not published");
+  CHECK(m.include[0].values.at("cuda").text == "11.8");
+  CHECK(m.policy.gpu_classes == std::vector<std::string>{"sm_90"});
+  CHECK(m.registry.insecure);
+  CHECK(m.tag_templates[0].text == "{pytorch}-{cuda}-{flavor}");
+  CHECK(m.bases[0].image == "local/ubuntu:22.04");
+  CHECK(m.runners[0].name == "gpu");
+  CHECK(m.runners[0].gpu == "devices");
+  CHECK(m.runners[0].backend == "engine");
+}
+
+TEST_CASE("the default tag scheme is pytorch/pytorch's", "[matrix]") {
+  auto m = parse_matrix_text("name='x'\n[axes]\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime']\n", "m.toml");
+  CHECK(m.tag_templates[0].text == "{pytorch}-cuda{cuda}-cudnn{cudnn_major}-{flavor}");
+}
+
+TEST_CASE("malformed TOML points at the syntax error", "[matrix][bad-input]") {
+  CHECK(errors_of("name = \"x\"\n[axes\ncuda = 1\n").rfind("m.toml:2:", 0) == 0);
+  CHECK(errors_of("name = \"unterminated\n").rfind("m.toml:1:", 0) == 0);
+}
+
+TEST_CASE("wrong types are reported with what was expected", "[matrix][bad-input]") {
+  auto e = errors_of("name = 3\n[axes]\ncuda = [12.4]\nos=['ubuntu22.04']\nflavor=['runtime']\n");
+  CHECK(e.find("m.toml:1:8: error: 'name' must be a string, not an integer") != std::string::npos);
+  CHECK(e.find("m.toml:3:9: error: 'cuda' must hold strings, not a float") != std::string::npos);
+}
+
+TEST_CASE("unknown keys are errors, with a suggestion", "[matrix][bad-input]") {
+  auto e = errors_of("name='x'\n[axes]\npytorh=['2.6']\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime']\n");
+  CHECK(e.find("m.toml:3:1: error: unknown key 'pytorh' (did you mean 'pytorch'?)") != std::string::npos);
+  e = errors_of("name='x'\ncolour='red'\n[axes]\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime']\n");
+  CHECK(e.find("m.toml:2:1: error: unknown key 'colour'") != std::string::npos);
+}
+
+TEST_CASE("empty axes and duplicate values are errors", "[matrix][bad-input]") {
+  auto e = errors_of("name='x'\n[axes]\ncuda=[]\nos=['ubuntu22.04']\nflavor=['runtime','runtime']\n");
+  CHECK(e.find("m.toml:3:6: error: 'cuda' must not be empty") != std::string::npos);
+  CHECK(e.find("'runtime' appears twice in axis 'flavor'") != std::string::npos);
+  CHECK(errors_of("name='x'\n[axes]\nos=['ubuntu22.04']\nflavor=['runtime']\n").find("missing required key 'cuda'") != std::string::npos);
+}
+
+TEST_CASE("flavor, checks and policies are closed sets", "[matrix][bad-input]") {
+  auto e = errors_of("name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['slim']\n[policy]\nverify=['vibes']\ntargets='most'\n");
+  CHECK(e.find("flavor must be \"runtime\" or \"devel\", not \"slim\"") != std::string::npos);
+  CHECK(e.find("unknown check \"vibes\"") != std::string::npos);
+  CHECK(e.find("policy.targets must be") != std::string::npos);
+  e = errors_of("name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n[policy]\nverify=['gpu']\n");
+  CHECK(e.find("names no GPU class") != std::string::npos);
+}
+
+TEST_CASE("contradictory include and exclude are an error at the include", "[matrix][bad-input]") {
+  auto e = errors_of(
+      "name='x'\n[axes]\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime']\n"
+      "[[include]]\ncuda='12.4'\nos='ubuntu24.04'\nflavor='runtime'\n"
+      "[[exclude]]\nos='ubuntu24.04'\nreason='no'\n");
+  CHECK(e.find("[[exclude]] #1: os \"ubuntu24.04\" is not a value of axis 'os'") != std::string::npos);
+  e = errors_of(
+      "name='x'\n[axes]\ncuda=['12.4', '12.6']\nos=['ubuntu22.04']\nflavor=['runtime']\n"
+      "[[include]]\ncuda='12.6'\nos='ubuntu22.04'\nflavor='runtime'\npython='3.10'\n"
+      "[[exclude]]\ncuda='12.6'\nreason='no'\n");
+  CHECK(e.find("m.toml:6:1: error: [[include]] #1 is removed again by [[exclude]] #1") != std::string::npos);
+}
+
+TEST_CASE("exclude rules need a reason and known axes", "[matrix][bad-input]") {
+  auto e = errors_of("name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n[[exclude]]\ncuda='12.4'\ngpu='T4'\n");
+  CHECK(e.find("missing required key 'reason'") != std::string::npos);
+  CHECK(e.find("unknown key 'gpu' in [[exclude]]") != std::string::npos);
+}
+
+TEST_CASE("registry urls carry no scheme; runners are tables", "[matrix][bad-input]") {
+  auto e = errors_of("name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n[registry]\nurl='https://r'\nrepository='a'\n[runners]\nx=1\n");
+  CHECK(e.find("without a scheme") != std::string::npos);
+  CHECK(e.find("runner 'x' must be a table") != std::string::npos);
+}
