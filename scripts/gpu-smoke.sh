@@ -55,6 +55,8 @@ PY
 )
 log "expected: CUDA $EXP_CUDA, cuDNN $EXP_CUDNN, NCCL $EXP_NCCL (wrong cuDNN for (d): $WRONG_CUDNN)"
 log "cuDNN root $CUDNN_ROOT; NCCL root $NCCL_ROOT; LibTorch $TORCH_PREFIX"
+{ echo "cmake: $(cmake --version | head -1); nvcc: $(/usr/local/cuda/bin/nvcc --version | tail -1)"
+  ls "$SITE/nvidia" "$CUDNN_ROOT" "$NCCL_ROOT"; ls /usr/local/cuda/lib64 | grep -E 'cublas|cudnn|nccl'; } >>"$LOG" 2>&1
 export TORCH_CUDA_ARCH_LIST="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1)"
 
 # ---- builds (in parallel: each is a few files) ----------------------------------

@@ -232,7 +232,9 @@ void ImageFs::read_files(const std::vector<std::string>& paths, const FileFn& fn
       throw ImageError(describe() + ": " + p + " is " + std::to_string(f->size) + " bytes, over the limit of " + std::to_string(max_size));
     want[f->layer][f->member].push_back(p);
   }
-  for (auto& [layer, members] : want) {
+  for (auto& kv : want) {  // no structured binding: lambdas below capture these
+    const std::size_t layer = kv.first;
+    auto& members = kv.second;
     std::size_t left = members.size();
     const std::string where = layer_where(*source_, layers_[layer], layer);
     auto on_member = [&](archive* a, archive_entry*, std::size_t m) {

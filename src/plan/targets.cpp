@@ -50,10 +50,16 @@ bool derive_arch(Combo& combo, const matrix::Matrix& m, const Catalog& c, const 
   return true;
 }
 
-std::string require_cuda(const CudaRelease& cuda, const Catalog& c) {
+// The branch alternatives below the minor-version floor work only through
+// forward compatibility (the cuda-compat package nvidia/cuda bases carry);
+// images from distribution packages lack it, so they list only the
+// branches their runtime really runs on.
+std::string require_cuda(const CudaRelease& cuda, const Catalog& c, bool has_forward_compat) {
   std::string out = "cuda>=" + cuda.version.str();
-  for (int branch : cuda.require_branches)
+  for (int branch : cuda.require_branches) {
+    if (!has_forward_compat && static_cast<unsigned>(branch) < cuda.min_driver.major()) continue;
     for (const auto& brand : c.require_brands) out += fmt::format(" brand={},driver>={},driver<{}", brand, branch, branch + 1);
+  }
   return out;
 }
 
@@ -93,7 +99,7 @@ TargetSupport support_of(const std::string& name, const ComputeCapability& cc, c
 void resolve_targets(Combo& combo, const matrix::Matrix& m, const Catalog& c) {
   const CudaRelease& cuda = cuda_of(combo, c);
   if (combo.arch.empty() && !derive_arch(combo, m, c, cuda)) return;
-  combo.require_cuda = require_cuda(cuda, c);
+  combo.require_cuda = require_cuda(cuda, c, combo.install.method == "nvidia-base");
   if (cuda.require_inferred)
     combo.inferred.push_back(fmt::format("NVIDIA_REQUIRE_CUDA driver branches for CUDA {} are inferred [S10]", cuda.version.str()));
 

@@ -38,6 +38,9 @@ std::string space_list(const std::vector<ComputeCapability>& ccs, bool ptx) {
 }
 
 // What the templates see; every name here is documented in templates/README.md.
+// An empty optional value is `false`, so `{{#cudnn}}...{{/cudnn}}` skips it.
+mus::data optional(const std::string& s) { return s.empty() ? mus::data(false) : mus::data(s); }
+
 mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   const plan::Versions& v = c.versions;
   mus::data d;
@@ -49,10 +52,10 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.set("devel", v.flavor == "devel");
   d.set("os", v.os);
   d.set("cuda", v.cuda);
-  d.set("cudnn", v.cudnn);
-  d.set("nccl", v.nccl);
-  d.set("pytorch", v.pytorch);
-  d.set("python", v.python);
+  d.set("cudnn", optional(v.cudnn));
+  d.set("nccl", optional(v.nccl));
+  d.set("pytorch", optional(v.pytorch));
+  d.set("python", optional(v.python));
   d.set("arch_list", c.arch.str());
   d.set("sass", space_list(c.arch.sass, false));
   d.set("ptx", space_list(c.arch.ptx, true));
@@ -73,6 +76,16 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.set("user", p.user);
   d.set("uid", std::to_string(p.uid));
   return d;
+}
+
+// Sections that render nothing leave runs of blank lines; keep one.
+std::string squeeze_blank_lines(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    if (ch == '\n' && out.size() >= 2 && out[out.size() - 1] == '\n' && out[out.size() - 2] == '\n') continue;
+    out += ch;
+  }
+  return out;
 }
 
 void write_if_changed(const fs::path& path, const std::string& content) {
@@ -97,7 +110,7 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
     std::string text = read_file(entry.path().string());
     d.set(entry.path().stem().string(), mus::partial([text] { return text; }));
   }
-  std::string out = tmpl.render(d);
+  std::string out = squeeze_blank_lines(tmpl.render(d));
   if (!tmpl.is_valid()) throw InputError({dir_}, "template error: " + tmpl.error_message());
   nlohmann::json inputs = plan::to_json(combo);
   inputs["matrix"] = p.matrix_name;

@@ -1,0 +1,294 @@
+// Expansion, exclusion and resolution against the real catalog.
+#include <catch2/catch.hpp>
+
+#include "plan/plan.h"
+#include "util/diag.h"
+
+using namespace kiln;
+
+namespace {
+
+const catalog::Catalog& cat() {
+  static catalog::Catalog c = catalog::Catalog::load(std::string(KILN_SOURCE_DIR) + "/recipes");
+  return c;
+}
+
+plan::Plan plan_of(const std::string& toml, const plan::Query& q = {}) {
+  return plan::make_plan(matrix::parse_matrix_text(toml, "m.toml"), cat(), q);
+}
+
+const plan::Combo& find(const plan::Plan& p, const std::string& id) {
+  for (const auto& c : p.combos)
+    if (c.id == id) return c;
+  FAIL("no combination " << id);
+  throw;
+}
+
+std::string errors_of(const std::string& toml, const plan::Query& q = {}) {
+  try {
+    plan_of(toml, q);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const char* kTorch = R"(
+name = "t"
+targets = ["T4", "H100", "B200"]
+[axes]
+pytorch = ["2.6", "2.8"]
+cuda = ["12.4", "12.8"]
+cudnn = ["9"]
+os = ["ubuntu22.04"]
+flavor = ["runtime"]
+[policy]
+targets = "report"
+[registry]
+url = "127.0.0.1:5000"
+repository = "kiln/pytorch"
+)";
+
+}  // namespace
+
+TEST_CASE("torch 2.6.0 + CUDA 12.4 resolves to the versions its wheel bundles", "[plan]") {
+  auto p = plan_of(kTorch);
+  CHECK(p.combos.size() == 4);
+  const auto& c = find(p, "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime");
+  CHECK(c.status == plan::Status::valid);
+  CHECK(c.versions.pytorch == "2.6.0");
+  CHECK(c.versions.cuda == "12.4.1");
+  CHECK(c.versions.cudnn == "9.1.0.70");
+  CHECK(c.versions.nccl == "2.21.5");
+  CHECK(c.versions.python == "3.10");
+  CHECK(c.min_driver == "525.60.13");
+  CHECK(c.arch.str() == "5.0;6.0;7.0;7.5;8.0;8.6;9.0");
+  CHECK(c.base == "nvidia/cuda:12.4.1-runtime-ubuntu22.04");
+  CHECK(c.require_cuda.rfind("cuda>=12.4 brand=tesla,driver>=470,driver<471 brand=unknown,driver>=470,driver<471", 0) == 0);
+  CHECK(c.require_cuda.find("brand=titanrtx,driver>=535,driver<536") != std::string::npos);
+  REQUIRE(c.tags.size() == 1);
+  CHECK(c.tags[0] == "127.0.0.1:5000/kiln/pytorch:2.6.0-cuda12.4-cudnn9-runtime");
+  CHECK(c.install.torch_index == "https://download.pytorch.org/whl/cu124");
+  CHECK(c.install.torch_packages == std::vector<std::string>{"torch==2.6.0"});
+  REQUIRE(c.targets.size() == 3);
+  CHECK(c.targets[0].support == Support::native);
+  CHECK(c.targets[2].support == Support::unsupported);  // B200: no sm_100, no PTX
+  CHECK(c.targets[2].reason == "no SASS for B200 (sm_100) and no PTX at or below compute_100 in the arch list 5.0;6.0;7.0;7.5;8.0;8.6;9.0");
+  CHECK_FALSE(c.inferred.empty());  // the 2.6 arch list is unconfirmed
+}
+
+TEST_CASE("a CUDA build PyTorch never published is excluded with its rule", "[plan]") {
+  auto p = plan_of(kTorch);
+  const auto& c = find(p, "pytorch2.6-cuda12.8-cudnn9-ubuntu22.04-runtime");
+  CHECK(c.status == plan::Status::excluded);
+  CHECK(c.rule == "pytorch-cuda-build");
+  CHECK(c.reason == "PyTorch 2.6.0 publishes no CUDA 12.8 build (its CUDA builds: 11.8, 12.4, 12.6)");
+  CHECK(c.tags.empty());
+}
+
+TEST_CASE("the cudnn axis must match what the wheel bundles", "[plan]") {
+  auto p = plan_of(R"(name="t"
+[axes]
+pytorch=["2.3"]
+cuda=["12.1"]
+cudnn=["9"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+)");
+  CHECK(p.combos[0].status == plan::Status::excluded);
+  CHECK(p.combos[0].reason == "PyTorch 2.3.1+cu121 bundles cuDNN 8.9.2.26, not cuDNN 9");
+}
+
+TEST_CASE("the distribution's Python decides which wheels apply", "[plan]") {
+  auto p = plan_of(R"(name="t"
+[axes]
+pytorch=["2.9"]
+cuda=["12.6"]
+os=["ubuntu20.04", "ubuntu22.04"]
+python=["3.10"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+)");
+  const auto& focal = find(p, "pytorch2.9-cuda12.6-ubuntu20.04-py3.10-runtime");
+  CHECK(focal.status == plan::Status::excluded);
+  CHECK(focal.reason == "ubuntu20.04 ships Python 3.8, not 3.10 (kiln installs the distribution's Python)");
+  CHECK(find(p, "pytorch2.9-cuda12.6-ubuntu22.04-py3.10-runtime").status == plan::Status::valid);
+}
+
+TEST_CASE("policy targets = all excludes a combination that cannot serve a target", "[plan]") {
+  auto p = plan_of(R"(name="t"
+targets=["P100", "H100"]
+[axes]
+pytorch=["2.11"]
+cuda=["12.6", "13.0"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+)");
+  const auto& c13 = find(p, "pytorch2.11-cuda13.0-ubuntu22.04-runtime");
+  CHECK(c13.status == plan::Status::excluded);
+  CHECK(c13.rule == "target-unsupported");
+  CHECK(c13.reason == "CUDA 13.0 cannot target P100 (sm_60): its nvcc emits SASS for 7.5–12.1 only");
+  CHECK(find(p, "pytorch2.11-cuda12.6-ubuntu22.04-runtime").status == plan::Status::valid);
+}
+
+TEST_CASE("a GPU served only through PTX raises the driver floor to the toolkit's driver", "[plan]") {
+  auto p = plan_of(R"(name="t"
+targets=["A100", "H100"]
+arch_list="8.0+PTX"
+[axes]
+cuda=["12.4"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+)");
+  const auto& c = p.combos[0];
+  CHECK(c.status == plan::Status::valid);
+  CHECK(c.targets[0].support == Support::native);
+  CHECK(c.targets[1].support == Support::ptx_jit);
+  CHECK(c.targets[1].via == "compute_80");
+  CHECK(c.min_driver == "550.54.15");
+}
+
+TEST_CASE("an explicit arch list outside the toolkit's range is excluded", "[plan]") {
+  auto p = plan_of(R"(name="t"
+arch_list="6.0;9.0"
+[axes]
+cuda=["13.0"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+)");
+  CHECK(p.combos[0].status == plan::Status::excluded);
+  CHECK(p.combos[0].reason.rfind("CUDA 13.0 cannot target sm_60 (P100): its nvcc emits SASS for 7.5–12.1 only", 0) == 0);
+}
+
+TEST_CASE("targets derive the arch list of images without PyTorch", "[plan]") {
+  auto p = plan_of(R"(name="t"
+targets=["P100", "T4", "H100", "B200"]
+[axes]
+cuda=["12.4"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[policy]
+targets="report"
+[tags]
+templates=["{id}"]
+)");
+  const auto& c = p.combos[0];
+  CHECK(c.arch.str() == "6.0;7.5;9.0+PTX");
+  CHECK(c.targets[3].support == Support::ptx_jit);  // B200 through compute_90
+}
+
+TEST_CASE("matrix rules exclude and include, and say where", "[plan]") {
+  auto p = plan_of(R"(name="t"
+[axes]
+cuda=["12.4", "12.6"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[[exclude]]
+cuda="12.6"
+os="ubuntu22.04"
+reason="superseded"
+[[include]]
+cuda="12.6"
+os="ubuntu24.04"
+[tags]
+templates=["{id}"]
+)");
+  REQUIRE(p.combos.size() == 3);
+  CHECK(find(p, "cuda12.6-ubuntu22.04-runtime").reason == "excluded by [[exclude]] #1 at m.toml:6:1: superseded");
+  CHECK(find(p, "cuda12.6-ubuntu24.04-runtime").status == plan::Status::valid);
+}
+
+TEST_CASE("unknown versions, OS and GPUs are errors at their position", "[plan][bad-input]") {
+  auto e = errors_of("name='t'\ntargets=['T4','Voodoo2']\n[axes]\npytorch=['3.0']\ncuda=['12.4','12.3']\nos=['ubuntu26.04']\nflavor=['runtime']\n");
+  CHECK(e.find("m.toml:2:15: error: unknown GPU \"Voodoo2\"") != std::string::npos);
+  CHECK(e.find("m.toml:4:10: error: unknown PyTorch version 3.0") != std::string::npos);
+  CHECK(e.find("m.toml:5:14: error: unknown CUDA version 12.3") != std::string::npos);
+  CHECK(e.find("m.toml:6:5: error: unknown os \"ubuntu26.04\"") != std::string::npos);
+}
+
+TEST_CASE("tag templates must produce distinct, valid tags", "[plan][bad-input]") {
+  auto e = errors_of("name='t'\n[axes]\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime','devel']\n[tags]\ntemplates=['cuda{cuda}']\n");
+  CHECK(e.find("m.toml:7:12: error: tag \"cuda12.4\" would name both") != std::string::npos);
+  e = errors_of("name='t'\n[axes]\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime']\n");
+  CHECK(e.find("uses {pytorch}, which combination cuda12.4-ubuntu22.04-runtime does not have") != std::string::npos);
+  e = errors_of("name='t'\n[axes]\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime']\n[tags]\ntemplates=['a/b:{cuda}']\n");
+  CHECK(e.find("is not a valid image tag") != std::string::npos);
+}
+
+TEST_CASE("--driver and --gpu answer whether each combination runs", "[plan][query]") {
+  plan::Query q{"535.104.05", {"P100"}};
+  auto p = plan_of(R"(name="t"
+[axes]
+pytorch=["2.11"]
+cuda=["12.6", "13.0"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+)", q);
+  const auto& c126 = find(p, "pytorch2.11-cuda12.6-ubuntu22.04-runtime");
+  CHECK(c126.usable == true);
+  const auto& c130 = find(p, "pytorch2.11-cuda13.0-ubuntu22.04-runtime");
+  CHECK(c130.usable == false);
+  REQUIRE(c130.why_not.size() == 2);
+  CHECK(c130.why_not[0] == "CUDA 13.0 cannot target P100 (sm_60): its nvcc emits SASS for 7.5–12.1 only");
+  CHECK(c130.why_not[1] == "driver 535.104.05 is too old: CUDA 13.0 runtime needs ≥ 580.65.06 (minor-version compatibility)");
+  CHECK(errors_of("name='t'\n[axes]\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime']\n[tags]\ntemplates=['{id}']\n",
+                  {"", {"Voodoo2"}}).find("unknown GPU \"Voodoo2\"") != std::string::npos);
+}
+
+TEST_CASE("Debian combinations install CUDA from the packages Debian ships", "[plan]") {
+  auto p = plan_of(R"(name="t"
+[axes]
+cuda=["11.8", "12.4"]
+os=["debian12", "debian13"]
+flavor=["devel"]
+[tags]
+templates=["{id}"]
+[[base]]
+os="debian13"
+image="kiln/debian:13"
+)");
+  const auto& trixie = find(p, "cuda12.4-debian13-devel");
+  CHECK(trixie.status == plan::Status::valid);
+  CHECK(trixie.versions.cuda == "12.4.131");
+  CHECK(trixie.versions.nccl == "2.22.3");
+  CHECK(trixie.base == "kiln/debian:13");
+  CHECK(trixie.install.method == "apt");
+  CHECK(trixie.install.remove_driver_libs);
+  CHECK(std::count(trixie.install.packages.begin(), trixie.install.packages.end(), "nvidia-cuda-toolkit") == 1);
+  CHECK(find(p, "cuda11.8-debian12-devel").base == "debian:12");
+  CHECK(find(p, "cuda12.4-debian12-devel").reason == "no recipe installs CUDA 12.4 on debian12 (recipes for debian12: CUDA 11.8)");
+}
+
+TEST_CASE("the JSON schema holds every documented field", "[plan][json]") {
+  auto j = plan::to_json(plan_of(kTorch, {"550.54.15", {"H100"}}));
+  CHECK(j["schema"] == "kiln.plan/v1");
+  CHECK(j["matrix"]["name"] == "t");
+  const auto& c = j["combos"][0];
+  for (const char* key : {"id", "status", "reason", "rule", "versions", "arch_list", "targets", "min_driver", "require_cuda",
+                          "tags", "base", "inferred", "sources", "query"})
+    CHECK(c.contains(key));
+  for (const char* key : {"pytorch", "cuda", "cudnn", "nccl", "python", "os", "flavor"}) CHECK(c["versions"].contains(key));
+  CHECK(c["targets"]["T4"]["support"] == "native");
+  CHECK(c["query"]["usable"] == true);
+  CHECK(j["summary"]["valid"] == 2);
+}
+
+TEST_CASE("the shipped matrices plan without errors", "[plan][matrices]") {
+  for (const char* name : {"pytorch", "legacy-gpus", "offline"}) {
+    INFO(name);
+    auto m = matrix::parse_matrix_file(std::string(KILN_SOURCE_DIR) + "/matrices/" + name + ".toml");
+    auto p = plan::make_plan(m, cat());
+    CHECK(p.count(plan::Status::valid) > 0);
+  }
+}
