@@ -46,7 +46,10 @@ function(kiln_find_cuda_lib name header)
   find_path(${up}_INCLUDE_DIR ${header} HINTS ${hints}
             PATH_SUFFIXES include include/x86_64-linux-gnu NO_DEFAULT_PATH)
   find_path(${up}_INCLUDE_DIR ${header})
-  find_library(${up}_LIBRARY NAMES ${ARGN} HINTS ${hints}
+  # NAMES_PER_DIR: the first hint directory holding any of the names wins, so
+  # a pip wheel named by -D<LIB>_ROOT (libcudnn.so.9 only) beats a system
+  # libcudnn.so found later in the list.
+  find_library(${up}_LIBRARY NAMES ${ARGN} NAMES_PER_DIR HINTS ${hints}
                PATH_SUFFIXES lib lib64 lib/x86_64-linux-gnu targets/x86_64-linux/lib NO_DEFAULT_PATH)
   find_library(${up}_LIBRARY NAMES ${ARGN})
   if(${up}_INCLUDE_DIR AND ${up}_LIBRARY)

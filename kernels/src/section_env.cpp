@@ -1,6 +1,8 @@
 // env: runtime and driver versions, the devices, and the versions the image
 // was expected to carry compared with what actually loaded.
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <cstdio>
 
@@ -103,6 +105,29 @@ static void check_expected(Section& s, Json& out, const char* what, const std::s
     s.fail(version_mismatch_message(what, expected, *found));
 }
 
+// The file a library symbol was loaded from: tells which of several
+// installed copies (system, pip wheel, toolkit) the image really uses.
+static Json loaded_from(const void* symbol) {
+  Dl_info info{};
+  if (dladdr(symbol, &info) && info.dli_fname) return Json(std::string(info.dli_fname));
+  return Json();
+}
+
+static Json library_paths() {
+  Json p = Json::object();
+  p["cudart"] = loaded_from(reinterpret_cast<const void*>(&cudaRuntimeGetVersion));
+#if KILN_SMOKE_WITH_CUBLAS
+  p["cublas"] = loaded_from(reinterpret_cast<const void*>(&cublasGetProperty));
+#endif
+#if KILN_SMOKE_WITH_CUDNN
+  p["cudnn"] = loaded_from(reinterpret_cast<const void*>(&cudnnGetVersion));
+#endif
+#if KILN_SMOKE_WITH_NCCL
+  p["nccl"] = loaded_from(reinterpret_cast<const void*>(&ncclGetVersion));
+#endif
+  return p;
+}
+
 static Json library_versions(std::optional<std::string>& cudnn, std::optional<std::string>& nccl) {
   Json libs = Json::object();
 #if KILN_SMOKE_WITH_CUBLAS
@@ -151,6 +176,7 @@ void run_env(Context& ctx, Section& s) {
 
   std::optional<std::string> cudnn, nccl;
   d["libraries"] = library_versions(cudnn, nccl);
+  d["library_paths"] = library_paths();
   Json& cmp = d["expected"];
   cmp = Json::object();
   check_expected(s, cmp, "CUDA", o.expect_cuda, cuda_version_string(ctx.runtime_version));

@@ -117,6 +117,10 @@ def main(argv):
     conv = (sec(a, "cudnn").get("data", {}).get("devices") or [{}])[0].get("conv2d", [])
     if conv:
         print("cuDNN algos: " + ", ".join(c.get("algo", "?") for c in conv))
+    libs = sec(a, "env").get("data", {})
+    if libs.get("libraries"):
+        print("loaded: " + ", ".join(f"{k} {v} ({(libs.get('library_paths') or {}).get(k, '?')})"
+                                     for k, v in libs["libraries"].items() if k in ("cublas", "cudnn", "nccl")))
     wall = a.get("wall_s")
     if wall is not None:
         print(f"suite wall time (a): {wall:.2f} s in-process, {runs.get('a-sm90', (0, 0))[1]:.2f} s with "

@@ -166,7 +166,7 @@ def run_amp(torch, args, s):
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            losses.append(float(loss))
+            losses.append(loss.item())
         r = {"forward_dtype": str(out.dtype), "loss_first": losses[0], "loss_last": losses[-1],
              "scale": float(scaler.get_scale())}
         s.data[name] = r

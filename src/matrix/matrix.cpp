@@ -227,8 +227,9 @@ class Parser {
           error(value.where, fmt::format("[[exclude]] #{} names axis '{}', which the matrix does not have", rule.index, name));
           continue;
         }
+        const std::string& wanted = value.text;
         bool present = std::any_of(axis->values.begin(), axis->values.end(),
-                                   [&](const Value& v) { return v.text == value.text; });
+                                   [&](const Value& v) { return v.text == wanted; });
         if (!present)
           error(value.where, fmt::format("[[exclude]] #{}: {} \"{}\" is not a value of axis '{}'; it would never match",
                                          rule.index, name, value.text, name));

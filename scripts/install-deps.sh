@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Installs what kiln needs on a Debian 12 machine, idempotently:
+#   build:   g++, CMake, Ninja and the libraries kiln links (all Debian 12)
+#   engines: Docker Engine (docker.io) and the buildx plugin -- Debian 12
+#            has no docker-buildx, so its Debian 13 .deb is unpacked
+#            (a static Go binary; nothing else comes from trixie)
+# Usage: scripts/install-deps.sh [--build-only]
+set -euo pipefail
+
+build_only=false
+[[ "${1:-}" == "--build-only" ]] && build_only=true
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+build_packages=(
+  g++ cmake ninja-build pkg-config git python3
+  libtomlplusplus-dev   # matrices and catalog (TOML with exact source positions)
+  nlohmann-json3-dev    # plan.json, kiln.json, Engine/registry APIs
+  libcli11-dev          # the command line
+  libfmt-dev            # messages and tables
+  libkainjow-mustache-dev  # Dockerfile templates
+  libcurl4-openssl-dev  # Docker Engine API over its unix socket, registry API
+  libarchive-dev        # build contexts and image archives, streamed
+  libsqlite3-dev        # the state ledger
+  libssl-dev            # sha256 of contexts and layers
+  libelf-dev            # CUDA fat binaries in ELF files
+  catch2                # unit tests
+)
+
+missing=()
+for p in "${build_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+$build_only && exit 0
+
+if ! command -v dockerd >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    docker.io debootstrap docker-registry skopeo >/dev/null
+fi
+
+if ! docker buildx version >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  cat >"$tmp/trixie.sources" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+  apt_tmp=(-o Dir::Etc::SourceList="$tmp/trixie.sources" -o Dir::Etc::SourceParts=/dev/null
+           -o Dir::State::Lists="$tmp/lists" -o Dir::Cache="$tmp/cache" -o APT::Sandbox::User=root)
+  as_root apt-get "${apt_tmp[@]}" update -qq
+  (cd "$tmp" && as_root apt-get "${apt_tmp[@]}" download docker-buildx >/dev/null)
+  as_root dpkg-deb -x "$tmp"/docker-buildx_*.deb "$tmp/root"
+  as_root install -D -m 0755 "$tmp/root/usr/libexec/docker/cli-plugins/docker-buildx" \
+    /usr/libexec/docker/cli-plugins/docker-buildx
+fi
+docker buildx version
