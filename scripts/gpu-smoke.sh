@@ -9,14 +9,14 @@
 #   (d) (a) with a wrong expected cuDNN version   -> env fails naming both (exit 1)
 #   (t) kiln-smoke-torch and smoke_torch.py (torch.matmul bf16 at the same size)
 # and prints a table. JSON of every run, the table and one log go to $OUT
-# (default ./out-gpu-smoke), named <date>-<gpu>-smoke-<case>.json.
+# (default build/gpu-smoke-out, git-ignored), named <date>-<gpu>-smoke-<case>.json.
 #
 # usage: scripts/gpu-smoke.sh [build-root]     (exit 0 when (a)-(d) behaved as expected)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-/tmp/kiln-gpu-smoke}
-OUT=${OUT:-$ROOT/out-gpu-smoke}
+OUT=${OUT:-$ROOT/build/gpu-smoke-out}
 PY=${PYTHON:-python3}
 JOBS=$(nproc)
 mkdir -p "$OUT" "$BUILD"

@@ -261,7 +261,7 @@ using Loader = void (*)(Reader&, const toml::table&, Catalog&);
 
 void load_one(const std::string& file, Loader loader, std::vector<Diagnostic>& diags, Catalog& c) {
   if (!fs::exists(file)) {
-    diags.push_back({{file}, "catalog file is missing"});
+    diags.push_back(Diagnostic{Location{file, 0, 0}, "catalog file is missing"});
     return;
   }
   toml::table doc = parse_toml_file(file);

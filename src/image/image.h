@@ -43,8 +43,11 @@ class BlobSource {
 
 // A tar (optionally gzip/zstd/xz-compressed) holding a docker-save or OCI layout.
 std::shared_ptr<BlobSource> tar_source(const std::filesystem::path& path);
-// The same from memory (tests, fuzzing); `bytes` must outlive the source.
+// The same from memory, without a copy; `bytes` must outlive the source
+// and every ImageFs read from it (read_files streams them again).
 std::shared_ptr<BlobSource> tar_source(std::span<const std::byte> bytes);
+// The same, owning its bytes.
+std::shared_ptr<BlobSource> tar_source(std::string bytes);
 // An OCI image layout directory.
 std::shared_ptr<BlobSource> dir_source(const std::filesystem::path& path);
 

@@ -57,6 +57,10 @@ class TarSource : public BlobSource {
  public:
   TarSource(std::filesystem::path path) : path_(std::move(path)) {}
   TarSource(std::span<const std::byte> bytes) : bytes_(bytes), in_memory_(true) {}
+  TarSource(std::string owned)
+      : owned_(std::make_shared<const std::string>(std::move(owned))),
+        bytes_(reinterpret_cast<const std::byte*>(owned_->data()), owned_->size()),
+        in_memory_(true) {}
 
   std::string describe() const override { return in_memory_ ? "<tar in memory>" : path_.string(); }
 
@@ -108,6 +112,7 @@ class TarSource : public BlobSource {
   }
 
   std::filesystem::path path_;
+  std::shared_ptr<const std::string> owned_;  // declared before bytes_, which points into it
   std::span<const std::byte> bytes_;
   bool in_memory_ = false;
   std::optional<std::set<std::string>> names_;
@@ -150,6 +155,9 @@ std::shared_ptr<BlobSource> tar_source(const std::filesystem::path& path) {
 }
 std::shared_ptr<BlobSource> tar_source(std::span<const std::byte> bytes) {
   return std::make_shared<detail::TarSource>(bytes);
+}
+std::shared_ptr<BlobSource> tar_source(std::string bytes) {
+  return std::make_shared<detail::TarSource>(std::move(bytes));
 }
 std::shared_ptr<BlobSource> dir_source(const std::filesystem::path& path) {
   return std::make_shared<detail::DirSource>(path);

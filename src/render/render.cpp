@@ -1,5 +1,6 @@
 #include "render/render.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -97,6 +98,12 @@ void write_if_changed(const fs::path& path, const std::string& content) {
 
 Renderer::Renderer(std::string templates_dir) : dir_(std::move(templates_dir)) {
   main_ = load_template(dir_ + "/Dockerfile.mustache");
+  // Partials are templates/partials/NAME.mustache, read once, sorted by name.
+  if (fs::exists(dir_ + "/partials"))
+    for (const auto& entry : fs::directory_iterator(dir_ + "/partials"))
+      if (entry.path().extension() == ".mustache")
+        partials_.emplace_back(entry.path().stem().string(), read_file(entry.path().string()));
+  std::sort(partials_.begin(), partials_.end());
 }
 
 Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
@@ -104,11 +111,9 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
   tmpl.set_custom_escape([](const std::string& s) { return s; });  // Dockerfiles, not HTML
   if (!tmpl.is_valid()) throw InputError({dir_ + "/Dockerfile.mustache"}, tmpl.error_message());
   mus::data d = template_data(combo, p);
-  // Partials are read on demand from templates/partials/NAME.mustache.
-  for (const auto& entry : fs::directory_iterator(dir_ + "/partials")) {
-    if (entry.path().extension() != ".mustache") continue;
-    std::string text = read_file(entry.path().string());
-    d.set(entry.path().stem().string(), mus::partial([text] { return text; }));
+  for (const auto& [name, text] : partials_) {
+    const std::string* body = &text;
+    d.set(name, mus::partial([body] { return *body; }));
   }
   std::string out = squeeze_blank_lines(tmpl.render(d));
   if (!tmpl.is_valid()) throw InputError({dir_}, "template error: " + tmpl.error_message());

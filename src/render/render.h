@@ -27,6 +27,7 @@ class Renderer {
  private:
   std::string dir_;
   std::string main_;
+  std::vector<std::pair<std::string, std::string>> partials_;  // name, text
 };
 
 // docker buildx bake file for the valid combinations; contexts are relative
