@@ -3,6 +3,8 @@
 // header (size in its own field) + payload. All little-endian.
 #include "audit/fatbin.h"
 
+#include "util/cc.h"
+
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -80,6 +82,8 @@ std::size_t parse_entry(std::span<const std::byte> b, std::size_t at, std::size_
   e.compression = compression_of(flags);
   e.header_size = header_size;
   e.payload_size = payload;
+  e.version_minor = u16(b, at + 0x18);
+  e.version_major = u16(b, at + 0x1A);
   if (e.compression != Compression::none) e.uncompressed_size = u64(b, at + 0x38);
   if (info.entries.size() >= kMaxEntries) fail("too many fat-binary entries", at);
   info.entries.push_back(e);
@@ -218,6 +222,14 @@ std::optional<Arch> parse_arch(std::string_view t) {
   return a;
 }
 
+std::optional<std::pair<unsigned, unsigned>> FatbinInfo::ptx_isa(const Arch& arch) const {
+  std::optional<std::pair<unsigned, unsigned>> isa;
+  for (const auto& e : entries)
+    if (e.kind == EntryKind::ptx && e.arch == arch && e.version_major != 0)
+      isa = std::max(isa.value_or(std::pair(0u, 0u)), std::pair<unsigned, unsigned>(e.version_major, e.version_minor));
+  return isa;
+}
+
 bool FatbinInfo::any_compressed() const {
   return std::any_of(entries.begin(), entries.end(), [](const FatbinEntry& e) { return e.compression != Compression::none; });
 }
@@ -290,36 +302,26 @@ FatbinScan scan_fatbin(std::string path, std::span<const std::byte> bytes) {
 
 namespace {
 
-// Can code built for `code` (SASS) run on a device of CC `dev`?
-bool sass_runs_on(const Arch& code, const Arch& dev) {
-  if (code.variant == 'a') return code.major == dev.major && code.minor == dev.minor;
-  return code.major == dev.major && code.minor <= dev.minor;  // portable or family
-}
+ComputeCapability to_cc(const Arch& a) { return {a.major, a.minor, a.variant}; }
+Arch to_arch(const ComputeCapability& c) { return {c.major, c.minor, c.variant}; }
 
-// Can the driver JIT PTX built for `code` to a device of CC `dev`?
-bool ptx_jits_to(const Arch& code, const Arch& dev) {
-  if (code.variant == 'a') return code.major == dev.major && code.minor == dev.minor;
-  if (code.variant == 'f') return code.major == dev.major && code.minor <= dev.minor;
-  return code.number() <= dev.number();
-}
-
-// The highest-numbered entry passing `ok`: the closest to the device.
-std::optional<Arch> best(const std::vector<Arch>& v, auto ok) {
-  std::optional<Arch> pick;
-  for (const auto& a : v)
-    if (ok(a) && (!pick || a.number() > pick->number() || (a.number() == pick->number() && a.variant == 0)))
-      pick = a;
-  return pick;
+ArchList to_arch_list(const std::vector<Arch>& sass, const std::vector<Arch>& ptx) {
+  ArchList list;
+  for (const auto& a : sass) list.sass.push_back(to_cc(a));
+  for (const auto& a : ptx) list.ptx.push_back(to_cc(a));
+  return list;
 }
 
 }  // namespace
 
+// The rule itself lives in util/cc (support_for), shared with the plan, so
+// a fat binary and a planned arch list are judged the same way.
 ArchSupport arch_support(const std::vector<Arch>& sass, const std::vector<Arch>& ptx, unsigned major, unsigned minor) {
-  const Arch dev{major, minor, 0};
-  if (auto a = best(sass, [&](const Arch& c) { return sass_runs_on(c, dev); }))
-    return {a->number() == dev.number() ? ArchMatch::sass_exact : ArchMatch::sass_compatible, a};
-  if (auto a = best(ptx, [&](const Arch& c) { return ptx_jits_to(c, dev); })) return {ArchMatch::ptx_jit, a};
-  return {};
+  const SupportVerdict v = support_for(to_arch_list(sass, ptx), ComputeCapability{major, minor, 0});
+  if (v.support == Support::unsupported) return {};
+  const Arch via = to_arch(*v.via);
+  if (v.support == Support::ptx_jit) return {ArchMatch::ptx_jit, via};
+  return {via.major == major && via.minor == minor ? ArchMatch::sass_exact : ArchMatch::sass_compatible, via};
 }
 
 const char* to_string(ArchMatch m) {

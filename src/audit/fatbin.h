@@ -10,6 +10,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kiln::audit {
@@ -41,6 +42,9 @@ struct FatbinEntry {
   std::uint32_t header_size = 0;
   std::uint64_t payload_size = 0;       // as stored (padded, maybe compressed)
   std::uint64_t uncompressed_size = 0;  // 0 when not compressed
+  // Header +0x1A/+0x18. On PTX entries the PTX ISA version (9.0 from nvcc
+  // 13.0), which names the toolkit that made it; on SASS 1.x (ELF ABI).
+  std::uint16_t version_major = 0, version_minor = 0;
 };
 
 struct FatbinInfo {
@@ -52,6 +56,9 @@ struct FatbinInfo {
   std::vector<Arch> ptx;              // sorted, unique
 
   bool has_device_code() const { return !sass.empty() || !ptx.empty(); }
+  // The newest PTX ISA version among the PTX entries for `arch`; nullopt
+  // when there is none or its header leaves the field zero.
+  std::optional<std::pair<unsigned, unsigned>> ptx_isa(const Arch& arch) const;
   bool any_compressed() const;
 };
 

@@ -25,6 +25,7 @@ struct CudaRelease {
   Version full;        // "12.4.1"
   Version driver;      // shipped with the toolkit: PTX JIT needs at least this
   Version min_driver;  // minor-version compatibility floor
+  Version ptx_isa;     // PTX ISA its nvcc writes ("8.4"); empty when unknown
   std::vector<ComputeCapability> sass;
   std::vector<ComputeCapability> deprecated_sass;
   std::vector<int> require_branches;  // NVIDIA_REQUIRE_CUDA brand alternatives
@@ -98,6 +99,7 @@ struct CudaRecipe {
   std::vector<std::string> devel;
   std::optional<Version> nccl;
   bool remove_driver_libs = false;
+  bool devel_from_runtime = false;  // the devel image is built on the runtime one
   Provenance provenance;
 };
 

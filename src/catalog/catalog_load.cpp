@@ -70,13 +70,14 @@ void load_cuda(Reader& r, const toml::table& doc, Catalog& c) {
   top.only({"cuda"});
   for (const toml::table* t : top.tables("cuda", true)) {
     auto f = r.fields(*t);
-    f.only({"version", "full", "driver", "min_driver", "sass", "deprecated_sass", "require_branches",
+    f.only({"version", "full", "driver", "min_driver", "ptx_isa", "sass", "deprecated_sass", "require_branches",
             "require_confidence", "source", "confidence", "note"});
     CudaRelease rel;
     rel.version = r.version(f, "version");
     rel.full = r.version(f, "full");
     rel.driver = r.version(f, "driver");
     rel.min_driver = r.version(f, "min_driver");
+    rel.ptx_isa = r.version(f, "ptx_isa", false);
     rel.sass = r.ccs(f, "sass", true);
     rel.deprecated_sass = r.ccs(f, "deprecated_sass", false);
     for (int64_t b : f.integers("require_branches")) rel.require_branches.push_back(static_cast<int>(b));
@@ -203,7 +204,7 @@ void load_cuda_recipes(Reader& r, const toml::table& doc, Catalog& c) {
   for (const toml::table* t : top.tables("cuda", true)) {
     auto f = r.fields(*t);
     f.only({"os", "os_family", "cuda", "full", "method", "components", "runtime", "devel", "nccl",
-            "remove_driver_libs", "source", "confidence", "note"});
+            "remove_driver_libs", "devel_from_runtime", "source", "confidence", "note"});
     CudaRecipe rec;
     rec.os = f.str("os").value_or("");
     rec.os_family = f.str("os_family").value_or("");
@@ -218,6 +219,7 @@ void load_cuda_recipes(Reader& r, const toml::table& doc, Catalog& c) {
       rec.devel = f.strings("devel", true);
       if (f.raw().contains("nccl")) rec.nccl = r.version(f, "nccl");
       rec.remove_driver_libs = f.boolean("remove_driver_libs").value_or(false);
+      rec.devel_from_runtime = f.boolean("devel_from_runtime").value_or(false);
       rec.provenance = r.provenance(f);
     } else if (rec.method != "nvidia-base") {
       f.error(f.where("method"), "'method' must be \"nvidia-base\" or \"apt\"");

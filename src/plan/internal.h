@@ -1,5 +1,6 @@
 // Shared between the plan's own files; not part of its public header.
 #pragma once
+#include "catalog/compat.h"
 #include "plan/plan.h"
 
 namespace kiln::plan::detail {
@@ -14,6 +15,7 @@ TargetSupport support_of(const std::string& name, const ComputeCapability& cc, c
                          const catalog::CudaRelease& cuda, const catalog::Catalog& c);
 void answer_query(Combo& combo, const Query& q, const catalog::Catalog& c);
 
-std::string gpu_label(const std::string& name, const ComputeCapability& cc, const catalog::Catalog& c);
+// "T4 (sm_75)": shared with the audit (catalog/compat.h).
+using catalog::gpu_label;
 
 }  // namespace kiln::plan::detail

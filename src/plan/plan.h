@@ -40,8 +40,10 @@ struct TargetSupport {
 
 // How the CUDA stack enters the image (from the catalog's install recipes).
 struct Install {
-  std::string method;                 // "nvidia-base" | "apt"
-  std::vector<std::string> packages;  // apt packages for this flavor
+  std::string method;                  // "nvidia-base" | "apt"
+  std::vector<std::string> packages;   // apt packages for this flavor (runtime + devel)
+  std::vector<std::string> devel_packages;  // the devel part alone
+  bool devel_from_runtime = false;     // devel image builds on the runtime image
   std::vector<std::string> components;
   bool remove_driver_libs = false;
   std::string torch_index;                   // pip index URL

@@ -170,7 +170,11 @@ bool resolve_base(Combo& combo, const matrix::Matrix& m, const Catalog& c, const
   combo.install.method = recipe.method;
   combo.install.components = recipe.components;
   combo.install.packages = recipe.runtime;
-  if (devel) combo.install.packages.insert(combo.install.packages.end(), recipe.devel.begin(), recipe.devel.end());
+  if (devel) {
+    combo.install.packages.insert(combo.install.packages.end(), recipe.devel.begin(), recipe.devel.end());
+    combo.install.devel_packages = recipe.devel;
+  }
+  combo.install.devel_from_runtime = recipe.devel_from_runtime;
   combo.install.remove_driver_libs = recipe.remove_driver_libs;
   if (recipe.nccl && combo.versions.nccl.empty()) combo.versions.nccl = recipe.nccl->str();
   note_inferred(combo, recipe.provenance, "CUDA " + recipe.full.str() + " packages for " + os.name);

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "catalog/compat.h"
 #include "plan/internal.h"
 #include "util/text.h"
 
@@ -69,12 +70,6 @@ const CudaRelease& cuda_of(const Combo& combo, const Catalog& c) {
 
 }  // namespace
 
-std::string gpu_label(const std::string& name, const ComputeCapability& cc, const Catalog& c) {
-  std::string known = c.gpu_name(cc);
-  if (ComputeCapability::parse(name)) return known.empty() ? cc.sm() : fmt::format("{} ({})", cc.sm(), known);
-  return fmt::format("{} ({})", name, cc.sm());
-}
-
 TargetSupport support_of(const std::string& name, const ComputeCapability& cc, const ArchList& arch,
                          const CudaRelease& cuda, const Catalog& c) {
   TargetSupport t{name, cc};
@@ -82,10 +77,10 @@ TargetSupport support_of(const std::string& name, const ComputeCapability& cc, c
   t.support = v.support;
   if (v.support == Support::native) {
     t.via = v.via->sm();
-    t.min_driver = cuda.min_driver.str();
+    t.min_driver = catalog::driver_for(cuda, v.support).str();
   } else if (v.support == Support::ptx_jit) {
     t.via = v.via->compute();
-    t.min_driver = cuda.driver.str();
+    t.min_driver = catalog::driver_for(cuda, v.support).str();
   } else if (!cuda.can_target(cc) && (cuda.sass.empty() || cc < cuda.sass.front())) {
     t.reason = fmt::format("CUDA {} cannot target {}: its nvcc emits SASS for {} only", cuda.version.str(),
                            gpu_label(name, cc, c), cuda.sass_range());
@@ -136,8 +131,7 @@ void answer_query(Combo& combo, const Query& q, const Catalog& c) {
     return;
   }
   const CudaRelease& cuda = cuda_of(combo, c);
-  Version need = cuda.min_driver;
-  std::string need_why = fmt::format("CUDA {} runtime needs ≥ {} (minor-version compatibility)", cuda.version.str(), need.str());
+  auto [need, need_why] = catalog::runtime_floor(cuda);
   if (q.gpus.empty() && !combo.min_driver.empty() && Version::must(combo.min_driver) > need) {
     need = Version::must(combo.min_driver);
     need_why = fmt::format("a matrix target runs only through PTX JIT, which needs the CUDA {} driver ≥ {}",

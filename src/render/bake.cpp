@@ -16,7 +16,13 @@ nlohmann::json bake_file(const plan::Plan& p) {
     if (c.status != plan::Status::valid) continue;
     std::string name = bake_target(c.id);
     names.push_back(name);
-    targets[name] = {{"context", "./" + c.id}, {"dockerfile", "Dockerfile"}, {"tags", c.tags}};
+    // Local names only: release tags are pushed after verification.
+    nlohmann::json t{{"context", "./" + c.id}, {"dockerfile", "Dockerfile"}, {"tags", {local_image(p, c.id)}}};
+    // A devel image FROM its runtime sibling: bake builds the sibling first
+    // and hands it over as the KILN_PARENT build context.
+    if (const plan::Combo* parent = parent_of(c, p))
+      t["contexts"] = {{local_image(p, parent->id), "target:" + bake_target(parent->id)}};
+    targets[name] = t;
   }
   return {{"group", {{"default", {{"targets", names}}}}}, {"target", targets}};
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 
+#include <fmt/format.h>
 #include <kainjow/mustache.hpp>
 
 #include "util/diag.h"
@@ -42,9 +43,23 @@ std::string space_list(const std::vector<ComputeCapability>& ccs, bool ptx) {
 // An empty optional value is `false`, so `{{#cudnn}}...{{/cudnn}}` skips it.
 mus::data optional(const std::string& s) { return s.empty() ? mus::data(false) : mus::data(s); }
 
+// nvcc flags for an arch list: SASS for each entry, PTX where marked.
+std::string gencode_flags(const ArchList& arch) {
+  std::vector<std::string> flags;
+  for (const auto& cc : arch.sass) flags.push_back(fmt::format("-gencode arch={},code={}", cc.compute(), cc.sm()));
+  for (const auto& cc : arch.ptx) flags.push_back(fmt::format("-gencode arch={},code={}", cc.compute(), cc.compute()));
+  return join(flags, " ");
+}
+
 mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   const plan::Versions& v = c.versions;
+  const plan::Combo* parent = parent_of(c, p);
   mus::data d;
+  d.set("parent", parent != nullptr);
+  d.set("parent_id", parent ? parent->id : "");
+  d.set("parent_image", parent ? local_image(p, parent->id) : "");
+  d.set("local_image", local_image(p, c.id));
+  d.set("nvcc_gencode", gencode_flags(c.arch));
   d.set("id", c.id);
   d.set("matrix", p.matrix_name);
   d.set("catalog_version", p.catalog_version);
@@ -67,7 +82,7 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.set("apt", c.install.method == "apt");
   d.set("nvidia_base", c.install.method == "nvidia-base");
   d.set("apt_components", join(c.install.components, " "));
-  d.set("apt_packages", list(c.install.packages));
+  d.set("apt_packages", list(parent ? c.install.devel_packages : c.install.packages));
   d.set("remove_driver_libs", c.install.remove_driver_libs);
   d.set("with_pytorch", !v.pytorch.empty());
   d.set("torch_index", c.install.torch_index);
@@ -104,6 +119,23 @@ Renderer::Renderer(std::string templates_dir) : dir_(std::move(templates_dir)) {
       if (entry.path().extension() == ".mustache")
         partials_.emplace_back(entry.path().stem().string(), read_file(entry.path().string()));
   std::sort(partials_.begin(), partials_.end());
+  // Files devel images compile during their build (templates/context/).
+  if (fs::exists(dir_ + "/context"))
+    for (const auto& entry : fs::directory_iterator(dir_ + "/context"))
+      if (entry.is_regular_file()) context_[entry.path().filename().string()] = read_file(entry.path().string());
+}
+
+std::string local_image(const plan::Plan& p, const std::string& combo_id) {
+  return "kiln.local/" + p.matrix_name + ":" + combo_id;
+}
+
+const plan::Combo* parent_of(const plan::Combo& combo, const plan::Plan& p) {
+  if (combo.versions.flavor != "devel" || !combo.install.devel_from_runtime) return nullptr;
+  auto sibling_axes = combo.axes;
+  sibling_axes["flavor"] = "runtime";
+  for (const auto& c : p.combos)
+    if (c.axes == sibling_axes && c.status == plan::Status::valid) return &c;
+  return nullptr;
 }
 
 Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
@@ -117,10 +149,14 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
   }
   std::string out = squeeze_blank_lines(tmpl.render(d));
   if (!tmpl.is_valid()) throw InputError({dir_}, "template error: " + tmpl.error_message());
-  nlohmann::json inputs = plan::to_json(combo);
-  inputs["matrix"] = p.matrix_name;
-  inputs["catalog_version"] = p.catalog_version;
-  return {combo.id, out, inputs};
+  Rendered r{combo.id, out, plan::to_json(combo), local_image(p, combo.id), "", combo.base, {}};
+  if (const plan::Combo* parent = parent_of(combo, p)) r.parent = parent->id;
+  if (combo.versions.flavor == "devel") r.context = context_;
+  r.inputs["matrix"] = p.matrix_name;
+  r.inputs["catalog_version"] = p.catalog_version;
+  r.inputs["local_image"] = r.local_image;
+  r.inputs["parent"] = r.parent.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.parent);
+  return r;
 }
 
 std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const std::string& out_dir) {
@@ -137,6 +173,7 @@ std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const 
     fs::create_directories(dir);
     write_if_changed(dir / "Dockerfile", x.dockerfile);
     write_if_changed(dir / "kiln.json", x.inputs.dump(2) + "\n");
+    for (const auto& [name, bytes] : x.context) write_if_changed(dir / name, bytes);
     keep.insert(x.id);
     written.push_back(dir.string());
   }

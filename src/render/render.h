@@ -3,6 +3,7 @@
 // whole matrix. Templates come from templates/ (Mustache); the output is
 // byte-for-byte deterministic and builds with a plain `docker build`.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,19 @@ struct Rendered {
   std::string id;
   std::string dockerfile;
   nlohmann::json inputs;  // kiln.json: resolved inputs of the combination
+  std::string local_image;  // kiln.local/<matrix>:<id>, the unverified local name
+  std::string parent;       // id of the combination this one builds FROM, or ""
+  std::string base;         // the external base when there is no parent
+  std::map<std::string, std::string> context;  // extra build-context files: name -> bytes
 };
+
+// The name a built, not yet verified image has on the engine. Release tags
+// are only ever pushed by promotion, after verification.
+std::string local_image(const plan::Plan& p, const std::string& combo_id);
+
+// The combination a devel image builds on, when its recipe says so and the
+// runtime sibling is in the plan; nullptr otherwise.
+const plan::Combo* parent_of(const plan::Combo& combo, const plan::Plan& p);
 
 // Throws InputError when a template is missing or malformed.
 class Renderer {
@@ -27,6 +40,7 @@ class Renderer {
  private:
   std::string dir_;
   std::string main_;
+  std::map<std::string, std::string> context_;  // templates/context/*
   std::vector<std::pair<std::string, std::string>> partials_;  // name, text
 };
 

@@ -97,20 +97,41 @@ const char* to_string(Support s) {
   return "unsupported";
 }
 
+namespace {
+
+// SASS: an arch-specific cubin ("a") runs only on its exact CC; a portable or
+// family ("f") one on the same major at an equal or higher minor.
+bool sass_runs_on(const ComputeCapability& code, const ComputeCapability& gpu) {
+  if (code.major != gpu.major) return false;
+  return code.variant == 'a' ? code.minor == gpu.minor : code.minor <= gpu.minor;
+}
+
+// PTX: "a" JIT-compiles only for its exact CC, "f" within its major, plain
+// PTX for any GPU of an equal or higher capability.
+bool ptx_jits_to(const ComputeCapability& code, const ComputeCapability& gpu) {
+  if (code.variant == 'a') return code.major == gpu.major && code.minor == gpu.minor;
+  if (code.variant == 'f') return code.major == gpu.major && code.minor <= gpu.minor;
+  return code.number() <= gpu.number();
+}
+
+// The closest entry to the GPU (highest number); a portable one wins a tie,
+// as it is what the driver would also pick on a newer GPU.
+template <class Ok>
+std::optional<ComputeCapability> closest(const std::vector<ComputeCapability>& list, Ok ok) {
+  std::optional<ComputeCapability> pick;
+  for (const auto& c : list)
+    if (ok(c) && (!pick || c.number() > pick->number() || (c.number() == pick->number() && c.variant == 0)))
+      pick = c;
+  return pick;
+}
+
+}  // namespace
+
 SupportVerdict support_for(const ArchList& arch, const ComputeCapability& gpu) {
-  SupportVerdict best;
-  for (const auto& s : arch.sass) {
-    bool runs = s.variant ? (s.major == gpu.major && s.minor == gpu.minor)
-                          : (s.major == gpu.major && s.minor <= gpu.minor);
-    if (runs && (!best.via || s > *best.via)) best = {Support::native, s};
-  }
-  if (best.support == Support::native) return best;
-  for (const auto& p : arch.ptx) {
-    if (p.variant) continue;
-    if (std::pair(p.major, p.minor) <= std::pair(gpu.major, gpu.minor) && (!best.via || p > *best.via))
-      best = {Support::ptx_jit, p};
-  }
-  return best;
+  const ComputeCapability dev{gpu.major, gpu.minor, 0};
+  if (auto s = closest(arch.sass, [&](const auto& c) { return sass_runs_on(c, dev); })) return {Support::native, s};
+  if (auto p = closest(arch.ptx, [&](const auto& c) { return ptx_jits_to(c, dev); })) return {Support::ptx_jit, p};
+  return {};
 }
 
 }  // namespace kiln

@@ -39,9 +39,11 @@ struct ArchList {
 enum class Support { native, ptx_jit, unsupported };
 const char* to_string(Support s);
 
-// SASS runs on the same major with an equal or higher minor (sm_80 on 8.6),
-// unless it is an arch-specific variant; PTX JIT-compiles on any GPU of
-// equal or higher capability.
+// SASS runs on the same major with an equal or higher minor (sm_80 on 8.6;
+// a family variant sm_100f likewise), an arch-specific one (sm_90a) only on
+// its exact capability; PTX JIT-compiles on any GPU of equal or higher
+// capability (compute_90a: 9.0 only; compute_100f: 10.x only). The one rule
+// for the plan (arch lists) and the audit (fat binaries).
 struct SupportVerdict {
   Support support = Support::unsupported;
   std::optional<ComputeCapability> via;  // the SASS or PTX entry used

@@ -87,7 +87,9 @@ TEST_CASE("generate writes the same bytes every time", "[render]") {
   render::generate(p, r, b.string());
   CHECK(dirs.size() == p.count(plan::Status::valid));
   auto ta = read_tree(a), tb = read_tree(b);
-  CHECK(ta.size() == 2 * dirs.size() + 2);  // Dockerfile + kiln.json each, plan.json, docker-bake.json
+  size_t devel = 0;
+  for (const auto& c : p.combos) devel += c.status == plan::Status::valid && c.versions.flavor == "devel";
+  CHECK(ta.size() == 2 * dirs.size() + devel + 2);  // Dockerfile + kiln.json each, nvcc check per devel, plan.json, bake
   CHECK(ta == tb);
   // A second run into the same directory changes nothing.
   auto before = fs::last_write_time(a / "plan.json");
@@ -115,7 +117,9 @@ TEST_CASE("the bake file names every valid combination", "[render]") {
   auto bake = render::bake_file(p);
   CHECK(bake["group"]["default"]["targets"].size() == p.count(plan::Status::valid));
   CHECK(bake["target"]["cuda12_4-debian13-devel"]["context"] == "./cuda12.4-debian13-devel");
-  CHECK(bake["target"]["cuda12_4-debian13-devel"]["tags"][0] == "127.0.0.1:5000/kiln/offline:cuda12.4-debian13-devel");
+  CHECK(bake["target"]["cuda12_4-debian13-devel"]["tags"][0] == "kiln.local/offline:cuda12.4-debian13-devel");
+  CHECK(bake["target"]["cuda12_4-debian13-devel"]["contexts"]["kiln.local/offline:cuda12.4-debian13-runtime"] ==
+        "target:cuda12_4-debian13-runtime");
 }
 
 TEST_CASE("a missing or broken template fails before anything is written", "[render][bad-input]") {

@@ -1,0 +1,194 @@
+// The build engine: a Docker Engine API client over its unix socket (also
+// Podman's Docker-compatible service), and two image builders behind one
+// interface — the engine's own POST /build, and BuildKit via `docker buildx`.
+// Endpoints, stream formats and Podman differences: docs/engine.md.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::engine {
+
+// The socket is missing or refuses: an environment problem (callers exit 2).
+// what(): "cannot reach the engine at unix:///path: <curl error>".
+struct Unreachable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The engine answered with an HTTP error; what() carries its "message".
+struct ApiError : std::runtime_error {
+  ApiError(int status, const std::string& what) : std::runtime_error(what), status(status) {}
+  int status;
+};
+
+// Where the engine listens. Only unix sockets: a TCP DOCKER_HOST is rejected
+// (std::invalid_argument) rather than silently ignored.
+struct Endpoint {
+  std::string socket_path = "/var/run/docker.sock";
+  std::string uri() const { return "unix://" + socket_path; }
+  // DOCKER_HOST=unix:///path, else /var/run/docker.sock.
+  static Endpoint from_env();
+};
+
+// ---- plain data --------------------------------------------------------
+
+struct VersionInfo {
+  std::string version, api_version, os, arch;
+  bool podman = false;  // a "Podman Engine" component answered
+};
+
+struct ImageInfo {
+  std::string id;  // "sha256:<config digest>"
+  std::vector<std::string> repo_tags, repo_digests;
+  std::vector<std::string> env;  // Config.Env, "K=V"
+  std::map<std::string, std::string> labels;
+  std::string user;
+  std::int64_t size = 0;
+};
+
+struct DeviceMapping {
+  std::string host, container, permissions = "rwm";
+};
+struct DeviceRequest {
+  std::string driver;  // "nvidia", "cdi"
+  int count = 0;       // -1: all
+  std::vector<std::string> device_ids;
+  std::vector<std::vector<std::string>> capabilities;  // [["gpu"]]
+};
+
+struct ContainerSpec {
+  std::string image;
+  std::vector<std::string> cmd;  // empty: the image's CMD
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> env;  // "K=V"
+  std::string user;
+  std::map<std::string, std::string> labels;
+  // HostConfig
+  std::vector<std::string> binds;  // "host:container[:ro]"
+  std::int64_t shm_size = 0;       // bytes, 0: engine default
+  std::vector<DeviceMapping> devices;
+  std::vector<DeviceRequest> device_requests;
+  bool readonly_rootfs = false;
+  std::string network_mode;                  // "none", "host", "" = default
+  std::map<std::string, std::string> tmpfs;  // path -> mount options
+  std::int64_t memory = 0;                   // bytes, 0: unlimited
+};
+
+struct WaitResult {
+  std::int64_t exit_code = -1;
+  bool timed_out = false;  // killed by kiln after the time limit
+  std::string error;       // the engine's wait error message, if any
+};
+
+struct Logs {
+  std::string out, err;
+};
+
+struct PushResult {
+  bool ok = false;
+  std::string digest;  // "sha256:..." of the pushed manifest
+  std::string error;
+};
+
+// ---- building ----------------------------------------------------------
+
+struct BuildRequest {
+  std::filesystem::path context_dir;
+  std::string dockerfile = "Dockerfile";  // relative to context_dir
+  std::vector<std::string> tags;
+  std::map<std::string, std::string> build_args;  // not for secrets: engines record them
+  std::map<std::string, std::string> labels;
+  std::string target;
+  bool no_cache = false;
+  std::string network;  // RUN steps' network: "" engine default, "host", "none"
+};
+
+struct BuildResult {
+  bool ok = false;
+  std::string image_id;     // "sha256:<config digest>"
+  std::string digest;       // manifest digest where the backend knows one (buildx)
+  std::string failed_step;  // "Step 3/7 : RUN ..." or "[2/3] RUN ..."
+  std::string error;
+  double seconds = 0;
+};
+
+// step/total: the Dockerfile step that started (total 0 when unknown); line: its text.
+using ProgressFn = std::function<void(int step, int total, std::string_view line)>;
+// Every raw output line of a build, without its newline.
+using LogSink = std::function<void(std::string_view line)>;
+// A chunk of a streamed body; return false to stop the transfer.
+using ChunkFn = std::function<bool(std::string_view chunk)>;
+// Fill buf with up to n bytes of a body; return 0 at its end.
+using ReadFn = std::function<std::size_t(char* buf, std::size_t n)>;
+
+// A build failure is a BuildResult with ok = false; Unreachable is thrown.
+class Builder {
+ public:
+  virtual ~Builder() = default;
+  virtual std::string name() const = 0;
+  virtual BuildResult build(const BuildRequest& req, const ProgressFn& progress,
+                            const LogSink& log) = 0;
+};
+
+// ---- the API client ----------------------------------------------------
+
+class Client {
+ public:
+  explicit Client(Endpoint endpoint = Endpoint::from_env());
+  const Endpoint& endpoint() const { return ep_; }
+
+  void ping();  // throws Unreachable / ApiError
+  VersionInfo version();
+
+  // Images. inspect returns nullopt when the engine has no such image.
+  std::optional<ImageInfo> inspect_image(const std::string& name);
+  bool image_exists(const std::string& name);
+  void tag_image(const std::string& name, const std::string& repo, const std::string& tag);
+  void remove_image(const std::string& name, bool force = false);
+  // `docker save` of one image as a tar, streamed chunk by chunk.
+  void save_image(const std::string& name, const ChunkFn& sink);
+  // A rootfs tar becomes an image repo:tag; returns its id.
+  std::string import_image(const ReadFn& tar, const std::string& repo, const std::string& tag);
+  std::string import_image(const std::filesystem::path& tar, const std::string& repo,
+                           const std::string& tag);
+
+  // POST /build; the failing step and message come back in the result.
+  BuildResult build(const BuildRequest& req, const ProgressFn& progress, const LogSink& log);
+
+  // Containers.
+  std::string create_container(const ContainerSpec& spec, const std::string& name = "");
+  void start_container(const std::string& id);
+  // Waits until it stops; after `limit` kills it and reports timed_out.
+  WaitResult wait_container(const std::string& id, std::chrono::milliseconds limit);
+  void kill_container(const std::string& id);
+  Logs container_logs(const std::string& id);  // stdout and stderr, demultiplexed
+  void remove_container(const std::string& id);  // forced, with its anonymous volumes
+
+  // registry_auth: the X-Registry-Auth value (base64url JSON); never logged.
+  PushResult push_image(const std::string& name, const std::string& tag,
+                        const std::string& registry_auth, const LogSink& log);
+
+ private:
+  Endpoint ep_;
+};
+
+struct BuildxOptions {
+  std::string docker = "docker";   // the CLI with the buildx plugin
+  std::string builder = "default";  // the docker driver: no BuildKit container image needed
+};
+
+// "engine" (POST /build) or "buildx"; throws std::invalid_argument otherwise.
+std::unique_ptr<Builder> make_builder(std::string_view name, const Endpoint& ep,
+                                      const BuildxOptions& buildx = {});
+
+}  // namespace kiln::engine

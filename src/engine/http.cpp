@@ -1,0 +1,159 @@
+// HTTP to the engine over its unix socket with libcurl. One easy handle per
+// request: requests are few and long (builds, waits), so reuse buys nothing.
+#include "engine/internal.h"
+
+#include <curl/curl.h>
+
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+
+namespace kiln::engine {
+
+Endpoint Endpoint::from_env() {
+  Endpoint ep;
+  const char* host = std::getenv("DOCKER_HOST");
+  if (!host || !*host) return ep;
+  std::string_view h = host;
+  if (!h.starts_with("unix://"))
+    throw std::invalid_argument("DOCKER_HOST=" + std::string(h) +
+                                ": kiln speaks to engines over unix sockets only (unix:///path)");
+  ep.socket_path = std::string(h.substr(7));
+  return ep;
+}
+
+}  // namespace kiln::engine
+
+namespace kiln::engine::detail {
+namespace {
+
+// The API version every call names: 1.41 is Docker 20.10's, and Podman's
+// compat service accepts it too (docs/engine.md).
+constexpr const char* kBase = "http://localhost/v1.41";
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct Transfer {
+  CURL* curl = nullptr;
+  const HttpRequest* req = nullptr;
+  HttpResponse* resp = nullptr;
+  bool stopped_by_sink = false;
+  std::exception_ptr error;  // exceptions must not cross libcurl's C frames
+};
+
+size_t on_write(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * n;
+  if (t->resp->status == 0) curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->resp->status);
+  // Error bodies are small JSON messages: always collect them for the caller.
+  if (!t->req->on_data || t->resp->status >= 400) {
+    t->resp->body.append(data, len);
+    return len;
+  }
+  try {
+    if (t->req->on_data(std::string_view(data, len))) return len;
+    t->stopped_by_sink = true;
+  } catch (...) {
+    t->error = std::current_exception();
+  }
+  return 0;  // aborts the transfer
+}
+
+size_t on_read(char* buf, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  try {
+    return t->req->body_reader(buf, size * n);
+  } catch (...) {
+    t->error = std::current_exception();
+    return CURL_READFUNC_ABORT;
+  }
+}
+
+struct Handle {
+  CURL* curl = curl_easy_init();
+  curl_slist* headers = nullptr;
+  ~Handle() {
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+  }
+};
+
+void set_body(Handle& h, const HttpRequest& req, Transfer& t) {
+  if (req.body_reader) {
+    // Size unknown up front (a streamed tar): chunked transfer encoding.
+    h.headers = curl_slist_append(h.headers, "Transfer-Encoding: chunked");
+    curl_easy_setopt(h.curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(h.curl, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(h.curl, CURLOPT_READDATA, &t);
+  } else if (req.method == "POST") {
+    curl_easy_setopt(h.curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(h.curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.body.size()));
+    curl_easy_setopt(h.curl, CURLOPT_POSTFIELDS, req.body.c_str());
+  } else if (req.method != "GET") {
+    curl_easy_setopt(h.curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
+}
+
+}  // namespace
+
+std::string url_escape(std::string_view s) {
+  global_init();
+  Handle h;
+  char* e = curl_easy_escape(h.curl, s.data(), static_cast<int>(s.size()));
+  std::string out = e ? e : "";
+  curl_free(e);
+  return out;
+}
+
+std::string HttpResponse::message() const {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string())
+    return j["message"].get<std::string>();
+  return body;
+}
+
+HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
+  global_init();
+  Handle h;
+  HttpResponse resp;
+  Transfer t{h.curl, &req, &resp};
+  std::string url = kBase + req.path;
+  char errbuf[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(h.curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h.curl, CURLOPT_UNIX_SOCKET_PATH, ep.socket_path.c_str());
+  curl_easy_setopt(h.curl, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h.curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h.curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(h.curl, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(h.curl, CURLOPT_WRITEDATA, &t);
+  if (req.timeout_ms > 0) curl_easy_setopt(h.curl, CURLOPT_TIMEOUT_MS, req.timeout_ms);
+  // No "Expect: 100-continue" round trip before a body.
+  h.headers = curl_slist_append(h.headers, "Expect:");
+  for (const auto& hd : req.headers) h.headers = curl_slist_append(h.headers, hd.c_str());
+  set_body(h, req, t);
+  curl_easy_setopt(h.curl, CURLOPT_HTTPHEADER, h.headers);
+
+  CURLcode rc = curl_easy_perform(h.curl);
+  if (t.error) std::rethrow_exception(t.error);
+  curl_easy_getinfo(h.curl, CURLINFO_RESPONSE_CODE, &resp.status);
+  if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && t.stopped_by_sink)) return resp;
+  if (rc == CURLE_OPERATION_TIMEDOUT && req.timeout_ms > 0) {
+    resp.timed_out = true;
+    return resp;
+  }
+  std::string why = *errbuf ? errbuf : curl_easy_strerror(rc);
+  throw Unreachable("cannot reach the engine at " + ep.uri() + ": " + why);
+}
+
+HttpResponse http_ok(const Endpoint& ep, const HttpRequest& req) {
+  HttpResponse r = http(ep, req);
+  if (r.status >= 400)
+    throw ApiError(static_cast<int>(r.status),
+                   req.method + " " + req.path.substr(0, req.path.find('?')) + ": " + r.message());
+  return r;
+}
+
+}  // namespace kiln::engine::detail

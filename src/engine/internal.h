@@ -1,0 +1,123 @@
+// Pieces of the engine room shared by its files; not part of its interface
+// (tests include it to check the incremental parsers on split input).
+#pragma once
+
+#include "engine/engine.h"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::engine::detail {
+
+// ---- HTTP over the unix socket ----
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string path;  // after /v1.41, with its query string
+  std::vector<std::string> headers;
+  std::string body;     // used when body_reader is empty
+  ReadFn body_reader;   // a streamed body (chunked transfer)
+  ChunkFn on_data;      // streamed 2xx response body; empty: collect into body
+  long timeout_ms = 0;  // 0: none (builds take hours)
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;  // the whole body unless on_data took it (errors always land here)
+  bool timed_out = false;
+  std::string message() const;  // the engine's {"message"} or the raw body
+};
+
+// Throws Unreachable when the socket cannot be reached; a timeout is reported
+// in the response only when the request set timeout_ms.
+HttpResponse http(const Endpoint& ep, const HttpRequest& req);
+// The same, throwing ApiError for any status >= 400.
+HttpResponse http_ok(const Endpoint& ep, const HttpRequest& req);
+
+std::string url_escape(std::string_view s);
+
+// ---- incremental parsers ----
+
+// Splits a byte stream into top-level JSON values: NDJSON (the engine) and
+// concatenated pretty-printed objects (buildx rawjson) alike. Text outside
+// any object (buildx's "ERROR: ..." lines) comes out line by line.
+class JsonSplitter {
+ public:
+  using ObjectFn = std::function<void(const nlohmann::json&)>;
+  using TextFn = std::function<void(std::string_view)>;
+  JsonSplitter(ObjectFn on_object, TextFn on_text);
+  void feed(std::string_view bytes);
+  void finish();  // flushes trailing text
+
+ private:
+  void emit_object();
+  ObjectFn on_object_;
+  TextFn on_text_;
+  std::string cur_;
+  int depth_ = 0;
+  bool in_string_ = false, escape_ = false;
+};
+
+// Joins text fragments (the build stream's "stream" pieces) into lines.
+class LineAssembler {
+ public:
+  explicit LineAssembler(std::function<void(std::string_view)> on_line);
+  void feed(std::string_view text);
+  void finish();
+
+ private:
+  std::function<void(std::string_view)> on_line_;
+  std::string partial_;
+};
+
+// The 8-byte frame header of non-TTY container logs:
+// [stream (1 stdout, 2 stderr), 0, 0, 0, size u32 big-endian], then size bytes.
+class FrameDemux {
+ public:
+  explicit FrameDemux(Logs& into) : logs_(into) {}
+  void feed(std::string_view bytes);
+  bool clean() const { return have_ == 0 && left_ == 0; }  // no half frame pending
+
+ private:
+  Logs& logs_;
+  std::array<unsigned char, 8> header_{};
+  std::size_t have_ = 0;   // header bytes collected
+  std::uint32_t left_ = 0;  // payload bytes still due for the current frame
+  int stream_ = 1;
+};
+
+// "Step 3/7 : RUN x" -> (3, 7); "[2/5] RUN x", "[stage 2/5] RUN x" -> (2, 5).
+bool parse_step(std::string_view line, int& step, int& total);
+// ANSI colour codes dropped (the classic builder paints stderr red).
+std::string strip_ansi(std::string_view s);
+
+// ---- build contexts ----
+
+// A directory as a deterministic tar, produced on demand: sorted member
+// order, mtime 0, uid/gid 0, no user names; read() fills the caller's
+// buffer and writes only as much of the archive as it needs.
+class ContextTar {
+ public:
+  explicit ContextTar(const std::filesystem::path& dir);
+  ~ContextTar();
+  ContextTar(const ContextTar&) = delete;
+  ContextTar& operator=(const ContextTar&) = delete;
+  std::size_t read(char* buf, std::size_t n);  // 0 at the end; throws std::runtime_error
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- builders ----
+std::unique_ptr<Builder> make_engine_builder(const Endpoint& ep);
+std::unique_ptr<Builder> make_buildx_builder(const Endpoint& ep, const BuildxOptions& opts);
+
+}  // namespace kiln::engine::detail
