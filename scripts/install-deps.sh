@@ -25,6 +25,7 @@ build_packages=(
   libssl-dev            # sha256 of contexts and layers
   libelf-dev            # CUDA fat binaries in ELF files
   catch2                # unit tests
+  busybox-static        # a tiny static userland for test images (engine tests)
 )
 
 missing=()

@@ -1,5 +1,11 @@
 #include "audit/components.h"
 
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <filesystem>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -187,13 +193,56 @@ Components detect_components(const image::ImageFs& fs) {
   return c;
 }
 
+namespace {
+
+constexpr std::uint64_t kSpillOver = 64u << 20;
+
+// Big libraries (libcublasLt: 541 MB) go through a temporary file that is
+// mapped, so only the ELF and fat-binary headers are ever resident; small
+// ones are read into memory.
+FatbinScan scan_stream(const std::string& path, std::uint64_t size, image::ByteStream& in) {
+  std::array<std::byte, 1 << 16> buf;
+  if (size <= kSpillOver) {
+    std::vector<std::byte> bytes;
+    bytes.reserve(size);
+    while (std::size_t n = in.read(buf.data(), buf.size())) bytes.insert(bytes.end(), buf.begin(), buf.begin() + n);
+    return scan_fatbin(path, bytes);
+  }
+  std::string tmpl = (std::filesystem::temp_directory_path() / "kiln-elf-XXXXXX").string();
+  int fd = mkstemp(tmpl.data());
+  if (fd < 0) return {path, std::nullopt, "cannot create a temporary file in " + std::filesystem::temp_directory_path().string()};
+  ::unlink(tmpl.c_str());  // gone once closed, whatever happens
+  bool ok = true;
+  while (std::size_t n = in.read(buf.data(), buf.size()))
+    for (std::size_t done = 0; ok && done < n;) {
+      ssize_t w = ::write(fd, buf.data() + done, n - done);
+      ok = w > 0;
+      done += ok ? std::size_t(w) : 0;
+    }
+  FatbinScan s{path};
+  if (!ok) s.error = "cannot write a temporary copy";
+  else try {
+    s.info = read_fatbin_file("/proc/self/fd/" + std::to_string(fd));
+  } catch (const std::exception& e) {
+    s.error = e.what();
+  }
+  ::close(fd);
+  return s;
+}
+
+}  // namespace
+
 std::vector<FatbinScan> scan_image_binaries(const image::ImageFs& fs, bool (*select)(std::string_view)) {
   std::vector<std::string> paths;
   for (const auto& [path, f] : fs.files())
     if (is_file(f) && select(path)) paths.push_back(path);
   std::vector<FatbinScan> out;
-  fs.read_files(paths, [&](const std::string& path, std::span<const std::byte> b) {
-    out.push_back(scan_fatbin(path, b));
+  fs.stream_files(paths, [&](const std::vector<std::string>& names, std::uint64_t size, image::ByteStream& in) {
+    FatbinScan s = scan_stream(names.front(), size, in);
+    for (const auto& p : names) {
+      out.push_back(s);
+      out.back().path = p;
+    }
   });
   std::sort(out.begin(), out.end(), [](const FatbinScan& a, const FatbinScan& b) { return a.path < b.path; });
   return out;

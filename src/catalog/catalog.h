@@ -100,6 +100,7 @@ struct CudaRecipe {
   std::optional<Version> nccl;
   bool remove_driver_libs = false;
   bool devel_from_runtime = false;  // the devel image is built on the runtime one
+  std::vector<std::string> devel_env;  // "K=V" set in devel images
   Provenance provenance;
 };
 

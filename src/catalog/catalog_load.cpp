@@ -204,7 +204,7 @@ void load_cuda_recipes(Reader& r, const toml::table& doc, Catalog& c) {
   for (const toml::table* t : top.tables("cuda", true)) {
     auto f = r.fields(*t);
     f.only({"os", "os_family", "cuda", "full", "method", "components", "runtime", "devel", "nccl",
-            "remove_driver_libs", "devel_from_runtime", "source", "confidence", "note"});
+            "remove_driver_libs", "devel_from_runtime", "devel_env", "source", "confidence", "note"});
     CudaRecipe rec;
     rec.os = f.str("os").value_or("");
     rec.os_family = f.str("os_family").value_or("");
@@ -220,6 +220,7 @@ void load_cuda_recipes(Reader& r, const toml::table& doc, Catalog& c) {
       if (f.raw().contains("nccl")) rec.nccl = r.version(f, "nccl");
       rec.remove_driver_libs = f.boolean("remove_driver_libs").value_or(false);
       rec.devel_from_runtime = f.boolean("devel_from_runtime").value_or(false);
+      rec.devel_env = f.strings("devel_env");
       rec.provenance = r.provenance(f);
     } else if (rec.method != "nvidia-base") {
       f.error(f.where("method"), "'method' must be \"nvidia-base\" or \"apt\"");

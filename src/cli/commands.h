@@ -16,6 +16,9 @@ struct Common {
 
 void register_plan(CLI::App& app, Common& common);
 void register_generate(CLI::App& app, Common& common);
+void register_build(CLI::App& app, Common& common);  // build and status
+void register_audit(CLI::App& app, Common& common);
+void register_check_driver(CLI::App& app, Common& common);
 
 // Runs the subcommand that was parsed; returns the exit code.
 int run_selected(CLI::App& app);

@@ -76,6 +76,29 @@ class BuildStream {
   detail::JsonSplitter split_;
 };
 
+// One build; throws for what is not a build failure (Unreachable, an unreadable context).
+void build_into(Client& c, const BuildRequest& req, const ProgressFn& progress, const LogSink& log,
+                BuildResult& res) {
+  detail::ContextTar tar(req.context_dir);
+  BuildStream stream(res, progress, log);
+  detail::HttpRequest http{.method = "POST",
+                           .path = build_query(req),
+                           .headers = {"Content-Type: application/x-tar"},
+                           .body_reader = [&](char* b, std::size_t n) { return tar.read(b, n); },
+                           .on_data = [&](std::string_view c) { stream.feed(c); return true; }};
+  auto r = detail::http(c.endpoint(), http);
+  stream.finish();
+  if (r.status >= 400) res.error = r.message();  // e.g. "Cannot locate specified Dockerfile"
+  if (!res.error.empty()) {
+    res.failed_step = stream.step();
+    res.image_id.clear();
+  } else if (res.image_id.empty() && !req.tags.empty()) {
+    // An engine that sends no aux.ID (older Podman): the tag tells.
+    if (auto info = c.inspect_image(req.tags.front())) res.image_id = info->id;
+  }
+  if (res.error.empty() && res.image_id.empty()) res.error = "the engine reported no image id";
+}
+
 class EngineBuilder final : public Builder {
  public:
   explicit EngineBuilder(Endpoint ep) : client_(std::move(ep)) {}
@@ -93,24 +116,14 @@ class EngineBuilder final : public Builder {
 BuildResult Client::build(const BuildRequest& req, const ProgressFn& progress, const LogSink& log) {
   auto t0 = std::chrono::steady_clock::now();
   BuildResult res;
-  detail::ContextTar tar(req.context_dir);
-  BuildStream stream(res, progress, log);
-  detail::HttpRequest http{.method = "POST",
-                           .path = build_query(req),
-                           .headers = {"Content-Type: application/x-tar"},
-                           .body_reader = [&](char* b, std::size_t n) { return tar.read(b, n); },
-                           .on_data = [&](std::string_view c) { stream.feed(c); return true; }};
-  auto r = detail::http(ep_, http);
-  stream.finish();
-  if (r.status >= 400) res.error = r.message();  // e.g. "Cannot locate specified Dockerfile"
-  if (!res.error.empty()) {
-    res.failed_step = stream.step();
+  try {
+    build_into(*this, req, progress, log, res);
+  } catch (const Unreachable&) {
+    throw;
+  } catch (const std::runtime_error& e) {  // an unreadable context: this build fails, not kiln
+    res.error = e.what();
     res.image_id.clear();
-  } else if (res.image_id.empty() && !req.tags.empty()) {
-    // An engine that sends no aux.ID (older Podman): the tag tells.
-    if (auto info = inspect_image(req.tags.front())) res.image_id = info->id;
   }
-  if (res.error.empty() && res.image_id.empty()) res.error = "the engine reported no image id";
   res.ok = res.error.empty();
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

@@ -227,6 +227,10 @@ PushResult Client::push_image(const std::string& name, const std::string& tag,
         }
         if (m.contains("aux") && m["aux"].is_object())
           res.digest = value_or<std::string>(m["aux"], "Digest", res.digest);
+        // "<tag>: digest: sha256:... size: N": the form engines without aux send.
+        std::string status = value_or<std::string>(m, "status", "");
+        if (auto at = status.find("digest: sha256:"); at != std::string::npos && res.digest.empty())
+          res.digest = status.substr(at + 8, status.find(' ', at + 8) - (at + 8));
         if (log) log(m.dump());
       },
       [&](std::string_view text) { if (log) log(text); });

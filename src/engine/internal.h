@@ -93,7 +93,7 @@ class FrameDemux {
   int stream_ = 1;
 };
 
-// "Step 3/7 : RUN x" -> (3, 7); "[2/5] RUN x", "[stage 2/5] RUN x" -> (2, 5).
+// "Step 3/7 : RUN x" (Docker), "STEP 3/7: RUN x" (Buildah) -> (3, 7); "[2/5] RUN x", "[stage 2/5] RUN x" -> (2, 5).
 bool parse_step(std::string_view line, int& step, int& total);
 // ANSI colour codes dropped (the classic builder paints stderr red).
 std::string strip_ansi(std::string_view s);

@@ -119,6 +119,10 @@ bool parse_step(std::string_view line, int& step, int& total) {
     auto end = line.find(" : ");
     return end != std::string_view::npos && parse_fraction(line.substr(5, end - 5), step, total);
   }
+  if (line.starts_with("STEP ")) {  // Buildah (Podman): "STEP 3/7: RUN ..."
+    auto end = line.find(": ");
+    return end != std::string_view::npos && parse_fraction(line.substr(5, end - 5), step, total);
+  }
   if (line.starts_with("[")) {  // BuildKit vertex: "[2/5] RUN", "[build 2/5] RUN"
     auto end = line.find(']');
     if (end == std::string_view::npos) return false;

@@ -220,17 +220,39 @@ std::optional<std::string> ImageFs::resolve(std::string_view path) const {
   return std::nullopt;
 }
 
-void ImageFs::read_files(const std::vector<std::string>& paths, const FileFn& fn, std::uint64_t max_size) const {
+namespace {
+
+// A member's bytes as a ByteStream, failing with the layer's name.
+class MemberStream : public ByteStream {
+ public:
+  MemberStream(archive* a, const std::string& where) : a_(a), where_(where) {}
+  std::size_t read(std::byte* buf, std::size_t n) override {
+    la_ssize_t got = archive_read_data(a_, buf, n);
+    if (got < 0) {
+      const char* s = archive_error_string(a_);
+      throw ImageError(where_ + ": " + (s ? s : "read error"));
+    }
+    return static_cast<std::size_t>(got);
+  }
+
+ private:
+  archive* a_;
+  const std::string& where_;
+};
+
+}  // namespace
+
+void ImageFs::stream_files(const std::vector<std::string>& paths, const StreamFn& fn) const {
   // layer -> member -> requested paths served by that member
   std::map<std::size_t, std::map<std::size_t, std::vector<std::string>>> want;
+  std::map<std::pair<std::size_t, std::size_t>, std::uint64_t> sizes;
   for (const auto& p : paths) {
     auto r = resolve(p);
     if (!r) continue;
     const FileEntry* f = find(*r);
     if (!f || (f->type != FileType::regular && f->type != FileType::hardlink)) continue;
-    if (f->size > max_size)
-      throw ImageError(describe() + ": " + p + " is " + std::to_string(f->size) + " bytes, over the limit of " + std::to_string(max_size));
     want[f->layer][f->member].push_back(p);
+    sizes[{f->layer, f->member}] = std::max(sizes[{f->layer, f->member}], f->size);
   }
   for (auto& kv : want) {  // no structured binding: lambdas below capture these
     const std::size_t layer = kv.first;
@@ -240,23 +262,32 @@ void ImageFs::read_files(const std::vector<std::string>& paths, const FileFn& fn
     auto on_member = [&](archive* a, archive_entry*, std::size_t m) {
       auto it = members.find(m);
       if (it == members.end()) return;
-      std::vector<std::byte> bytes;
-      std::array<std::byte, 1 << 16> buf;
-      la_ssize_t n;
-      while ((n = archive_read_data(a, buf.data(), buf.size())) > 0) {
-        if (bytes.size() + n > max_size) throw ImageError(where + ": member larger than its header says");
-        bytes.insert(bytes.end(), buf.begin(), buf.begin() + n);
-      }
-      if (n < 0) {
-        const char* s = archive_error_string(a);
-        throw ImageError(where + ": " + (s ? s : "read error"));
-      }
-      for (const auto& p : it->second) fn(p, bytes);
+      MemberStream in(a, where);
+      fn(it->second, sizes[{layer, m}], in);
       --left;
     };
     stream_layer(*source_, layers_[layer], where, {}, false, on_member, [&] { return left == 0; });
     if (left) throw ImageError(where + ": layer changed since it was read (members missing)");
   }
+}
+
+void ImageFs::read_files(const std::vector<std::string>& paths, const FileFn& fn, std::uint64_t max_size) const {
+  for (const auto& p : paths) {
+    auto r = resolve(p);
+    const FileEntry* f = r ? find(*r) : nullptr;
+    if (f && f->size > max_size)
+      throw ImageError(describe() + ": " + p + " is " + std::to_string(f->size) + " bytes, over the limit of " + std::to_string(max_size));
+  }
+  stream_files(paths, [&](const std::vector<std::string>& names, std::uint64_t size, ByteStream& in) {
+    std::vector<std::byte> bytes;
+    bytes.reserve(size);  // no doubling: a 500 MB library stays 500 MB
+    std::array<std::byte, 1 << 16> buf;
+    while (std::size_t n = in.read(buf.data(), buf.size())) {
+      if (bytes.size() + n > max_size) throw ImageError(describe() + ": member larger than its header says");
+      bytes.insert(bytes.end(), buf.begin(), buf.begin() + n);
+    }
+    for (const auto& p : names) fn(p, bytes);
+  });
 }
 
 std::optional<std::string> ImageFs::read_file(std::string_view path, std::uint64_t max_size) const {

@@ -109,6 +109,11 @@ class ImageFs {
   // in layer order. Throws ImageError for a file over max_size.
   void read_files(const std::vector<std::string>& paths, const FileFn& fn,
                   std::uint64_t max_size = std::uint64_t(4) << 30) const;
+  // Like read_files, without holding a file in memory: fn(paths, size, in)
+  // gets every requested path that shares one stored file, its size, and a
+  // stream of its bytes to read (or leave) before returning.
+  using StreamFn = std::function<void(const std::vector<std::string>& paths, std::uint64_t size, ByteStream& in)>;
+  void stream_files(const std::vector<std::string>& paths, const StreamFn& fn) const;
   // One file's bytes, nullopt if absent or not a regular file.
   std::optional<std::string> read_file(std::string_view path, std::uint64_t max_size = 64u << 20) const;
 

@@ -44,6 +44,7 @@ struct Install {
   std::vector<std::string> packages;   // apt packages for this flavor (runtime + devel)
   std::vector<std::string> devel_packages;  // the devel part alone
   bool devel_from_runtime = false;     // devel image builds on the runtime image
+  std::vector<std::string> env;        // "K=V" the recipe sets for this flavor
   std::vector<std::string> components;
   bool remove_driver_libs = false;
   std::string torch_index;                   // pip index URL

@@ -173,6 +173,7 @@ bool resolve_base(Combo& combo, const matrix::Matrix& m, const Catalog& c, const
   if (devel) {
     combo.install.packages.insert(combo.install.packages.end(), recipe.devel.begin(), recipe.devel.end());
     combo.install.devel_packages = recipe.devel;
+    combo.install.env = recipe.devel_env;
   }
   combo.install.devel_from_runtime = recipe.devel_from_runtime;
   combo.install.remove_driver_libs = recipe.remove_driver_libs;

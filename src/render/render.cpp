@@ -84,6 +84,7 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.set("apt_components", join(c.install.components, " "));
   d.set("apt_packages", list(parent ? c.install.devel_packages : c.install.packages));
   d.set("remove_driver_libs", c.install.remove_driver_libs);
+  d.set("recipe_env", list(c.install.env));
   d.set("with_pytorch", !v.pytorch.empty());
   d.set("torch_index", c.install.torch_index);
   d.set("torch_packages", list(c.install.torch_packages));

@@ -153,6 +153,10 @@ TEST_CASE("engine build: a failing RUN names its step, others still build", "[in
   BuildResult missing = builder->build({.context_dir = good.dir, .dockerfile = "Nope"}, {}, {});
   CHECK_FALSE(missing.ok);
   CHECK_THAT(missing.error, Catch::Contains("Nope"));
+
+  BuildResult no_dir = builder->build({.context_dir = "/nonexistent/kiln-ctx"}, {}, {});
+  CHECK_FALSE(no_dir.ok);
+  CHECK_THAT(no_dir.error, Catch::Contains("/nonexistent/kiln-ctx"));
 }
 
 TEST_CASE("containers: read-only root, no network, demuxed output, exit code", "[integration][engine][containers]") {

@@ -78,6 +78,8 @@ TEST_CASE("parse_step reads classic and BuildKit step counters", "[engine][strea
   int n = 0, m = 0;
   CHECK(parse_step("Step 3/7 : RUN apt-get update", n, m));
   CHECK((n == 3 && m == 7));
+  CHECK(parse_step("STEP 4/6: RUN make", n, m));
+  CHECK((n == 4 && m == 6));
   CHECK(parse_step("[2/5] RUN make", n, m));
   CHECK((n == 2 && m == 5));
   CHECK(parse_step("[build 4/9] COPY . .", n, m));
@@ -102,7 +104,7 @@ TEST_CASE("FrameDemux splits stdout and stderr frames whatever the split", "[eng
     f += static_cast<char>(n);
     return f + payload;
   };
-  std::string big(70000, 'x');  // a size that needs more than the low byte
+  std::string big(300, 'x');  // a size that needs more than the low byte
   std::string data = frame(1, "hello\n") + frame(2, "oops\n") + frame(1, "") + frame(1, "world\n") +
                      frame(2, big);
   each_split(data, [&](const std::vector<std::string>& pieces) {
@@ -113,6 +115,16 @@ TEST_CASE("FrameDemux splits stdout and stderr frames whatever the split", "[eng
     CHECK(logs.out == "hello\nworld\n");
     CHECK(logs.err == "oops\n" + big);
   });
+  // A frame larger than 64 KiB (three size bytes), its header split mid-way.
+  std::string huge(70000, 'y'), two = frame(1, huge);
+  Logs logs;
+  FrameDemux d(logs);
+  d.feed(two.substr(0, 5));
+  d.feed(two.substr(5, 40000));
+  CHECK_FALSE(d.clean());
+  d.feed(two.substr(40005));
+  CHECK(d.clean());
+  CHECK(logs.out == huge);
 }
 
 TEST_CASE("Endpoint honours DOCKER_HOST", "[engine]") {

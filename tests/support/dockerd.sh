@@ -55,10 +55,17 @@ stop() {
   rm -f "$pidfile" "$sock"
 }
 
+# dockerd leaves mounts behind (netns/default, overlay layers after a kill):
+# only those under this daemon's own roots, deepest first.
+unmount_own() {
+  awk -v a="$exec_root/" -v b="$base/" 'index($2, a) == 1 || index($2, b) == 1 { print $2 }' /proc/mounts |
+    sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
 case "$cmd" in
   start) start ;;
   stop) stop ;;
-  purge) stop; rm -rf "$base" "$exec_root" ;;
+  purge) stop; unmount_own; rm -rf "$base" "$exec_root" ;;
   socket) echo "$sock" ;;
   *) echo "usage: $0 start|stop|purge|socket NAME" >&2; exit 2 ;;
 esac

@@ -15,11 +15,13 @@ RUN set -eux; \
     rm -f /etc/apt/sources.list.d/debian.sources; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        nvidia-cuda-toolkit; \
+        nvidia-cuda-toolkit \
+        nvidia-cuda-toolkit-gcc; \
     # Debian's toolkit pulls in libcuda1, the *driver* library: it must come
     # from the host at run time, or it shadows the host's and fails there.
     rm -f /usr/lib/x86_64-linux-gnu/libcuda.so* /usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so* /etc/alternatives/libcuda*; \
     rm -rf /var/lib/apt/lists/*
+ENV NVCC_PREPEND_FLAGS=-ccbin=cuda-g++
 
 # A devel image must compile for every planned architecture with its own
 # nvcc: build a small kernel now, then throw the binary away.

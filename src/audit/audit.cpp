@@ -1,0 +1,47 @@
+#include "audit/audit.h"
+
+#include <algorithm>
+
+namespace kiln::audit {
+
+namespace {
+
+std::string_view base_name(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+bool in_stubs_dir(std::string_view path) { return path.starts_with("stubs/") || path.find("/stubs/") != std::string_view::npos; }
+
+bool is_driver_library(std::string_view path) {
+  const std::string_view b = base_name(path);
+  return b.starts_with("libcuda.so") || b.starts_with("libnvidia-ml.so") || b.starts_with("libnvidia-ptxjitcompiler.so");
+}
+
+}  // namespace
+
+std::vector<std::string> driver_libraries(const image::ImageFs& fs) {
+  std::vector<std::string> out;
+  for (const auto& [path, f] : fs.files())
+    if (f.type != image::FileType::directory && is_driver_library(path) && !in_stubs_dir(path)) out.push_back(path);
+  return out;
+}
+
+ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::vector<GpuTarget>& gpus,
+                       const catalog::Catalog& c) {
+  ImageAudit a;
+  a.input = std::move(input);
+  a.config = fs.config();
+  a.layers = fs.layers().size();
+  a.components = detect_components(fs);
+  a.libraries = scan_image_binaries(fs);
+  a.verdict = judge(a.components, a.libraries, gpus, c);
+  a.warnings = fs.warnings();
+  for (const auto& lib : driver_libraries(fs))
+    a.warnings.push_back(lib + ": a CUDA driver library inside the image shadows the host's driver (mounted by the "
+                               "container runtime) and fails with driver/library version mismatches; remove it");
+  a.warnings.insert(a.warnings.end(), a.verdict.warnings.begin(), a.verdict.warnings.end());
+  return a;
+}
+
+}  // namespace kiln::audit

@@ -1,0 +1,46 @@
+// `kiln audit`: one image read offline -> components, per-library SASS/PTX,
+// the GPU x verdict grid, the minimum driver and warnings; as JSON
+// (schema kiln.audit/v1, docs/audit.md), a table or Markdown.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "audit/components.h"
+#include "audit/fatbin.h"
+#include "audit/verdict.h"
+#include "catalog/catalog.h"
+#include "image/image.h"
+
+namespace kiln::audit {
+
+struct ImageAudit {
+  std::string input;  // as the user named it
+  std::string source; // what was read ("docker save", "OCI layout", "engine")
+  image::ImageConfig config;
+  std::size_t layers = 0;
+  Components components;
+  std::vector<FatbinScan> libraries;  // every CUDA-looking library scanned
+  ImageVerdict verdict;
+  std::vector<std::string> warnings;  // image reading, pitfalls, and the verdict's
+};
+
+// Reads components and fat binaries from `fs` and judges `gpus`.
+ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::vector<GpuTarget>& gpus,
+                       const catalog::Catalog& c);
+
+// Driver libraries (libcuda.so*, libnvidia-ml.so*, libnvidia-ptxjitcompiler.so*)
+// outside a stubs/ directory: they shadow the host's driver library that the
+// container runtime mounts, and fail with driver/library mismatches.
+std::vector<std::string> driver_libraries(const image::ImageFs& fs);
+
+nlohmann::json to_json(const ImageAudit& a);
+// {"schema": "kiln.audit/v1", "catalog_version", "gpus", "images": [...]}.
+nlohmann::json to_json(const std::vector<ImageAudit>& audits, const std::vector<GpuTarget>& gpus,
+                       const catalog::Catalog& c);
+std::string to_table(const ImageAudit& a, const catalog::Catalog& c);
+std::string to_markdown(const ImageAudit& a, const catalog::Catalog& c);
+
+}  // namespace kiln::audit

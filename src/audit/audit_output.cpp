@@ -1,0 +1,191 @@
+// kiln audit's three outputs. JSON is the contract (docs/audit.md, fields
+// only ever added); the table and Markdown are for people.
+#include <fmt/format.h>
+
+#include "audit/audit.h"
+#include "catalog/compat.h"
+
+namespace kiln::audit {
+
+namespace {
+
+using nlohmann::json;
+
+json or_null(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
+json found_json(const std::vector<Found>& v) {
+  json out = json::array();
+  for (const auto& f : v) out.push_back({{"version", f.version}, {"path", f.path}});
+  return out;
+}
+
+json components_json(const Components& c) {
+  json j = {{"cuda_toolkit", found_json(c.cuda_toolkit)}, {"cuda_runtime", found_json(c.cuda_runtime)},
+            {"cublas", found_json(c.cublas)},             {"cudnn", found_json(c.cudnn)},
+            {"nccl", found_json(c.nccl)},                 {"python", found_json(c.python)},
+            {"env", {{"CUDA_VERSION", or_null(c.env_cuda_version)}, {"NVIDIA_REQUIRE_CUDA", or_null(c.env_require_cuda)}}}};
+  j["os"] = c.os ? json{{"id", c.os->id}, {"version_id", c.os->version_id}, {"pretty_name", c.os->pretty_name}, {"path", c.os->path}}
+                 : json(nullptr);
+  j["pytorch"] = c.torch ? json{{"version", c.torch->version}, {"cuda", or_null(c.torch->cuda)},
+                                {"git_version", or_null(c.torch->git_version)}, {"path", c.torch->path}}
+                         : json(nullptr);
+  return j;
+}
+
+std::vector<std::string> sass_names(const FatbinInfo& i) {
+  std::vector<std::string> out;
+  for (const auto& a : i.sass) out.push_back(a.sass_name());
+  return out;
+}
+std::vector<std::string> ptx_names(const FatbinInfo& i) {
+  std::vector<std::string> out;
+  for (const auto& a : i.ptx) out.push_back(a.ptx_name());
+  return out;
+}
+
+json library_json(const FatbinScan& s) {
+  json j = {{"path", s.path}, {"error", or_null(s.error)}};
+  if (!s.info) return j;
+  j["sass"] = sass_names(*s.info);
+  j["ptx"] = ptx_names(*s.info);
+  j["ptx_isa"] = json::object();
+  for (const auto& a : s.info->ptx)
+    if (auto isa = s.info->ptx_isa(a)) j["ptx_isa"][a.ptx_name()] = fmt::format("{}.{}", isa->first, isa->second);
+  j["compressed"] = s.info->any_compressed();
+  return j;
+}
+
+json gpu_json(const GpuVerdict& g) {
+  json libs = json::object();
+  for (const auto& l : g.libraries)
+    libs[l.path] = {{"support", to_string(l.support)}, {"via", or_null(l.via)}, {"reason", or_null(l.reason)},
+                    {"min_driver", or_null(l.min_driver)}};
+  return {{"cc", g.gpu.cc.str()},           {"support", to_string(g.support)},   {"unsupported_libraries", g.unsupported},
+          {"ptx_jit_libraries", g.jit},     {"min_driver", or_null(g.min_driver)}, {"min_driver_reason", or_null(g.driver_why)},
+          {"libraries", libs}};
+}
+
+std::string versions(const std::vector<Found>& v) {
+  std::string out;
+  for (const auto& f : v) out += (out.empty() ? "" : ", ") + f.version;
+  return out.empty() ? "-" : out;
+}
+
+std::vector<std::pair<std::string, std::string>> component_rows(const ImageAudit& a) {
+  const Components& c = a.components;
+  std::string runtime = a.verdict.runtime ? fmt::format("{} ({})", a.verdict.runtime->version.str(), a.verdict.runtime->source) : "-";
+  std::string torch = c.torch ? c.torch->version + (c.torch->cuda.empty() ? "" : " (CUDA " + c.torch->cuda + ")") : "-";
+  return {{"OS", c.os ? (c.os->pretty_name.empty() ? c.os->id + " " + c.os->version_id : c.os->pretty_name) : "-"},
+          {"CUDA runtime", runtime},
+          {"CUDA toolkit", versions(c.cuda_toolkit)},
+          {"cuBLAS", versions(c.cublas)},
+          {"cuDNN", versions(c.cudnn)},
+          {"NCCL", versions(c.nccl)},
+          {"PyTorch", torch},
+          {"Python", versions(c.python)},
+          {"NVIDIA_REQUIRE_CUDA", c.env_require_cuda.empty() ? "-" : c.env_require_cuda}};
+}
+
+std::string join_names(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
+  return out.empty() ? "-" : out;
+}
+
+std::string ptx_cell(const FatbinInfo& i) {
+  std::string out;
+  for (const auto& a : i.ptx) {
+    out += (out.empty() ? "" : " ") + a.ptx_name();
+    if (auto isa = i.ptx_isa(a)) out += fmt::format(" (ISA {}.{})", isa->first, isa->second);
+  }
+  return out.empty() ? "-" : out;
+}
+
+// Why a GPU row reads as it does: the first library that blocks it, or
+// the libraries that need the JIT.
+std::string gpu_why(const GpuVerdict& g) {
+  for (const auto& l : g.libraries)
+    if (l.support == Support::unsupported)
+      return fmt::format("{}: {}{}", l.path, l.reason,
+                         g.unsupported.size() > 1 ? fmt::format(" (+{} more libraries)", g.unsupported.size() - 1) : "");
+  for (const auto& l : g.libraries)
+    if (l.support == Support::ptx_jit)
+      return fmt::format("{} via {}{}", l.path, l.via, g.jit.size() > 1 ? fmt::format(" (+{} more libraries)", g.jit.size() - 1) : "");
+  return "";
+}
+
+std::string short_digest(const std::string& d) { return d.size() > 19 ? d.substr(0, 19) : d; }
+
+size_t without_code(const ImageAudit& a) {
+  size_t n = 0;
+  for (const auto& s : a.libraries) n += s.info && !s.info->has_device_code();
+  return n;
+}
+
+}  // namespace
+
+json to_json(const ImageAudit& a) {
+  json j = {{"input", a.input}, {"source", a.source}, {"config_digest", or_null(a.config.digest)}, {"tags", a.config.repo_tags},
+            {"layers", a.layers}, {"components", components_json(a.components)}, {"warnings", a.warnings}, {"error", nullptr}};
+  const ImageVerdict& v = a.verdict;
+  j["cuda_runtime"] = v.runtime ? json{{"version", v.runtime->version.str()}, {"source", v.runtime->source},
+                                       {"release", v.release ? json(v.release->version.str()) : json(nullptr)}}
+                                : json(nullptr);
+  j["libraries"] = json::array();
+  for (const auto& s : a.libraries) j["libraries"].push_back(library_json(s));
+  j["gpus"] = json::object();
+  for (const auto& g : v.gpus) j["gpus"][g.gpu.name] = gpu_json(g);
+  j["min_driver"] = or_null(v.min_driver);
+  j["min_driver_reason"] = or_null(v.driver_why);
+  return j;
+}
+
+json to_json(const std::vector<ImageAudit>& audits, const std::vector<GpuTarget>& gpus, const catalog::Catalog& c) {
+  json j = {{"schema", "kiln.audit/v1"}, {"catalog_version", c.version}, {"gpus", json::array()}, {"images", json::array()}};
+  for (const auto& g : gpus) j["gpus"].push_back({{"name", g.name}, {"cc", g.cc.str()}});
+  for (const auto& a : audits) j["images"].push_back(to_json(a));
+  return j;
+}
+
+std::string to_table(const ImageAudit& a, const catalog::Catalog& c) {
+  std::string out = fmt::format("IMAGE {}  ({}, {} layers, {})\n", a.input, a.source, a.layers, short_digest(a.config.digest));
+  for (const auto& [k, v] : component_rows(a)) out += fmt::format("  {:<20} {}\n", k, v);
+  out += fmt::format("\n  {:<56} {:<40} {}\n", "LIBRARY", "SASS", "PTX");
+  for (const auto& s : a.libraries) {
+    if (!s.info) out += fmt::format("  {:<56} error: {}\n", s.path, s.error);
+    else if (s.info->has_device_code())
+      out += fmt::format("  {:<56} {:<40} {}\n", s.path, join_names(sass_names(*s.info)), ptx_cell(*s.info));
+  }
+  if (size_t n = without_code(a)) out += fmt::format("  ({} more CUDA libraries without device code)\n", n);
+  out += fmt::format("\n  {:<16} {:<6} {:<12} {:<11} {}\n", "GPU", "CC", "VERDICT", "MIN DRIVER", "WHY");
+  for (const auto& g : a.verdict.gpus)
+    out += fmt::format("  {:<16} {:<6} {:<12} {:<11} {}\n", catalog::gpu_label(g.gpu.name, g.gpu.cc, c).substr(0, 16),
+                       g.gpu.cc.str(), to_string(g.support), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g));
+  out += fmt::format("\n  minimum driver: {}\n", a.verdict.min_driver.empty() ? "unknown" : a.verdict.min_driver + " — " + a.verdict.driver_why);
+  if (!a.warnings.empty()) out += "  warnings:\n";
+  for (const auto& w : a.warnings) out += "    - " + w + "\n";
+  return out;
+}
+
+std::string to_markdown(const ImageAudit& a, const catalog::Catalog& c) {
+  std::string out = fmt::format("## `{}`\n\n{}, {} layers, `{}`\n\n| component | version |\n| --- | --- |\n", a.input, a.source,
+                                a.layers, a.config.digest);
+  for (const auto& [k, v] : component_rows(a)) out += fmt::format("| {} | {} |\n", k, v);
+  out += "\n| library | SASS | PTX |\n| --- | --- | --- |\n";
+  for (const auto& s : a.libraries) {
+    if (!s.info) out += fmt::format("| `{}` | error: {} | |\n", s.path, s.error);
+    else if (s.info->has_device_code())
+      out += fmt::format("| `{}` | {} | {} |\n", s.path, join_names(sass_names(*s.info)), ptx_cell(*s.info));
+  }
+  if (size_t n = without_code(a)) out += fmt::format("\n{} more CUDA libraries carry no device code.\n", n);
+  out += "\n| GPU | CC | verdict | min driver | why |\n| --- | --- | --- | --- | --- |\n";
+  for (const auto& g : a.verdict.gpus)
+    out += fmt::format("| {} | {} | {} | {} | {} |\n", catalog::gpu_label(g.gpu.name, g.gpu.cc, c), g.gpu.cc.str(),
+                       to_string(g.support), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g));
+  out += fmt::format("\n**Minimum driver:** {}\n", a.verdict.min_driver.empty() ? "unknown" : a.verdict.min_driver + " — " + a.verdict.driver_why);
+  if (!a.warnings.empty()) out += "\n**Warnings:**\n\n";
+  for (const auto& w : a.warnings) out += "- " + w + "\n";
+  return out;
+}
+
+}  // namespace kiln::audit

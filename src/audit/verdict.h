@@ -1,0 +1,78 @@
+// Which GPUs and drivers an image can serve, judged from what its bytes say
+// (fat binaries, components) against the catalog's rules. Plain data in,
+// plain data out: reading the image is the caller's job (audit.h does both).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/components.h"
+#include "audit/fatbin.h"
+#include "catalog/catalog.h"
+#include "util/cc.h"
+
+namespace kiln::audit {
+
+// A GPU to judge, as the user named it ("T4", "sm_90", "8.6").
+struct GpuTarget {
+  std::string name;
+  ComputeCapability cc;
+};
+// Resolves names through the catalog; throws InputError for unknown ones.
+std::vector<GpuTarget> resolve_gpus(const std::vector<std::string>& names, const catalog::Catalog& c);
+// P100, V100, T4, A100, L4, H100, B200: the data-center line since Pascal.
+std::vector<std::string> default_gpu_names();
+
+// The CUDA runtime the image's code runs against, and the evidence.
+struct CudaRuntime {
+  Version version;     // "12.4.127" or "12.4"
+  std::string source;  // "usr/local/cuda/lib64/libcudart.so.12.4.127", "env:CUDA_VERSION", ...
+};
+// libcudart first (what really runs), then version.json's toolkit,
+// CUDA_VERSION, torch's cuda; the newest when one kind names several.
+std::optional<CudaRuntime> cuda_runtime_of(const Components& comp);
+
+// One library, one GPU.
+struct LibraryVerdict {
+  std::string path;
+  Support support = Support::unsupported;
+  std::string via;     // "sm_75" / "compute_90"
+  std::string reason;  // unsupported: "no SASS for sm_60 and PTX only for compute_75"
+  std::string min_driver;  // ptx-jit: the driver its PTX needs
+  std::string driver_why;
+};
+
+struct GpuVerdict {
+  GpuTarget gpu;
+  // The worst over the libraries with device code: the image serves a GPU
+  // only if each of them does. native with no library at all.
+  Support support = Support::native;
+  std::vector<LibraryVerdict> libraries;  // one per library with device code
+  std::vector<std::string> unsupported;   // paths of libraries that do not serve it
+  std::vector<std::string> jit;           // paths that serve it only through PTX
+  std::string min_driver;                 // empty when unsupported or unknown
+  std::string driver_why;
+};
+
+struct ImageVerdict {
+  std::optional<CudaRuntime> runtime;
+  const catalog::CudaRelease* release = nullptr;  // the catalog's release for the runtime
+  std::vector<GpuVerdict> gpus;
+  std::string min_driver;  // the highest over the served GPUs; empty if unknown
+  std::string driver_why;
+  std::vector<std::string> warnings;
+};
+
+// Judges each GPU against each scanned library that has device code.
+ImageVerdict judge(const Components& comp, const std::vector<FatbinScan>& scans, const std::vector<GpuTarget>& gpus,
+                   const catalog::Catalog& c);
+
+// One library on one GPU, given the runtime's release (may be null).
+LibraryVerdict judge_library(const std::string& path, const FatbinInfo& info, const GpuTarget& gpu,
+                             const catalog::CudaRelease* runtime, const catalog::Catalog& c);
+
+// Does an image with this verdict run on `driver`? Reasons it does not.
+std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version& driver);
+
+}  // namespace kiln::audit

@@ -1,0 +1,82 @@
+// kiln build: turns the rendered combinations of a plan into images.
+//
+// Every valid combination is one stage; a devel image whose recipe builds
+// on its runtime sibling has that stage as its parent, so shared layers are
+// built once. Stages run in dependency order, `jobs` at a time, spread over
+// one or more engines (a child runs on its parent's engine, where the
+// parent image is). A stage whose input hash (Dockerfile, context, parent
+// or base image id, catalog version) has a built image in the ledger that
+// still exists on its engine is not rebuilt. A failure skips the stage's
+// dependants and nothing else, unless fail_fast.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "plan/plan.h"
+#include "render/render.h"
+
+namespace kiln::build {
+
+struct EngineSpec {
+  std::string name;  // a runner name, or "default"
+  engine::Endpoint endpoint;
+  std::string backend = "engine";  // "engine" | "buildx"
+};
+
+struct Options {
+  std::vector<EngineSpec> engines;  // at least one
+  int jobs = 2;
+  bool fail_fast = false;
+  bool no_cache = false;
+  std::string state_dir = ".kiln";  // ledger, logs, build contexts
+  std::vector<std::string> only;    // combination ids or globs; empty = all
+  // RUN steps' network. "host" because private test daemons run without a
+  // bridge; the Debian mirror must be reachable from RUN apt-get.
+  std::string network = "host";
+};
+
+enum class Outcome { built, cached, failed, skipped };
+const char* to_string(Outcome o);
+
+struct StageResult {
+  std::string id;
+  Outcome outcome = Outcome::skipped;
+  std::string engine;  // EngineSpec name
+  std::string image_id;
+  std::string local_image;
+  std::string input_hash;
+  std::string failed_step;
+  std::string error;
+  std::string log_path;
+  double seconds = 0;
+};
+
+struct Report {
+  std::vector<StageResult> stages;  // in plan order
+  size_t count(Outcome o) const;
+  bool ok() const { return count(Outcome::failed) == 0 && count(Outcome::skipped) == 0; }
+};
+
+// What the progress display sees, from any worker thread (serialised).
+struct Event {
+  enum Kind { queued, started, progressed, finished } kind;
+  std::string id;
+  int step = 0, total = 0;
+  std::string line;
+  const StageResult* result = nullptr;  // for finished
+};
+using EventFn = std::function<void(const Event&)>;
+
+// Thrown before anything is built when an engine does not answer (exit 2).
+struct EnvironmentError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options& o, const EventFn& on_event);
+
+// The combination ids a pattern selects ("cuda12.4-*"), for --only.
+bool matches_glob(const std::string& pattern, const std::string& id);
+
+}  // namespace kiln::build

@@ -1,0 +1,57 @@
+#include <algorithm>
+#include <filesystem>
+#include <fnmatch.h>
+#include <set>
+
+#include "build/internal.h"
+
+namespace kiln::build {
+
+bool matches_glob(const std::string& pattern, const std::string& id) {
+  return fnmatch(pattern.c_str(), id.c_str(), 0) == 0;
+}
+
+namespace detail {
+
+namespace {
+
+bool selected(const std::string& id, const std::vector<std::string>& only) {
+  if (only.empty()) return true;
+  return std::any_of(only.begin(), only.end(), [&](const std::string& p) { return matches_glob(p, id); });
+}
+
+}  // namespace
+
+Graph make_graph(const plan::Plan& p, const render::Renderer& r, const Options& o) {
+  // The selection, closed under "needs its parent".
+  std::set<std::string> wanted;
+  for (const auto& c : p.combos) {
+    if (c.status != plan::Status::valid || !selected(c.id, o.only)) continue;
+    for (const plan::Combo* x = &c; x; x = render::parent_of(*x, p)) wanted.insert(x->id);
+  }
+  std::string dir = o.state_dir + "/contexts/" + p.matrix_name;
+  render::generate(p, r, dir);
+
+  Graph g;
+  std::map<std::string, int> index;
+  // Parents first: a runtime stage before the devel stage built on it.
+  for (int pass = 0; pass < 2; ++pass)
+    for (const auto& c : p.combos) {
+      if (!wanted.count(c.id) || index.count(c.id)) continue;
+      bool has_parent = render::parent_of(c, p) != nullptr;
+      if ((pass == 0) == has_parent) continue;
+      Node n{r.render(c, p), dir + "/" + c.id, -1, {}, -1};
+      index[c.id] = static_cast<int>(g.nodes.size());
+      g.nodes.push_back(std::move(n));
+    }
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const std::string& parent = g.nodes[i].rendered.parent;
+    if (parent.empty()) continue;
+    g.nodes[i].parent = index.at(parent);
+    g.nodes[index.at(parent)].children.push_back(static_cast<int>(i));
+  }
+  return g;
+}
+
+}  // namespace detail
+}  // namespace kiln::build

@@ -1,0 +1,33 @@
+// Shared by the build room's files.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "build/build.h"
+
+namespace kiln::build::detail {
+
+// One node of the build graph: a rendered combination.
+struct Node {
+  render::Rendered rendered;
+  std::string context_dir;  // where its Dockerfile and context live
+  int parent = -1;          // index of the parent node, or -1
+  std::vector<int> children;
+  int engine = -1;          // index into Options::engines, fixed when scheduled
+};
+
+struct Graph {
+  std::vector<Node> nodes;  // parents before children
+};
+
+// Renders the selected combinations (plus the parents they need) into
+// <state_dir>/contexts/<matrix>/ and links parents and children.
+Graph make_graph(const plan::Plan& p, const render::Renderer& r, const Options& o);
+
+// sha256 over everything that decides the image: the stage's files (sorted
+// by name), the parent's or base's image id, the catalog version.
+std::string input_hash(const Node& n, const std::string& from_image_id, const std::string& catalog_version);
+
+}  // namespace kiln::build::detail

@@ -1,0 +1,108 @@
+// One stage: decide whether it must be built, build it, record it.
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "build/internal.h"
+#include "build/stage.h"
+
+namespace kiln::build::detail {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+StageResult failed(StageResult r, std::string error, std::string step = "") {
+  r.outcome = Outcome::failed;
+  r.error = std::move(error);
+  r.failed_step = std::move(step);
+  return r;
+}
+
+// The image id the stage builds FROM: its parent's fresh image, or the
+// external base as the engine has it (a missing base is this stage's
+// failure, with the fix in the message).
+std::optional<std::string> from_image(const StageContext& ctx, engine::Client& client, std::string& error) {
+  if (ctx.node.parent >= 0) return ctx.parent_result->image_id;
+  auto info = client.inspect_image(ctx.node.rendered.base);
+  if (info) return info->id;
+  error = fmt::format("base image {} is not on engine {} ({}): make local bases with scripts/make-bases.sh, "
+                      "or pull or mirror it there", ctx.node.rendered.base, ctx.engine.name, ctx.engine.endpoint.uri());
+  return std::nullopt;
+}
+
+// An unchanged input whose image the engine still has needs no build.
+bool reuse_cached(const StageContext& ctx, engine::Client& client, state::Ledger& ledger, StageResult& r) {
+  if (ctx.options.no_cache) return false;
+  auto rec = ledger.built(r.input_hash);
+  if (!rec || rec->engine != ctx.engine.endpoint.uri() || !client.image_exists(rec->image_id)) return false;
+  auto colon = r.local_image.rfind(':');
+  client.tag_image(rec->image_id, r.local_image.substr(0, colon), r.local_image.substr(colon + 1));
+  r.outcome = Outcome::cached;
+  r.image_id = rec->image_id;
+  r.log_path = rec->log_path;
+  return true;
+}
+
+engine::BuildRequest request_for(const StageContext& ctx, const StageResult& r) {
+  engine::BuildRequest req;
+  req.context_dir = ctx.node.context_dir;
+  req.tags = {r.local_image};
+  req.labels = {{"io.kiln.input-hash", r.input_hash}};
+  if (ctx.node.parent >= 0) req.build_args["KILN_PARENT"] = ctx.parent_result->local_image;
+  req.no_cache = ctx.options.no_cache;
+  req.network = ctx.options.network;
+  return req;
+}
+
+}  // namespace
+
+StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
+  const render::Rendered& x = ctx.node.rendered;
+  StageResult r;
+  r.id = x.id;
+  r.engine = ctx.engine.name;
+  r.local_image = x.local_image;
+  engine::Client client(ctx.engine.endpoint);
+  try {
+    std::string error;
+    auto from = from_image(ctx, client, error);
+    if (!from) return failed(r, error, "FROM " + x.base);
+    r.input_hash = input_hash(ctx.node, *from, ctx.catalog_version);
+    if (reuse_cached(ctx, client, ledger, r)) return r;
+
+    r.log_path = fmt::format("{}/logs/{}/{}.log", ctx.options.state_dir, ctx.matrix, x.id);
+    fs::create_directories(fs::path(r.log_path).parent_path());
+    std::ofstream log(r.log_path, std::ios::trunc);
+    auto id = ledger.start_build({x.id, r.input_hash, ctx.matrix, ctx.engine.endpoint.uri(), ctx.engine.backend, r.log_path});
+    ctx.emit({Event::started, x.id, 0, 0, "", nullptr});
+
+    engine::BuildResult b;
+    try {
+      auto builder = engine::make_builder(ctx.engine.backend, ctx.engine.endpoint);
+      b = builder->build(
+          request_for(ctx, r),
+          [&](int step, int total, std::string_view line) { ctx.emit({Event::progressed, x.id, step, total, std::string(line), nullptr}); },
+          [&](std::string_view line) { log << line << '\n' << std::flush; });
+    } catch (const std::runtime_error& e) {  // the engine went away mid-build
+      b.ok = false;
+      b.error = e.what();
+      log << "kiln: " << e.what() << '\n';
+    }
+    r.seconds = b.seconds;
+    r.image_id = b.image_id;
+    state::BuildOutcome out{b.ok ? state::BuildStatus::built : state::BuildStatus::failed, b.image_id, b.digest,
+                            b.failed_step, b.error, b.seconds};
+    ledger.finish_build(id, out);
+    if (!b.ok) return failed(r, b.error, b.failed_step);
+    r.outcome = Outcome::built;
+    return r;
+  } catch (const engine::Unreachable& e) {
+    return failed(r, e.what());
+  } catch (const engine::ApiError& e) {
+    return failed(r, e.what());
+  }
+}
+
+}  // namespace kiln::build::detail

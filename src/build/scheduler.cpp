@@ -1,0 +1,197 @@
+// Runs the graph: `jobs` workers take ready stages (parents done), each on
+// its engine; a failure skips the failed stage's dependants only.
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "build/internal.h"
+#include "build/stage.h"
+#include "state/ledger.h"
+
+namespace kiln::build {
+
+const char* to_string(Outcome o) {
+  switch (o) {
+    case Outcome::built: return "built";
+    case Outcome::cached: return "cached";
+    case Outcome::failed: return "failed";
+    case Outcome::skipped: return "skipped";
+  }
+  return "?";
+}
+
+size_t Report::count(Outcome o) const {
+  return static_cast<size_t>(std::count_if(stages.begin(), stages.end(), [&](const StageResult& s) { return s.outcome == o; }));
+}
+
+namespace {
+
+using detail::Graph;
+
+void check_engines(const Options& o) {
+  if (o.engines.empty()) throw EnvironmentError("no engine to build on");
+  for (const auto& e : o.engines) {
+    try {
+      engine::Client(e.endpoint).ping();
+    } catch (const std::exception& ex) {
+      throw EnvironmentError(fmt::format("engine '{}': {}", e.name, ex.what()));
+    }
+  }
+}
+
+// Roots go round-robin over the engines; a child stays on its parent's
+// engine, where the parent image is.
+void assign_engines(Graph& g, size_t engines) {
+  size_t next = 0;
+  for (auto& n : g.nodes)
+    n.engine = n.parent >= 0 ? g.nodes[n.parent].engine : static_cast<int>(next++ % engines);
+}
+
+class Scheduler {
+ public:
+  Scheduler(Graph& g, const plan::Plan& p, const Options& o, const EventFn& on_event)
+      : g_(g), p_(p), o_(o), on_event_(on_event), results_(g.nodes.size()), done_(g.nodes.size(), false) {
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      results_[i].id = g.nodes[i].rendered.id;
+      results_[i].local_image = g.nodes[i].rendered.local_image;
+      results_[i].engine = o.engines[g.nodes[i].engine].name;
+      if (g.nodes[i].parent < 0) ready_.push_back(static_cast<int>(i));
+    }
+  }
+
+  std::vector<StageResult> run() {
+    size_t workers = std::clamp<size_t>(static_cast<size_t>(std::max(o_.jobs, 1)), 1, std::max<size_t>(g_.nodes.size(), 1));
+    std::vector<std::thread> threads;
+    std::vector<std::exception_ptr> errors(workers);
+    for (size_t w = 0; w < workers; ++w)
+      threads.emplace_back([this, w, &errors] {
+        try {
+          work();
+        } catch (...) {
+          errors[w] = std::current_exception();
+          std::lock_guard lock(m_);
+          stop_ = true;
+          cv_.notify_all();
+        }
+      });
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    return results_;
+  }
+
+ private:
+  void work() {
+    state::Ledger ledger(o_.state_dir + "/state.db");  // one connection per thread
+    std::unique_lock lock(m_);
+    while (true) {
+      cv_.wait(lock, [&] { return !ready_.empty() || running_ == 0 || stop_; });
+      if (stop_ || ready_.empty()) {
+        if (running_ == 0 || stop_) break;
+        continue;
+      }
+      int i = ready_.front();
+      ready_.pop_front();
+      ++running_;
+      const detail::Node& n = g_.nodes[i];
+      detail::StageContext ctx{n, n.parent >= 0 ? &results_[n.parent] : nullptr, o_.engines[n.engine], o_,
+                               p_.matrix_name, p_.catalog_version, [this](const Event& e) { emit(e); }};
+      lock.unlock();
+      StageResult r = detail::run_stage(ctx, ledger);
+      lock.lock();
+      finish(i, std::move(r));
+      --running_;
+      cv_.notify_all();
+    }
+    cv_.notify_all();
+  }
+
+  void finish(int i, StageResult r) {
+    results_[i] = std::move(r);
+    done_[i] = true;
+    emit({Event::finished, results_[i].id, 0, 0, "", &results_[i]});
+    if (results_[i].outcome == Outcome::failed) {
+      skip_descendants(i, fmt::format("not built: {} failed", results_[i].id));
+      if (o_.fail_fast) {
+        for (int j : ready_) skip(j, fmt::format("not started: --fail-fast after {} failed", results_[i].id));
+        ready_.clear();
+        stop_ = true;
+      }
+      return;
+    }
+    for (int c : g_.nodes[i].children) ready_.push_back(c);
+  }
+
+  void skip(int i, const std::string& why) {
+    if (done_[i]) return;
+    results_[i].outcome = Outcome::skipped;
+    results_[i].error = why;
+    done_[i] = true;
+    emit({Event::finished, results_[i].id, 0, 0, "", &results_[i]});
+    skip_descendants(i, fmt::format("not built: {} was skipped", results_[i].id));
+  }
+
+  void skip_descendants(int i, const std::string& why) {
+    for (int c : g_.nodes[i].children) skip(c, why);
+  }
+
+  void emit(const Event& e) {
+    std::lock_guard lock(event_m_);
+    if (on_event_) on_event_(e);
+  }
+
+  Graph& g_;
+  const plan::Plan& p_;
+  const Options& o_;
+  const EventFn& on_event_;
+  std::vector<StageResult> results_;
+  std::vector<bool> done_;
+  std::deque<int> ready_;
+  int running_ = 0;
+  bool stop_ = false;
+  std::mutex m_, event_m_;
+  std::condition_variable cv_;
+};
+
+// Stages never reached (fail-fast) end as skipped, and every skip is
+// recorded so `kiln status` can say why.
+void record_skips(std::vector<StageResult>& results, const std::string& matrix, const Options& o) {
+  state::Ledger ledger(o.state_dir + "/state.db");
+  for (auto& r : results) {
+    if (r.outcome != Outcome::skipped) continue;
+    if (r.error.empty()) r.error = "not started";
+    auto id = ledger.start_build({r.id, std::string(64, '0'), matrix, "", "", ""});
+    state::BuildOutcome out;
+    out.status = state::BuildStatus::skipped;
+    out.error = r.error;
+    ledger.finish_build(id, out);
+  }
+}
+
+}  // namespace
+
+Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options& o, const EventFn& on_event) {
+  check_engines(o);
+  Graph g = detail::make_graph(p, r, o);
+  assign_engines(g, o.engines.size());
+  {
+    state::Ledger ledger(o.state_dir + "/state.db");
+    ledger.recover();  // attempts of a killed kiln become `interrupted`
+    for (const auto& n : g.nodes) {
+      std::vector<std::string> chain;
+      for (int i = static_cast<int>(&n - g.nodes.data()); i >= 0; i = g.nodes[i].parent)
+        chain.insert(chain.begin(), g.nodes[i].rendered.id);
+      ledger.record_combo(p.matrix_name, n.rendered.id, chain);
+    }
+  }
+  for (const auto& n : g.nodes) on_event({Event::queued, n.rendered.id, 0, 0, "", nullptr});
+  Report report{Scheduler(g, p, o, on_event).run()};
+  record_skips(report.stages, p.matrix_name, o);
+  return report;
+}
+
+}  // namespace kiln::build

@@ -1,0 +1,135 @@
+// kiln audit IMAGE...: which GPUs and drivers an image can serve, read from
+// its bytes (docs/audit.md).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/audit_input.h"
+#include "cli/commands.h"
+#include "engine/engine.h"
+#include "util/diag.h"
+
+namespace kiln::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The engine's save stream lands in a temporary file: the image reader
+// seeks in it and streams layers twice, which a socket cannot do.
+class TempFile {
+ public:
+  TempFile() {
+    std::string tmpl = (fs::temp_directory_path() / "kiln-audit-XXXXXX").string();
+    int fd = mkstemp(tmpl.data());
+    if (fd < 0) throw std::runtime_error("cannot create a temporary file in " + fs::temp_directory_path().string());
+    ::close(fd);
+    path_ = tmpl;
+  }
+  ~TempFile() {
+    std::error_code ec;
+    fs::remove(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+audit::ImageAudit from_engine(const std::string& input, const std::string& name, const std::vector<audit::GpuTarget>& gpus,
+                              const catalog::Catalog& c) {
+  TempFile tmp;
+  try {
+    engine::Client client;
+    std::ofstream out(tmp.path(), std::ios::binary);
+    client.save_image(name, [&](std::string_view chunk) { return bool(out.write(chunk.data(), chunk.size())); });
+    out.close();
+    if (!out) throw std::runtime_error("cannot write " + tmp.path().string());
+  } catch (const engine::ApiError& e) {
+    throw InputError({input}, fmt::format("the engine cannot save image \"{}\": {}", name, e.what()));
+  } catch (const engine::Unreachable& e) {
+    throw InputError({input}, fmt::format("no such file, and no engine to ask for image \"{}\": {}", name, e.what()));
+  }
+  image::ImageFs fsys = image::read_image_archive(tmp.path());
+  audit::ImageAudit a = audit::audit_image(fsys, input, gpus, c);
+  a.source = "engine " + engine::Endpoint::from_env().uri();
+  return a;
+}
+
+// An argument that names a file, not an engine image ("x.tar", "./dir").
+bool looks_like_path(const std::string& s) {
+  for (const char* end : {".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz"})
+    if (s.ends_with(end)) return true;
+  return s.starts_with("/") || s.starts_with("./") || s.starts_with("../");
+}
+
+struct AuditArgs {
+  std::vector<std::string> images;
+  std::vector<std::string> gpus;
+  std::string format = "table";
+};
+
+int run_audit(const Common& common, const AuditArgs& a) {
+  catalog::Catalog cat = catalog::Catalog::load(common.recipes());
+  const auto gpus = audit::resolve_gpus(a.gpus.empty() ? audit::default_gpu_names() : a.gpus, cat);
+  std::vector<audit::ImageAudit> done;
+  nlohmann::json failed = nlohmann::json::array();
+  int rc = 0;
+  for (const auto& image : a.images) {
+    try {
+      done.push_back(audit_input(image, gpus, cat));
+    } catch (const InputError& e) {
+      for (const auto& d : e.diagnostics()) std::cerr << d.str() << '\n';
+      failed.push_back({{"input", image}, {"error", e.diagnostics().front().message}});
+      rc = 2;
+    }
+  }
+  if (a.format == "json") {
+    nlohmann::json j = audit::to_json(done, gpus, cat);
+    for (auto& f : failed) j["images"].push_back(f);
+    std::cout << j.dump(2) << '\n';
+  } else {
+    for (const auto& d : done) std::cout << (a.format == "md" ? audit::to_markdown(d, cat) : audit::to_table(d, cat)) << '\n';
+  }
+  return rc;
+}
+
+}  // namespace
+
+audit::ImageAudit audit_input(const std::string& image, const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c) {
+  constexpr std::string_view daemon = "docker-daemon:";
+  try {
+    if (image.starts_with(daemon)) return from_engine(image, image.substr(daemon.size()), gpus, c);
+    std::error_code ec;
+    if (!fs::exists(image, ec)) {
+      if (looks_like_path(image)) throw InputError({image}, "no such file or directory");
+      return from_engine(image, image, gpus, c);
+    }
+    image::ImageFs fsys = image::read_image_archive(image);
+    audit::ImageAudit a = audit::audit_image(fsys, image, gpus, c);
+    a.source = fs::is_directory(image) ? "OCI layout directory" : "archive";
+    return a;
+  } catch (const image::ImageError& e) {
+    throw InputError({image}, e.what());
+  } catch (const std::exception& e) {
+    if (dynamic_cast<const InputError*>(&e)) throw;
+    throw InputError({image}, e.what());
+  }
+}
+
+void register_audit(CLI::App& app, Common& common) {
+  auto args = std::make_shared<AuditArgs>();
+  CLI::App* sub = app.add_subcommand("audit", "Which GPUs and drivers an image can serve, read from its bytes");
+  sub->add_option("image", args->images, "docker save / OCI tar, OCI layout dir, docker-daemon:NAME or engine image name")
+      ->required();
+  sub->add_option("--gpu", args->gpus, "GPU name or sm_XY to judge (repeatable; default P100 V100 T4 A100 L4 H100 B200)");
+  sub->add_option("--format", args->format, "table, json or md")->check(CLI::IsMember({"table", "json", "md"}));
+  set_action(sub, [&common, args] { return run_audit(common, *args); });
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,102 @@
+#include "cli/progress.h"
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+namespace kiln::cli {
+
+namespace {
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+std::string clip(std::string s, size_t n) {
+  if (s.size() > n) s = s.substr(0, n - 1) + "…";
+  return s;
+}
+}  // namespace
+
+std::string Progress::finished_line(const build::StageResult& r) const {
+  switch (r.outcome) {
+    case build::Outcome::built:
+      return fmt::format("built   {} in {:.1f}s ({})", r.id, r.seconds, r.image_id.substr(0, 19));
+    case build::Outcome::cached:
+      return fmt::format("cached  {} (unchanged, {})", r.id, r.image_id.substr(0, 19));
+    case build::Outcome::failed:
+      return fmt::format("FAILED  {}{}: {}{}", r.id, r.failed_step.empty() ? "" : " at \"" + clip(r.failed_step, 60) + "\"",
+                         r.error, r.log_path.empty() ? "" : " (log: " + r.log_path + ")");
+    case build::Outcome::skipped:
+      return fmt::format("skipped {}: {}", r.id, r.error);
+  }
+  return r.id;
+}
+
+void Progress::on(const build::Event& e) {
+  if (mode_ == Mode::quiet) return;
+  switch (e.kind) {
+    case build::Event::queued:
+      ++queued_;
+      return;
+    case build::Event::started:
+      running_[e.id] = {std::chrono::steady_clock::now(), 0, 0, ""};
+      if (mode_ == Mode::plain) std::cerr << "start   " << e.id << '\n';
+      break;
+    case build::Event::progressed: {
+      auto& r = running_[e.id];
+      if (e.total > 0) {
+        r.step = e.step;
+        r.total = e.total;
+        r.line = e.line;
+        if (mode_ == Mode::plain) std::cerr << fmt::format("        {} step {}/{}: {}\n", e.id, e.step, e.total, clip(e.line, 100));
+      }
+      break;
+    }
+    case build::Event::finished:
+      ++finished_;
+      running_.erase(e.id);
+      print_above(fmt::format("[{}/{}] {}", finished_, queued_, finished_line(*e.result)));
+      break;
+  }
+  if (mode_ == Mode::live) redraw();
+}
+
+void Progress::print_above(const std::string& text) {
+  if (mode_ == Mode::live) {
+    for (size_t i = 0; i < drawn_; ++i) std::cerr << "\033[1A\033[2K";
+    drawn_ = 0;
+  }
+  std::cerr << text << '\n';
+}
+
+void Progress::redraw() {
+  for (size_t i = 0; i < drawn_; ++i) std::cerr << "\033[1A\033[2K";
+  drawn_ = 0;
+  for (const auto& [id, r] : running_) {
+    std::string step = r.total ? fmt::format("step {}/{}", r.step, r.total) : "starting";
+    std::cerr << fmt::format("  {} {:<10} {:>6.0f}s  {}\n", clip(id, 40), step, since(r.since), clip(r.line, 60));
+    ++drawn_;
+  }
+  std::cerr << std::flush;
+}
+
+void Progress::close() {
+  if (mode_ != Mode::live) return;
+  for (size_t i = 0; i < drawn_; ++i) std::cerr << "\033[1A\033[2K";
+  drawn_ = 0;
+}
+
+std::string summary_table(const build::Report& r) {
+  std::string out = fmt::format("\n{:<36} {:<8} {:<10} {:>8}  {}\n", "COMBINATION", "RESULT", "ENGINE", "SECONDS", "IMAGE / WHY");
+  for (const auto& s : r.stages) {
+    std::string detail = s.image_id.substr(0, 19);
+    if (s.outcome == build::Outcome::failed)
+      detail = fmt::format("{}{} (log: {})", s.failed_step.empty() ? "" : "\"" + clip(s.failed_step, 50) + "\": ", clip(s.error, 120), s.log_path);
+    if (s.outcome == build::Outcome::skipped) detail = s.error;
+    out += fmt::format("{:<36} {:<8} {:<10} {:>8.1f}  {}\n", s.id, build::to_string(s.outcome), s.engine, s.seconds, detail);
+  }
+  out += fmt::format("\n{} built, {} unchanged, {} failed, {} skipped\n", r.count(build::Outcome::built),
+                     r.count(build::Outcome::cached), r.count(build::Outcome::failed), r.count(build::Outcome::skipped));
+  return out;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,99 @@
+// Audits of images built in-test around REAL CUDA ELFs: shared libraries
+// nvcc compiled for chosen -gencode sets, plus this machine's libcudart.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "audit/audit.h"
+#include "image_builder.h"
+
+using namespace kiln;
+using namespace kiln::audit;
+using namespace kiln::testing;
+
+#ifdef KILN_CUDA_FIXTURES
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+}  // namespace
+
+TEST_CASE("audit of an image with real CUDA libraries", "[audit][image][nvcc]") {
+  const std::string cudart = "/usr/local/cuda/lib64/libcudart.so.13";
+  if (!std::filesystem::exists(cudart)) {
+    WARN("no " << cudart << ": skipped");
+    return;
+  }
+  const auto cat = catalog::Catalog::load(KILN_SOURCE_DIR "/recipes");
+  TestImage img;
+  img.layers.push_back(make_tar({
+      file("usr/lib/os-release", "ID=ubuntu\nVERSION_ID=\"24.04\"\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n"),
+      sym("etc/os-release", "../usr/lib/os-release"),
+      file("usr/local/cuda-13.0/version.json", R"({"cuda":{"version":"13.0.2"},"cuda_cudart":{"version":"13.0.96"}})"),
+      sym("usr/local/cuda", "cuda-13.0"),
+      file("usr/local/cuda-13.0/lib64/libcudart.so.13", slurp(cudart)),
+  }));
+  img.layers.push_back(make_tar({
+      file("opt/app/lib/libapp_cuda.so", slurp(std::string(KILN_CUDA_FIXTURES) + "/libk_sass.so")),
+      file("opt/app/lib/libapp_cuda_ptx80.so", slurp(std::string(KILN_CUDA_FIXTURES) + "/libk_ptx80.so")),
+      file("usr/lib/x86_64-linux-gnu/libcuda.so.1", "driver library that must not be here"),
+      file("usr/local/cuda-13.0/lib64/stubs/libcuda.so", "a stub is fine"),
+  }, ARCHIVE_FILTER_ZSTD));
+  img.config["config"] = {{"Env", {"CUDA_VERSION=13.0.2", "NVIDIA_REQUIRE_CUDA=cuda>=13.0"}}};
+  const std::string tar = tar_of(img.oci());
+  const auto fs = image::read_image(image::tar_source(bytes_of(tar)));
+  const auto gpus = resolve_gpus({"P100", "T4", "A100", "L4", "H100", "B200"}, cat);
+  const ImageAudit a = audit_image(fs, "in-memory", gpus, cat);
+
+  REQUIRE(a.verdict.runtime);
+  CHECK(a.verdict.runtime->version.str() == "13.0.96");
+  CHECK(a.verdict.release->version.str() == "13.0");
+  std::map<std::string, std::string> grid;
+  for (const auto& g : a.verdict.gpus) grid[g.gpu.name] = to_string(g.support);
+  CHECK(grid == std::map<std::string, std::string>{{"P100", "unsupported"}, {"T4", "unsupported"}, {"A100", "ptx-jit"},
+                                                   {"L4", "ptx-jit"}, {"H100", "ptx-jit"}, {"B200", "ptx-jit"}});
+  // A100: both native? libk_ptx80 has only PTX 8.0: the JIT serves 8.0 -> ptx-jit, unless SASS...
+  const auto& t4 = a.verdict.gpus[1];
+  CHECK(t4.unsupported == std::vector<std::string>{"opt/app/lib/libapp_cuda_ptx80.so"});
+  CHECK(t4.libraries.at(1).reason == "no SASS for sm_75 and PTX only for compute_80");
+  // PTX from nvcc 13.0 says ISA 9.0: the JIT needs the CUDA 13.0 driver.
+  CHECK(a.verdict.gpus[4].min_driver == cat.find_cuda(Version::must("13.0"))->driver.str());
+  CHECK(a.verdict.min_driver == cat.find_cuda(Version::must("13.0"))->driver.str());
+
+  const nlohmann::json j = to_json(a);
+  CHECK(j["components"]["os"]["pretty_name"] == "Ubuntu 24.04.1 LTS");
+  bool listed = false;
+  for (const auto& l : j["libraries"])
+    if (l["path"] == "opt/app/lib/libapp_cuda.so") {
+      listed = true;
+      CHECK(l["sass"] == nlohmann::json({"sm_75", "sm_80", "sm_90"}));
+      CHECK(l["ptx"] == nlohmann::json({"compute_90"}));
+      CHECK(l["ptx_isa"]["compute_90"] == "9.0");
+    }
+  CHECK(listed);
+  CHECK(driver_libraries(fs) == std::vector<std::string>{"usr/lib/x86_64-linux-gnu/libcuda.so.1"});
+  bool warned = false;
+  for (const auto& w : a.warnings) warned |= w.starts_with("usr/lib/x86_64-linux-gnu/libcuda.so.1: a CUDA driver library");
+  CHECK(warned);
+  CHECK_THAT(to_table(a, cat), Catch::Contains("A100 (sm_80)"));
+  CHECK_THAT(to_markdown(a, cat), Catch::Contains("| L4 (sm_89) | 8.9 | ptx-jit |"));
+}
+#endif
+
+TEST_CASE("hostile or broken archives fail with the file's name", "[audit][image]") {
+  const auto dir = std::filesystem::temp_directory_path() / "kiln-audit-test";
+  std::filesystem::create_directories(dir);
+  const auto bad = dir / "broken.tar";
+  std::ofstream(bad, std::ios::binary) << "this is not a tar archive at all";
+  try {
+    (void)image::read_image_archive(bad);
+    FAIL("no error");
+  } catch (const image::ImageError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("broken.tar"));
+  }
+  std::filesystem::remove_all(dir);
+}

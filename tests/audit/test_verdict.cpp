@@ -1,0 +1,146 @@
+// Verdicts on synthetic fat-binary facts: which GPU each library serves, the
+// image's overall answer, and the driver floors (catalog rules).
+#include <catch2/catch.hpp>
+
+#include "audit/verdict.h"
+#include "catalog/compat.h"
+#include "util/diag.h"
+
+using namespace kiln;
+using namespace kiln::audit;
+
+namespace {
+
+const catalog::Catalog& cat() {
+  static const catalog::Catalog c = catalog::Catalog::load(KILN_SOURCE_DIR "/recipes");
+  return c;
+}
+
+// A library with these SASS and PTX entries; PTX entries carry `isa`.
+FatbinScan lib(std::string path, std::vector<Arch> sass, std::vector<Arch> ptx, std::pair<unsigned, unsigned> isa = {0, 0}) {
+  FatbinInfo info;
+  for (const auto& a : sass) info.entries.push_back({EntryKind::sass, a});
+  for (const auto& a : ptx) {
+    FatbinEntry e{EntryKind::ptx, a};
+    e.version_major = static_cast<std::uint16_t>(isa.first);
+    e.version_minor = static_cast<std::uint16_t>(isa.second);
+    info.entries.push_back(e);
+  }
+  info.sass = std::move(sass);
+  info.ptx = std::move(ptx);
+  return {std::move(path), info, ""};
+}
+
+Components cuda(const std::string& runtime) {
+  Components c;
+  c.cuda_runtime.push_back({runtime, "usr/local/cuda/lib64/libcudart.so." + runtime});
+  return c;
+}
+
+const GpuVerdict& gpu(const ImageVerdict& v, const std::string& name) {
+  for (const auto& g : v.gpus)
+    if (g.gpu.name == name) return g;
+  FAIL("no verdict for " << name);
+  throw 0;
+}
+
+}  // namespace
+
+TEST_CASE("catalog compat: releases for runtimes and PTX ISA versions", "[audit][verdict]") {
+  CHECK(catalog::release_for(cat(), Version::must("12.4.127"))->version.str() == "12.4");
+  CHECK(catalog::release_for(cat(), Version::must("12.5"))->version.str() == "12.6");  // not catalogued: next newer
+  CHECK(catalog::release_for(cat(), Version::must("13.9")) == nullptr);
+  CHECK(catalog::release_for_ptx_isa(cat(), Version::must("8.4"))->version.str() == "12.4");
+  CHECK(catalog::release_for_ptx_isa(cat(), Version::must("8.5"))->version.str() == "12.6");
+  CHECK(catalog::release_for_ptx_isa(cat(), Version::must("9.0"))->version.str() == "13.0");
+  CHECK(catalog::release_for_ptx_isa(cat(), Version::must("99.0")) == nullptr);
+  CHECK(catalog::runtime_floor(*cat().find_cuda(Version::must("12.4"))).why ==
+        "CUDA 12.4 runtime needs ≥ 525.60.13 (minor-version compatibility)");
+}
+
+TEST_CASE("per-library verdicts and their words", "[audit][verdict]") {
+  const auto* rt = cat().find_cuda(Version::must("12.4"));
+  const FatbinScan a = lib("libA.so", {{7, 5, 0}, {8, 0, 0}, {9, 0, 'a'}}, {{7, 5, 0}}, {8, 4});
+  auto judge1 = [&](const char* name) { return judge_library(a.path, *a.info, resolve_gpus({name}, cat())[0], rt, cat()); };
+
+  CHECK(judge1("A100").support == Support::native);
+  CHECK(judge1("A10").via == "sm_80");  // 8.6 runs 8.0 SASS
+  CHECK(judge1("H100").via == "sm_90a");
+  const auto p100 = judge1("P100");
+  CHECK(p100.support == Support::unsupported);
+  CHECK(p100.reason == "no SASS for sm_60 and PTX only for compute_75");
+  const auto b200 = judge1("B200");  // sm_90a is not forward compatible: PTX
+  CHECK(b200.support == Support::ptx_jit);
+  CHECK(b200.via == "compute_75");
+  CHECK(b200.min_driver == "550.54.15");  // PTX ISA 8.4 -> CUDA 12.4's driver
+  CHECK_THAT(b200.driver_why, Catch::Contains("PTX ISA 8.4 is written by CUDA 12.4"));
+
+  const FatbinScan none = lib("libB.so", {{7, 5, 0}}, {});
+  CHECK(judge_library(none.path, *none.info, resolve_gpus({"sm_60"}, cat())[0], rt, cat()).reason == "no SASS for sm_60 and no PTX");
+}
+
+TEST_CASE("the image serves a GPU only if every library does", "[audit][verdict]") {
+  const std::vector<FatbinScan> libs = {
+      lib("libA.so", {{7, 0, 0}, {7, 5, 0}, {8, 0, 0}, {9, 0, 0}}, {{9, 0, 0}}, {8, 4}),
+      lib("libB.so", {{8, 0, 0}}, {{8, 0, 0}}),  // PTX without an ISA version: the runtime's toolkit
+      lib("libC.so", {}, {}),                    // no device code: ignored
+      {"libD.so", std::nullopt, "truncated"},
+  };
+  const auto gpus = resolve_gpus({"V100", "T4", "A100", "H100", "B200"}, cat());
+  const ImageVerdict v = judge(cuda("12.4.127"), libs, gpus, cat());
+  REQUIRE(v.release);
+  CHECK(v.release->version.str() == "12.4");
+
+  CHECK(gpu(v, "V100").support == Support::unsupported);
+  CHECK(gpu(v, "V100").unsupported == std::vector<std::string>{"libB.so"});
+  CHECK(gpu(v, "T4").support == Support::unsupported);
+  CHECK(gpu(v, "A100").support == Support::native);
+  CHECK(gpu(v, "A100").min_driver == "525.60.13");
+  CHECK(gpu(v, "H100").support == Support::ptx_jit);  // libB runs through compute_80
+  CHECK(gpu(v, "H100").jit == std::vector<std::string>{"libB.so"});
+  CHECK(gpu(v, "H100").min_driver == "550.54.15");
+  CHECK_THAT(gpu(v, "H100").driver_why, Catch::Contains("records no PTX ISA, so taking the CUDA 12.4 runtime"));
+  CHECK(gpu(v, "B200").support == Support::ptx_jit);
+  CHECK(gpu(v, "B200").libraries.size() == 2);
+
+  CHECK(v.min_driver == "550.54.15");
+  bool warned = false;
+  for (const auto& w : v.warnings) warned |= w.find("libD.so: fat binary unreadable: truncated") != std::string::npos;
+  CHECK(warned);
+
+  // check-driver's question.
+  CHECK_FALSE(why_not_on_driver(v, Version::must("560.35.05")).empty());  // V100 and T4 unsupported
+  const ImageVerdict served = judge(cuda("12.4.127"), libs, resolve_gpus({"A100", "H100"}, cat()), cat());
+  CHECK(why_not_on_driver(served, Version::must("550.54.15")).empty());
+  const auto old = why_not_on_driver(served, Version::must("535.104.05"));
+  REQUIRE(old.size() == 1);
+  CHECK_THAT(old[0], Catch::StartsWith("driver 535.104.05 is too old: H100 (sm_90): libB.so runs only through PTX compute_80"));
+  const ImageVerdict a100 = judge(cuda("12.4.127"), libs, resolve_gpus({"A100"}, cat()), cat());
+  CHECK(why_not_on_driver(a100, Version::must("525.60.13")).empty());
+  CHECK(why_not_on_driver(a100, Version::must("470.82.01")) ==
+        std::vector<std::string>{"driver 470.82.01 is too old: CUDA 12.4 runtime needs ≥ 525.60.13 (minor-version compatibility)"});
+}
+
+TEST_CASE("where the CUDA runtime version comes from", "[audit][verdict]") {
+  Components c;
+  CHECK_FALSE(cuda_runtime_of(c));
+  c.torch = TorchInfo{"2.6.0+cu124", "12.4", "", "torch/version.py"};
+  CHECK(cuda_runtime_of(c)->source == "torch/version.py (torch.version.cuda)");
+  c.env_cuda_version = "12.4.1";
+  CHECK(cuda_runtime_of(c)->source == "env:CUDA_VERSION");
+  c.cuda_toolkit.push_back({"12.4.1", "usr/local/cuda/version.json"});
+  CHECK(cuda_runtime_of(c)->source == "usr/local/cuda/version.json");
+  c.cuda_runtime = {{"12.4.127", "a/libcudart.so.12.4.127"}, {"12.6.77", "b/libcudart.so.12.6.77"}};
+  CHECK(cuda_runtime_of(c)->version.str() == "12.6.77");  // the newest: the strictest floor
+
+  const ImageVerdict v = judge(c, {}, {}, cat());
+  CHECK(v.min_driver == "525.60.13");
+  bool several = false, no_code = false;
+  for (const auto& w : v.warnings) {
+    several |= w.find("several CUDA runtimes (12.4, 12.6)") != std::string::npos;
+    no_code |= w.find("no library in the image carries CUDA device code") != std::string::npos;
+  }
+  CHECK(several);
+  CHECK(no_code);
+  CHECK_THROWS_AS(resolve_gpus({"Voodoo2"}, cat()), InputError);
+}
