@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# kiln audit of a multi-GB image vs. the manual way: extract the image and
+# run cuobjdump on every CUDA ELF. Prints both times, the ratio (goal ≥ 10×)
+# and kiln's peak memory (goal < 200 MB). Needs cuobjdump (the GPU host has
+# it); without it only kiln is timed.
+#   bench/audit.sh [KILN] [RESULTS_DIR]
+# The image is a docker-save tar of /usr/local/cuda/lib64 (cuBLAS, cuDNN,
+# NCCL ...) plus PyTorch's lib/ when a torch is importable, written by
+# scripts/make-audit-image.py. BENCH_WORK picks the scratch dir.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+kiln=${1:-$here/build/src/cli/kiln}
+results=${2:-$here/bench/results}
+work=${BENCH_WORK:-$(mktemp -d)}
+cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)}
+mkdir -p "$results" "$work"
+cuda_lib=$(readlink -f /usr/local/cuda/lib64)
+torch_lib=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))' 2>/dev/null || true)
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr ' ' '-' || true)
+stamp="$(date +%Y-%m-%d)-${gpu:-nogpu}"
+
+layers=(--layer "usr/local/cuda-13.0/lib64=$cuda_lib")
+[ -n "$torch_lib" ] && [ -d "$torch_lib" ] && layers+=(--layer "opt/venv/lib/python3.12/site-packages/torch/lib=$torch_lib")
+python3 "$here/scripts/make-audit-image.py" "$work/bench.tar" "${layers[@]}" \
+  --text 'usr/local/cuda-13.0/version.json={"cuda":{"version":"13.0.2"}}' --env CUDA_VERSION=13.0.2
+size=$(du -b "$work/bench.tar" | cut -f1)
+
+# Wall time and peak RSS of a command, via the kernel's rusage of the child.
+measure() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t = time.perf_counter()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+dt = time.perf_counter() - t
+print(f"{dt:.2f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} {rc}")
+PY
+}
+
+cat /dev/null "$work/bench.tar" >/dev/null  # same page-cache state for both
+read -r kiln_s kiln_mb kiln_rc < <(measure "$kiln" --data-dir "$here" audit "$work/bench.tar")
+"$kiln" --data-dir "$here" audit "$work/bench.tar" --format json >"$work/kiln-audit.json"
+
+peer() {  # extract every layer, then list the device code of each CUDA ELF
+  rm -rf "$work/x" && mkdir -p "$work/x/rootfs"
+  tar -xf "$work/bench.tar" -C "$work/x"
+  python3 -c 'import json,sys;[print(l) for l in json.load(open(sys.argv[1]))[0]["Layers"]]' "$work/x/manifest.json" |
+    while read -r l; do tar -xf "$work/x/$l" -C "$work/x/rootfs"; done
+  mkdir -p "$work/listings"
+  find "$work/x/rootfs" -type f -name 'lib*.so*' | sort | while read -r f; do
+    rel=${f#"$work/x/rootfs/"}
+    "$cuobjdump" --list-elf "$f" >"$work/listings/${rel//\//_}.elf" 2>/dev/null || true
+    "$cuobjdump" --list-ptx "$f" >"$work/listings/${rel//\//_}.ptx" 2>/dev/null || true
+  done
+}
+export -f peer; export work cuobjdump
+out="$results/audit-$stamp.txt"
+{
+  echo "image: $work/bench.tar, $((size / 1000000)) MB; kiln $("$kiln" --version)"
+  echo "kiln audit: ${kiln_s} s, peak ${kiln_mb} MB (exit $kiln_rc)"
+  if [ -x "$cuobjdump" ]; then
+    read -r peer_s _ _ < <(measure bash -c peer)
+    echo "extract + cuobjdump --list-elf/--list-ptx: ${peer_s} s"
+    python3 -c "import sys; print(f'ratio: {float(sys.argv[1]) / float(sys.argv[2]):.1f}x (goal >= 10x); peak {sys.argv[3]} MB (goal < 200 MB)')" "$peer_s" "$kiln_s" "$kiln_mb"
+  else
+    echo "no cuobjdump here: peer not run"
+  fi
+} | tee "$out"
+if [ -d "$work/listings" ]; then
+  bash "$here/scripts/gpu-audit-check.sh" --from "$work/kiln-audit.json" "$work/listings" | tee "$results/gpu-audit-check-$stamp.txt"
+fi
+[ -z "${BENCH_WORK:-}" ] && rm -rf "$work"
+exit 0

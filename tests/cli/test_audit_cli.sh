@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `kiln audit` and `kiln check-driver` end to end: exit codes 0/1/2 and the
+# answers, on an image made from nvcc-built libraries (tests/audit fixtures).
+# Usage: test_audit_cli.sh PATH/TO/kiln FIXTURE_DIR
+set -uo pipefail
+kiln=$1 fixtures=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+check() {  # check NAME COMMAND...
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
+}
+json_assert() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
+
+# --- bad input: exit 2, the file named, never a crash -----------------------
+printf 'not a tar' >"$tmp/broken.tar"
+"$kiln" audit "$tmp/broken.tar" 2>"$tmp/err.txt"
+check "broken archive exit 2" test $? -eq 2
+check "broken archive named" grep -q "broken.tar" "$tmp/err.txt"
+"$kiln" audit "$tmp/missing.tar" 2>"$tmp/err.txt"
+check "missing archive exit 2" test $? -eq 2
+check "missing archive named" grep -q "missing.tar: error: no such file" "$tmp/err.txt"
+"$kiln" check-driver --driver banana "$tmp/broken.tar" 2>/dev/null
+check "bad --driver exit 2" test $? -eq 2
+"$kiln" check-driver --driver 580.95.05 "$tmp/broken.tar" 2>/dev/null
+check "check-driver on a broken archive exit 2" test $? -eq 2
+
+# --- check-driver on a matrix (plan with a query) ---------------------------
+"$kiln" check-driver --driver 999.0 --gpu T4 matrices/offline.toml >"$tmp/m.txt"
+check "matrix on a new driver exit 0" test $? -eq 0
+"$kiln" check-driver --driver 470.82.01 matrices/offline.toml >"$tmp/m.txt"
+check "matrix on an old driver exit 1" test $? -eq 1
+check "matrix failure says why" grep -q "is too old" "$tmp/m.txt"
+
+if [ ! -f "$fixtures/libk_sass.so" ] || [ ! -f /usr/local/cuda/lib64/libcudart.so.13 ]; then
+  echo "no nvcc fixtures or CUDA 13 runtime: image cases skipped"
+else
+  python3 scripts/make-audit-image.py "$tmp/img.tar" \
+    --layer usr/local/cuda-13.0/lib64/libcudart.so.13=/usr/local/cuda/lib64/libcudart.so.13 \
+    --layer opt/app/lib/libapp_cuda.so="$fixtures/libk_sass.so" \
+    --layer opt/app/lib/libapp_cuda_ptx80.so="$fixtures/libk_ptx80.so" \
+    --text 'usr/local/cuda-13.0/version.json={"cuda":{"version":"13.0.2"},"cuda_cudart":{"version":"13.0.96"}}' \
+    --text 'usr/lib/x86_64-linux-gnu/libcuda.so.1=shadowing driver' --env CUDA_VERSION=13.0.2 2>/dev/null
+  "$kiln" audit "$tmp/img.tar" --format json >"$tmp/a.json"
+  check "audit exit 0" test $? -eq 0
+  check "schema" json_assert "$tmp/a.json" "j['schema']=='kiln.audit/v1'"
+  i="j['images'][0]"
+  check "grid" json_assert "$tmp/a.json" "{k:v['support'] for k,v in $i['gpus'].items()}=={'P100':'unsupported','V100':'unsupported','T4':'unsupported','A100':'ptx-jit','L4':'ptx-jit','H100':'ptx-jit','B200':'ptx-jit'}"
+  check "min driver from PTX ISA 9.0" json_assert "$tmp/a.json" "$i['min_driver']=='580.95.05'"
+  check "driver library warning" json_assert "$tmp/a.json" "any('shadows the host' in w for w in $i['warnings'])"
+  "$kiln" audit "$tmp/img.tar" --gpu H100 --format md >"$tmp/a.md"
+  check "markdown" grep -q "| H100 (sm_90) | 9.0 | ptx-jit |" "$tmp/a.md"
+  "$kiln" audit "$tmp/img.tar" "$tmp/broken.tar" >/dev/null 2>&1
+  check "one bad image among good ones exit 2" test $? -eq 2
+
+  "$kiln" check-driver --driver 580.95.05 --gpu H100 --gpu A100 "$tmp/img.tar" >"$tmp/c.txt"
+  check "check-driver ok exit 0" test $? -eq 0
+  "$kiln" check-driver --driver 580.65.06 --gpu H100 "$tmp/img.tar" >"$tmp/c.txt"
+  check "PTX JIT needs the toolkit's driver: exit 1" test $? -eq 1
+  check "says the JIT floor" grep -q "runs only through PTX" "$tmp/c.txt"
+  "$kiln" check-driver --driver 590.0 --gpu T4 --format json "$tmp/img.tar" >"$tmp/c.json"
+  check "unsupported GPU exit 1" test $? -eq 1
+  check "names the library" json_assert "$tmp/c.json" "'libapp_cuda_ptx80.so' in j['results'][0]['why_not'][0]"
+fi
+
+echo "audit cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
