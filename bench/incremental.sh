@@ -22,6 +22,7 @@
 #        KILN_BENCH_STATE   kiln's state dir, kept between runs (default /var/tmp/kiln-bench/<daemon>)
 # Needs root (a private dockerd; make-bases.sh for missing bases). Not run in CI.
 set -euo pipefail
+command -v jq >/dev/null || { echo "$0: needs jq (apt-get install jq)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 
 kiln=build/src/cli/kiln

@@ -20,6 +20,7 @@
 # Needs root (a private dockerd; make-bases.sh for missing bases). Takes minutes:
 # every stage really installs CUDA from Debian's mirror. Not run in CI.
 set -euo pipefail
+command -v jq >/dev/null || { echo "$0: needs jq (apt-get install jq)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 
 kiln=build/src/cli/kiln

@@ -43,12 +43,29 @@ void check_engines(const Options& o) {
   }
 }
 
-// Roots go round-robin over the engines; a child stays on its parent's
-// engine, where the parent image is.
-void assign_engines(Graph& g, size_t engines) {
+// A root goes back to the engine that last built it for this matrix, where
+// its image (and its layer cache) is, when that engine is still in use:
+// otherwise a rerun with another --only selection or --builder set would
+// shift the round-robin and rebuild unchanged stages on another engine.
+// The other roots go round-robin over the engines; a child stays on its
+// parent's engine, where the parent image is.
+void assign_engines(Graph& g, const Options& o, const std::string& matrix, const state::Ledger& ledger) {
+  auto last_engine = [&](const std::string& stage) {
+    auto h = ledger.history(stage);
+    for (auto it = h.rbegin(); it != h.rend(); ++it) {
+      if (it->status != state::BuildStatus::built || it->matrix != matrix) continue;
+      for (size_t e = 0; e < o.engines.size(); ++e)
+        if (o.engines[e].endpoint.uri() == it->engine) return static_cast<int>(e);
+      return -1;
+    }
+    return -1;
+  };
   size_t next = 0;
-  for (auto& n : g.nodes)
-    n.engine = n.parent >= 0 ? g.nodes[n.parent].engine : static_cast<int>(next++ % engines);
+  for (auto& n : g.nodes) {
+    if (n.parent >= 0) n.engine = g.nodes[n.parent].engine;
+    else if (int e = last_engine(n.rendered.id); e >= 0) n.engine = e;
+    else n.engine = static_cast<int>(next++ % o.engines.size());
+  }
 }
 
 class Scheduler {
@@ -177,10 +194,10 @@ void record_skips(std::vector<StageResult>& results, const std::string& matrix, 
 Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options& o, const EventFn& on_event) {
   check_engines(o);
   Graph g = detail::make_graph(p, r, o);
-  assign_engines(g, o.engines.size());
   {
     state::Ledger ledger(o.state_dir + "/state.db");
     ledger.recover();  // attempts of a killed kiln become `interrupted`
+    assign_engines(g, o, p.matrix_name, ledger);
     for (const auto& n : g.nodes) {
       std::vector<std::string> chain;
       for (int i = static_cast<int>(&n - g.nodes.data()); i >= 0; i = g.nodes[i].parent)

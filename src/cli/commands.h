@@ -17,6 +17,7 @@ struct Common {
 void register_plan(CLI::App& app, Common& common);
 void register_generate(CLI::App& app, Common& common);
 void register_build(CLI::App& app, Common& common);  // build and status
+void register_verify(CLI::App& app, Common& common);
 void register_audit(CLI::App& app, Common& common);
 void register_check_driver(CLI::App& app, Common& common);
 

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_plan(app, common);
   kiln::cli::register_generate(app, common);
   kiln::cli::register_build(app, common);
+  kiln::cli::register_verify(app, common);
   kiln::cli::register_audit(app, common);
   kiln::cli::register_check_driver(app, common);
 

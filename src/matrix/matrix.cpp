@@ -203,13 +203,15 @@ class Parser {
         continue;
       }
       TomlFields f = fields(*rt);
-      f.only({"engine", "backend", "gpu", "gpu_classes"});
+      f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs"});
       Runner r;
       r.name = std::string(key.str());
       r.engine = f.str("engine").value_or("");
       r.backend = f.str("backend").value_or("engine");
       r.gpu = f.str("gpu").value_or("none");
       r.gpu_classes = f.strings("gpu_classes");
+      r.devices = f.strings("devices");
+      r.driver_libs = f.str("driver_libs").value_or("");
       r.where = f.where();
       if (!kBackends.count(r.backend)) error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
       if (!kGpuModes.count(r.gpu)) error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");

@@ -61,6 +61,10 @@ struct Runner {
   std::string backend;  // "engine" | "buildx"
   std::string gpu;      // "none" | "nvidia" | "cdi" | "devices"
   std::vector<std::string> gpu_classes;
+  // gpu = "devices": the device nodes to pass in and the host directory of
+  // the driver's libraries (mounted read-only, put on LD_LIBRARY_PATH).
+  std::vector<std::string> devices;
+  std::string driver_libs;
   Location where;
 };
 

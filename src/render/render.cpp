@@ -114,6 +114,7 @@ void write_if_changed(const fs::path& path, const std::string& content) {
 
 Renderer::Renderer(std::string templates_dir) : dir_(std::move(templates_dir)) {
   main_ = load_template(dir_ + "/Dockerfile.mustache");
+  if (fs::exists(dir_ + "/smoke.Dockerfile.mustache")) smoke_ = read_file(dir_ + "/smoke.Dockerfile.mustache");
   // Partials are templates/partials/NAME.mustache, read once, sorted by name.
   if (fs::exists(dir_ + "/partials"))
     for (const auto& entry : fs::directory_iterator(dir_ + "/partials"))
@@ -124,6 +125,28 @@ Renderer::Renderer(std::string templates_dir) : dir_(std::move(templates_dir)) {
   if (fs::exists(dir_ + "/context"))
     for (const auto& entry : fs::directory_iterator(dir_ + "/context"))
       if (entry.is_regular_file()) context_[entry.path().filename().string()] = read_file(entry.path().string());
+}
+
+std::string cmake_architectures(const ArchList& arch) {
+  std::vector<std::string> out;
+  for (const auto& cc : arch.sass) out.push_back(std::to_string(cc.number()) + "-real");
+  for (const auto& cc : arch.ptx) out.push_back(std::to_string(cc.number()) + "-virtual");
+  return join(out, ";");
+}
+
+std::string Renderer::render_smoke(const plan::Combo& combo, const std::string& image, const std::string& devel_image) const {
+  if (smoke_.empty()) throw InputError({dir_ + "/smoke.Dockerfile.mustache"}, "template is missing");
+  mus::mustache tmpl{smoke_};
+  tmpl.set_custom_escape([](const std::string& s) { return s; });
+  mus::data d;
+  d.set("id", combo.id);
+  d.set("arch_list", combo.arch.str());
+  d.set("cmake_archs", cmake_architectures(combo.arch));
+  d.set("image", image);
+  d.set("devel_image", devel_image);
+  std::string out = tmpl.render(d);
+  if (!tmpl.is_valid()) throw InputError({dir_ + "/smoke.Dockerfile.mustache"}, tmpl.error_message());
+  return out;
 }
 
 std::string local_image(const plan::Plan& p, const std::string& combo_id) {

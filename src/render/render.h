@@ -36,13 +36,20 @@ class Renderer {
  public:
   explicit Renderer(std::string templates_dir);
   Rendered render(const plan::Combo& combo, const plan::Plan& p) const;
+  // The smoke image of a combination: the suite compiled in `devel_image`
+  // for the combination's arch list, on top of `image` (templates/smoke.Dockerfile.mustache).
+  std::string render_smoke(const plan::Combo& combo, const std::string& image, const std::string& devel_image) const;
 
  private:
   std::string dir_;
   std::string main_;
+  std::string smoke_;
   std::map<std::string, std::string> context_;  // templates/context/*
   std::vector<std::pair<std::string, std::string>> partials_;  // name, text
 };
+
+// CMAKE_CUDA_ARCHITECTURES for an arch list: "75-real;90-real;90-virtual".
+std::string cmake_architectures(const ArchList& arch);
 
 // docker buildx bake file for the valid combinations; contexts are relative
 // to the directory holding it.

@@ -17,9 +17,12 @@ RUN set -eux; \
         libcublas12 \
         libcublaslt12 \
         libnccl2; \
-    # Debian's toolkit pulls in libcuda1, the *driver* library: it must come
-    # from the host at run time, or it shadows the host's and fails there.
-    rm -f /usr/lib/x86_64-linux-gnu/libcuda.so* /usr/lib/x86_64-linux-gnu/nvidia/current/libcuda.so* /etc/alternatives/libcuda*; \
+    # Debian's toolkit pulls in libcuda1 and libnvidia-ml1, *driver* libraries:
+    # they must come from the host at run time, or they shadow the host's and
+    # fail there (stubs/ stays: it is for linking only).
+    rm -rf /usr/lib/x86_64-linux-gnu/nvidia/current; \
+    rm -f /usr/lib/x86_64-linux-gnu/libcuda.so* /usr/lib/x86_64-linux-gnu/libnvidia-ml.so* \
+          /etc/alternatives/libcuda* /etc/alternatives/*nvidia-ml*; \
     rm -rf /var/lib/apt/lists/*
 
 # What the NVIDIA container runtime reads at container start.

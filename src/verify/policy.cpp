@@ -1,0 +1,59 @@
+// The matrix policy decides: every required check passed on this image,
+// the gpu check on a runner of each required GPU class.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "verify/internal.h"
+
+namespace kiln::verify::detail {
+
+namespace {
+
+const Runner* runner_named(const std::vector<Runner>& runners, const std::string& name) {
+  for (const auto& r : runners)
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+bool gpu_passed_for(const ComboVerdict& v, const std::string& gpu_class, const std::vector<Runner>& runners) {
+  return std::any_of(v.checks.begin(), v.checks.end(), [&](const CheckResult& c) {
+    const Runner* r = runner_named(runners, c.runner);
+    return c.check == "gpu" && c.status == "passed" && r &&
+           std::count(r->gpu_classes.begin(), r->gpu_classes.end(), gpu_class) > 0;
+  });
+}
+
+std::string first_problem(const CheckResult& c) {
+  return c.problems.empty() ? c.status : c.problems.front();
+}
+
+}  // namespace
+
+void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners) {
+  std::vector<std::string> missing;
+  for (const auto& check : policy.verify) {
+    if (check == "static") {
+      auto it = std::find_if(v.checks.begin(), v.checks.end(), [](const CheckResult& c) { return c.check == "static"; });
+      if (it == v.checks.end()) missing.push_back("static check not run");
+      else if (it->status != "passed") missing.push_back("static check " + it->status + ": " + first_problem(*it));
+      continue;
+    }
+    for (const auto& cls : policy.gpu_classes) {
+      if (gpu_passed_for(v, cls, runners)) continue;
+      bool have_runner = std::any_of(runners.begin(), runners.end(), [&](const Runner& r) {
+        return r.gpu != "none" && std::count(r.gpu_classes.begin(), r.gpu_classes.end(), cls) > 0;
+      });
+      auto failed = std::find_if(v.checks.begin(), v.checks.end(),
+                                 [](const CheckResult& c) { return c.check == "gpu" && c.status != "passed" && c.status != "no-gpu"; });
+      if (failed != v.checks.end()) missing.push_back(fmt::format("gpu check {} on {}: {}", failed->status, failed->runner, first_problem(*failed)));
+      else if (!have_runner) missing.push_back(fmt::format("awaiting a GPU runner of class {}", cls));
+      else missing.push_back(fmt::format("gpu check for {} did not pass", cls));
+    }
+  }
+  v.verified = missing.empty();
+  v.reason = missing.empty() ? "" : missing.front();
+  for (size_t i = 1; i < missing.size(); ++i) v.reason += "; " + missing[i];
+}
+
+}  // namespace kiln::verify::detail

@@ -1,0 +1,119 @@
+// Runs the checks each combination's policy needs, reusing verdicts the
+// ledger already holds for the same image id (unless forced).
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "build/build.h"
+#include "state/ledger.h"
+#include "verify/internal.h"
+
+namespace kiln::verify {
+
+size_t Report::verified() const {
+  return static_cast<size_t>(std::count_if(combos.begin(), combos.end(), [](const ComboVerdict& v) { return v.verified; }));
+}
+
+namespace {
+
+using detail::decide;
+
+bool wants(const matrix::Policy& policy, const char* check) {
+  return std::count(policy.verify.begin(), policy.verify.end(), check) > 0;
+}
+
+std::optional<CheckResult> reuse(const state::Ledger& ledger, const std::string& image_id, const std::string& runner,
+                                 const std::string& check) {
+  for (const auto& v : ledger.verdicts(image_id))
+    if (v.runner == runner && v.check == check && v.status == "passed") {
+      CheckResult r{check, runner, v.status, {}, nlohmann::json::parse(v.detail_json, nullptr, false), true};
+      return r;
+    }
+  return std::nullopt;
+}
+
+void record(state::Ledger& ledger, const std::string& image_id, const CheckResult& r) {
+  nlohmann::json detail = r.detail;
+  detail["problems"] = r.problems;
+  ledger.record_verdict({image_id, r.runner, r.check, r.status, detail.dump(), 0});
+}
+
+// Runs `run` unless the ledger already has a pass for this image, runner
+// and check; records what ran.
+template <typename Fn>
+CheckResult checked(state::Ledger& ledger, const Options& o, const std::string& image_id, const std::string& runner,
+                    const std::string& check, Fn run) {
+  if (!o.force)
+    if (auto r = reuse(ledger, image_id, runner, check)) return *r;
+  CheckResult r;
+  try {
+    r = run();
+  } catch (const std::exception& e) {  // an engine or image problem: this check's error
+    r = CheckResult{check, runner, "error", {e.what()}, {}, false};
+  }
+  r.runner = runner;
+  record(ledger, image_id, r);
+  return r;
+}
+
+ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                          const Options& o, state::Ledger& ledger) {
+  ComboVerdict v{c.id, "", false, "", {}};
+  const Runner& first = o.runners.front();
+  engine::Client client(first.endpoint);
+  std::string image = render::local_image(p, c.id);
+  auto info = client.inspect_image(image);
+  if (!info) {
+    v.reason = "not built: run kiln build";
+    return v;
+  }
+  v.image_id = info->id;
+  if (wants(p.policy, "static"))
+    v.checks.push_back(checked(ledger, o, v.image_id, first.name, "static",
+                               [&] { return detail::static_check(c, p, image, client, o); }));
+  if (wants(p.policy, "gpu"))
+    for (const auto& r : o.runners) {
+      if (r.gpu == "none" && !o.smoke_on_cpu) continue;
+      v.checks.push_back(checked(ledger, o, v.image_id, r.name, "gpu",
+                                 [&] { return detail::gpu_check(c, p, renderer, image, r, o); }));
+    }
+  decide(v, p.policy, o.runners);
+  return v;
+}
+
+}  // namespace
+
+Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options& o) {
+  if (o.runners.empty()) throw build::EnvironmentError("no runner to verify on");
+  for (const auto& runner : o.runners) {
+    try {
+      engine::Client(runner.endpoint).ping();
+    } catch (const std::exception& e) {
+      throw build::EnvironmentError(fmt::format("runner '{}': {}", runner.name, e.what()));
+    }
+  }
+  state::Ledger ledger(o.state_dir + "/state.db");
+  Report report;
+  for (const auto& c : p.combos) {
+    if (c.status != plan::Status::valid) continue;
+    if (!o.only.empty() && std::none_of(o.only.begin(), o.only.end(), [&](const std::string& g) { return build::matches_glob(g, c.id); }))
+      continue;
+    report.combos.push_back(verify_combo(c, p, r, o, ledger));
+  }
+  return report;
+}
+
+nlohmann::json to_json(const Report& r) {
+  nlohmann::json combos = nlohmann::json::array();
+  for (const auto& v : r.combos) {
+    nlohmann::json checks = nlohmann::json::array();
+    for (const auto& c : v.checks)
+      checks.push_back({{"check", c.check}, {"runner", c.runner}, {"status", c.status}, {"problems", c.problems},
+                        {"reused", c.reused}, {"detail", c.detail}});
+    combos.push_back({{"id", v.id}, {"image_id", v.image_id}, {"verified", v.verified},
+                      {"reason", v.reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.reason)}, {"checks", checks}});
+  }
+  return {{"schema", "kiln.verify/v1"}, {"verified", r.verified()}, {"combos", combos}};
+}
+
+}  // namespace kiln::verify

@@ -1,0 +1,77 @@
+// kiln verify: is each built image what its plan says, and does it work?
+//
+//   static  the image's config and bytes against the plan: NVIDIA_REQUIRE_CUDA,
+//           labels, user, the CUDA runtime / cuDNN / NCCL / PyTorch it really
+//           holds (read from the saved image, no container), no driver
+//           library inside, no compiler in a runtime image.
+//   gpu     the smoke suite (kernels/) built for the combination's arch list
+//           in a smoke image on top of the release image, run in a container
+//           with no network, a read-only root and a time limit, on a runner
+//           of each GPU class the policy requires.
+//
+// A combination is verified only when every check its policy requires has
+// passed on the exact image id that would be tagged; a new image id has no
+// verdicts, so a rebuild is verified again.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "build/build.h"
+#include "engine/engine.h"
+#include "plan/plan.h"
+
+namespace kiln::verify {
+
+struct Runner {
+  std::string name;
+  engine::Endpoint endpoint;
+  std::string gpu = "none";  // none | nvidia | cdi | devices
+  std::vector<std::string> gpu_classes;  // "sm_90": what its GPUs are
+  std::string backend = "engine";        // to build smoke images
+  std::vector<std::string> devices;      // gpu = "devices": /dev/nvidia0, /dev/nvidiactl, ...
+  std::string driver_libs;               // gpu = "devices": host driver library directory
+};
+
+struct Options {
+  std::vector<Runner> runners;
+  std::string state_dir = ".kiln";
+  std::vector<std::string> only;
+  bool force = false;  // rerun checks that already passed on this image
+  // Also run the smoke suite on runners without GPUs: proves the plumbing
+  // (the suite must then report "no usable GPU", which never passes).
+  bool smoke_on_cpu = false;
+  int timeout_s = 300;
+  std::string kernels_dir = "kernels";  // the smoke suite's sources
+};
+
+struct CheckResult {
+  std::string check;   // "static" or "gpu"
+  std::string runner;
+  std::string status;  // passed | failed | no-gpu | error
+  std::vector<std::string> problems;
+  nlohmann::json detail = nlohmann::json::object();
+  bool reused = false;  // taken from the ledger, not rerun
+};
+
+struct ComboVerdict {
+  std::string id;
+  std::string image_id;
+  bool verified = false;
+  std::string reason;  // why not, in words
+  std::vector<CheckResult> checks;
+};
+
+struct Report {
+  std::vector<ComboVerdict> combos;
+  size_t verified() const;
+};
+
+// Needs the combinations built (kiln build); an unbuilt one is reported as
+// not verified, "not built".
+Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options& o);
+
+nlohmann::json to_json(const Report& r);
+
+}  // namespace kiln::verify
