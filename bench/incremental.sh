@@ -8,10 +8,16 @@
 #         engine, and builds nothing (every stage `cached`).
 #   peer: bake sends every context to BuildKit and resolves every step
 #         against its cache (all CACHED), then exports the images.
-#         The bake file is kiln's docker-bake.json with two changes: each
-#         target's tag is kiln-bench-bake:<target> (so bake never moves
-#         kiln's kiln.local/ names) and --set '*.network=host' (the private
-#         daemon has no bridge; kiln builds with network host too).
+#         The bake file is kiln's docker-bake.json, written in bake's
+#         compose form (same targets, contexts and Dockerfiles) for two
+#         changes: each target's tag is
+#         kiln-bench-bake:<target> (so bake never moves kiln's kiln.local/
+#         names), and RUN steps use network host (the private daemon has no
+#         bridge; kiln builds with network host too). buildx 0.13 has no
+#         `network` key in bake's own format (--set '*.network=host' is
+#         "unknown key"); its compose reader takes build.network. And the
+#         copy it builds lacks the "# syntax=docker/dockerfile:1" line (a
+#         Docker Hub pull, unreachable here; see below).
 #
 # Both are warmed first (the first runs may build for minutes: BuildKit and
 # the classic builder keep separate caches); then each is timed best of
@@ -33,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     --kiln) kiln=$2; shift ;;
     --matrix) matrix=$2; shift ;;
     --runs) runs=$2; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "incremental: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -47,6 +53,9 @@ daemon=${KILN_BENCH_DAEMON:-kbench}
 sock=$(tests/support/dockerd.sh start "$daemon")
 export DOCKER_HOST=unix://$sock
 state=${KILN_BENCH_STATE:-/var/tmp/kiln-bench/$daemon}
+# kiln's images and BuildKit's own copy of them: ~25 GB for the offline matrix.
+free_gb=$(df -Pk "$(dirname "$(dirname "$sock")")" /var/lib | awk 'NR > 1 { f = $4 / 1048576; if (m == "" || f < m) m = f } END { printf "%d", m }')
+[[ $free_gb -ge 30 ]] || echo "incremental: warning: ${free_gb} GB free; building the offline matrix twice (kiln, then BuildKit) needs ~25 GB" >&2
 mkdir -p "$state"
 gen=$state/generated
 work=$(mktemp -d)
@@ -64,8 +73,26 @@ for b in $(jq -r '.combos[] | select(.status == "valid") | .base' "$work/plan.js
 done
 [[ $missing -eq 1 ]] && scripts/make-bases.sh
 "$kiln" generate "$matrix" -o "$gen" >/dev/null
-jq '.target |= with_entries(.value.tags = ["kiln-bench-bake:" + .key])' "$gen/docker-bake.json" >"$gen/bench-bake.json"
-n=$(jq '.target | length' "$gen/bench-bake.json")
+# The generated Dockerfiles start with "# syntax=docker/dockerfile:1", which
+# makes BuildKit fetch that frontend from Docker Hub (unreachable here); the
+# peer builds a copy without that line, with BuildKit's built-in frontend.
+rm -rf "$state/bake-tree"
+cp -r "$gen" "$state/bake-tree"
+sed -i '1{/^# syntax=/d}' "$state/bake-tree"/*/Dockerfile
+gen=$state/bake-tree
+# Docker 20.10's embedded BuildKit (v0.8) lacks named contexts ("unsupported
+# frontend capability moby.buildkit.frontend.contexts"), so the bake file's
+# target: parent contexts cannot run on this engine. The peer hands a devel
+# target its parent as kiln does, by image name (build-arg KILN_PARENT), and
+# bakes in two rounds: the runtime targets, then the targets built on them.
+# JSON is YAML: the .yaml name makes bake read it as a compose file.
+jq '{services: (.target | with_entries(.value = {image: ("kiln-bench-bake:" + .key),
+      build: ({context: .value.context, dockerfile: .value.dockerfile, network: "host"}
+              + (if .value.contexts then {args: {KILN_PARENT: ("kiln-bench-bake:" + (.value.contexts[] | sub("^target:"; "")))}} else {} end))}))}' \
+  "$gen/docker-bake.json" >"$gen/bench-bake.yaml"
+n=$(jq '.services | length' "$gen/bench-bake.yaml")
+mapfile -t roots < <(jq -r '.target | to_entries[] | select(.value.contexts == null) | .key' "$gen/docker-bake.json")
+mapfile -t children < <(jq -r '.target | to_entries[] | select(.value.contexts != null) | .key' "$gen/docker-bake.json")
 echo "incremental: $n combinations of $matrix on $DOCKER_HOST ($(nproc) cores); kiln state $state"
 
 # --- kiln: warm, then time no-op reruns ------------------------------------
@@ -84,7 +111,10 @@ done
 kiln_s=$(best <"$work/kiln.times")
 
 # --- bake: warm, then time warm-cache reruns -------------------------------
-bake() { (cd "$gen" && docker buildx bake -f bench-bake.json --set '*.network=host' --progress plain) >"$work/bake.log" 2>&1; }
+bake() {
+  (cd "$gen" && docker buildx bake -f bench-bake.yaml --progress plain "${roots[@]}" &&
+    { [[ ${#children[@]} -eq 0 ]] || docker buildx bake -f bench-bake.yaml --progress plain "${children[@]}"; }) >"$work/bake.log" 2>&1
+}
 t0=$(now)
 bake || { echo "incremental: bake failed; last lines:" >&2; tail -n 30 "$work/bake.log" >&2; exit 1; }
 echo "bake warm-up: $(secs "$t0" "$(now)") s"

@@ -33,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     --matrix) matrix=$2; shift ;;
     --only) only+=("$2"); shift ;;
     --jobs|-j) jobs=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "shared-stages: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift

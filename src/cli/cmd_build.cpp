@@ -94,6 +94,7 @@ std::string age(std::int64_t unix_ms) {
 int run_status(const Common& common, const std::string& matrix_path, const std::string& state_dir, const std::string& format) {
   matrix::Matrix m = matrix::parse_matrix_file(matrix_path.empty() ? common.default_matrix() : matrix_path);
   state::Ledger ledger(state_dir + "/state.db");
+  ledger.recover();  // a killed kiln's attempts show as interrupted, not building
   auto combos = ledger.combos(m.name);
   if (format == "json") {
     nlohmann::json out = nlohmann::json::array();

@@ -168,6 +168,11 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
   if (!tmpl.is_valid()) throw InputError({dir_ + "/Dockerfile.mustache"}, tmpl.error_message());
   mus::data d = template_data(combo, p);
   for (const auto& [name, text] : partials_) {
+    // A partial and a value share one namespace in Mustache: a clash would
+    // silently replace the value.
+    if (d.get(name))
+      throw InputError({dir_ + "/partials/" + name + ".mustache"},
+                       "this partial has the name of a template value; rename the file");
     const std::string* body = &text;
     d.set(name, mus::partial([body] { return *body; }));
   }

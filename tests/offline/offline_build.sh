@@ -30,5 +30,36 @@ check "rerun builds nothing" python3 -c "import json,sys; j=json.load(open(sys.a
 "$kiln" status matrices/offline.toml --state-dir "$state" >"$state/status.txt"
 check "status shows it built" grep -q "cuda12.4-debian13-runtime *built" "$state/status.txt"
 
+# --- verify: static checks pass, and without a GPU nothing is verified ------
+"$kiln" build matrices/offline.toml --only cuda12.4-debian13-devel --state-dir "$state" >/dev/null
+check "devel build exit 0" test $? -eq 0
+"$kiln" verify matrices/offline.toml --only 'cuda12.4-debian13-*' --smoke-on-cpu --state-dir "$state" --format json >"$state/v.json"
+check "verify exit 1 (nothing verified without a GPU)" test $? -eq 1
+verdict() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); c={x['id']:x for x in j['combos']}; sys.exit(0 if ($1) else 1)" "$state/v.json"; }
+check "static passes on both" verdict "all(k['status']=='passed' for x in c.values() for k in x['checks'] if k['check']=='static')"
+check "smoke suite built and ran: no GPU, never a pass" verdict "all(k['status']=='no-gpu' and k['detail']['exit_code']==3 for x in c.values() for k in x['checks'] if k['check']=='gpu')"
+check "not verified, awaiting a GPU runner" verdict "all(not x['verified'] and 'awaiting a GPU runner of class sm_90' in x['reason'] for x in c.values())"
+check "smoke binaries not in the release image" bash -c "! docker run --rm --network none $img test -e /opt/kiln-smoke/kiln-smoke"
+
+# --- a planted defect: the image lacks NCCL its plan promises, and carries a
+# wrong NVIDIA_REQUIRE_CUDA. Its static check must fail. ---------------------
+data="$state/data"
+mkdir -p "$data"
+cp -r recipes templates matrices kernels "$data/"
+sed -i 's/^name = "offline"/name = "offline-defect"/' "$data/matrices/offline.toml"
+python3 - "$data/recipes/install/cuda.toml" <<'PY'
+import sys; p = sys.argv[1]; s = open(p).read()
+s = s.replace('runtime = ["libcudart12", "libcublas12", "libcublaslt12", "libnccl2"]', 'runtime = ["libcudart12", "libcublas12", "libcublaslt12"]')
+open(p, "w").write(s)
+PY
+sed -i 's/NVIDIA_REQUIRE_CUDA="{{require_cuda}}"/NVIDIA_REQUIRE_CUDA="cuda>=99.0"/' "$data/templates/partials/environment.mustache"
+"$kiln" --data-dir "$data" build "$data/matrices/offline.toml" --only cuda12.4-debian13-runtime --state-dir "$state" >/dev/null
+check "defective image builds" test $? -eq 0
+"$kiln" --data-dir "$data" verify "$data/matrices/offline.toml" --only cuda12.4-debian13-runtime --state-dir "$state" --format json >"$state/v.json"
+check "defect: verify exit 1" test $? -eq 1
+check "defect: static check failed" verdict "c['cuda12.4-debian13-runtime']['checks'][0]['status']=='failed' and not c['cuda12.4-debian13-runtime']['verified']"
+check "defect: names the missing NCCL" verdict "any('promises NCCL 2.22.3, the image has none' in p for p in c['cuda12.4-debian13-runtime']['checks'][0]['problems'])"
+check "defect: names the wrong NVIDIA_REQUIRE_CUDA" verdict "any(p.startswith('NVIDIA_REQUIRE_CUDA is \"cuda>=99.0\"') for p in c['cuda12.4-debian13-runtime']['checks'][0]['problems'])"
+
 echo "offline: $passed passed, $failed failed"
 ((failed == 0))
