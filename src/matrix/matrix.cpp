@@ -128,7 +128,7 @@ class Parser {
     const toml::table* t = top.table("policy");
     if (!t) return;
     TomlFields f = fields(*t);
-    f.only({"verify", "gpu_classes", "targets"});
+    f.only({"verify", "gpu_classes", "targets", "override"});
     if (f.raw().contains("verify")) m.policy.verify = f.strings("verify", false, true);
     for (const auto& c : m.policy.verify)
       if (!kChecks.count(c)) error(f.where("verify"), fmt::format("unknown check \"{}\" (known: static, gpu)", c));
@@ -139,6 +139,34 @@ class Parser {
     bool wants_gpu = std::count(m.policy.verify.begin(), m.policy.verify.end(), "gpu") > 0;
     if (wants_gpu && m.policy.gpu_classes.empty())
       error(f.where("verify"), "policy.verify includes \"gpu\" but policy.gpu_classes names no GPU class");
+    for (const toml::table* o : f.tables("override")) read_policy_override(*o, m);
+  }
+
+  void read_policy_override(const toml::table& t, Matrix& m) {
+    TomlFields f = fields(t);
+    PolicyOverride o;
+    o.where = f.where();
+    for (const auto& [key, node] : t) {
+      std::string_view name = key.str();
+      if (name == "verify" || name == "gpu_classes") continue;
+      if (!is_axis(name)) {
+        error(location_of(node, file_), fmt::format("unknown key '{}' in [[policy.override]] (axes, 'verify', 'gpu_classes')", name));
+        continue;
+      }
+      if (!node.is_string()) {
+        error(location_of(node, file_), fmt::format("'{}' in [[policy.override]] must be a string", name));
+        continue;
+      }
+      o.match[std::string(name)] = *node.value<std::string>();
+    }
+    o.verify = f.strings("verify", true, true);
+    o.gpu_classes = f.strings("gpu_classes");
+    for (const auto& c : o.verify)
+      if (!kChecks.count(c)) error(f.where("verify"), fmt::format("unknown check \"{}\" (known: static, gpu)", c));
+    if (std::count(o.verify.begin(), o.verify.end(), "gpu") && o.gpu_classes.empty())
+      error(f.where("verify"), "this override requires \"gpu\" but names no gpu_classes");
+    if (o.match.empty()) error(o.where, "[[policy.override]] must match at least one axis value");
+    m.policy.overrides.push_back(std::move(o));
   }
 
   void read_registry(TomlFields& top, Matrix& m) {

@@ -35,9 +35,20 @@ struct Rule {
   size_t index = 0;  // 1-based position among its kind, for messages
 };
 
+// What must pass before a combination is tagged. [[policy.override]]
+// entries (matched like [[exclude]]) give some combinations their own
+// checks, e.g. devel images: static only.
+struct PolicyOverride {
+  std::map<std::string, std::string> match;  // axis -> value
+  std::vector<std::string> verify;
+  std::vector<std::string> gpu_classes;
+  Location where;
+};
+
 struct Policy {
   std::vector<std::string> verify{"static"};  // "static", "gpu"
   std::vector<std::string> gpu_classes;       // "sm_90"
+  std::vector<PolicyOverride> overrides;
   // How targets decide validity: "all" (every target must run), "any"
   // (at least one), "report" (never exclude; only report per target).
   std::string targets = "all";

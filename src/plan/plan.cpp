@@ -103,6 +103,23 @@ const matrix::Rule* matching_exclude(const Axes& a, const matrix::Matrix& m) {
   return nullptr;
 }
 
+// The first [[policy.override]] whose values all match decides the checks.
+matrix::Policy policy_for(const Axes& a, const matrix::Policy& base) {
+  matrix::Policy p = base;
+  p.overrides.clear();
+  for (const auto& o : base.overrides) {
+    bool all = std::all_of(o.match.begin(), o.match.end(), [&](const auto& kv) {
+      auto it = a.find(kv.first);
+      return it != a.end() && it->second == kv.second;
+    });
+    if (!all) continue;
+    p.verify = o.verify;
+    p.gpu_classes = o.gpu_classes;
+    break;
+  }
+  return p;
+}
+
 std::string make_id(const Axes& a) {
   std::vector<std::string> parts;
   auto get = [&](const char* k) -> std::string {
@@ -202,6 +219,7 @@ Plan make_plan(const matrix::Matrix& m, const catalog::Catalog& c, const Query& 
     combo.axes = axes;
     combo.id = make_id(axes);
     if (!ids.insert(combo.id).second) continue;
+    combo.policy = policy_for(axes, m.policy);
     if (const matrix::Rule* rule = matching_exclude(axes, m)) {
       combo.status = Status::excluded;
       combo.rule = "matrix-exclude";

@@ -67,6 +67,7 @@ struct Combo {
   std::vector<std::string> tags;
   std::string base;
   Install install;
+  matrix::Policy policy;              // the checks this combination needs (overrides applied)
   std::vector<std::string> inferred;  // unconfirmed facts this combination uses
   std::vector<std::string> sources;   // catalog sources behind the resolution
 

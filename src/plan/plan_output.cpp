@@ -54,6 +54,7 @@ json to_json(const Combo& c) {
          {"require_cuda", c.require_cuda.empty() ? json(nullptr) : json(c.require_cuda)},
          {"tags", c.tags},
          {"base", c.base.empty() ? json(nullptr) : json(c.base)},
+         {"policy", {{"verify", c.policy.verify}, {"gpu_classes", c.policy.gpu_classes}}},
          {"inferred", c.inferred},
          {"sources", c.sources}};
   for (const auto& t : c.targets) j["targets"][t.name] = target_json(t);

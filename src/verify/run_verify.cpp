@@ -68,16 +68,16 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
     return v;
   }
   v.image_id = info->id;
-  if (wants(p.policy, "static"))
+  if (wants(c.policy, "static"))
     v.checks.push_back(checked(ledger, o, v.image_id, first.name, "static",
                                [&] { return detail::static_check(c, p, image, client, o); }));
-  if (wants(p.policy, "gpu"))
+  if (wants(c.policy, "gpu"))
     for (const auto& r : o.runners) {
       if (r.gpu == "none" && !o.smoke_on_cpu) continue;
       v.checks.push_back(checked(ledger, o, v.image_id, r.name, "gpu",
                                  [&] { return detail::gpu_check(c, p, renderer, image, r, o); }));
     }
-  decide(v, p.policy, o.runners);
+  decide(v, c.policy, o.runners);
   return v;
 }
 

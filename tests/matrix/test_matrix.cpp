@@ -134,3 +134,11 @@ TEST_CASE("registry urls carry no scheme; runners are tables", "[matrix][bad-inp
   CHECK(e.find("without a scheme") != std::string::npos);
   CHECK(e.find("runner 'x' must be a table") != std::string::npos);
 }
+
+TEST_CASE("policy overrides are checked like rules", "[matrix][bad-input]") {
+  auto e = errors_of("name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n[policy]\n"
+                     "[[policy.override]]\ngpu='T4'\nverify=['gpu']\n");
+  CHECK(e.find("unknown key 'gpu' in [[policy.override]]") != std::string::npos);
+  CHECK(e.find("this override requires \"gpu\" but names no gpu_classes") != std::string::npos);
+  CHECK(e.find("must match at least one axis value") != std::string::npos);
+}

@@ -292,3 +292,23 @@ TEST_CASE("the shipped matrices plan without errors", "[plan][matrices]") {
     CHECK(p.count(plan::Status::valid) > 0);
   }
 }
+
+TEST_CASE("[[policy.override]] gives matching combinations their own checks", "[plan][policy]") {
+  auto p = plan_of(R"(name="t"
+[axes]
+cuda=["12.4"]
+os=["ubuntu22.04"]
+flavor=["runtime", "devel"]
+[policy]
+verify=["static", "gpu"]
+gpu_classes=["sm_90"]
+[[policy.override]]
+flavor="devel"
+verify=["static"]
+[tags]
+templates=["{id}"]
+)");
+  CHECK(find(p, "cuda12.4-ubuntu22.04-runtime").policy.verify == std::vector<std::string>{"static", "gpu"});
+  CHECK(find(p, "cuda12.4-ubuntu22.04-devel").policy.verify == std::vector<std::string>{"static"});
+  CHECK(find(p, "cuda12.4-ubuntu22.04-devel").policy.gpu_classes.empty());
+}
