@@ -2,7 +2,8 @@
 # kiln audit of a multi-GB image vs. the manual way: extract the image and
 # run cuobjdump on every CUDA ELF. Prints both times, the ratio (goal ≥ 10×)
 # and kiln's peak memory (goal < 200 MB). Needs cuobjdump (the GPU host has
-# it); without it only kiln is timed.
+# it); without it only kiln is timed (runs anywhere: torch and the GPU are
+# optional). KILN_BASELINE=OLD_KILN also times an older build on the same image.
 #   bench/audit.sh [KILN] [RESULTS_DIR]
 # The image is a docker-save tar of /usr/local/cuda/lib64 (cuBLAS, cuDNN,
 # NCCL ...) plus PyTorch's lib/ when a torch is importable, written by
@@ -38,6 +39,11 @@ PY
 
 cat /dev/null "$work/bench.tar" >/dev/null  # same page-cache state for both
 read -r kiln_s kiln_mb kiln_rc < <(measure "$kiln" --data-dir "$here" audit "$work/bench.tar")
+# KILN_BASELINE=/path/to/older/kiln: time it on the same image (before/after).
+if [ -n "${KILN_BASELINE:-}" ]; then
+  read -r base_s base_mb base_rc < <(measure "$KILN_BASELINE" --data-dir "$here" audit "$work/bench.tar")
+  read -r kiln2_s kiln2_mb _ < <(measure "$kiln" --data-dir "$here" audit "$work/bench.tar")
+fi
 "$kiln" --data-dir "$here" audit "$work/bench.tar" --format json >"$work/kiln-audit.json"
 
 peer() {  # extract every layer, then list the device code of each CUDA ELF
@@ -57,6 +63,7 @@ out="$results/audit-$stamp.txt"
 {
   echo "image: $work/bench.tar, $((size / 1000000)) MB; kiln $("$kiln" --version)"
   echo "kiln audit: ${kiln_s} s, peak ${kiln_mb} MB (exit $kiln_rc)"
+  [ -n "${KILN_BASELINE:-}" ] && echo "baseline $KILN_BASELINE: ${base_s} s, peak ${base_mb} MB (exit $base_rc); kiln again: ${kiln2_s} s, peak ${kiln2_mb} MB"
   if [ -x "$cuobjdump" ]; then
     read -r peer_s _ _ < <(measure bash -c peer)
     echo "extract + cuobjdump --list-elf/--list-ptx: ${peer_s} s"

@@ -27,14 +27,16 @@ std::vector<std::string> driver_libraries(const image::ImageFs& fs) {
   return out;
 }
 
-ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::vector<GpuTarget>& gpus,
-                       const catalog::Catalog& c) {
+namespace {
+
+ImageAudit audit_with(const image::ImageFs& fs, std::string input, const std::vector<GpuTarget>& gpus,
+                      const catalog::Catalog& c, const Prescanned* pre) {
   ImageAudit a;
   a.input = std::move(input);
   a.config = fs.config();
   a.layers = fs.layers().size();
   a.components = detect_components(fs);
-  a.libraries = scan_image_binaries(fs);
+  a.libraries = scan_image_binaries(fs, looks_like_cuda_library, pre);
   a.verdict = judge(a.components, a.libraries, gpus, c);
   a.warnings = fs.warnings();
   for (const auto& lib : driver_libraries(fs))
@@ -42,6 +44,33 @@ ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::v
                                "container runtime) and fails with driver/library version mismatches; remove it");
   a.warnings.insert(a.warnings.end(), a.verdict.warnings.begin(), a.verdict.warnings.end());
   return a;
+}
+
+}  // namespace
+
+ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::vector<GpuTarget>& gpus,
+                       const catalog::Catalog& c) {
+  return audit_with(fs, std::move(input), gpus, c, nullptr);
+}
+
+ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::string input,
+                              const std::vector<GpuTarget>& gpus, const catalog::Catalog& c, image::ReadOptions options) {
+  Prescanned pre;
+  options.keep = [](std::string_view path, std::uint64_t size) { return is_component_file(path, size); };
+  options.on_file = [&](const std::string& path, std::size_t layer, std::size_t member, std::uint64_t size,
+                        image::ByteStream& in) {
+    if (looks_like_cuda_library(path)) pre.emplace(std::pair(layer, member), scan_library_stream(path, size, in));
+  };
+  const image::ImageFs fs = image::read_image(std::move(source), options);
+  return audit_with(fs, std::move(input), gpus, c, &pre);
+}
+
+ImageAudit audit_image_archive(const std::filesystem::path& path, std::string input, const std::vector<GpuTarget>& gpus,
+                               const catalog::Catalog& c) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return audit_image_source(image::dir_source(path), std::move(input), gpus, c);
+  if (!std::filesystem::exists(path, ec)) throw image::ImageError(path.string() + ": no such file or directory");
+  return audit_image_source(image::tar_source(path), std::move(input), gpus, c);
 }
 
 }  // namespace kiln::audit

@@ -31,6 +31,18 @@ struct ImageAudit {
 ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::vector<GpuTarget>& gpus,
                        const catalog::Catalog& c);
 
+// The same in one pass over the archive: the layers are read once, hashing
+// them, building the final filesystem, keeping the small component files and
+// scanning every library-looking member as it passes; results for members
+// that the final filesystem hides are dropped. Files that could not be
+// matched that way (a library reached through a tar hardlink of another
+// name) are read in a second, partial pass. `source` is set by the caller.
+ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::string input,
+                              const std::vector<GpuTarget>& gpus, const catalog::Catalog& c,
+                              image::ReadOptions options = {});
+ImageAudit audit_image_archive(const std::filesystem::path& path, std::string input, const std::vector<GpuTarget>& gpus,
+                               const catalog::Catalog& c);
+
 // Driver libraries (libcuda.so*, libnvidia-ml.so*, libnvidia-ptxjitcompiler.so*)
 // outside a stubs/ directory: they shadow the host's driver library that the
 // container runtime mounts, and fail with driver/library mismatches.

@@ -52,6 +52,13 @@ json library_json(const FatbinScan& s) {
   for (const auto& a : s.info->ptx)
     if (auto isa = s.info->ptx_isa(a)) j["ptx_isa"][a.ptx_name()] = fmt::format("{}.{}", isa->first, isa->second);
   j["compressed"] = s.info->any_compressed();
+  // Where the code was found, and what was found but does not count
+  // (relocatable code of a linked ELF, unregistered fat-binary sections).
+  j["found_by"] = to_string(s.info->found_by);
+  j["ignored_sass"] = json::array();
+  for (const auto& a : s.info->ignored_sass) j["ignored_sass"].push_back(a.sass_name());
+  j["ignored_ptx"] = json::array();
+  for (const auto& a : s.info->ignored_ptx) j["ignored_ptx"].push_back(a.ptx_name());
   return j;
 }
 

@@ -169,6 +169,12 @@ bool looks_like_cuda_library(std::string_view path) {
   return std::any_of(std::begin(hints), std::end(hints), [&](const char* h) { return b.find(h) != std::string::npos; });
 }
 
+bool is_component_file(std::string_view p, std::uint64_t size) {
+  const std::string path(p);
+  return size < (1u << 20) && (path == "etc/os-release" || path == "usr/lib/os-release" || is_torch_version_py(path) ||
+                               is_cudnn_header(path) || is_cuda_version_file(path));
+}
+
 Components detect_components(const image::ImageFs& fs) {
   Components c;
   std::vector<std::string> small;
@@ -177,10 +183,7 @@ Components detect_components(const image::ImageFs& fs) {
     if (!is_file(f) && f.type != FileType::symlink) continue;
     from_library_name(c, path);
     from_python_binary(c, path);
-    if (is_file(f) && f.size < (1u << 20) &&
-        (path == "etc/os-release" || path == "usr/lib/os-release" || is_torch_version_py(path) || is_cudnn_header(path) ||
-         is_cuda_version_file(path)))
-      small.push_back(path);
+    if (is_file(f) && is_component_file(path, f.size)) small.push_back(path);
   }
   // etc/os-release is usually a symlink to ../usr/lib/os-release.
   if (fs.find("etc/os-release") && fs.find("etc/os-release")->type == FileType::symlink) small.push_back("etc/os-release");
@@ -232,11 +235,29 @@ FatbinScan scan_stream(const std::string& path, std::uint64_t size, image::ByteS
 
 }  // namespace
 
-std::vector<FatbinScan> scan_image_binaries(const image::ImageFs& fs, bool (*select)(std::string_view)) {
+FatbinScan scan_library_stream(const std::string& path, std::uint64_t size, image::ByteStream& in) {
+  return scan_stream(path, size, in);
+}
+
+std::vector<FatbinScan> scan_image_binaries(const image::ImageFs& fs, bool (*select)(std::string_view),
+                                            const Prescanned* pre) {
   std::vector<std::string> paths;
-  for (const auto& [path, f] : fs.files())
-    if (is_file(f) && select(path)) paths.push_back(path);
   std::vector<FatbinScan> out;
+  for (const auto& [path, f] : fs.files()) {
+    if (!is_file(f) || !select(path)) continue;
+    // Scanned while the layers were first read: the result of the member
+    // the final filesystem names (a hidden or overwritten one is never asked for).
+    if (pre) {
+      const auto r = fs.resolve(path);
+      const image::FileEntry* e = r ? fs.find(*r) : nullptr;
+      if (auto it = e ? pre->find({e->layer, e->member}) : pre->end(); it != pre->end()) {
+        out.push_back(it->second);
+        out.back().path = path;
+        continue;
+      }
+    }
+    paths.push_back(path);
+  }
   fs.stream_files(paths, [&](const std::vector<std::string>& names, std::uint64_t size, image::ByteStream& in) {
     FatbinScan s = scan_stream(names.front(), size, in);
     for (const auto& p : names) {

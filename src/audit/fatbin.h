@@ -45,15 +45,38 @@ struct FatbinEntry {
   // Header +0x1A/+0x18. On PTX entries the PTX ISA version (9.0 from nvcc
   // 13.0), which names the toolkit that made it; on SASS 1.x (ELF ABI).
   std::uint16_t version_major = 0, version_minor = 0;
+  // From __nv_relfatbin: relocatable (-rdc) device code, input to nvlink.
+  bool relocatable = false;
+  // Whether it counts for what the runtime can load (sass/ptx below). Not:
+  // relocatable code of a linked ELF (the runtime loads the device-linked
+  // image in .nv_fatbin), and the fat-binary sections of a linked ELF that
+  // registers none (no .nvFatBinSegment wrapper: libcufftw's sm_75 image
+  // is an empty device link that nothing loads).
+  bool counted = true;
+};
+
+// Where device code was found, besides the fat-binary sections.
+enum class FoundBy {
+  sections,  // .nv_fatbin / __nv_relfatbin only (or a bare .fatbin)
+  wrappers,  // also containers that .nvFatBinSegment wrappers point at outside them
+  scan,      // also containers found by scanning other allocated sections for the
+             // container magic (libraries that load their own modules: libcufft)
 };
 
 struct FatbinInfo {
-  std::vector<std::string> sections;  // fat-binary sections found, in file order
-  std::size_t containers = 0;
-  std::vector<FatbinEntry> entries;   // every SASS/PTX entry, in file order
+  std::vector<std::string> sections;  // sections device code was found in, in the order read
+  std::size_t containers = 0;         // distinct containers (each read once)
+  std::vector<FatbinEntry> entries;   // every SASS/PTX entry, in the order read
   std::size_t unknown_entries = 0;    // entries of another kind (skipped)
+  std::size_t wrappers = 0;           // .nvFatBinSegment wrappers (registered fat binaries)
+  std::size_t wrappers_unresolved = 0;  // wrappers whose pointer leads to no container
+  FoundBy found_by = FoundBy::sections;
+  bool linked = false;                // ET_DYN / ET_EXEC (else an object or a bare fatbin)
+  // What the runtime can load: the entries that are `counted`.
   std::vector<Arch> sass;             // sorted, unique
   std::vector<Arch> ptx;              // sorted, unique
+  // The entries that are not counted, for information.
+  std::vector<Arch> ignored_sass, ignored_ptx;
 
   bool has_device_code() const { return !sass.empty() || !ptx.empty(); }
   // The newest PTX ISA version among the PTX entries for `arch`; nullopt
@@ -68,7 +91,13 @@ struct FatbinError : std::runtime_error {
 };
 
 // An ELF file (any class, little-endian) or a bare fat binary (starts with the
-// container magic). An ELF without fat-binary sections gives an empty info.
+// container magic). An ELF without device code gives an empty info.
+// Reads .nv_fatbin and __nv_relfatbin; follows the .nvFatBinSegment wrappers
+// (what the CUDA runtime registers) to containers outside them; and, in a
+// linked ELF without wrappers or with large-data sections (.ldata, .lrodata),
+// scans the other allocated non-code sections for the container magic,
+// keeping only candidates that parse whole (libraries that load their own
+// modules: libcufft). Each container is read once. See FatbinEntry::counted.
 // Throws FatbinError; never reads outside `bytes`.
 FatbinInfo read_fatbin(std::span<const std::byte> bytes);
 
@@ -105,5 +134,6 @@ inline ArchSupport arch_support(const FatbinInfo& info, unsigned major, unsigned
 }
 const char* to_string(ArchMatch match);
 const char* to_string(Compression compression);
+const char* to_string(FoundBy found_by);
 
 }  // namespace kiln::audit

@@ -55,8 +55,7 @@ audit::ImageAudit from_engine(const std::string& input, const std::string& name,
   } catch (const engine::Unreachable& e) {
     throw InputError({input}, fmt::format("no such file, and no engine to ask for image \"{}\": {}", name, e.what()));
   }
-  image::ImageFs fsys = image::read_image_archive(tmp.path());
-  audit::ImageAudit a = audit::audit_image(fsys, input, gpus, c);
+  audit::ImageAudit a = audit::audit_image_archive(tmp.path(), input, gpus, c);
   a.source = "engine " + engine::Endpoint::from_env().uri();
   return a;
 }
@@ -110,8 +109,7 @@ audit::ImageAudit audit_input(const std::string& image, const std::vector<audit:
       if (looks_like_path(image)) throw InputError({image}, "no such file or directory");
       return from_engine(image, image, gpus, c);
     }
-    image::ImageFs fsys = image::read_image_archive(image);
-    audit::ImageAudit a = audit::audit_image(fsys, image, gpus, c);
+    audit::ImageAudit a = audit::audit_image_archive(image, image, gpus, c);
     a.source = fs::is_directory(image) ? "OCI layout directory" : "archive";
     return a;
   } catch (const image::ImageError& e) {

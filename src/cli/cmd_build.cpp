@@ -12,6 +12,7 @@
 #include "catalog/catalog.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/runners.h"
 #include "matrix/matrix.h"
 #include "state/ledger.h"
 #include "util/diag.h"
@@ -30,24 +31,6 @@ struct BuildArgs {
   std::string state_dir = ".kiln";
   std::string format = "table";
 };
-
-// The engines to build on: the matrix runners named with --builder (or all
-// runners that name an engine), else DOCKER_HOST / the default socket.
-std::vector<build::EngineSpec> engines_for(const matrix::Matrix& m, const std::vector<std::string>& names) {
-  std::vector<build::EngineSpec> out;
-  for (const auto& r : m.runners) {
-    bool wanted = names.empty() ? !r.engine.empty() : std::count(names.begin(), names.end(), r.name) > 0;
-    if (!wanted) continue;
-    if (r.engine.rfind("unix://", 0) != 0)
-      throw InputError(r.where, fmt::format("runner '{}' needs engine = \"unix:///path/to.sock\" to build", r.name));
-    out.push_back({r.name, engine::Endpoint{r.engine.substr(7)}, r.backend});
-  }
-  for (const auto& n : names)
-    if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
-      throw InputError({"--builder"}, fmt::format("the matrix has no runner '{}'", n));
-  if (out.empty()) out.push_back({"default", engine::Endpoint::from_env(), "engine"});
-  return out;
-}
 
 nlohmann::json report_json(const build::Report& r) {
   nlohmann::json stages = nlohmann::json::array();

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "matrix/matrix.h"
 #include "util/diag.h"
+#include "cli/runners.h"
 #include "verify/verify.h"
 
 namespace kiln::cli {
@@ -24,22 +25,6 @@ struct VerifyArgs {
   std::string state_dir = ".kiln";
   std::string format = "table";
 };
-
-// Matrix runners (all, or those named); a runner without an engine uses
-// DOCKER_HOST. With no runners at all: one "local" runner without GPUs.
-std::vector<verify::Runner> runners_for(const matrix::Matrix& m, const std::vector<std::string>& names) {
-  std::vector<verify::Runner> out;
-  for (const auto& r : m.runners) {
-    if (!names.empty() && std::count(names.begin(), names.end(), r.name) == 0) continue;
-    engine::Endpoint ep = r.engine.empty() ? engine::Endpoint::from_env() : engine::Endpoint{r.engine.substr(7)};
-    out.push_back({r.name, ep, r.gpu, r.gpu_classes, r.backend, r.devices, r.driver_libs});
-  }
-  for (const auto& n : names)
-    if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
-      throw InputError({"--runner"}, fmt::format("the matrix has no runner '{}'", n));
-  if (out.empty()) out.push_back({"local", engine::Endpoint::from_env(), "none", {}, "engine", {}, ""});
-  return out;
-}
 
 std::string table(const verify::Report& r) {
   std::string out = fmt::format("{:<34} {:<9} {:<19} {}\n", "COMBINATION", "VERIFIED", "IMAGE", "CHECKS / WHY NOT");

@@ -18,6 +18,7 @@ void register_plan(CLI::App& app, Common& common);
 void register_generate(CLI::App& app, Common& common);
 void register_build(CLI::App& app, Common& common);  // build and status
 void register_verify(CLI::App& app, Common& common);
+void register_run(CLI::App& app, Common& common);  // promote and run
 void register_audit(CLI::App& app, Common& common);
 void register_check_driver(CLI::App& app, Common& common);
 

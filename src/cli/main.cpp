@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_generate(app, common);
   kiln::cli::register_build(app, common);
   kiln::cli::register_verify(app, common);
+  kiln::cli::register_run(app, common);  // promote and run
   kiln::cli::register_audit(app, common);
   kiln::cli::register_check_driver(app, common);
 

@@ -2,6 +2,7 @@
 // reading selected files back by streaming only the layers that hold them.
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <set>
 #include <sys/stat.h>
 
@@ -148,6 +149,39 @@ std::string join_all(const std::vector<std::string>& parts) {
   return out;
 }
 
+// A member's bytes as a ByteStream, failing with the layer's name.
+class MemberStream : public ByteStream {
+ public:
+  MemberStream(archive* a, const std::string& where) : a_(a), where_(where) {}
+  std::size_t read(std::byte* buf, std::size_t n) override {
+    la_ssize_t got = archive_read_data(a_, buf, n);
+    if (got < 0) {
+      const char* s = archive_error_string(a_);
+      throw ImageError(where_ + ": " + (s ? s : "read error"));
+    }
+    return static_cast<std::size_t>(got);
+  }
+
+ private:
+  archive* a_;
+  const std::string& where_;
+};
+
+// Bytes already in memory as a ByteStream.
+class MemoryStream : public ByteStream {
+ public:
+  explicit MemoryStream(std::string_view b) : b_(b) {}
+  std::size_t read(std::byte* buf, std::size_t n) override {
+    n = std::min(n, b_.size());
+    std::memcpy(buf, b_.data(), n);
+    b_.remove_prefix(n);
+    return n;
+  }
+
+ private:
+  std::string_view b_;
+};
+
 std::string layer_where(const BlobSource& src, const LayerInfo& l, std::size_t i) {
   return src.describe() + ": layer " + std::to_string(i) + " (" + l.blob + ")";
 }
@@ -167,8 +201,32 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
     auto& layer = fs.layers_[i];
     const std::string where = layer_where(*source, layer, i);
     const std::string diff_id = i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string();
-    layer.verified = stream_layer(*source, layer, where, diff_id, true,
-                                  [&](archive*, archive_entry* e, std::size_t m) { b.member(where, e, i, m); });
+    auto on_member = [&](archive* a, archive_entry* e, std::size_t m) {
+      b.member(where, e, i, m);
+      if ((!options.keep && !options.on_file) || archive_entry_hardlink(e) || archive_entry_filetype(e) != AE_IFREG) return;
+      const char* raw = archive_entry_pathname(e);
+      auto path = raw ? normalize_path(raw) : std::nullopt;
+      if (!path || path->empty() || base_of(*path).starts_with(".wh.")) return;
+      const std::uint64_t size = archive_entry_size_is_set(e) ? std::uint64_t(std::max<la_int64_t>(0, archive_entry_size(e))) : 0;
+      MemberStream in(a, where);
+      if (options.keep && size <= (64u << 20) && options.keep(*path, size)) {
+        std::string bytes;
+        bytes.reserve(size);
+        std::array<std::byte, 1 << 16> buf;
+        while (std::size_t n = in.read(buf.data(), buf.size())) {
+          if (bytes.size() + n > size) throw ImageError(where + ": " + *path + ": member larger than its header says");
+          bytes.append(reinterpret_cast<const char*>(buf.data()), n);
+        }
+        if (options.on_file) {
+          MemoryStream mem(bytes);
+          options.on_file(*path, i, m, size, mem);
+        }
+        fs.kept_[{i, m}] = std::move(bytes);
+        return;
+      }
+      if (options.on_file) options.on_file(*path, i, m, size, in);
+    };
+    layer.verified = stream_layer(*source, layer, where, diff_id, true, on_member);
     if (!layer.verified) fs.warnings_.push_back(where + ": no digest to verify against");
     b.apply();
   }
@@ -222,23 +280,6 @@ std::optional<std::string> ImageFs::resolve(std::string_view path) const {
 
 namespace {
 
-// A member's bytes as a ByteStream, failing with the layer's name.
-class MemberStream : public ByteStream {
- public:
-  MemberStream(archive* a, const std::string& where) : a_(a), where_(where) {}
-  std::size_t read(std::byte* buf, std::size_t n) override {
-    la_ssize_t got = archive_read_data(a_, buf, n);
-    if (got < 0) {
-      const char* s = archive_error_string(a_);
-      throw ImageError(where_ + ": " + (s ? s : "read error"));
-    }
-    return static_cast<std::size_t>(got);
-  }
-
- private:
-  archive* a_;
-  const std::string& where_;
-};
 
 }  // namespace
 
@@ -246,16 +287,30 @@ void ImageFs::stream_files(const std::vector<std::string>& paths, const StreamFn
   // layer -> member -> requested paths served by that member
   std::map<std::size_t, std::map<std::size_t, std::vector<std::string>>> want;
   std::map<std::pair<std::size_t, std::size_t>, std::uint64_t> sizes;
+  std::map<std::pair<std::size_t, std::size_t>, std::vector<std::string>> in_memory;
   for (const auto& p : paths) {
     auto r = resolve(p);
     if (!r) continue;
     const FileEntry* f = find(*r);
     if (!f || (f->type != FileType::regular && f->type != FileType::hardlink)) continue;
+    if (kept_.count({f->layer, f->member})) {
+      in_memory[{f->layer, f->member}].push_back(p);
+      continue;
+    }
     want[f->layer][f->member].push_back(p);
     sizes[{f->layer, f->member}] = std::max(sizes[{f->layer, f->member}], f->size);
   }
+  auto from_memory = [&](std::size_t upto) {  // kept members of layers < upto, in layer order
+    while (!in_memory.empty() && in_memory.begin()->first.first < upto) {
+      const std::string& bytes = kept_.at(in_memory.begin()->first);
+      MemoryStream in(bytes);
+      fn(in_memory.begin()->second, bytes.size(), in);
+      in_memory.erase(in_memory.begin());
+    }
+  };
   for (auto& kv : want) {  // no structured binding: lambdas below capture these
     const std::size_t layer = kv.first;
+    from_memory(layer + 1);
     auto& members = kv.second;
     std::size_t left = members.size();
     const std::string where = layer_where(*source_, layers_[layer], layer);
@@ -269,6 +324,7 @@ void ImageFs::stream_files(const std::vector<std::string>& paths, const StreamFn
     stream_layer(*source_, layers_[layer], where, {}, false, on_member, [&] { return left == 0; });
     if (left) throw ImageError(where + ": layer changed since it was read (members missing)");
   }
+  from_memory(layers_.size());
 }
 
 void ImageFs::read_files(const std::vector<std::string>& paths, const FileFn& fn, std::uint64_t max_size) const {

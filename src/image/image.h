@@ -84,6 +84,17 @@ struct ReadOptions {
   std::string platform = "linux/amd64";   // for OCI indexes listing several platforms
   bool skip_unsafe_entries = false;       // false: a "../" entry fails the read
   std::size_t max_entries = 5'000'000;    // bound on the filesystem map
+  // Single-pass readers. Both see every regular-file member (not hardlinks,
+  // whose bytes are their target's) while the layers are first read, by its
+  // normalized path; the bytes are hashed whatever they read. `layer` and
+  // `member` are what FileEntry names, so a caller keeps results by them and
+  // drops those the final filesystem does not name (whited out, overwritten).
+  // keep(path, size): the member's bytes stay in the ImageFs (small files:
+  // read_files/stream_files then serve them without streaming again).
+  std::function<bool(std::string_view path, std::uint64_t size)> keep;
+  // on_file: read what it wants of the member (the rest is skipped).
+  std::function<void(const std::string& path, std::size_t layer, std::size_t member, std::uint64_t size, ByteStream& in)>
+      on_file;
 };
 
 class ImageFs {
@@ -124,6 +135,7 @@ class ImageFs {
   std::vector<LayerInfo> layers_;
   std::map<std::string, FileEntry> files_;
   std::vector<std::string> warnings_;
+  std::map<std::pair<std::size_t, std::size_t>, std::string> kept_;  // (layer, member) -> bytes (ReadOptions::keep)
 };
 
 ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& options = {});

@@ -103,6 +103,21 @@ Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options
   return report;
 }
 
+ComboVerdict recorded_verdict(const plan::Combo& c, const std::string& image_id, const std::vector<Runner>& runners,
+                              const std::string& state_dir) {
+  state::Ledger ledger(state_dir + "/state.db");
+  ComboVerdict v{c.id, image_id, false, "", {}};
+  for (const auto& rec : ledger.verdicts(image_id)) {
+    CheckResult r{rec.check, rec.runner, rec.status, {}, nlohmann::json::parse(rec.detail_json, nullptr, false), true};
+    if (r.detail.contains("problems"))
+      for (const auto& p : r.detail["problems"]) r.problems.push_back(p.get<std::string>());
+    v.checks.push_back(std::move(r));
+  }
+  decide(v, c.policy, runners);
+  if (v.checks.empty()) v.reason = "not verified yet: run kiln verify";
+  return v;
+}
+
 nlohmann::json to_json(const Report& r) {
   nlohmann::json combos = nlohmann::json::array();
   for (const auto& v : r.combos) {

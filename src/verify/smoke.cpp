@@ -1,5 +1,7 @@
 // The gpu check: the smoke suite inside the image, on a runner's GPUs.
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -41,8 +43,28 @@ std::vector<std::string> smoke_args(const plan::Combo& c) {
   return args;
 }
 
+// NCCL/PyTorch/NVSHMEM switches that keep NVLink multicast off: a host that
+// sets them (shared GPUs, where a multicast fault can take every GPU out)
+// wants them inside the smoke container too, whose environment is the
+// image's, not kiln's.
+void pass_safety_env(engine::ContainerSpec& spec) {
+  for (const char* name : {"NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS"})
+    if (const char* v = std::getenv(name)) spec.env.push_back(std::string(name) + "=" + v);
+}
+
+// The image's own LD_LIBRARY_PATH, if it sets one.
+std::string image_ld_path(const std::optional<engine::ImageInfo>& info) {
+  if (info)
+    for (const auto& kv : info->env)
+      if (kv.rfind("LD_LIBRARY_PATH=", 0) == 0) return kv.substr(16);
+  return "";
+}
+
 // How the runner's GPUs reach the container (see docs/verify.md).
-void attach_gpus(const Runner& r, engine::ContainerSpec& spec) {
+// `image_ld` is the image's LD_LIBRARY_PATH: a container Env entry replaces
+// the image's value, so the driver directory goes in front of it rather than
+// instead of it (images find their CUDA/cuDNN/NCCL libraries through it).
+void attach_gpus(const Runner& r, engine::ContainerSpec& spec, const std::string& image_ld) {
   if (r.gpu == "nvidia") {
     spec.device_requests.push_back({"nvidia", -1, {}, {{"gpu"}}});
   } else if (r.gpu == "cdi") {
@@ -51,7 +73,7 @@ void attach_gpus(const Runner& r, engine::ContainerSpec& spec) {
     for (const auto& d : r.devices) spec.devices.push_back({d, d, "rwm"});
     if (!r.driver_libs.empty()) {
       spec.binds.push_back(r.driver_libs + ":" + r.driver_libs + ":ro");
-      spec.env.push_back("LD_LIBRARY_PATH=" + r.driver_libs);
+      spec.env.push_back("LD_LIBRARY_PATH=" + r.driver_libs + (image_ld.empty() ? "" : ":" + image_ld));
     }
   }
 }
@@ -90,9 +112,13 @@ void read_report(const std::string& out, CheckResult& r) {
     return;
   }
   if (!r.detail.contains("sections")) return;
-  for (const auto& [name, s] : r.detail["sections"].items())
-    if (s.value("status", "") == "fail")
-      r.problems.push_back(fmt::format("{}: {}", name, s.contains("error") ? s["error"].dump() : "failed"));
+  for (const auto& [name, s] : r.detail["sections"].items()) {
+    if (s.value("status", "") != "fail") continue;
+    std::string why = "failed";
+    if (s.contains("errors") && s["errors"].is_array() && !s["errors"].empty())
+      why = s["errors"][0].is_string() ? s["errors"][0].get<std::string>() : s["errors"][0].dump();
+    r.problems.push_back(fmt::format("{}: {}", name, why));
+  }
 }
 
 }  // namespace
@@ -121,7 +147,8 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
   spec.readonly_rootfs = true;
   spec.tmpfs = {{"/tmp", "rw,size=256m"}};
   spec.shm_size = 1LL << 30;  // NCCL's shared-memory transport
-  attach_gpus(runner, spec);
+  if (runner.gpu != "none") pass_safety_env(spec);
+  attach_gpus(runner, spec, image_ld_path(client.inspect_image(smoke)));
   std::string id = client.create_container(spec);
   client.start_container(id);
   engine::WaitResult w = client.wait_container(id, std::chrono::seconds(o.timeout_s));

@@ -74,4 +74,9 @@ Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options
 
 nlohmann::json to_json(const Report& r);
 
+// The verdict the ledger already holds for this image: its latest result
+// per runner and check, judged by the combination's policy. No check runs.
+ComboVerdict recorded_verdict(const plan::Combo& c, const std::string& image_id, const std::vector<Runner>& runners,
+                              const std::string& state_dir);
+
 }  // namespace kiln::verify

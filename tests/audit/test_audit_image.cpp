@@ -97,3 +97,40 @@ TEST_CASE("hostile or broken archives fail with the file's name", "[audit][image
   }
   std::filesystem::remove_all(dir);
 }
+
+#ifdef KILN_CUDA_FIXTURES
+TEST_CASE("single-pass audit equals the two-pass one and drops hidden members", "[audit][image][nvcc]") {
+  const auto cat = catalog::Catalog::load(KILN_SOURCE_DIR "/recipes");
+  const std::string sass = slurp(std::string(KILN_CUDA_FIXTURES) + "/libk_sass.so");
+  const std::string ptx80 = slurp(std::string(KILN_CUDA_FIXTURES) + "/libk_ptx80.so");
+  TestImage img;
+  img.layers.push_back(make_tar({
+      file("usr/lib/os-release", "ID=ubuntu\nVERSION_ID=\"24.04\"\nPRETTY_NAME=\"Ubuntu 24.04.1 LTS\"\n"),
+      sym("etc/os-release", "../usr/lib/os-release"),
+      file("opt/lib/libapp_cuda.so", ptx80),   // overwritten above
+      file("opt/lib/libgone_cuda.so", ptx80),  // whited out above
+      file("opt/lib/libkeep_cuda.so", ptx80),
+  }));
+  img.layers.push_back(make_tar({
+      file("opt/lib/libapp_cuda.so", sass),
+      file("opt/lib/.wh.libgone_cuda.so", ""),
+      file("usr/local/cuda-13.0/version.json", R"({"cuda":{"version":"13.0.2"}})"),
+  }, ARCHIVE_FILTER_ZSTD));
+  const std::string tar = tar_of(img.oci());
+  const auto gpus = resolve_gpus({"T4", "H100"}, cat);
+  const auto fs = image::read_image(image::tar_source(bytes_of(tar)));
+  const ImageAudit two = audit_image(fs, "x", gpus, cat);
+  const ImageAudit one = audit_image_source(image::tar_source(bytes_of(tar)), "x", gpus, cat);
+  const nlohmann::json j1 = to_json(one), j2 = to_json(two);
+  CHECK(j1["libraries"] == j2["libraries"]);
+  CHECK(j1["components"] == j2["components"]);
+  CHECK(j1["gpus"] == j2["gpus"]);
+  REQUIRE(j1["libraries"].size() == 2);
+  CHECK(j1["libraries"][0]["path"] == "opt/lib/libapp_cuda.so");
+  CHECK(j1["libraries"][0]["sass"] == nlohmann::json({"sm_75", "sm_80", "sm_90"}));
+  CHECK(j1["libraries"][1]["path"] == "opt/lib/libkeep_cuda.so");
+  CHECK(j1["libraries"][1]["ptx"] == nlohmann::json({"compute_80"}));
+  CHECK(j1["components"]["os"]["pretty_name"] == "Ubuntu 24.04.1 LTS");
+  CHECK(j1["components"]["cuda_toolkit"][0]["version"] == "13.0.2");
+}
+#endif

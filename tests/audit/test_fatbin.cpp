@@ -51,6 +51,85 @@ std::string slurp(const std::string& path) {
   return {std::istreambuf_iterator<char>(f), {}};
 }
 
+
+// A minimal little-endian ELF64 (ET_DYN unless told) with the given
+// sections, each placed at file offset == virtual address.
+struct Sec {
+  std::string name;
+  std::string bytes;
+  std::uint32_t type = SHT_PROGBITS;
+  std::uint64_t flags = SHF_ALLOC;
+};
+std::string make_elf(const std::vector<Sec>& secs, std::uint16_t type = ET_DYN, std::vector<std::uint64_t>* addrs = nullptr) {
+  std::string shstr(1, '\0');
+  std::vector<std::size_t> names;
+  for (const auto& s : secs) {
+    names.push_back(shstr.size());
+    shstr += s.name + '\0';
+  }
+  names.push_back(shstr.size());
+  shstr += std::string(".shstrtab") + '\0';
+  std::string out(sizeof(Elf64_Ehdr), '\0');
+  std::vector<std::uint64_t> offs;
+  for (const auto& s : secs) {
+    out.resize((out.size() + 15) / 16 * 16, '\0');
+    offs.push_back(out.size());
+    out += s.bytes;
+  }
+  const std::uint64_t stroff = out.size();
+  out += shstr;
+  out.resize((out.size() + 7) / 8 * 8, '\0');
+  const std::uint64_t shoff = out.size();
+  std::vector<Elf64_Shdr> sh(secs.size() + 2);
+  std::memset(sh.data(), 0, sh.size() * sizeof(Elf64_Shdr));
+  for (std::size_t i = 0; i < secs.size(); ++i) {
+    sh[i + 1].sh_name = names[i];
+    sh[i + 1].sh_type = secs[i].type;
+    sh[i + 1].sh_flags = secs[i].flags;
+    sh[i + 1].sh_addr = (secs[i].flags & SHF_ALLOC) ? offs[i] : 0;
+    sh[i + 1].sh_offset = offs[i];
+    sh[i + 1].sh_size = secs[i].bytes.size();
+  }
+  auto& st = sh.back();
+  st.sh_name = names.back();
+  st.sh_type = SHT_STRTAB;
+  st.sh_offset = stroff;
+  st.sh_size = shstr.size();
+  out.append(reinterpret_cast<const char*>(sh.data()), sh.size() * sizeof(Elf64_Shdr));
+  Elf64_Ehdr eh{};
+  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  eh.e_type = type;
+  eh.e_machine = EM_X86_64;
+  eh.e_version = EV_CURRENT;
+  eh.e_ehsize = sizeof(Elf64_Ehdr);
+  eh.e_shoff = shoff;
+  eh.e_shentsize = sizeof(Elf64_Shdr);
+  eh.e_shnum = sh.size();
+  eh.e_shstrndx = sh.size() - 1;
+  std::memcpy(out.data(), &eh, sizeof eh);
+  if (addrs) *addrs = offs;
+  return out;
+}
+
+// A .nvFatBinSegment wrapper pointing at virtual address `va`.
+std::string wrapper(std::uint64_t va, std::uint32_t magic = 0x466243B1) {
+  std::string w(24, '\0');
+  put(w, 0, magic, 4);
+  put(w, 4, 1, 4);
+  put(w, 8, va, 8);
+  return w;
+}
+
+// Section i of make_elf's layout starts at this offset (== address).
+std::uint64_t addr_of(const std::vector<Sec>& secs, std::size_t i) {
+  std::vector<std::uint64_t> a;
+  make_elf(secs, ET_DYN, &a);
+  return a[i];
+}
+
 #ifdef KILN_CUDA_FIXTURES
 std::string fixture(const char* name) { return std::string(KILN_CUDA_FIXTURES) + "/" + name; }
 #endif
@@ -114,6 +193,83 @@ TEST_CASE("hostile fat binaries fail cleanly", "[audit][fatbin]") {
   CHECK_THAT(err(zero_header), Catch::Contains("container header size 0"));
   CHECK_THAT(err("not a binary"), Catch::Contains("neither an ELF"));
   CHECK_THAT(err("\x7f" "ELF"), Catch::Contains("ELF"));
+}
+
+
+TEST_CASE("wrappers lead to fat binaries outside .nv_fatbin", "[audit][fatbin][wrappers]") {
+  const std::string chain = container(entry(2, 90)) + container(entry(2, 100, 0x1000011, 112)) + "tail that is not a container";
+  std::vector<Sec> secs = {{".nv_fatbin", container(entry(2, 75))}, {".ldata", std::string(40, 'x') + chain}, {".nvFatBinSegment", ""}};
+  const std::uint64_t ldata = addr_of(secs, 1);
+  secs[2].bytes = wrapper(addr_of(secs, 0)) + wrapper(ldata + 40) + wrapper(ldata + 40) + wrapper(0) + wrapper(1ull << 50) +
+                  wrapper(ldata, 0x12345678) + "short";
+  secs[2].flags = SHF_ALLOC | SHF_WRITE;
+  const FatbinInfo info = read_fatbin(bytes(make_elf(secs)));
+  CHECK(arch_names(info.sass, true) == "sm_75 sm_90 sm_100");
+  CHECK(info.containers == 3);         // the shared target read once
+  CHECK(info.wrappers == 5);           // the one with a bad magic is not a wrapper
+  CHECK(info.wrappers_unresolved == 2);  // null and unmapped pointers
+  CHECK(info.found_by == FoundBy::wrappers);
+  CHECK(info.sections == std::vector<std::string>{".nv_fatbin", ".ldata"});
+
+  // A wrapper's own container must be sound; what follows it may be anything.
+  std::vector<Sec> bad = {{".ldata", container(entry(2, 90), 1ull << 40)}, {".nvFatBinSegment", ""}};
+  bad[1].bytes = wrapper(addr_of(bad, 0));
+  CHECK_THROWS_WITH(read_fatbin(bytes(make_elf(bad))), Catch::Contains("wrapper 0"));
+  bad[0].bytes = container(entry(2, 90)) + container(entry(2, 0));  // second: arch 0, not parsed
+  CHECK(arch_names(read_fatbin(bytes(make_elf(bad))).sass, true) == "sm_90");
+  // A chain that runs to the end of its section stops there.
+  bad[0].bytes = container(entry(2, 90)) + container(entry(2, 80)).substr(0, 20);
+  CHECK(arch_names(read_fatbin(bytes(make_elf(bad))).sass, true) == "sm_90");
+}
+
+TEST_CASE("relocatable and unregistered code does not count in a linked ELF", "[audit][fatbin][wrappers]") {
+  std::vector<Sec> secs = {{"__nv_relfatbin", container(entry(2, 89) + entry(1, 120))}, {".nv_fatbin", container(entry(2, 90))},
+                           {".nvFatBinSegment", ""}};
+  secs[2].bytes = wrapper(addr_of(secs, 1));
+  FatbinInfo info = read_fatbin(bytes(make_elf(secs)));
+  CHECK(arch_names(info.sass, true) == "sm_90");
+  CHECK(info.ptx.empty());
+  CHECK(arch_names(info.ignored_sass, true) == "sm_89");
+  CHECK(arch_names(info.ignored_ptx, false) == "compute_120");
+  // The same sections in an object file: that is its device code.
+  info = read_fatbin(bytes(make_elf(secs, ET_REL)));
+  CHECK(arch_names(info.sass, true) == "sm_89 sm_90");
+  // A linked ELF that registers nothing (libcufftw: an empty sm_75 device link).
+  info = read_fatbin(bytes(make_elf({{".nv_fatbin", container(entry(2, 75))}})));
+  CHECK_FALSE(info.has_device_code());
+  CHECK(arch_names(info.ignored_sass, true) == "sm_75");
+}
+
+TEST_CASE("scan for containers where no wrapper says where", "[audit][fatbin][scan]") {
+  std::string magic(4, '\0');
+  put(magic, 0, 0xBA55ED50, 4);
+  std::string version2 = container(entry(2, 61));
+  put(version2, 4, 2, 2);
+  std::string lying = container(entry(2, 62));
+  put(lying, 8, 1ull << 40, 8);
+  const std::string data = "xx" + magic + "junk" + version2 + lying + container(entry(2, 0)) + container(entry(7, 75)) +
+                           container(entry(2, 90) + entry(1, 90, 0x8011, 80)) + "yy" + container(entry(2, 120)) + magic;
+  std::vector<Sec> secs = {{".nv_fatbin", container(entry(2, 75))}, {".rodata", data},
+                           {".text", container(entry(2, 50)), SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR},
+                           {".comment", container(entry(2, 52)), SHT_PROGBITS, 0}};
+  FatbinInfo info = read_fatbin(bytes(make_elf(secs)));
+  CHECK(info.found_by == FoundBy::scan);
+  CHECK(arch_names(info.sass, true) == "sm_90 sm_120");  // look-alikes, code and non-alloc sections skipped
+  CHECK(arch_names(info.ptx, false) == "compute_90");
+  CHECK(info.unknown_entries == 1);
+  CHECK(arch_names(info.ignored_sass, true) == "sm_75");
+  // With wrappers, only large-data sections are scanned.
+  secs.push_back({".nvFatBinSegment", ""});
+  secs.push_back({".ldata", container(entry(2, 86))});
+  secs[4].bytes = wrapper(addr_of(secs, 0));
+  info = read_fatbin(bytes(make_elf(secs)));
+  CHECK(arch_names(info.sass, true) == "sm_75 sm_86");
+  // Many look-alikes whose entry chains fail late stay bounded, not quadratic.
+  std::string body;
+  for (int i = 0; i < 2000; ++i) body += entry(2, 80);
+  std::string nested;
+  for (int i = 0; i < 64; ++i) nested += container(body + std::string(40, 'x'));
+  CHECK_NOTHROW(read_fatbin(bytes(make_elf({{".rodata", nested}}))));
 }
 
 TEST_CASE("arch_support: exact, compatible, PTX JIT, none", "[audit][fatbin]") {
@@ -253,4 +409,27 @@ TEST_CASE("CUDA 13 libraries on this machine", "[audit][fatbin][cuda-libs]") {
     ++scanned;
   }
   CHECK(scanned > 10);
+}
+
+TEST_CASE("CUDA libraries that keep device code outside .nv_fatbin", "[audit][fatbin][cuda-libs]") {
+  const std::filesystem::path lib = "/usr/local/cuda/lib64";
+  std::size_t seen = 0;
+  for (const char* name : {"libcufft.so.12", "libcufft.so.13", "libnppc.so.13", "libnppc.so.12"}) {
+    if (!std::filesystem::exists(lib / name)) continue;
+    ++seen;
+    INFO(name);
+    const FatbinInfo info = read_fatbin_file(lib / name);
+    INFO("sass " << arch_names(info.sass, true) << "; ptx " << arch_names(info.ptx, false) << "; " << info.containers
+                 << " containers, found by " << to_string(info.found_by));
+    for (unsigned cc : {75u, 80u, 86u, 89u, 90u, 100u, 120u})
+      CHECK(std::count(info.sass.begin(), info.sass.end(), Arch{cc / 10, cc % 10, 0}) == 1);
+    for (unsigned cc : {75u, 80u, 86u, 89u, 90u, 100u, 103u, 120u, 121u})
+      CHECK(arch_support(info, cc / 10, cc % 10).match != ArchMatch::none);
+  }
+  if (std::filesystem::exists(lib / "libcufftw.so.12")) {
+    // Its only fat binary is an empty sm_75 device link that nothing registers.
+    const FatbinInfo w = read_fatbin_file(lib / "libcufftw.so.12");
+    CHECK_FALSE(w.has_device_code());
+  }
+  if (!seen) WARN("no libcufft / libnppc in " << lib << ": skipped");
 }
