@@ -82,7 +82,17 @@ void check_contents(const plan::Combo& c, const image::ImageFs& fs, Findings& f)
     if (!stub && (name.rfind("libcuda.so", 0) == 0 || name.rfind("libnvidia-ml.so", 0) == 0))
       f.problem(fmt::format("the image ships the driver library /{}: it would shadow the host's", path));
   }
-  bool has_nvcc = fs.find("usr/bin/nvcc") || fs.find("usr/local/cuda/bin/nvcc");
+  // /usr/local/cuda is a symlink to cuda-X.Y in nvidia/cuda images and in
+  // toolkit installs: follow links, or a devel image "has no nvcc".
+  auto exists = [&](std::string_view p) -> bool {
+    if (fs.find(p)) return true;
+    try {
+      return fs.resolve(p).has_value();
+    } catch (const image::ImageError&) {  // a link out of the root or a loop: not there
+      return false;
+    }
+  };
+  bool has_nvcc = exists("usr/bin/nvcc") || exists("usr/local/cuda/bin/nvcc");
   bool has_cc = fs.find("usr/bin/gcc") || fs.find("usr/bin/g++") || fs.find("usr/bin/cc");
   if (c.versions.flavor == "runtime" && (has_nvcc || has_cc))
     f.problem(fmt::format("the runtime image holds a compiler ({})", has_nvcc ? "nvcc" : "gcc"));

@@ -38,7 +38,8 @@ check "verify exit 1 (nothing verified without a GPU)" test $? -eq 1
 verdict() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); c={x['id']:x for x in j['combos']}; sys.exit(0 if ($1) else 1)" "$state/v.json"; }
 check "static passes on both" verdict "all(k['status']=='passed' for x in c.values() for k in x['checks'] if k['check']=='static')"
 check "smoke suite built and ran: no GPU, never a pass" verdict "all(k['status']=='no-gpu' and k['detail']['exit_code']==3 for x in c.values() for k in x['checks'] if k['check']=='gpu')"
-check "not verified, awaiting a GPU runner" verdict "all(not x['verified'] and 'awaiting a GPU runner of class sm_90' in x['reason'] for x in c.values())"
+check "runtime: not verified, awaiting a GPU runner" verdict "not c['cuda12.4-debian13-runtime']['verified'] and 'awaiting a GPU runner of class sm_90' in c['cuda12.4-debian13-runtime']['reason']"
+check "devel: verified by its static check (its policy)" verdict "c['cuda12.4-debian13-devel']['verified']"
 check "smoke binaries not in the release image" bash -c "! docker run --rm --network none $img test -e /opt/kiln-smoke/kiln-smoke"
 
 # --- a planted defect: the image lacks NCCL its plan promises, and carries a
@@ -60,6 +61,36 @@ check "defect: verify exit 1" test $? -eq 1
 check "defect: static check failed" verdict "c['cuda12.4-debian13-runtime']['checks'][0]['status']=='failed' and not c['cuda12.4-debian13-runtime']['verified']"
 check "defect: names the missing NCCL" verdict "any('promises NCCL 2.22.3, the image has none' in p for p in c['cuda12.4-debian13-runtime']['checks'][0]['problems'])"
 check "defect: names the wrong NVIDIA_REQUIRE_CUDA" verdict "any(p.startswith('NVIDIA_REQUIRE_CUDA is \"cuda>=99.0\"') for p in c['cuda12.4-debian13-runtime']['checks'][0]['problems'])"
+
+# --- promote: only verified images get tags; a foreign tag is never moved
+# without --force; the verification record is attached ----------------------
+reg=$(scripts/start-registry.sh) || { echo "FAIL: no registry"; failed=$((failed + 1)); }
+repo=kiln/offline
+tags() { curl -fsS "http://$reg/v2/$repo/tags/list" 2>/dev/null || echo '{}'; }
+has_tag() { tags | grep -q "\"$1\""; }
+lacks_tag() { ! has_tag "$1"; }
+devel_tag=cuda12.4-debian13-devel
+runtime_tag=cuda12.4-debian13-runtime
+# A tag that already names another image (a stand-in pushed by skopeo).
+skopeo copy --quiet --dest-tls-verify=false docker-daemon:kiln/debian:13 "docker://$reg/$repo:$devel_tag" >/dev/null 2>&1
+check "foreign image planted at the devel tag" has_tag "$devel_tag"
+foreign=$(curl -fsSI -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/$repo/manifests/$devel_tag" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
+"$kiln" promote matrices/offline.toml --only 'cuda12.4-debian13-*' --state-dir "$state" --dry-run --format json >"$state/dry.json"
+check "dry run reports the conflict" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); c={x['id']:x for x in j['combos']}; sys.exit(0 if c['$devel_tag']['tags'][0]['action']=='conflict' else 1)" "$state/dry.json"
+"$kiln" promote matrices/offline.toml --only 'cuda12.4-debian13-*' --state-dir "$state" --format json >"$state/p1.json"
+check "conflict: promote exit 1" test $? -eq 1
+now=$(curl -fsSI -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/$repo/manifests/$devel_tag" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
+check "conflict: the existing tag was not moved" test "$now" = "$foreign"
+"$kiln" promote matrices/offline.toml --only 'cuda12.4-debian13-*' --state-dir "$state" --force --format json >"$state/p2.json"
+check "--force: promote exit 1 (the runtime image is not verified)" test $? -eq 1
+pj() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); c={x['id']:x for x in j['combos']}; sys.exit(0 if ($1) else 1)" "$state/p2.json"; }
+check "--force: the verified devel image is tagged" pj "c['$devel_tag']['tagged'] and c['$devel_tag']['tags'][0]['action']=='pushed'"
+check "--force: the runtime image is not tagged (no GPU verdict)" pj "not c['$runtime_tag']['tagged'] and 'awaiting a GPU runner' in c['$runtime_tag']['reason']"
+check "the registry holds no runtime tag" lacks_tag "$runtime_tag"
+digest=$(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print([x for x in j['combos'] if x['id']=='$devel_tag'][0]['digest'])" "$state/p2.json")
+check "the verification record is attached to $digest" has_tag "sha256-${digest#sha256:}.kiln"
+"$kiln" promote matrices/offline.toml --only "$devel_tag" --state-dir "$state" --format json >"$state/p3.json"
+check "promoting again changes nothing" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); t=j['combos'][0]['tags'][0]; sys.exit(0 if j['combos'][0]['tagged'] and t['action'] in ('unchanged','pushed') else 1)" "$state/p3.json"
 
 echo "offline: $passed passed, $failed failed"
 ((failed == 0))
