@@ -77,6 +77,7 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.set("ptx", space_list(c.arch.ptx, true));
   d.set("min_driver", c.min_driver);
   d.set("require_cuda", c.require_cuda);
+  d.set("require_arch", require_arch(c.arch));
   d.set("first_tag", c.tags.empty() ? c.id : c.tags.front());
   d.set("tags", list(c.tags));
   d.set("apt", c.install.method == "apt");

@@ -88,6 +88,23 @@ std::string ArchList::str() const {
   return out;
 }
 
+std::string require_arch(const ArchList& arch) {
+  std::vector<std::string> alternatives;
+  auto add = [&](std::string a) {
+    if (std::find(alternatives.begin(), alternatives.end(), a) == alternatives.end()) alternatives.push_back(std::move(a));
+  };
+  for (const auto& cc : arch.sass) {
+    std::string at = std::to_string(cc.major) + "." + std::to_string(cc.minor);
+    if (cc.variant == 'a') add("arch=" + at);
+    else add("arch>=" + at + ",arch<" + std::to_string(cc.major + 1) + ".0");
+  }
+  for (const auto& cc : arch.ptx)
+    if (!cc.variant) add("arch>=" + std::to_string(cc.major) + "." + std::to_string(cc.minor));
+  std::string out;
+  for (const auto& a : alternatives) out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
 const char* to_string(Support s) {
   switch (s) {
     case Support::native: return "native";

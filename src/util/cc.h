@@ -35,6 +35,13 @@ struct ArchList {
   bool empty() const { return sass.empty() && ptx.empty(); }
 };
 
+// The NVIDIA_REQUIRE_ARCH value the NVIDIA container runtime checks at
+// container start (libnvidia-container: alternatives separated by spaces
+// are OR-ed, conditions joined by commas AND-ed): SASS sm_XY serves X.Y up
+// to the next major, an arch-specific sm_XYa only X.Y, PTX compute_XY any
+// GPU from X.Y on. "7.5;9.0+PTX" -> "arch>=7.5,arch<8.0 arch>=9.0,arch<10.0 arch>=9.0".
+std::string require_arch(const ArchList& arch);
+
 // How a GPU of capability `gpu` can run code built for `arch`.
 enum class Support { native, ptx_jit, unsupported };
 const char* to_string(Support s);

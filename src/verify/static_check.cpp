@@ -5,6 +5,7 @@
 
 #include "audit/components.h"
 #include "render/render.h"
+#include "util/cc.h"
 #include "util/version.h"
 #include "verify/internal.h"
 
@@ -28,6 +29,9 @@ void check_config(const plan::Combo& c, const plan::Plan& p, const engine::Image
   std::string require = env_value(info, "NVIDIA_REQUIRE_CUDA");
   if (require != c.require_cuda)
     f.problem(fmt::format("NVIDIA_REQUIRE_CUDA is \"{}\", the plan says \"{}\"", require.substr(0, 80), c.require_cuda.substr(0, 80)));
+  std::string arch = env_value(info, "NVIDIA_REQUIRE_ARCH");
+  if (arch != require_arch(c.arch))
+    f.problem(fmt::format("NVIDIA_REQUIRE_ARCH is \"{}\", the plan's arch list {} gives \"{}\"", arch, c.arch.str(), require_arch(c.arch)));
   const std::pair<const char*, const std::string*> labels[] = {
       {"io.kiln.combo", &c.id},          {"io.kiln.cuda.version", &c.versions.cuda},
       {"io.kiln.nccl.version", &c.versions.nccl}, {"io.kiln.cudnn.version", &c.versions.cudnn},

@@ -51,3 +51,10 @@ TEST_CASE("arch-specific SASS serves only its exact GPU", "[cc]") {
   CHECK(support_for(list, cc("9.0")).support == Support::native);
   CHECK(support_for(list, cc("10.0")).support == Support::unsupported);
 }
+
+TEST_CASE("NVIDIA_REQUIRE_ARCH names exactly the GPUs an arch list serves", "[cc]") {
+  CHECK(kiln::require_arch(*ArchList::parse("7.5;9.0+PTX")) == "arch>=7.5,arch<8.0 arch>=9.0,arch<10.0 arch>=9.0");
+  kiln::ArchList a;
+  a.sass.push_back(cc("sm_90a"));
+  CHECK(kiln::require_arch(a) == "arch=9.0");
+}

@@ -27,6 +27,7 @@ RUN set -eux; \
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     NVIDIA_REQUIRE_CUDA="cuda>=11.8 brand=tesla,driver>=450,driver<451 brand=unknown,driver>=450,driver<451 brand=nvidia,driver>=450,driver<451 brand=nvidiartx,driver>=450,driver<451 brand=geforce,driver>=450,driver<451 brand=geforcertx,driver>=450,driver<451 brand=quadro,driver>=450,driver<451 brand=quadrortx,driver>=450,driver<451 brand=titan,driver>=450,driver<451 brand=titanrtx,driver>=450,driver<451 brand=tesla,driver>=470,driver<471 brand=unknown,driver>=470,driver<471 brand=nvidia,driver>=470,driver<471 brand=nvidiartx,driver>=470,driver<471 brand=geforce,driver>=470,driver<471 brand=geforcertx,driver>=470,driver<471 brand=quadro,driver>=470,driver<471 brand=quadrortx,driver>=470,driver<471 brand=titan,driver>=470,driver<471 brand=titanrtx,driver>=470,driver<471" \
+    NVIDIA_REQUIRE_ARCH="arch>=7.5,arch<8.0 arch>=9.0,arch<10.0 arch>=9.0" \
     CUDA_VERSION=11.8.89
 
 LABEL org.opencontainers.image.title="cuda11.8-debian12-runtime" \
