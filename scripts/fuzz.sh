@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang, ASan and UBSan, and runs each for
+# SECONDS (default 30) on its seeds: the matrix -> plan -> render path, the
+# fat-binary/ELF reader, and the image-archive reader. Any crash, sanitizer
+# report or leak fails. Usage: scripts/fuzz.sh [SECONDS] [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-30}
+dir=${2:-build-fuzz}
+command -v clang++ >/dev/null || { echo "fuzz: clang++ is not installed"; exit 1; }
+CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DKILN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$dir" --target fuzz_matrix fuzz_fatbin fuzz_image
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+mkdir -p "$corpus"/{matrix,fatbin,image}
+cp matrices/*.toml tests/build/data/matrices/*.toml "$corpus/matrix/" 2>/dev/null || true
+find "$dir/tests/audit" -name '*.o' -o -name '*.fatbin' 2>/dev/null | head -20 | xargs -r cp -t "$corpus/fatbin/"
+fail=0
+for f in matrix fatbin image; do
+  bin=$(find "$dir/tests" -type f -name "fuzz_$f" -perm -u+x | head -1)
+  echo "== fuzz_$f for ${secs}s"
+  if ! "$bin" "$corpus/$f" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 >"$corpus/$f.log" 2>&1; then
+    tail -40 "$corpus/$f.log"
+    fail=1
+  fi
+  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$corpus/$f.log" | tr '\n' ' '
+  echo
+done
+echo "fuzz: $((3 - fail)) passed, $fail failed"
+exit $fail
