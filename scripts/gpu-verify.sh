@@ -11,9 +11,10 @@
 # .kilncarry/kilnbin.tar.xz (smaller to carry), root.
 #
 # usage: scripts/gpu-verify.sh      (exit 0 when sm_90 verified and sm_75 rejected by arch)
+# Sourced (scripts/gpu-e2e.sh), it stops after the setup (steps 1-3's runner rewrite).
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 OUT=${OUT:-$ROOT/build/gpu-verify-out}
 DEBS=${KILN_DEBS:-$ROOT/.kilnpod}
@@ -169,6 +170,9 @@ for m in gpu-host gpu-host-sm75; do
     "$ROOT/matrices/$m.toml" >"$WORK/matrices/$m.toml"
 done
 log "runner devices: [$DEVS]"
+# scripts/gpu-e2e.sh sources this file for the setup above (Podman serving
+# $SOCK, the base, kiln(), $WORK/matrices/*.toml) and goes on with kiln run.
+[ "${BASH_SOURCE[0]}" != "$0" ] && return 0
 # The two matrices in parallel (own state directories: one ledger each).
 verify_matrix() {  # matrix name
   local m=$1 st=$WORK/state-$1 t rc

@@ -20,42 +20,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The engine's save stream lands in a temporary file: the image reader
-// seeks in it and streams layers twice, which a socket cannot do.
-class TempFile {
- public:
-  TempFile() {
-    std::string tmpl = (fs::temp_directory_path() / "kiln-audit-XXXXXX").string();
-    int fd = mkstemp(tmpl.data());
-    if (fd < 0) throw std::runtime_error("cannot create a temporary file in " + fs::temp_directory_path().string());
-    ::close(fd);
-    path_ = tmpl;
-  }
-  ~TempFile() {
-    std::error_code ec;
-    fs::remove(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
 audit::ImageAudit from_engine(const std::string& input, const std::string& name, const std::vector<audit::GpuTarget>& gpus,
                               const catalog::Catalog& c) {
-  TempFile tmp;
+  std::unique_ptr<engine::SavedArchive> saved;
   try {
     engine::Client client;
-    std::ofstream out(tmp.path(), std::ios::binary);
-    client.save_image(name, [&](std::string_view chunk) { return bool(out.write(chunk.data(), chunk.size())); });
-    out.close();
-    if (!out) throw std::runtime_error("cannot write " + tmp.path().string());
+    saved = std::make_unique<engine::SavedArchive>(client, name, fs::temp_directory_path());
   } catch (const engine::ApiError& e) {
     throw InputError({input}, fmt::format("the engine cannot save image \"{}\": {}", name, e.what()));
   } catch (const engine::Unreachable& e) {
     throw InputError({input}, fmt::format("no such file, and no engine to ask for image \"{}\": {}", name, e.what()));
   }
-  audit::ImageAudit a = audit::audit_image_archive(tmp.path(), input, gpus, c);
+  audit::ImageAudit a = audit::audit_image_archive(saved->path(), input, gpus, c);
   a.source = "engine " + engine::Endpoint::from_env().uri();
   return a;
 }

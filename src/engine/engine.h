@@ -182,6 +182,21 @@ class Client {
   Endpoint ep_;
 };
 
+// `docker save` of one image into a temporary file in `dir`, removed with
+// the object. Image readers seek in it and read layers more than once,
+// which the engine's stream cannot do.
+class SavedArchive {
+ public:
+  SavedArchive(Client& client, const std::string& image, const std::filesystem::path& dir);
+  ~SavedArchive();
+  SavedArchive(const SavedArchive&) = delete;
+  SavedArchive& operator=(const SavedArchive&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 struct BuildxOptions {
   std::string docker = "docker";   // the CLI with the buildx plugin
   std::string builder = "default";  // the docker driver: no BuildKit container image needed

@@ -9,16 +9,6 @@
 
 namespace kiln::verify::detail {
 
-// An engine image saved to a temporary archive and read offline; the
-// archive is deleted with the holder.
-struct SavedImage {
-  std::filesystem::path archive;
-  image::ImageFs fs;
-  ~SavedImage();
-};
-std::unique_ptr<SavedImage> save_and_read(engine::Client& client, const std::string& name,
-                                          const std::filesystem::path& tmp_dir);
-
 CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::string& image,
                          engine::Client& client, const Options& o);
 

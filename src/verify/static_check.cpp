@@ -116,8 +116,8 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::s
     return r;
   }
   check_config(c, p, *info, f);
-  auto saved = save_and_read(client, image, o.state_dir + "/tmp");
-  check_contents(c, saved->fs, f);
+  engine::SavedArchive saved(client, image, o.state_dir + "/tmp");
+  check_contents(c, image::read_image_archive(saved.path()), f);
   r.problems = std::move(f.problems);
   r.detail = std::move(f.detail);
   r.status = r.problems.empty() ? "passed" : "failed";
