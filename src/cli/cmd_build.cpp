@@ -103,6 +103,8 @@ int run_status(const Common& common, const std::string& matrix_path, const std::
     std::string why = b ? age(b->started_at) : "";
     if (!c.blocked_by.empty()) why = "blocked by " + c.blocked_by;
     if (b && !b->error.empty()) why += (why.empty() ? "" : "; ") + b->error + (b->log_path.empty() ? "" : " (log: " + b->log_path + ")");
+    if (b && !b->image_id.empty())  // verdicts belong to this exact image
+      for (const auto& v : ledger.verdicts(b->image_id)) why += fmt::format("; {}@{}={}", v.check, v.runner, v.status);
     std::cout << fmt::format("{:<34} {:<12} {:<19} {:>8.1f}  {}\n", c.combo_id, state::to_string(c.status), image,
                              b ? b->seconds.value_or(0) : 0.0, why);
   }
