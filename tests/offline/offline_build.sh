@@ -30,6 +30,19 @@ check "rerun builds nothing" python3 -c "import json,sys; j=json.load(open(sys.a
 "$kiln" status matrices/offline.toml --state-dir "$state" >"$state/status.txt"
 check "status shows it built" grep -q "cuda12.4-debian13-runtime *built" "$state/status.txt"
 
+# --- audit: the built image, read from its bytes, agrees with its plan -------
+"$kiln" plan matrices/offline.toml --format json >"$state/plan.json"
+"$kiln" audit "docker-daemon:$img" --gpu T4 --gpu H100 --format json >"$state/audit.json"
+check "audit exit 0" test $? -eq 0
+check "audit agrees with the plan (targets and driver floor)" python3 -c "
+import json, sys
+plan = [c for c in json.load(open(sys.argv[1]))['combos'] if c['id'] == 'cuda12.4-debian13-runtime'][0]
+image = json.load(open(sys.argv[2]))['images'][0]
+ok = image['min_driver'] == plan['min_driver']
+ok &= all(image['gpus'][g]['support'] == plan['targets'][g]['support'] for g in ('T4', 'H100'))
+ok &= image['cuda_runtime']['release'] == '12.4'
+sys.exit(0 if ok else 1)" "$state/plan.json" "$state/audit.json"
+
 # --- verify: static checks pass, and without a GPU nothing is verified ------
 "$kiln" build matrices/offline.toml --only cuda12.4-debian13-devel --state-dir "$state" >/dev/null
 check "devel build exit 0" test $? -eq 0
