@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets with clang, ASan and UBSan, and runs each for
 # SECONDS (default 30) on its seeds: the matrix -> plan -> render path, the
 # fat-binary/ELF reader, and the image-archive reader. Any crash, sanitizer
-# report or leak fails. Usage: scripts/fuzz.sh [SECONDS] [BUILD_DIR]
+# report or leak fails. A fixed seed (KILN_FUZZ_SEED, default 1) keeps CI
+# reproducible; set another seed to explore. Usage: scripts/fuzz.sh [SECONDS] [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
@@ -13,13 +14,14 @@ cmake --build "$dir" --target fuzz_matrix fuzz_fatbin fuzz_image
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 mkdir -p "$corpus"/{matrix,fatbin,image}
-cp matrices/*.toml tests/build/data/matrices/*.toml "$corpus/matrix/" 2>/dev/null || true
+cp matrices/*.toml tests/build/data/matrices/*.toml tests/matrix/fuzz-seeds/* "$corpus/matrix/" 2>/dev/null || true
 find "$dir/tests/audit" -name '*.o' -o -name '*.fatbin' 2>/dev/null | head -20 | xargs -r cp -t "$corpus/fatbin/"
 fail=0
 for f in matrix fatbin image; do
   bin=$(find "$dir/tests" -type f -name "fuzz_$f" -perm -u+x | head -1)
   echo "== fuzz_$f for ${secs}s"
-  if ! "$bin" "$corpus/$f" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+  mkdir -p "$dir/crashes"
+  if ! "$bin" "$corpus/$f" -artifact_prefix="$dir/crashes/$f-" -seed="${KILN_FUZZ_SEED:-1}" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 >"$corpus/$f.log" 2>&1; then
     tail -40 "$corpus/$f.log"
     fail=1

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "util/cc.h"
 #include "util/toml_reader.h"
 
 namespace kiln::matrix {
@@ -40,7 +41,11 @@ class Parser {
     m.name = top.str("name", true).value_or("");
     m.description = top.str("description").value_or("");
     m.targets = values(top, "targets", false);
-    if (auto a = values(top, "arch_list", false); !a.empty()) m.arch_list = a[0];
+    if (auto a = values(top, "arch_list", false); !a.empty()) {
+      m.arch_list = a[0];
+      if (!ArchList::parse(a[0].text))
+        error(a[0].where, fmt::format("arch_list \"{}\" is not an arch list such as \"7.5;8.0;9.0+PTX\"", a[0].text));
+    }
     read_axes(top, m);
     m.include = read_rules(top, "include", true);
     m.exclude = read_rules(top, "exclude", false);

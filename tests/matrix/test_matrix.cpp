@@ -142,3 +142,8 @@ TEST_CASE("policy overrides are checked like rules", "[matrix][bad-input]") {
   CHECK(e.find("this override requires \"gpu\" but names no gpu_classes") != std::string::npos);
   CHECK(e.find("must match at least one axis value") != std::string::npos);
 }
+
+TEST_CASE("an arch list must parse (found by the fuzzer)", "[matrix][bad-input]") {
+  auto e = errors_of("name='x'\narch_list='driver7.5'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n");
+  CHECK(e.find("m.toml:2:11: error: arch_list \"driver7.5\" is not an arch list") != std::string::npos);
+}
