@@ -3,6 +3,7 @@
 // stderr (concatenated pretty-printed SolveStatus objects), the result in
 // --metadata-file; --load puts the image into the engine behind DOCKER_HOST.
 #include "engine/internal.h"
+#include "util/base64.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -24,30 +25,6 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string base64_decode(std::string_view in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  unsigned buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v = val(c);
-    if (v < 0) continue;  // padding, newlines
-    buf = (buf << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buf >> bits) & 0xff);
-    }
-  }
-  return out;
-}
 
 std::vector<std::string> buildx_argv(const BuildRequest& r, const BuildxOptions& o,
                                      const fs::path& metadata) {
@@ -130,7 +107,7 @@ class RawJsonStream {
     auto it = logs_.find(vertex);
     if (it == logs_.end())
       it = logs_.emplace(vertex, LineAssembler([this](std::string_view s) { emit(s); })).first;
-    it->second.feed(base64_decode(l.value("data", "")));
+    it->second.feed(base64_decode(l.value("data", "")).value_or(""));
   }
 
   BuildResult& res_;

@@ -3,25 +3,13 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <openssl/evp.h>
 
 #include "image/image.h"
+#include "util/sha256.h"
 
 namespace kiln::image::detail {
 
-// Incremental sha256 -> "sha256:<hex>".
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const void* data, std::size_t n);
-  std::string finish();
-
- private:
-  EVP_MD_CTX* ctx_;
-};
+using kiln::Sha256;  // util/sha256.h; digests are "sha256:" + hex()
 
 // "sha256:<64 lowercase hex>" only; anything else (other algorithms, "../")
 // would also become a blob path, so it is refused.

@@ -7,23 +7,6 @@
 
 namespace kiln::image::detail {
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) throw ImageError("OpenSSL sha256 init failed");
-}
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
-void Sha256::update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx_, data, n); }
-std::string Sha256::finish() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx_, md, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out = "sha256:";
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
-}
 
 bool is_sha256_digest(std::string_view d) {
   if (!d.starts_with("sha256:") || d.size() != 7 + 64) return false;
@@ -43,7 +26,7 @@ std::string read_blob(BlobSource& src, const std::string& name, std::size_t limi
   if (!digest.empty()) {
     Sha256 h;
     h.update(out.data(), out.size());
-    if (const auto got = h.finish(); got != digest)
+    if (const auto got = "sha256:" + h.hex(); got != digest)
       throw ImageError(src.describe() + ": " + name + ": digest mismatch: expected " + digest + ", got " + got);
   }
   return out;
@@ -122,7 +105,7 @@ bool stream_layer(BlobSource& src, const LayerInfo& layer, const std::string& wh
     throw ImageError(where + ": size mismatch: expected " + std::to_string(layer.size) +
                      " bytes, read " + std::to_string(reader.total));
   if (want.empty()) return false;
-  if (const auto got = reader.hash.finish(); got != want)
+  if (const auto got = "sha256:" + reader.hash.hex(); got != want)
     throw ImageError(where + ": digest mismatch: expected " + want + ", got " + got);
   return true;
 }

@@ -1,6 +1,7 @@
 // Pieces of the registry room shared by its files; not part of its interface
 // (tests include it for the parsers).
 #pragma once
+#include "util/base64.h"
 
 #include "registry/registry.h"
 
@@ -14,8 +15,8 @@
 namespace kiln::registry::detail {
 
 // ---- text ----
-std::string base64_encode(std::string_view in, bool url = false);  // padded
-std::optional<std::string> base64_decode(std::string_view in);     // std or url alphabet, padding optional
+using kiln::base64_decode;  // util/base64.h
+using kiln::base64_encode;
 std::string lower(std::string_view s);
 
 // A WWW-Authenticate challenge: scheme ("bearer", "basic", lower-cased) and
