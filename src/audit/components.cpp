@@ -200,10 +200,21 @@ namespace {
 
 constexpr std::uint64_t kSpillOver = 64u << 20;
 
-// Big libraries (libcublasLt: 541 MB) go through a temporary file that is
-// mapped, so only the ELF and fat-binary headers are ever resident; small
-// ones are read into memory.
+// A library that lies plainly in the archive file (an uncompressed layer on
+// disk) is mapped where it is: only its ELF and fat-binary headers are read.
+// A streamed one (a compressed layer, a registry): big ones (libcublasLt:
+// 541 MB) go through a temporary file that is mapped, so only the headers
+// are ever resident; small ones are read into memory.
 FatbinScan scan_stream(const std::string& path, std::uint64_t size, image::ByteStream& in) {
+  if (const auto r = in.region(); r && r->size > 0) {  // lies plainly in the archive: read it there
+    FatbinScan s{path};
+    try {
+      s.info = read_fatbin_region(r->file->fd(), r->offset, r->size);
+    } catch (const FatbinError& e) {
+      s.error = e.what();
+    }
+    return s;
+  }
   std::array<std::byte, 1 << 16> buf;
   if (size <= kSpillOver) {
     std::vector<std::byte> bytes;

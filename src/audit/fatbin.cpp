@@ -553,21 +553,40 @@ FatbinInfo read_fatbin_impl(std::span<const std::byte> bytes, bool release_pages
 FatbinInfo read_fatbin(std::span<const std::byte> bytes) { return read_fatbin_impl(bytes, false); }
 
 
+FatbinInfo read_fatbin_region(int fd, std::uint64_t offset, std::uint64_t size) {
+  if (size == 0) throw FatbinError("empty file");
+  // A mapped page past the end of the file faults (SIGBUS): a truncated
+  // archive must be an error here, not a crash later.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || offset > static_cast<std::uint64_t>(st.st_size) ||
+      size > static_cast<std::uint64_t>(st.st_size) - offset)
+    throw FatbinError("truncated: " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
+                      " run past the end of the file");
+  static const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t start = offset / page * page, lead = offset - start;
+  Mapping m;
+  m.size = static_cast<std::size_t>(lead + size);
+  m.addr = ::mmap(nullptr, m.size, PROT_READ, MAP_PRIVATE, fd, static_cast<off_t>(start));
+  if (m.addr == MAP_FAILED) throw FatbinError(std::string("cannot map: ") + std::strerror(errno));
+  // Only headers are read, scattered over hundreds of MB: no read-ahead
+  // around each of them (it would stay resident until the unmap).
+  ::madvise(m.addr, m.size, MADV_RANDOM);
+  return read_fatbin_impl({static_cast<const std::byte*>(m.addr) + lead, static_cast<std::size_t>(size)}, true);
+}
+
 FatbinInfo read_fatbin_file(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw FatbinError(path.string() + ": cannot open: " + std::strerror(errno));
   struct stat st {};
-  Mapping m;
-  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
-    m.size = static_cast<std::size_t>(st.st_size);
-    m.addr = ::mmap(nullptr, m.size, PROT_READ, MAP_PRIVATE, fd, 0);
-  }
+  const bool sized = ::fstat(fd, &st) == 0;
   const int err = errno;
-  ::close(fd);
-  if (m.addr == MAP_FAILED) throw FatbinError(path.string() + ": cannot map: " + (st.st_size == 0 ? "empty file" : std::strerror(err)));
   try {
-    return read_fatbin_impl({static_cast<const std::byte*>(m.addr), m.size}, true);
+    if (!sized) throw FatbinError(std::string("cannot stat: ") + std::strerror(err));
+    FatbinInfo info = read_fatbin_region(fd, 0, static_cast<std::uint64_t>(st.st_size));
+    ::close(fd);
+    return info;
   } catch (const FatbinError& e) {
+    ::close(fd);
     throw FatbinError(path.string() + ": " + e.what());
   }
 }

@@ -103,6 +103,9 @@ FatbinInfo read_fatbin(std::span<const std::byte> bytes);
 
 // Same, for a file on disk (mapped read-only, not copied).
 FatbinInfo read_fatbin_file(const std::filesystem::path& path);
+// Same, for `size` bytes at `offset` of an open file: a library that lies
+// inside an uncompressed image archive, read where it is.
+FatbinInfo read_fatbin_region(int fd, std::uint64_t offset, std::uint64_t size);
 
 // Walks containers laid end to end (a section's bytes, or a .fatbin file),
 // appending to `info`. Exposed for tests and fuzzing.

@@ -12,6 +12,7 @@
 #include "cli/audit_input.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
+#include "image/registry_source.h"
 #include "util/diag.h"
 
 namespace kiln::cli {
@@ -36,6 +37,18 @@ audit::ImageAudit from_engine(const std::string& input, const std::string& name,
   return a;
 }
 
+// docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX], streamed from the registry.
+audit::ImageAudit from_registry(const std::string& input, const std::string& reference, bool plain_http,
+                                const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c) {
+  const registry::Reference ref = registry::parse_reference(reference);  // a bad one: InputError, by audit_input
+  registry::Options opts;
+  // Docker's rule: a registry on this machine speaks plain HTTP; any other needs TLS unless told.
+  opts.insecure = plain_http || registry::is_loopback_host(ref.host);
+  audit::ImageAudit a = audit::audit_image_source(image::registry_source(ref, std::move(opts)), input, gpus, c);
+  a.source = "registry " + ref.host;
+  return a;
+}
+
 // An argument that names a file, not an engine image ("x.tar", "./dir").
 bool looks_like_path(const std::string& s) {
   for (const char* end : {".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz"})
@@ -47,6 +60,7 @@ struct AuditArgs {
   std::vector<std::string> images;
   std::vector<std::string> gpus;
   std::string format = "table";
+  bool plain_http = false;
 };
 
 int run_audit(const Common& common, const AuditArgs& a) {
@@ -57,7 +71,7 @@ int run_audit(const Common& common, const AuditArgs& a) {
   int rc = 0;
   for (const auto& image : a.images) {
     try {
-      done.push_back(audit_input(image, gpus, cat));
+      done.push_back(audit_input(image, gpus, cat, a.plain_http));
     } catch (const InputError& e) {
       for (const auto& d : e.diagnostics()) std::cerr << d.str() << '\n';
       failed.push_back({{"input", image}, {"error", e.diagnostics().front().message}});
@@ -76,10 +90,13 @@ int run_audit(const Common& common, const AuditArgs& a) {
 
 }  // namespace
 
-audit::ImageAudit audit_input(const std::string& image, const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c) {
+audit::ImageAudit audit_input(const std::string& image, const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c,
+                              bool plain_http) {
   constexpr std::string_view daemon = "docker-daemon:";
+  constexpr std::string_view registry = "docker://";
   try {
     if (image.starts_with(daemon)) return from_engine(image, image.substr(daemon.size()), gpus, c);
+    if (image.starts_with(registry)) return from_registry(image, image.substr(registry.size()), plain_http, gpus, c);
     std::error_code ec;
     if (!fs::exists(image, ec)) {
       if (looks_like_path(image)) throw InputError({image}, "no such file or directory");
@@ -96,13 +113,20 @@ audit::ImageAudit audit_input(const std::string& image, const std::vector<audit:
   }
 }
 
+void add_plain_http_flag(CLI::App* sub, bool& plain_http) {
+  sub->add_flag("--plain-http", plain_http,
+                "Read docker:// images over plain HTTP from any host (loopback hosts always are)");
+}
+
 void register_audit(CLI::App& app, Common& common) {
   auto args = std::make_shared<AuditArgs>();
   CLI::App* sub = app.add_subcommand("audit", "Which GPUs and drivers an image can serve, read from its bytes");
-  sub->add_option("image", args->images, "docker save / OCI tar, OCI layout dir, docker-daemon:NAME or engine image name")
+  sub->add_option("image", args->images,
+                  "docker save / OCI tar, OCI layout dir, docker://HOST/REPO[:TAG|@DIGEST], docker-daemon:NAME or engine image name")
       ->required();
   sub->add_option("--gpu", args->gpus, "GPU name or sm_XY to judge (repeatable; default P100 V100 T4 A100 L4 H100 B200)");
   sub->add_option("--format", args->format, "table, json or md")->check(CLI::IsMember({"table", "json", "md"}));
+  add_plain_http_flag(sub, args->plain_http);
   set_action(sub, [&common, args] { return run_audit(common, *args); });
 }
 

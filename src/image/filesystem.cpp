@@ -152,7 +152,8 @@ std::string join_all(const std::vector<std::string>& parts) {
 // A member's bytes as a ByteStream, failing with the layer's name.
 class MemberStream : public ByteStream {
  public:
-  MemberStream(archive* a, const std::string& where) : a_(a), where_(where) {}
+  MemberStream(archive* a, const std::string& where, const std::optional<FileRegion>& body)
+      : a_(a), where_(where), body_(body) {}
   std::size_t read(std::byte* buf, std::size_t n) override {
     la_ssize_t got = archive_read_data(a_, buf, n);
     if (got < 0) {
@@ -161,10 +162,12 @@ class MemberStream : public ByteStream {
     }
     return static_cast<std::size_t>(got);
   }
+  std::optional<FileRegion> region() const override { return body_; }
 
  private:
   archive* a_;
   const std::string& where_;
+  const std::optional<FileRegion>& body_;
 };
 
 // Bytes already in memory as a ByteStream.
@@ -197,18 +200,23 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
   fs.layers_ = std::move(layout.layers);
   fs.warnings_ = std::move(layout.warnings);
   Builder b(options, fs.files_, fs.warnings_);
+  // Layers that lie in a file are hashed on other threads, all at once,
+  // while the walk below seeks over the bodies it does not need.
+  std::vector<std::optional<FileRegion>> regions;
+  for (const auto& layer : fs.layers_) regions.push_back(source->region(layer.blob));
+  detail::RegionHasher hasher(regions);
   for (std::size_t i = 0; i < fs.layers_.size(); ++i) {
     auto& layer = fs.layers_[i];
     const std::string where = layer_where(*source, layer, i);
     const std::string diff_id = i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string();
-    auto on_member = [&](archive* a, archive_entry* e, std::size_t m) {
+    auto on_member = [&](archive* a, archive_entry* e, std::size_t m, const std::optional<FileRegion>& body) {
       b.member(where, e, i, m);
       if ((!options.keep && !options.on_file) || archive_entry_hardlink(e) || archive_entry_filetype(e) != AE_IFREG) return;
       const char* raw = archive_entry_pathname(e);
       auto path = raw ? normalize_path(raw) : std::nullopt;
       if (!path || path->empty() || base_of(*path).starts_with(".wh.")) return;
       const std::uint64_t size = archive_entry_size_is_set(e) ? std::uint64_t(std::max<la_int64_t>(0, archive_entry_size(e))) : 0;
-      MemberStream in(a, where);
+      MemberStream in(a, where, body);
       if (options.keep && size <= (64u << 20) && options.keep(*path, size)) {
         std::string bytes;
         bytes.reserve(size);
@@ -226,7 +234,7 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
       }
       if (options.on_file) options.on_file(*path, i, m, size, in);
     };
-    layer.verified = stream_layer(*source, layer, where, diff_id, true, on_member);
+    layer.verified = stream_layer(*source, layer, where, diff_id, true, on_member, {}, {regions[i], &hasher, i});
     if (!layer.verified) fs.warnings_.push_back(where + ": no digest to verify against");
     b.apply();
   }
@@ -314,14 +322,15 @@ void ImageFs::stream_files(const std::vector<std::string>& paths, const StreamFn
     auto& members = kv.second;
     std::size_t left = members.size();
     const std::string where = layer_where(*source_, layers_[layer], layer);
-    auto on_member = [&](archive* a, archive_entry*, std::size_t m) {
+    auto on_member = [&](archive* a, archive_entry*, std::size_t m, const std::optional<FileRegion>& body) {
       auto it = members.find(m);
       if (it == members.end()) return;
-      MemberStream in(a, where);
+      MemberStream in(a, where, body);
       fn(it->second, sizes[{layer, m}], in);
       --left;
     };
-    stream_layer(*source_, layers_[layer], where, {}, false, on_member, [&] { return left == 0; });
+    stream_layer(*source_, layers_[layer], where, {}, false, on_member, [&] { return left == 0; },
+                 {source_->region(layers_[layer].blob)});
     if (left) throw ImageError(where + ": layer changed since it was read (members missing)");
   }
   from_memory(layers_.size());

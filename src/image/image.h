@@ -23,11 +23,38 @@ struct ImageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An open file descriptor, closed with the last reference.
+class FileHandle {
+ public:
+  explicit FileHandle(int fd) : fd_(fd) {}
+  ~FileHandle();
+  FileHandle(const FileHandle&) = delete;
+  FileHandle& operator=(const FileHandle&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Bytes that lie plainly (uncompressed, contiguous) in a file: a member of an
+// uncompressed tar on disk, a blob file of a layout directory, a file inside
+// an uncompressed layer of either. A reader that needs random access (the
+// fat-binary reader maps it) or a hash on another thread uses it instead of
+// pulling the bytes through the stream.
+struct FileRegion {
+  std::shared_ptr<const FileHandle> file;
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+};
+
 // A pull stream of bytes (a blob). read() returns 0 at the end; throws ImageError.
 class ByteStream {
  public:
   virtual ~ByteStream() = default;
   virtual std::size_t read(std::byte* buf, std::size_t n) = 0;
+  // Where these bytes lie in a file, if they do (see FileRegion); then a
+  // caller may use the region and leave the stream unread.
+  virtual std::optional<FileRegion> region() const { return std::nullopt; }
 };
 
 // Where an image's blobs come from. Names are paths inside the layout:
@@ -39,6 +66,10 @@ class BlobSource {
   virtual std::string describe() const = 0;  // for error messages
   virtual bool exists(const std::string& name) = 0;
   virtual std::unique_ptr<ByteStream> open(const std::string& name) = 0;  // throws if absent
+  // Where the blob lies plainly in a file, if it does: its layers are then
+  // walked with seeks over the bodies they do not need and hashed on other
+  // threads, instead of streamed.
+  virtual std::optional<FileRegion> region(const std::string& /*name*/) { return std::nullopt; }
 };
 
 // A tar (optionally gzip/zstd/xz-compressed) holding a docker-save or OCI layout.

@@ -23,14 +23,49 @@ using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
 // Whole blob into memory, at most `limit` bytes; checks `digest` if non-empty.
 std::string read_blob(BlobSource& src, const std::string& name, std::size_t limit, const std::string& digest = {});
 
-// Called for every member of a layer; `member` counts from 0.
-using MemberFn = std::function<void(archive* a, archive_entry* e, std::size_t member)>;
-// Streams one layer tar (`where` prefixes errors) (any compression libarchive reads). With `verify`,
-// hashes the raw bytes and compares with layer.digest, else with
+// Where the current member's body lies in the stream that the archive's
+// format reads, as (offset, size): known when that stream is not compressed
+// and the body is contiguous (not a sparse file).
+std::optional<std::pair<std::uint64_t, std::uint64_t>> body_place(archive* a, archive_entry* e);
+
+// sha256 and size of a blob region, computed on worker threads (at most one
+// per spare core) while the layers are walked. Stops early when destroyed.
+class RegionHasher {
+ public:
+  struct Result {
+    std::string digest;  // "sha256:<hex>"
+    std::uint64_t size = 0;
+    std::string error;   // a read failed
+  };
+  explicit RegionHasher(std::vector<std::optional<FileRegion>> regions);
+  ~RegionHasher();
+  RegionHasher(const RegionHasher&) = delete;
+  RegionHasher& operator=(const RegionHasher&) = delete;
+  bool has(std::size_t i) const { return i < regions_.size() && regions_[i].has_value(); }
+  Result wait(std::size_t i);  // only when has(i)
+
+ private:
+  struct State;
+  std::vector<std::optional<FileRegion>> regions_;
+  std::shared_ptr<State> state_;
+};
+
+// Called for every member of a layer; `member` counts from 0; `body` is
+// where its bytes lie in a file, when they do (FileRegion).
+using MemberFn = std::function<void(archive* a, archive_entry* e, std::size_t member, const std::optional<FileRegion>& body)>;
+// Walks one layer tar (`where` prefixes errors) (any compression libarchive
+// reads). A layer that lies in a file (`region`) is read with seeks over the
+// bodies nobody reads. With `verify`, the raw bytes' digest (from `hashed`,
+// else hashed while reading) is compared with layer.digest, else with
 // `diff_id` when the layer turns out to be uncompressed. Returns whether a
 // digest was checked. `stop` ends the walk early (no verification then).
+struct LayerWalk {
+  std::optional<FileRegion> region;
+  RegionHasher* hasher = nullptr;  // holds the digest of layer `index` when it has one
+  std::size_t index = 0;
+};
 bool stream_layer(BlobSource& src, const LayerInfo& layer, const std::string& where, const std::string& diff_id, bool verify,
-                  const MemberFn& fn, const std::function<bool()>& stop = {});
+                  const MemberFn& fn, const std::function<bool()>& stop = {}, const LayerWalk& walk = {});
 
 struct Layout {
   ImageConfig config;

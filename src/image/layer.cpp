@@ -1,7 +1,18 @@
-// Streaming a layer blob through a nested libarchive reader, hashing the raw
-// bytes on the way so the digest is checked without a second read.
+// Walking a layer blob through a nested libarchive reader. A streamed blob
+// is hashed on the way, so the digest is checked without a second read; a
+// blob that lies in a file is walked with seeks and hashed on other threads.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
 #include <exception>
+#include <mutex>
+#include <thread>
 
 #include "image/internal.h"
 
@@ -30,6 +41,100 @@ std::string read_blob(BlobSource& src, const std::string& name, std::size_t limi
       throw ImageError(src.describe() + ": " + name + ": digest mismatch: expected " + digest + ", got " + got);
   }
   return out;
+}
+
+std::optional<std::pair<std::uint64_t, std::uint64_t>> body_place(archive* a, archive_entry* e) {
+  // After next_header the format has consumed exactly the header blocks, so
+  // the position of the stream it reads is the body's first byte.
+  if (archive_filter_code(a, 0) != ARCHIVE_FILTER_NONE || archive_entry_sparse_count(e) > 0 ||
+      !archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
+    return std::nullopt;
+  const la_int64_t at = archive_filter_bytes(a, 0);
+  if (at < 0) return std::nullopt;
+  return std::pair(static_cast<std::uint64_t>(at), static_cast<std::uint64_t>(archive_entry_size(e)));
+}
+
+namespace {
+
+// pread() until `n` bytes or the end of the file; returns what was read.
+std::size_t read_at(int fd, std::byte* buf, std::size_t n, std::uint64_t offset) {
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t r = ::pread(fd, buf + done, n - done, static_cast<off_t>(offset + done));
+    if (r == 0) break;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw ImageError(std::string("read failed: ") + std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(r);
+  }
+  return done;
+}
+
+RegionHasher::Result hash_region(const FileRegion& r, const std::atomic<bool>& cancel) {
+  RegionHasher::Result out;
+  Sha256 h;
+  std::vector<std::byte> buf(1 << 20);
+  ::posix_fadvise(r.file->fd(), static_cast<off_t>(r.offset), static_cast<off_t>(r.size), POSIX_FADV_SEQUENTIAL);
+  try {
+    while (out.size < r.size && !cancel) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), r.size - out.size));
+      const std::size_t n = read_at(r.file->fd(), buf.data(), want, r.offset + out.size);
+      h.update(buf.data(), n);
+      out.size += n;
+      if (n < want) break;  // the file ends early: the size check reports it
+    }
+  } catch (const ImageError& e) {
+    out.error = e.what();
+  }
+  out.digest = "sha256:" + h.hex();
+  return out;
+}
+
+}  // namespace
+
+struct RegionHasher::State {
+  std::mutex mu;
+  std::condition_variable done;
+  std::vector<std::optional<Result>> results;
+  std::atomic<bool> cancel{false};
+  std::atomic<std::size_t> next{0};
+  std::vector<std::size_t> order;  // largest region first: the longest hash starts at once
+  std::vector<std::thread> workers;
+};
+
+RegionHasher::RegionHasher(std::vector<std::optional<FileRegion>> regions)
+    : regions_(std::move(regions)), state_(std::make_shared<State>()) {
+  State& st = *state_;
+  st.results.resize(regions_.size());
+  for (std::size_t i = 0; i < regions_.size(); ++i)
+    if (regions_[i]) st.order.push_back(i);
+  std::stable_sort(st.order.begin(), st.order.end(),
+                   [&](std::size_t a, std::size_t b) { return regions_[a]->size > regions_[b]->size; });
+  // One core stays with the walk; on one or two cores, one hashing thread.
+  const unsigned cores = std::max(2u, std::thread::hardware_concurrency());
+  const std::size_t n = std::min<std::size_t>(st.order.size(), cores - 1);
+  for (std::size_t w = 0; w < n; ++w)
+    st.workers.emplace_back([&st, this] {
+      for (std::size_t k; (k = st.next++) < st.order.size() && !st.cancel;) {
+        const std::size_t i = st.order[k];
+        Result r = hash_region(*regions_[i], st.cancel);
+        std::lock_guard lock(st.mu);
+        st.results[i] = std::move(r);
+        st.done.notify_all();
+      }
+    });
+}
+
+RegionHasher::~RegionHasher() {
+  state_->cancel = true;
+  for (auto& t : state_->workers) t.join();
+}
+
+RegionHasher::Result RegionHasher::wait(std::size_t i) {
+  std::unique_lock lock(state_->mu);
+  state_->done.wait(lock, [&] { return state_->results[i].has_value(); });
+  return *state_->results[i];
 }
 
 namespace {
@@ -65,48 +170,115 @@ la_ssize_t read_cb(archive* a, void* ctx, const void** out) {
   }
 }
 
-}  // namespace
+// A layer that lies in a file: read with pread, bodies nobody reads skipped
+// without touching them. Small reads: after a skip libarchive only needs
+// the next header.
+struct RegionReader {
+  FileRegion region;
+  std::uint64_t pos = 0;
+  std::array<std::byte, 1 << 16> buf;
+  std::exception_ptr error;
+};
 
-bool stream_layer(BlobSource& src, const LayerInfo& layer, const std::string& where, const std::string& diff_id, bool verify,
-                  const MemberFn& fn, const std::function<bool()>& stop) {
-  auto in = src.open(layer.blob);
-  HashingReader reader{in.get()};
+la_ssize_t region_read_cb(archive* a, void* ctx, const void** out) {
+  auto* r = static_cast<RegionReader*>(ctx);
+  try {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(r->buf.size(), r->region.size - r->pos));
+    const std::size_t n = read_at(r->region.file->fd(), r->buf.data(), want, r->region.offset + r->pos);
+    r->pos += n;
+    *out = r->buf.data();
+    return static_cast<la_ssize_t>(n);
+  } catch (...) {
+    r->error = std::current_exception();
+    archive_set_error(a, EIO, "blob read failed");
+    return -1;
+  }
+}
+
+la_int64_t region_skip_cb(archive*, void* ctx, la_int64_t request) {
+  auto* r = static_cast<RegionReader*>(ctx);
+  const auto n = static_cast<la_int64_t>(std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max<la_int64_t>(0, request)),
+                                                                  r->region.size - r->pos));
+  r->pos += static_cast<std::uint64_t>(n);
+  return n;
+}
+
+ArchivePtr new_layer_reader() {
   ArchivePtr a(archive_read_new());
   archive_read_support_filter_all(a.get());  // gzip, zstd, xz, bzip2, lz4 as built
   archive_read_support_format_tar(a.get());
   archive_read_support_format_empty(a.get());
+  return a;
+}
+
+}  // namespace
+
+bool stream_layer(BlobSource& src, const LayerInfo& layer, const std::string& where, const std::string& diff_id, bool verify,
+                  const MemberFn& fn, const std::function<bool()>& stop, const LayerWalk& walk) {
+  // Seek only where the digest is not needed or is being computed elsewhere.
+  const bool seek = walk.region && (!verify || (walk.hasher && walk.hasher->has(walk.index)));
+  std::unique_ptr<ByteStream> in;
+  std::optional<HashingReader> hashing;
+  std::optional<RegionReader> direct;
+  ArchivePtr a = new_layer_reader();
+  auto parked = [&] { return hashing ? hashing->error : direct->error; };
   auto check = [&](int r) {
-    if (reader.error) std::rethrow_exception(reader.error);
+    if (auto e = parked()) std::rethrow_exception(e);
     if (r == ARCHIVE_FATAL || r == ARCHIVE_RETRY || r == ARCHIVE_FAILED) {
       const char* s = archive_error_string(a.get());
       throw ImageError(where + ": " + (s ? s : "unreadable tar"));
     }
   };
-  check(archive_read_open(a.get(), &reader, nullptr, read_cb, nullptr));
+  if (seek) {
+    direct.emplace();
+    direct->region = *walk.region;
+    archive_read_set_read_callback(a.get(), region_read_cb);
+    archive_read_set_skip_callback(a.get(), region_skip_cb);
+    archive_read_set_callback_data(a.get(), &*direct);
+    check(archive_read_open1(a.get()));
+  } else {
+    in = src.open(layer.blob);
+    hashing.emplace();
+    hashing->in = in.get();
+    check(archive_read_open(a.get(), &*hashing, nullptr, read_cb, nullptr));
+  }
   archive_entry* e = nullptr;
   std::size_t member = 0;
   for (;;) {
     const int r = archive_read_next_header(a.get(), &e);
     if (r == ARCHIVE_EOF) break;
     check(r);
-    fn(a.get(), e, member++);
+    std::optional<FileRegion> body;
+    if (seek)
+      if (auto place = body_place(a.get(), e))
+        body = FileRegion{walk.region->file, walk.region->offset + place->first, place->second};
+    fn(a.get(), e, member++, body);
     check(ARCHIVE_OK);
     if (stop && stop()) return false;
   }
   if (!verify) return false;
-  try {
-    reader.drain();  // tar padding after the end marker counts toward the digest
-  } catch (const ImageError& ex) {
-    throw ImageError(where + ": " + ex.what());
+  std::string got;
+  std::uint64_t total = 0;
+  if (seek) {
+    const auto h = walk.hasher->wait(walk.index);
+    if (!h.error.empty()) throw ImageError(where + ": " + h.error);
+    got = h.digest;
+    total = h.size;
+  } else {
+    try {
+      hashing->drain();  // tar padding after the end marker counts toward the digest
+    } catch (const ImageError& ex) {
+      throw ImageError(where + ": " + ex.what());
+    }
+    got = "sha256:" + hashing->hash.hex();
+    total = hashing->total;
   }
   const bool plain = archive_filter_code(a.get(), 0) == ARCHIVE_FILTER_NONE;
   const std::string& want = !layer.digest.empty() ? layer.digest : (plain ? diff_id : layer.digest);
-  if (layer.size && reader.total != layer.size)
-    throw ImageError(where + ": size mismatch: expected " + std::to_string(layer.size) +
-                     " bytes, read " + std::to_string(reader.total));
+  if (layer.size && total != layer.size)
+    throw ImageError(where + ": size mismatch: expected " + std::to_string(layer.size) + " bytes, read " + std::to_string(total));
   if (want.empty()) return false;
-  if (const auto got = "sha256:" + reader.hash.hex(); got != want)
-    throw ImageError(where + ": digest mismatch: expected " + want + ", got " + got);
+  if (got != want) throw ImageError(where + ": digest mismatch: expected " + want + ", got " + got);
   return true;
 }
 

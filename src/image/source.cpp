@@ -1,10 +1,11 @@
 // Blob sources: a tar (file or memory) or an OCI layout directory.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <set>
+#include <map>
 
 #include "image/internal.h"
 
@@ -69,6 +70,15 @@ class TarSource : public BlobSource {
     return names_->count(name) > 0;
   }
 
+  std::optional<FileRegion> region(const std::string& name) override {
+    if (in_memory_) return std::nullopt;
+    if (!names_) scan_names();
+    auto it = names_->find(name);
+    if (it == names_->end() || !it->second) return std::nullopt;
+    if (!file_) file_ = open_file(path_);
+    return FileRegion{file_, it->second->first, it->second->second};
+  }
+
   std::unique_ptr<ByteStream> open(const std::string& name) override {
     ArchivePtr a = open_archive();
     archive_entry* e = nullptr;
@@ -98,24 +108,34 @@ class TarSource : public BlobSource {
     throw ImageError(describe() + ": " + (s ? s : "cannot read archive"));
   }
 
+  // Member names, and where each body lies in the file when the tar is not
+  // compressed (the first member of a name wins, as in open()).
   void scan_names() {
     ArchivePtr a = open_archive();
-    std::set<std::string> names;
+    Names names;
     archive_entry* e = nullptr;
     int r;
     while ((r = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
       const char* p = archive_entry_pathname(e);
-      if (p && archive_entry_filetype(e) == AE_IFREG) names.insert(strip_dot_slash(p));
+      if (p && archive_entry_filetype(e) == AE_IFREG) names.emplace(strip_dot_slash(p), body_place(a.get(), e));
     }
     if (r != ARCHIVE_EOF) fail(a.get());
     names_ = std::move(names);
+  }
+
+  static std::shared_ptr<const FileHandle> open_file(const std::filesystem::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw ImageError(path.string() + ": " + std::strerror(errno));
+    return std::make_shared<const FileHandle>(fd);
   }
 
   std::filesystem::path path_;
   std::shared_ptr<const std::string> owned_;  // declared before bytes_, which points into it
   std::span<const std::byte> bytes_;
   bool in_memory_ = false;
-  std::optional<std::set<std::string>> names_;
+  using Names = std::map<std::string, std::optional<std::pair<std::uint64_t, std::uint64_t>>>;  // -> (offset, size)
+  std::optional<Names> names_;
+  std::shared_ptr<const FileHandle> file_;
 };
 
 // Blob names come from JSON inside the image: refuse any that would leave
@@ -137,6 +157,16 @@ class DirSource : public BlobSource {
     return std::make_unique<FileStream>(fd, p.string());
   }
 
+  std::optional<FileRegion> region(const std::string& name) override {
+    const auto p = path_of(name);
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw ImageError(p.string() + ": " + std::strerror(errno));
+    auto file = std::make_shared<const FileHandle>(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    return FileRegion{std::move(file), 0, static_cast<std::uint64_t>(st.st_size)};
+  }
+
  private:
   std::filesystem::path path_of(const std::string& name) const {
     auto n = normalize_path(name);
@@ -149,6 +179,10 @@ class DirSource : public BlobSource {
 
 }  // namespace
 }  // namespace detail
+
+FileHandle::~FileHandle() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 std::shared_ptr<BlobSource> tar_source(const std::filesystem::path& path) {
   return std::make_shared<detail::TarSource>(path);

@@ -250,6 +250,8 @@ struct Client::Impl {
         if (clock::now() + *wait > deadline) return resp;
         log("retry " + std::to_string(attempt) + ": HTTP " + std::to_string(resp.status) + " from " +
             req.method + " " + loggable(req.url));
+      } catch (const detail::BodyInterrupted&) {
+        throw;  // the sink already has bytes: a retry would hand them over twice
       } catch (const Unreachable& e) {
         bool timeout = dynamic_cast<const Timeout*>(&e) != nullptr;
         if (attempt >= opts.max_attempts || clock::now() + backoff > deadline) {
@@ -370,6 +372,22 @@ std::string Client::get_blob(const std::string& repo, const std::string& digest)
   if (digest_of(r.body) != digest)
     throw ApiError(0, "blob " + repo + "@" + digest + " on " + impl_->opts.host + ": bytes hash to " + digest_of(r.body));
   return std::move(r.body);
+}
+
+void Client::read_blob(const std::string& repo, const std::string& digest, const BlobSink& sink) {
+  const std::string what = "blob " + repo + "@" + digest;
+  Request req;
+  req.url = impl_->base + "/v2/" + repo + "/blobs/" + digest;
+  req.body_sink = sink;
+  req.long_transfer = true;
+  Response r;
+  try {
+    r = impl_->call(std::move(req), pull(repo));
+  } catch (const detail::BodyInterrupted& e) {
+    throw Unreachable(what + ": " + e.what());
+  }
+  if (r.sink_stopped) return;
+  if (r.status != 200) impl_->fail(r, what);
 }
 
 std::string Client::push_blob(const std::string& repo, std::string_view bytes) {

@@ -6,6 +6,8 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <exception>
 #include <mutex>
 
 namespace kiln::registry::detail {
@@ -16,9 +18,40 @@ void global_init() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// What the write callback needs: the request's body sink is fed only once
+// the status is known to be 2xx, so a 401, a redirect or a 5xx (which may
+// be retried) never leaves bytes in it.
+struct Transfer {
+  CURL* curl;
+  const Request& req;
+  Response& resp;
+  std::exception_ptr sink_error;  // a C callback must not throw: parked here
+};
+
+bool status_is_2xx(CURL* c) {
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  return status >= 200 && status < 300;
+}
+
 size_t on_write(char* data, size_t size, size_t n, void* user) {
-  static_cast<Response*>(user)->body.append(data, size * n);
-  return size * n;
+  auto* t = static_cast<Transfer*>(user);
+  const size_t len = size * n;
+  if (!t->req.body_sink || !status_is_2xx(t->curl)) {
+    t->resp.body.append(data, len);
+    return len;
+  }
+  try {
+    if (!t->req.body_sink(std::string_view(data, len))) {
+      t->resp.sink_stopped = true;
+      return 0;  // anything but len aborts the transfer (CURLE_WRITE_ERROR)
+    }
+  } catch (...) {
+    t->sink_error = std::current_exception();
+    return 0;
+  }
+  t->resp.streamed += len;
+  return len;
 }
 
 size_t on_header(char* data, size_t size, size_t n, void* user) {
@@ -72,14 +105,23 @@ Response Http::perform(const Request& req) {
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count()));
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(o.timeout.count()));
+  if (req.long_transfer) {
+    // A multi-GB layer outlives any fixed timeout; a stalled one does not.
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 0L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(std::max<long long>(1, o.stall_timeout.count())));
+    curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L << 10);  // fewer, larger pieces for the sink
+  } else {
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(o.timeout.count()));
+  }
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, o.insecure ? "http,https" : "https");
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!o.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, o.ca_file.c_str());
   curl_easy_setopt(c, CURLOPT_USERAGENT, "kiln/0.1");
+  Transfer transfer{c, req, resp, nullptr};
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp);
 
@@ -102,9 +144,13 @@ Response Http::perform(const Request& req) {
   // The handle holds the last request's headers (Authorization) until the
   // next reset: drop them now.
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
-  if (rc == CURLE_OK) return resp;
+  if (transfer.sink_error) std::rethrow_exception(transfer.sink_error);
+  if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && resp.sink_stopped)) return resp;
   std::string why = *errbuf ? errbuf : curl_easy_strerror(rc);
   std::string where = url_origin(req.url);
+  if (resp.streamed > 0)
+    throw BodyInterrupted("the registry at " + where + " broke off after " + std::to_string(resp.streamed) +
+                          " bytes: " + why);
   if (rc == CURLE_OPERATION_TIMEDOUT)
     throw Timeout("cannot reach the registry at " + where + ": timed out: " + why);
   throw Unreachable("cannot reach the registry at " + where + ": " + why);

@@ -6,6 +6,8 @@
 #include "registry/registry.h"
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -49,17 +51,33 @@ struct Request {
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
   bool has_body = false;  // send body (even empty) with Content-Length
+  // Where a 2xx reply's body goes, piece by piece, instead of Response::body
+  // (a layer is too big to hold). Other statuses still fill Response::body,
+  // for error texts. Returning false ends the transfer early, on purpose.
+  std::function<bool(std::string_view)> body_sink;
+  // A download that may take long (a layer): no total timeout; it gives up
+  // when slower than 1 KiB/s for Options::stall_timeout instead.
+  bool long_transfer = false;
 };
 
 struct Response {
   long status = 0;
   std::map<std::string, std::string> headers;  // lower-cased names; last value wins
   std::string body;
+  std::uint64_t streamed = 0;  // bytes handed to Request::body_sink
+  bool sink_stopped = false;   // the sink returned false: cut short on purpose
   std::string header(const std::string& lower_name) const;
 };
 
+// The transport failed after body bytes had reached Request::body_sink. The
+// sink cannot take them back, so this is never retried.
+struct BodyInterrupted : Unreachable {
+  using Unreachable::Unreachable;
+};
+
 // One libcurl easy handle (connections reused between calls). Throws
-// Unreachable/Timeout on transport failure; never follows redirects.
+// Unreachable/Timeout on transport failure (BodyInterrupted once the body
+// sink has had bytes); never follows redirects.
 class Http {
  public:
   Http(const Options& opts);

@@ -2,8 +2,9 @@
 // needs — read a manifest's exact bytes, retag without moving blobs, copy
 // across repositories by mounting, upload small blobs, attach a record to an
 // image (referrers, or the `sha256-<hex>.kiln` fallback tag), list tags —
-// and Docker-config credentials (auths, credHelpers, credsStore) for it and
-// for the engine's X-Registry-Auth. Calls, auth flows, retries: docs/registry.md.
+// and for `kiln audit docker://…` (blobs streamed); Docker-config
+// credentials (auths, credHelpers, credsStore) for it and for the engine's
+// X-Registry-Auth. Calls, auth flows, retries: docs/registry.md.
 #pragma once
 
 #include <chrono>
@@ -87,6 +88,10 @@ struct Reference {
 };
 Reference parse_reference(std::string_view s);  // throws std::invalid_argument
 
+// "localhost", "127.0.0.1:5000", "[::1]:5000": a registry on this machine,
+// which Docker speaks plain HTTP to without being told.
+bool is_loopback_host(std::string_view host);
+
 // ---- plain data --------------------------------------------------------
 
 namespace media {
@@ -147,6 +152,9 @@ struct Options {
   std::chrono::milliseconds retry_budget{60'000};
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds timeout{120'000};  // one request, start to end
+  // read_blob has no total timeout (a layer of several GB takes long); it
+  // gives up when fewer than 1 KiB/s arrive for this long.
+  std::chrono::seconds stall_timeout{60};
   LogFn log;
 };
 
@@ -174,6 +182,14 @@ class Client {
 
   bool blob_exists(const std::string& repo, const std::string& digest);
   std::string get_blob(const std::string& repo, const std::string& digest);  // small blobs only
+  // GET the blob and hand its bytes to `sink` as they arrive, never holding
+  // it whole (layers). sink returns false to stop early (read_blob then
+  // returns normally). Auth, redirects (credentials only to the registry's
+  // own origin) and retries as for every call, until the first byte reached
+  // the sink; a transfer that breaks after that throws Unreachable naming
+  // the blob. No digest check here: the reader hashes what it streams.
+  using BlobSink = std::function<bool(std::string_view bytes)>;
+  void read_blob(const std::string& repo, const std::string& digest, const BlobSink& sink);
   // Monolithic upload (POST uploads + PUT ?digest=); skipped when present.
   // Returns "sha256:<hex>".
   std::string push_blob(const std::string& repo, std::string_view bytes);

@@ -147,6 +147,23 @@ std::string Reference::str() const {
   return s;
 }
 
+bool is_loopback_host(std::string_view host) {
+  std::string_view name = host;
+  if (name.starts_with('[')) {
+    name = name.substr(1, name.find(']') - 1);  // "[::1]:5000" -> "::1"
+  } else if (auto colon = name.rfind(':'); colon != std::string_view::npos) {
+    name = name.substr(0, colon);
+  }
+  if (name == "::1" || detail::lower(name) == "localhost") return true;
+  if (!name.starts_with("127.")) return false;
+  int dots = 0;
+  for (char c : name) {
+    if (c == '.') ++dots;
+    else if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return dots == 3;
+}
+
 Reference parse_reference(std::string_view s) {
   if (s.empty()) throw std::invalid_argument("empty image reference");
   Reference r;

@@ -1,5 +1,7 @@
 // Audits of images built in-test around REAL CUDA ELFs: shared libraries
 // nvcc compiled for chosen -gencode sets, plus this machine's libcudart.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -132,5 +134,20 @@ TEST_CASE("single-pass audit equals the two-pass one and drops hidden members", 
   CHECK(j1["libraries"][1]["ptx"] == nlohmann::json({"compute_80"}));
   CHECK(j1["components"]["os"]["pretty_name"] == "Ubuntu 24.04.1 LTS");
   CHECK(j1["components"]["cuda_toolkit"][0]["version"] == "13.0.2");
+
+  // From a file, where plain layers are walked with seeks and each library
+  // is mapped where it lies in the archive: the same answers.
+  img.layers[1] = make_tar({
+      file("opt/lib/libapp_cuda.so", sass),
+      file("opt/lib/.wh.libgone_cuda.so", ""),
+      file("usr/local/cuda-13.0/version.json", R"({"cuda":{"version":"13.0.2"}})"),
+  });
+  const auto path = std::filesystem::temp_directory_path() / ("kiln-audit-seek-" + std::to_string(::getpid()) + ".tar");
+  std::ofstream(path, std::ios::binary) << tar_of(img.docker_save(true));
+  const nlohmann::json j3 = to_json(audit_image_archive(path, "x", gpus, cat));
+  std::filesystem::remove(path);
+  CHECK(j3["libraries"] == j1["libraries"]);
+  CHECK(j3["components"] == j1["components"]);
+  CHECK(j3["gpus"] == j1["gpus"]);
 }
 #endif

@@ -2,13 +2,17 @@
 //   0   -> the outer archive itself (docker save / OCI tar);
 //   odd -> one layer tar, wrapped in a valid OCI layout with correct digests,
 //          so mutations reach layer application (whiteouts, links, paths);
-//   even-> two layers (the rest split in half), same wrapping.
+//   even-> two layers (the rest split in half), same wrapping;
+//   bit 2 set -> the same, read from a file (seeks, regions, hash threads).
 // Then every path is resolved and read back. ImageError is the only allowed
 // failure.
 #include <archive.h>
 #include <archive_entry.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 
+#include <array>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -81,23 +85,49 @@ void exercise(const kiln::image::ImageFs& fs) {
   }
 }
 
+// A member that lies in the file must have the bytes its stream gives.
+void check_region(kiln::image::ByteStream& in) {
+  const auto r = in.region();
+  std::string streamed, direct;
+  std::array<std::byte, 4096> buf;
+  while (std::size_t n = in.read(buf.data(), buf.size())) streamed.append(reinterpret_cast<const char*>(buf.data()), n);
+  if (!r) return;
+  direct.resize(r->size);
+  const ssize_t got = ::pread(r->file->fd(), direct.data(), direct.size(), static_cast<off_t>(r->offset));
+  if (got != static_cast<ssize_t>(direct.size()) || direct != streamed) __builtin_trap();
+}
+
 }  // namespace
 
+// The first byte's bit 2 (4) reads the archive from a file (a memfd), where
+// layers are walked with seeks and hashed on another thread.
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   std::string tar;
-  if (data[0] == 0) tar = rest;
+  if ((data[0] & ~4) == 0) tar = rest;
   else if (data[0] & 1) tar = oci_tar({rest});
   else tar = oci_tar({rest.substr(0, rest.size() / 2), rest.substr(rest.size() / 2)});
   kiln::image::ReadOptions opt;
   opt.max_entries = 100000;
   opt.skip_unsafe_entries = data[0] & 2;
+  opt.on_file = [](const std::string&, std::size_t, std::size_t, std::uint64_t, kiln::image::ByteStream& in) {
+    check_region(in);
+  };
+  int fd = -1;
   try {
-    const auto fs = kiln::image::read_image(
-        kiln::image::tar_source(std::span<const std::byte>(reinterpret_cast<const std::byte*>(tar.data()), tar.size())), opt);
+    std::shared_ptr<kiln::image::BlobSource> src;
+    if (data[0] & 4) {
+      fd = ::memfd_create("kiln-fuzz", MFD_CLOEXEC);
+      if (fd < 0 || ::write(fd, tar.data(), tar.size()) != static_cast<ssize_t>(tar.size())) __builtin_trap();
+      src = kiln::image::tar_source("/proc/self/fd/" + std::to_string(fd));
+    } else {
+      src = kiln::image::tar_source(std::span<const std::byte>(reinterpret_cast<const std::byte*>(tar.data()), tar.size()));
+    }
+    const auto fs = kiln::image::read_image(src, opt);
     exercise(fs);
   } catch (const kiln::image::ImageError&) {
   }
+  if (fd >= 0) ::close(fd);
   return 0;
 }

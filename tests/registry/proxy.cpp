@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <stdexcept>
@@ -172,10 +173,14 @@ void Proxy::serve(int fd) {
   for (const auto& h : fwd_headers) out += h + "\r\n";
   out += "Connection: close\r\n\r\n" + req.body;
   write_all(up, out);
-  while (true) {
+  std::size_t forwarded = 0;
+  while (hr.cut_after == 0 || forwarded < hr.cut_after) {
     ssize_t r = recv(up, tmp, sizeof tmp, 0);
     if (r <= 0) break;
-    if (!write_all(fd, std::string(tmp, static_cast<std::size_t>(r)))) break;
+    std::size_t n = static_cast<std::size_t>(r);
+    if (hr.cut_after) n = std::min(n, hr.cut_after - forwarded);  // a connection that breaks mid-reply
+    if (!write_all(fd, std::string(tmp, n))) break;
+    forwarded += n;
   }
   close(up);
   close(fd);

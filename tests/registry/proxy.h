@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -34,6 +35,7 @@ struct Canned {
 struct HookResult {
   std::optional<Canned> answer;  // empty: forward upstream
   int delay_ms = 0;              // before answering or forwarding
+  std::size_t cut_after = 0;     // forwarding: close after this many bytes of the reply (0: all)
 };
 
 class Proxy {

@@ -4,6 +4,7 @@
 // count requests or inject faults. Seeded with a tiny image pushed by the
 // client itself: a layer tar made here, a config, a manifest.
 #include "proxy.h"
+#include "image/registry_source.h"
 #include "registry/registry.h"
 #include "util/sha256.h"
 
@@ -14,12 +15,14 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 using namespace kiln::registry;
 using kiln::test::Canned;
@@ -166,6 +169,39 @@ std::string docker_config(const fs::path& dir, const std::string& host, const st
   std::string b64 = run("printf '%s' '" + up + "' | base64 -w0");
   std::ofstream(dir / "config.json") << json{{"auths", {{host, {{"auth", b64}}}}}}.dump();
   return dir.string();
+}
+
+// Bytes that no compression shrinks much and no other test pushes.
+std::string blob_of_size(std::size_t n, unsigned seed) {
+  std::string out(n, '\0');
+  std::uint32_t x = 2463534242u ^ seed;
+  for (char& ch : out) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    ch = static_cast<char>(x);
+  }
+  return out;
+}
+
+struct Collected {
+  std::string bytes;
+  int pieces = 0;
+};
+
+Client::BlobSink collect(Collected& into) {
+  return [&into](std::string_view b) {
+    into.bytes.append(b);
+    ++into.pieces;
+    return true;
+  };
+}
+
+bool is_blob_get(const SeenRequest& r) { return r.method == "GET" && r.target.find("/blobs/sha256:") != std::string::npos; }
+
+std::size_t blob_gets(Proxy& p) {
+  auto seen = p.seen();
+  return static_cast<std::size_t>(std::count_if(seen.begin(), seen.end(), is_blob_get));
 }
 
 }  // namespace
@@ -413,6 +449,13 @@ TEST_CASE("bearer token flow through the realm, and no credentials across a redi
   CHECK(cfgblob.find("diff_ids") != std::string::npos);
   REQUIRE_FALSE(other.seen().empty());
   for (const auto& r : other.seen()) CHECK(r.header("authorization").empty());
+  // A streamed read follows the same redirect, with the same care.
+  other.clear();
+  Collected layer;
+  c.read_blob("kiln/bearer", s.layer, collect(layer));
+  CHECK(sha(layer.bytes) == s.layer);
+  REQUIRE_FALSE(other.seen().empty());
+  for (const auto& r : other.seen()) CHECK(r.header("authorization").empty());
 
   TempDir badcfg;
   Options w = o;
@@ -535,4 +578,199 @@ TEST_CASE("slow responses time out, bounded", "[registry][faults]") {
   CHECK(proxy.seen().size() == 2);
   // Timeout is an Unreachable: callers exit 2 for both.
   CHECK_THROWS_AS(c.ping(), Unreachable);
+}
+
+// ---- streamed blob reads (Client::read_blob) and the image reader's registry source ----
+
+TEST_CASE("read_blob streams a blob in pieces, stops when asked, and a missing blob is NotFound", "[registry][blob]") {
+  Client c(opts_for(shared_registry().addr));
+  const std::string big = blob_of_size(3u << 20, 1);
+  const std::string digest = c.push_blob("kiln/stream", big);
+
+  Collected all;
+  c.read_blob("kiln/stream", digest, collect(all));
+  CHECK(all.bytes.size() == big.size());
+  CHECK(all.bytes == big);
+  CHECK(all.pieces > 1);  // handed over as it arrived, not whole
+
+  int calls = 0;
+  std::size_t seen = 0;
+  c.read_blob("kiln/stream", digest, [&](std::string_view b) {
+    ++calls;
+    seen += b.size();
+    return false;
+  });
+  CHECK(calls == 1);
+  CHECK(seen < big.size());
+  CHECK(c.blob_exists("kiln/stream", digest));  // the client goes on after a stopped transfer
+
+  bool called = false;
+  CHECK_THROWS_AS(c.read_blob("kiln/stream", sha("absent"), [&](std::string_view) { return called = true; }), NotFound);
+  CHECK_FALSE(called);
+}
+
+TEST_CASE("read_blob: a 500 before the body is retried and never reaches the sink; a break after bytes is not retried",
+          "[registry][blob][faults]") {
+  Client seeder(opts_for(shared_registry().addr));
+  const std::string big = blob_of_size(2u << 20, 2);
+  const std::string digest = seeder.push_blob("kiln/stream-faults", big);
+  Proxy proxy(shared_registry().addr);
+  Client c(opts_for(proxy.addr()));
+
+  bool failed_once = false;
+  const std::string error_body = R"({"errors":[{"code":"UNKNOWN","message":"injected"}]})";
+  proxy.set_hook([&](const SeenRequest& r) -> HookResult {
+    if (!is_blob_get(r) || failed_once) return {};
+    failed_once = true;
+    return {Canned{500, {"Content-Type: application/json"}, error_body}};
+  });
+  Collected got;
+  c.read_blob("kiln/stream-faults", digest, collect(got));
+  CHECK(got.bytes == big);  // the 500's body went to the error text, not the sink
+  CHECK(blob_gets(proxy) == 2);
+
+  proxy.clear();
+  proxy.set_hook([](const SeenRequest& r) -> HookResult {
+    HookResult h;
+    if (is_blob_get(r)) h.cut_after = 256u << 10;  // headers and some of the body, then the connection drops
+    return h;
+  });
+  Collected partial;
+  try {
+    c.read_blob("kiln/stream-faults", digest, collect(partial));
+    FAIL("expected Unreachable");
+  } catch (const Unreachable& e) {
+    std::string w = e.what();
+    INFO(w);
+    CHECK(w.find("blob kiln/stream-faults@" + digest) != std::string::npos);
+    CHECK(w.find("broke off after") != std::string::npos);
+  }
+  CHECK_FALSE(partial.bytes.empty());
+  CHECK(partial.bytes.size() < big.size());
+  CHECK(blob_gets(proxy) == 1);  // the sink had bytes: no second try
+}
+
+TEST_CASE("read_blob has no total timeout, only a stall limit", "[registry][blob][faults]") {
+  Client seeder(opts_for(shared_registry().addr));
+  const std::string digest = seeder.push_blob("kiln/stream-slow", blob_of_size(64u << 10, 3));
+  Proxy proxy(shared_registry().addr);
+  int delay_ms = 800;
+  proxy.set_hook([&](const SeenRequest& r) -> HookResult { return {std::nullopt, is_blob_get(r) ? delay_ms : 0}; });
+  Options o = opts_for(proxy.addr());
+  o.timeout = std::chrono::milliseconds(300);  // would end any other request
+  o.stall_timeout = std::chrono::seconds(2);
+  o.max_attempts = 1;
+  Client c(o);
+  Collected got;
+  c.read_blob("kiln/stream-slow", digest, collect(got));
+  CHECK(got.bytes.size() == 64u << 10);
+
+  delay_ms = 6000;  // silent for longer than the stall limit
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(c.read_blob("kiln/stream-slow", digest, collect(got)), Timeout);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+}
+
+TEST_CASE("registry_source: read_image reads an image from the registry as from an OCI layout", "[registry][image]") {
+  const std::string addr = shared_registry().addr;
+  Client c(opts_for(addr));
+  Seeded s = seed(c, "kiln/source", "v1", false, "read over the distribution API\n");
+
+  auto src = kiln::image::registry_source(parse_reference(addr + "/kiln/source:v1"), opts_for(addr));
+  CHECK(src->describe() == "docker://" + addr + "/kiln/source:v1");
+  CHECK_FALSE(src->exists("manifest.json"));
+  CHECK(src->exists("index.json"));
+  kiln::image::ImageFs fs = kiln::image::read_image(src);
+  CHECK(fs.read_file("hello.txt") == "read over the distribution API\n");
+  REQUIRE(fs.layers().size() == 1);
+  CHECK(fs.layers()[0].verified);
+  CHECK(fs.config().digest == s.config);
+  CHECK(fs.config().repo_tags == std::vector<std::string>{"v1"});
+  CHECK(src->exists("blobs/sha256/" + s.layer.substr(7)));
+  CHECK_FALSE(src->exists("blobs/sha256/" + sha("absent").substr(7)));
+
+  // By digest: the same image, no tag to report.
+  auto by_digest = kiln::image::read_image(
+      kiln::image::registry_source(parse_reference(addr + "/kiln/source@" + s.digest), opts_for(addr)));
+  CHECK(by_digest.read_file("hello.txt") == "read over the distribution API\n");
+  CHECK(by_digest.config().repo_tags.empty());
+
+  // An index: the linux/amd64 manifest it lists is served by digest, as received.
+  Seeded amd = seed(c, "kiln/source", "amd64", false, "amd64 bytes\n");
+  Seeded arm = seed(c, "kiln/source", "arm64", false, "arm64 bytes\n");
+  auto entry = [&](const Seeded& m, const char* arch) {
+    return json{{"mediaType", media::oci_manifest}, {"digest", m.digest},
+                {"size", c.head_manifest("kiln/source", m.digest)->size},
+                {"platform", {{"architecture", arch}, {"os", "linux"}}}};
+  };
+  json idx = {{"schemaVersion", 2}, {"mediaType", media::oci_index}, {"manifests", {entry(arm, "arm64"), entry(amd, "amd64")}}};
+  c.put_manifest("kiln/source", "multi", idx.dump(), media::oci_index);
+  auto multi = kiln::image::read_image(
+      kiln::image::registry_source(parse_reference(addr + "/kiln/source:multi"), opts_for(addr)));
+  CHECK(multi.read_file("hello.txt") == "amd64 bytes\n");
+
+  // A missing tag names the image and says "not found".
+  try {
+    kiln::image::read_image(kiln::image::registry_source(parse_reference(addr + "/kiln/source:nope"), opts_for(addr)));
+    FAIL("expected ImageError");
+  } catch (const kiln::image::ImageError& e) {
+    std::string w = e.what();
+    INFO(w);
+    CHECK(w.find("docker://" + addr + "/kiln/source:nope") != std::string::npos);
+    CHECK(w.find("not found") != std::string::npos);
+  }
+}
+
+TEST_CASE("registry_source streams: an early close stops the download, a later open supersedes, errors name the blob",
+          "[registry][image]") {
+  const std::string addr = shared_registry().addr;
+  Client c(opts_for(addr));
+  const std::string big = blob_of_size(12u << 20, 4);  // three times what the pipe holds
+  const std::string big_digest = c.push_blob("kiln/source-stream", big);
+  const std::string small_digest = c.push_blob("kiln/source-stream", "small blob");
+  auto src = kiln::image::registry_source(parse_reference(addr + "/kiln/source-stream:any"), opts_for(addr));
+  auto name = [](const std::string& digest) { return "blobs/sha256/" + digest.substr(7); };
+
+  {  // Read a little, then drop it while the producer waits on a full pipe.
+    auto t0 = std::chrono::steady_clock::now();
+    auto in = src->open(name(big_digest));
+    std::array<std::byte, 4096> buf;
+    REQUIRE(in->read(buf.data(), buf.size()) > 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the pipe fill
+    in.reset();
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  }
+
+  {  // The whole blob arrives through the pipe, in order.
+    auto in = src->open(name(big_digest));
+    std::string got;
+    std::array<std::byte, 1 << 16> buf;
+    while (std::size_t n = in->read(buf.data(), buf.size())) got.append(reinterpret_cast<const char*>(buf.data()), n);
+    CHECK(got.size() == big.size());
+    CHECK(got == big);
+  }
+
+  {  // One stream at a time: opening another stops the first, which then says so.
+    auto first = src->open(name(big_digest));
+    auto second = src->open(name(small_digest));
+    std::array<std::byte, 64> buf;
+    CHECK_THROWS_WITH(first->read(buf.data(), buf.size()), Catch::Contains("another blob"));
+    CHECK(std::string(reinterpret_cast<const char*>(buf.data()), second->read(buf.data(), buf.size())) == "small blob");
+  }
+
+  {  // A producer's failure comes back from read() as an ImageError naming registry, repository and blob.
+    const std::string absent = sha("absent from the registry");
+    auto in = src->open(name(absent));
+    std::array<std::byte, 64> buf;
+    try {
+      in->read(buf.data(), buf.size());
+      FAIL("expected ImageError");
+    } catch (const kiln::image::ImageError& e) {
+      std::string w = e.what();
+      INFO(w);
+      CHECK(w.find("docker://" + addr + "/kiln/source-stream") != std::string::npos);
+      CHECK(w.find(absent) != std::string::npos);
+      CHECK(w.find("not found") != std::string::npos);
+    }
+  }
 }

@@ -111,6 +111,17 @@ TEST_CASE("image references") {
   CHECK(fallback_tag("sha256:" + std::string(64, 'b')) == "sha256-" + std::string(64, 'b') + ".kiln");
 }
 
+TEST_CASE("loopback hosts: the registries Docker speaks plain HTTP to unasked") {
+  for (const char* host : {"localhost", "LocalHost:5000", "127.0.0.1", "127.0.0.1:5000", "127.1.2.3:80", "[::1]", "[::1]:5000"})
+    CHECK(is_loopback_host(host));
+  for (const char* host : {"registry.example.com", "10.0.0.1:5000", "127.0.0.1.nip.io", "localhost.example.com:5000",
+                           "128.0.0.1", "[::2]:5000", "127.evil.com"})
+    CHECK_FALSE(is_loopback_host(host));
+  // A reference's host is what gets judged.
+  CHECK(is_loopback_host(parse_reference("[::1]:5000/kiln/x:1").host));
+  CHECK_FALSE(is_loopback_host(parse_reference("kiln/x:1").host));  // docker.io
+}
+
 TEST_CASE("credentials from auths, with Docker Hub aliases") {
   TempDir t;
   t.write("config.json", R"({"auths": {
