@@ -39,6 +39,8 @@ PY
 
 cat /dev/null "$work/bench.tar" >/dev/null  # same page-cache state for both
 read -r kiln_s kiln_mb kiln_rc < <(measure "$kiln" --data-dir "$here" audit "$work/bench.tar")
+# The same without hashing the layers (what the peer checks: nothing).
+read -r trust_s trust_mb trust_rc < <(measure "$kiln" --data-dir "$here" audit --no-verify-digests "$work/bench.tar")
 # KILN_BASELINE=/path/to/older/kiln: time it on the same image (before/after).
 if [ -n "${KILN_BASELINE:-}" ]; then
   read -r base_s base_mb base_rc < <(measure "$KILN_BASELINE" --data-dir "$here" audit "$work/bench.tar")
@@ -63,11 +65,13 @@ out="$results/audit-$stamp.txt"
 {
   echo "image: $work/bench.tar, $((size / 1000000)) MB; kiln $("$kiln" --version)"
   echo "kiln audit: ${kiln_s} s, peak ${kiln_mb} MB (exit $kiln_rc)"
+  echo "kiln audit --no-verify-digests: ${trust_s} s, peak ${trust_mb} MB (exit $trust_rc)"
   [ -n "${KILN_BASELINE:-}" ] && echo "baseline $KILN_BASELINE: ${base_s} s, peak ${base_mb} MB (exit $base_rc); kiln again: ${kiln2_s} s, peak ${kiln2_mb} MB"
   if [ -x "$cuobjdump" ]; then
     read -r peer_s _ _ < <(measure bash -c peer)
     echo "extract + cuobjdump --list-elf/--list-ptx: ${peer_s} s"
     python3 -c "import sys; print(f'ratio: {float(sys.argv[1]) / float(sys.argv[2]):.1f}x (goal >= 10x); peak {sys.argv[3]} MB (goal < 200 MB)')" "$peer_s" "$kiln_s" "$kiln_mb"
+    python3 -c "import sys; print(f'ratio without layer hashing: {float(sys.argv[1]) / float(sys.argv[2]):.1f}x')" "$peer_s" "$trust_s"
   else
     echo "no cuobjdump here: peer not run"
   fi

@@ -58,6 +58,8 @@ for lib in audit["images"][0]["libraries"]:
     kiln_ptx = plain(p.replace("compute_", "sm_") for p in lib.get("ptx", []))
     ign_sass = plain(lib.get("sass", []) + lib.get("ignored_sass", []))
     ign_ptx = plain(p.replace("compute_", "sm_") for p in lib.get("ptx", []) + lib.get("ignored_ptx", []))
+    if kiln_sass == sorted(elf) and kiln_ptx == sorted(ptx):
+        print(f"same {lib['path']}: SASS {' '.join(elf) or '-'} | PTX {' '.join(ptx) or '-'}")
     for what, mine, with_ignored, theirs in (("SASS", kiln_sass, ign_sass, elf), ("PTX", kiln_ptx, ign_ptx, ptx)):
         if mine == sorted(theirs):
             continue

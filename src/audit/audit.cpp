@@ -66,11 +66,11 @@ ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::st
 }
 
 ImageAudit audit_image_archive(const std::filesystem::path& path, std::string input, const std::vector<GpuTarget>& gpus,
-                               const catalog::Catalog& c) {
+                               const catalog::Catalog& c, image::ReadOptions options) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return audit_image_source(image::dir_source(path), std::move(input), gpus, c);
   if (!std::filesystem::exists(path, ec)) throw image::ImageError(path.string() + ": no such file or directory");
-  return audit_image_source(image::tar_source(path), std::move(input), gpus, c);
+  auto source = std::filesystem::is_directory(path, ec) ? image::dir_source(path) : image::tar_source(path);
+  return audit_image_source(std::move(source), std::move(input), gpus, c, std::move(options));
 }
 
 }  // namespace kiln::audit

@@ -41,7 +41,7 @@ ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::st
                               const std::vector<GpuTarget>& gpus, const catalog::Catalog& c,
                               image::ReadOptions options = {});
 ImageAudit audit_image_archive(const std::filesystem::path& path, std::string input, const std::vector<GpuTarget>& gpus,
-                               const catalog::Catalog& c);
+                               const catalog::Catalog& c, image::ReadOptions options = {});
 
 // Driver libraries (libcuda.so*, libnvidia-ml.so*, libnvidia-ptxjitcompiler.so*)
 // outside a stubs/ directory: they shadow the host's driver library that the

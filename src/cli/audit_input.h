@@ -13,15 +13,21 @@ class App;
 
 namespace kiln::cli {
 
+// How IMAGE arguments are read: the flags audit and check-driver share.
+struct InputOptions {
+  bool plain_http = false;     // docker:// over HTTP from any host (loopback hosts always are)
+  bool verify_digests = true;  // false: layers are trusted, not hashed (image::ReadOptions)
+};
+
 // IMAGE is a `docker save` or OCI tar, an OCI layout directory,
 // `docker-daemon:NAME`, `docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]` (read
 // from the registry: plain HTTP for a loopback host, or for any host with
 // `plain_http`; TLS otherwise), or an engine image name when no such file
 // exists. Throws InputError naming IMAGE for anything unreadable (exit 2).
 audit::ImageAudit audit_input(const std::string& image, const std::vector<audit::GpuTarget>& gpus,
-                              const catalog::Catalog& c, bool plain_http = false);
+                              const catalog::Catalog& c, const InputOptions& opts = {});
 
-// The --plain-http flag of audit and check-driver (for audit_input).
-void add_plain_http_flag(CLI::App* sub, bool& plain_http);
+// --plain-http and --no-verify-digests, for audit_input.
+void add_input_flags(CLI::App* sub, InputOptions& opts);
 
 }  // namespace kiln::cli

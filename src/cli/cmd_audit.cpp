@@ -21,8 +21,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
+image::ReadOptions read_options(const InputOptions& opts) {
+  image::ReadOptions r;
+  r.verify_digests = opts.verify_digests;
+  return r;
+}
+
 audit::ImageAudit from_engine(const std::string& input, const std::string& name, const std::vector<audit::GpuTarget>& gpus,
-                              const catalog::Catalog& c) {
+                              const catalog::Catalog& c, const InputOptions& opts) {
   std::unique_ptr<engine::SavedArchive> saved;
   try {
     engine::Client client;
@@ -32,19 +38,19 @@ audit::ImageAudit from_engine(const std::string& input, const std::string& name,
   } catch (const engine::Unreachable& e) {
     throw InputError({input}, fmt::format("no such file, and no engine to ask for image \"{}\": {}", name, e.what()));
   }
-  audit::ImageAudit a = audit::audit_image_archive(saved->path(), input, gpus, c);
+  audit::ImageAudit a = audit::audit_image_archive(saved->path(), input, gpus, c, read_options(opts));
   a.source = "engine " + engine::Endpoint::from_env().uri();
   return a;
 }
 
 // docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX], streamed from the registry.
-audit::ImageAudit from_registry(const std::string& input, const std::string& reference, bool plain_http,
+audit::ImageAudit from_registry(const std::string& input, const std::string& reference, const InputOptions& in,
                                 const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c) {
   const registry::Reference ref = registry::parse_reference(reference);  // a bad one: InputError, by audit_input
   registry::Options opts;
   // Docker's rule: a registry on this machine speaks plain HTTP; any other needs TLS unless told.
-  opts.insecure = plain_http || registry::is_loopback_host(ref.host);
-  audit::ImageAudit a = audit::audit_image_source(image::registry_source(ref, std::move(opts)), input, gpus, c);
+  opts.insecure = in.plain_http || registry::is_loopback_host(ref.host);
+  audit::ImageAudit a = audit::audit_image_source(image::registry_source(ref, std::move(opts)), input, gpus, c, read_options(in));
   a.source = "registry " + ref.host;
   return a;
 }
@@ -60,7 +66,7 @@ struct AuditArgs {
   std::vector<std::string> images;
   std::vector<std::string> gpus;
   std::string format = "table";
-  bool plain_http = false;
+  InputOptions input;
 };
 
 int run_audit(const Common& common, const AuditArgs& a) {
@@ -71,7 +77,7 @@ int run_audit(const Common& common, const AuditArgs& a) {
   int rc = 0;
   for (const auto& image : a.images) {
     try {
-      done.push_back(audit_input(image, gpus, cat, a.plain_http));
+      done.push_back(audit_input(image, gpus, cat, a.input));
     } catch (const InputError& e) {
       for (const auto& d : e.diagnostics()) std::cerr << d.str() << '\n';
       failed.push_back({{"input", image}, {"error", e.diagnostics().front().message}});
@@ -91,18 +97,18 @@ int run_audit(const Common& common, const AuditArgs& a) {
 }  // namespace
 
 audit::ImageAudit audit_input(const std::string& image, const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c,
-                              bool plain_http) {
+                              const InputOptions& opts) {
   constexpr std::string_view daemon = "docker-daemon:";
   constexpr std::string_view registry = "docker://";
   try {
-    if (image.starts_with(daemon)) return from_engine(image, image.substr(daemon.size()), gpus, c);
-    if (image.starts_with(registry)) return from_registry(image, image.substr(registry.size()), plain_http, gpus, c);
+    if (image.starts_with(daemon)) return from_engine(image, image.substr(daemon.size()), gpus, c, opts);
+    if (image.starts_with(registry)) return from_registry(image, image.substr(registry.size()), opts, gpus, c);
     std::error_code ec;
     if (!fs::exists(image, ec)) {
       if (looks_like_path(image)) throw InputError({image}, "no such file or directory");
-      return from_engine(image, image, gpus, c);
+      return from_engine(image, image, gpus, c, opts);
     }
-    audit::ImageAudit a = audit::audit_image_archive(image, image, gpus, c);
+    audit::ImageAudit a = audit::audit_image_archive(image, image, gpus, c, read_options(opts));
     a.source = fs::is_directory(image) ? "OCI layout directory" : "archive";
     return a;
   } catch (const image::ImageError& e) {
@@ -113,9 +119,11 @@ audit::ImageAudit audit_input(const std::string& image, const std::vector<audit:
   }
 }
 
-void add_plain_http_flag(CLI::App* sub, bool& plain_http) {
-  sub->add_flag("--plain-http", plain_http,
+void add_input_flags(CLI::App* sub, InputOptions& opts) {
+  sub->add_flag("--plain-http", opts.plain_http,
                 "Read docker:// images over plain HTTP from any host (loopback hosts always are)");
+  sub->add_flag("!--no-verify-digests", opts.verify_digests,
+                "Trust the layers' bytes: skip their sha256 (a read then costs headers, not the hash of every layer)");
 }
 
 void register_audit(CLI::App& app, Common& common) {
@@ -126,7 +134,7 @@ void register_audit(CLI::App& app, Common& common) {
       ->required();
   sub->add_option("--gpu", args->gpus, "GPU name or sm_XY to judge (repeatable; default P100 V100 T4 A100 L4 H100 B200)");
   sub->add_option("--format", args->format, "table, json or md")->check(CLI::IsMember({"table", "json", "md"}));
-  add_plain_http_flag(sub, args->plain_http);
+  add_input_flags(sub, args->input);
   set_action(sub, [&common, args] { return run_audit(common, *args); });
 }
 

@@ -20,7 +20,7 @@ struct CheckArgs {
   std::vector<std::string> gpus;
   std::vector<std::string> inputs;
   std::string format = "table";
-  bool plain_http = false;
+  InputOptions input;
 };
 
 struct Row {
@@ -46,7 +46,7 @@ std::vector<Row> check_images(const CheckArgs& a, const catalog::Catalog& cat) {
   const Version driver = Version::must(a.driver);
   std::vector<Row> rows;
   for (const auto& image : a.inputs) {
-    audit::ImageAudit au = audit_input(image, gpus, cat, a.plain_http);
+    audit::ImageAudit au = audit_input(image, gpus, cat, a.input);
     Row r{image, false, au.verdict.min_driver, audit::why_not_on_driver(au.verdict, driver)};
     r.ok = r.why.empty();
     rows.push_back(std::move(r));
@@ -91,7 +91,7 @@ void register_check_driver(CLI::App& app, Common& common) {
   sub->add_option("--gpu", args->gpus, "GPU name or sm_XY that must be served (repeatable)");
   sub->add_option("inputs", args->inputs, "IMAGE... (as for kiln audit) or one MATRIX.toml")->required();
   sub->add_option("--format", args->format, "table or json")->check(CLI::IsMember({"table", "json"}));
-  add_plain_http_flag(sub, args->plain_http);
+  add_input_flags(sub, args->input);
   set_action(sub, [&common, args] { return run_check_driver(common, *args); });
 }
 

@@ -204,7 +204,10 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
   // while the walk below seeks over the bodies it does not need.
   std::vector<std::optional<FileRegion>> regions;
   for (const auto& layer : fs.layers_) regions.push_back(source->region(layer.blob));
-  detail::RegionHasher hasher(regions);
+  detail::RegionHasher hasher(options.verify_digests ? regions : decltype(regions)(regions.size()));
+  if (!options.verify_digests)
+    fs.warnings_.push_back(source->describe() + ": layer digests not checked (trusted on request): the bytes read "
+                           "may not be the image's");
   for (std::size_t i = 0; i < fs.layers_.size(); ++i) {
     auto& layer = fs.layers_[i];
     const std::string where = layer_where(*source, layer, i);
@@ -234,8 +237,8 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
       }
       if (options.on_file) options.on_file(*path, i, m, size, in);
     };
-    layer.verified = stream_layer(*source, layer, where, diff_id, true, on_member, {}, {regions[i], &hasher, i});
-    if (!layer.verified) fs.warnings_.push_back(where + ": no digest to verify against");
+    layer.verified = stream_layer(*source, layer, where, diff_id, options.verify_digests, on_member, {}, {regions[i], &hasher, i});
+    if (!layer.verified && options.verify_digests) fs.warnings_.push_back(where + ": no digest to verify against");
     b.apply();
   }
   return fs;
