@@ -170,20 +170,6 @@ class MemberStream : public ByteStream {
   const std::optional<FileRegion>& body_;
 };
 
-// Bytes already in memory as a ByteStream.
-class MemoryStream : public ByteStream {
- public:
-  explicit MemoryStream(std::string_view b) : b_(b) {}
-  std::size_t read(std::byte* buf, std::size_t n) override {
-    n = std::min(n, b_.size());
-    std::memcpy(buf, b_.data(), n);
-    b_.remove_prefix(n);
-    return n;
-  }
-
- private:
-  std::string_view b_;
-};
 
 std::string layer_where(const BlobSource& src, const LayerInfo& l, std::size_t i) {
   return src.describe() + ": layer " + std::to_string(i) + " (" + l.blob + ")";
@@ -229,7 +215,7 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
           bytes.append(reinterpret_cast<const char*>(buf.data()), n);
         }
         if (options.on_file) {
-          MemoryStream mem(bytes);
+          detail::MemoryStream mem(bytes);
           options.on_file(*path, i, m, size, mem);
         }
         fs.kept_[{i, m}] = std::move(bytes);
@@ -314,7 +300,7 @@ void ImageFs::stream_files(const std::vector<std::string>& paths, const StreamFn
   auto from_memory = [&](std::size_t upto) {  // kept members of layers < upto, in layer order
     while (!in_memory.empty() && in_memory.begin()->first.first < upto) {
       const std::string& bytes = kept_.at(in_memory.begin()->first);
-      MemoryStream in(bytes);
+      detail::MemoryStream in(bytes);
       fn(in_memory.begin()->second, bytes.size(), in);
       in_memory.erase(in_memory.begin());
     }

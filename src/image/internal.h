@@ -4,6 +4,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+
 #include "image/image.h"
 #include "util/sha256.h"
 
@@ -14,6 +18,26 @@ using kiln::Sha256;  // util/sha256.h; digests are "sha256:" + hex()
 // "sha256:<64 lowercase hex>" only; anything else (other algorithms, "../")
 // would also become a blob path, so it is refused.
 bool is_sha256_digest(std::string_view digest);
+
+// Bytes in memory as a ByteStream: a view (the bytes outlive the stream),
+// or owned when given an rvalue string.
+class MemoryStream : public ByteStream {
+ public:
+  explicit MemoryStream(std::string_view view) : view_(view) {}
+  explicit MemoryStream(std::string&& owned) : owned_(std::move(owned)), view_(owned_) {}
+  MemoryStream(const MemoryStream&) = delete;
+  MemoryStream& operator=(const MemoryStream&) = delete;
+  std::size_t read(std::byte* buf, std::size_t n) override {
+    n = std::min(n, view_.size());
+    std::memcpy(buf, view_.data(), n);
+    view_.remove_prefix(n);
+    return n;
+  }
+
+ private:
+  std::string owned_;
+  std::string_view view_;
+};
 
 struct ArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }

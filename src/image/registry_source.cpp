@@ -138,20 +138,6 @@ class BlobStream : public ByteStream {
   std::string where_;
 };
 
-class MemoryStream : public ByteStream {
- public:
-  explicit MemoryStream(std::string bytes) : bytes_(std::move(bytes)) {}
-  std::size_t read(std::byte* buf, std::size_t n) override {
-    const std::size_t take = std::min(n, bytes_.size() - pos_);
-    std::memcpy(buf, bytes_.data() + pos_, take);
-    pos_ += take;
-    return take;
-  }
-
- private:
-  std::string bytes_;
-  std::size_t pos_ = 0;
-};
 
 // "blobs/sha256/<hex>" -> "sha256:<hex>"; nullopt for any other name.
 std::optional<std::string> digest_of_blob_name(const std::string& name) {
@@ -183,10 +169,10 @@ class RegistrySource : public BlobSource {
 
   std::unique_ptr<ByteStream> open(const std::string& name) override {
     stop_active();
-    if (name == "index.json") return std::make_unique<MemoryStream>(index_json());
+    if (name == "index.json") return std::make_unique<detail::MemoryStream>(index_json());
     const auto digest = digest_of_blob_name(name);
     if (!digest) throw ImageError(describe() + ": a registry serves no blob named " + name);
-    if (is_manifest(*digest)) return std::make_unique<MemoryStream>(manifest(*digest).bytes);
+    if (is_manifest(*digest)) return std::make_unique<detail::MemoryStream>(manifest(*digest).bytes);
     auto producer = std::make_shared<Producer>(client_, ref_.repo, *digest);
     active_ = producer;
     return std::make_unique<BlobStream>(std::move(producer), describe() + ": blob " + *digest);

@@ -105,5 +105,22 @@ check "the verification record is attached to $digest" has_tag "sha256-${digest#
 "$kiln" promote matrices/offline.toml --only "$devel_tag" --state-dir "$state" --format json >"$state/p3.json"
 check "promoting again changes nothing" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); t=j['combos'][0]['tags'][0]; sys.exit(0 if j['combos'][0]['tagged'] and t['action'] in ('unchanged','pushed') else 1)" "$state/p3.json"
 
+# --- audit from the registry: the promoted devel image, read over the
+# distribution API (layers streamed, gzip as pushed), agrees with its plan
+# and with the engine's copy of the same image -------------------------------
+"$kiln" audit "docker://$reg/$repo:$devel_tag" --gpu T4 --gpu H100 --format json >"$state/audit-reg.json"
+check "registry audit exit 0" test $? -eq 0
+"$kiln" audit "docker-daemon:kiln.local/offline:$devel_tag" --gpu T4 --gpu H100 --format json >"$state/audit-eng.json"
+check "registry audit agrees with the plan and the engine's copy" python3 -c "
+import json, sys
+plan = [c for c in json.load(open(sys.argv[1]))['combos'] if c['id'] == '$devel_tag'][0]
+reg, eng = (json.load(open(p))['images'][0] for p in sys.argv[2:4])
+ok = reg['source'].startswith('registry ') and reg['min_driver'] == plan['min_driver']
+ok &= all(reg['gpus'][g]['support'] == plan['targets'][g]['support'] for g in ('T4', 'H100'))
+ok &= reg['cuda_runtime']['release'] == '12.4'
+ok &= [(l['path'], l.get('sass'), l.get('ptx')) for l in reg['libraries']] == [(l['path'], l.get('sass'), l.get('ptx')) for l in eng['libraries']]
+ok &= len(reg['libraries']) > 0
+sys.exit(0 if ok else 1)" "$state/plan.json" "$state/audit-reg.json" "$state/audit-eng.json"
+
 echo "offline: $passed passed, $failed failed"
 ((failed == 0))
