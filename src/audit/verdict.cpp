@@ -183,6 +183,45 @@ ImageVerdict judge(const Components& comp, const std::vector<FatbinScan>& scans,
   return v;
 }
 
+namespace {
+
+// libtorch_cuda.so is compiled for TORCH_CUDA_ARCH_LIST itself; the CUDA
+// libraries beside it (cuBLAS, cuDNN, NCCL) keep NVIDIA's own lists.
+bool built_for_the_list(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return path.substr(slash == std::string::npos ? 0 : slash + 1) == "libtorch_cuda.so";
+}
+
+bool carries(const std::vector<Arch>& entries, const ComputeCapability& cc) {
+  return std::any_of(entries.begin(), entries.end(), [&](const Arch& a) { return a.major == cc.major && a.minor == cc.minor; });
+}
+
+}  // namespace
+
+std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans, const ArchList& promised) {
+  std::vector<ComputeCapability> ccs = promised.sass;  // each capability the list names
+  for (const auto& p : promised.ptx)
+    if (std::find(ccs.begin(), ccs.end(), p) == ccs.end()) ccs.push_back(p);
+  std::vector<std::string> gaps;
+  for (const auto& s : scans) {
+    if (!s.info) {
+      gaps.push_back(fmt::format("{}: fat binary unreadable ({}): the arch list {} cannot be checked", s.path, s.error, promised.str()));
+      continue;
+    }
+    if (!s.info->has_device_code()) continue;
+    for (const auto& cc : ccs)
+      if (arch_support(*s.info, cc.major, cc.minor).match == ArchMatch::none)
+        gaps.push_back(fmt::format("{} cannot run on {}: {}", s.path, cc.str(), unsupported_reason(*s.info, {cc.sm(), cc})));
+    if (!built_for_the_list(s.path)) continue;
+    for (const auto& cc : promised.sass)
+      if (!carries(s.info->sass, cc)) gaps.push_back(fmt::format("{} carries no SASS for {} ({} promises it)", s.path, cc.sm(), promised.str()));
+    for (const auto& cc : promised.ptx)
+      if (!carries(s.info->ptx, cc))
+        gaps.push_back(fmt::format("{} carries no PTX for {} ({} promises it: newer GPUs cannot JIT it)", s.path, cc.compute(), promised.str()));
+  }
+  return gaps;
+}
+
 std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version& driver) {
   std::vector<std::string> why;
   for (const auto& g : v.gpus) {

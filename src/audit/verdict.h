@@ -72,6 +72,15 @@ ImageVerdict judge(const Components& comp, const std::vector<FatbinScan>& scans,
 LibraryVerdict judge_library(const std::string& path, const FatbinInfo& info, const GpuTarget& gpu,
                              const catalog::CudaRelease* runtime, const catalog::Catalog& c);
 
+// Where an image's device code breaks the promise of its arch list (the
+// plan's, which kiln writes into the io.kiln.arch_list label): every library
+// with device code must run on each promised capability, through SASS or
+// PTX; the framework library that is built for exactly that list
+// (libtorch_cuda.so) must also carry SASS for each entry and PTX for each
+// +PTX entry. One line per broken promise, naming the library. Unreadable
+// libraries count as breaking it.
+std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans, const ArchList& promised);
+
 // Does an image with this verdict run on `driver`? Reasons it does not.
 std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version& driver);
 

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "audit/components.h"
+#include "audit/verdict.h"
 #include "render/render.h"
 #include "util/cc.h"
 #include "util/version.h"
@@ -41,6 +42,10 @@ void check_config(const plan::Combo& c, const plan::Plan& p, const engine::Image
     std::string have = it == info.labels.end() ? "" : it->second;
     if (have != *want) f.problem(fmt::format("label {} is \"{}\", the plan says \"{}\"", key, have, *want));
   }
+  auto arch_it = info.labels.find("io.kiln.arch_list");
+  const std::string arch_label = arch_it == info.labels.end() ? "" : arch_it->second;
+  if (arch_label != c.arch.str())
+    f.problem(fmt::format("label io.kiln.arch_list is \"{}\", the plan says \"{}\"", arch_label, c.arch.str()));
   if (info.user != p.user) f.problem(fmt::format("the image runs as \"{}\", the plan says \"{}\"", info.user, p.user));
   f.detail["user"] = info.user;
 }
@@ -67,7 +72,24 @@ void expect(const char* what, const std::string& planned, const std::vector<audi
   f.problem(fmt::format("the plan promises {} {}, the image has {} ({})", what, planned, found[0].version, found[0].path));
 }
 
+// The device code the image carries, read from its fat binaries, against
+// the arch list it promises (the label equals the plan's, checked above).
+void check_device_code(const plan::Combo& c, const image::ImageFs& fs, Findings& f) {
+  const auto scans = audit::scan_image_binaries(fs, audit::looks_like_cuda_library);
+  nlohmann::json libs = nlohmann::json::array();
+  for (const auto& s : scans) {
+    if (!s.info || !s.info->has_device_code()) continue;
+    nlohmann::json l = {{"path", s.path}, {"sass", nlohmann::json::array()}, {"ptx", nlohmann::json::array()}};
+    for (const auto& a : s.info->sass) l["sass"].push_back(a.sass_name());
+    for (const auto& a : s.info->ptx) l["ptx"].push_back(a.ptx_name());
+    libs.push_back(std::move(l));
+  }
+  f.detail["device_code"] = {{"promised", c.arch.str()}, {"libraries", std::move(libs)}};
+  for (auto& gap : audit::arch_promise_gaps(scans, c.arch)) f.problem(std::move(gap));
+}
+
 void check_contents(const plan::Combo& c, const image::ImageFs& fs, Findings& f) {
+  check_device_code(c, fs, f);
   audit::Components comp = audit::detect_components(fs);
   expect("CUDA runtime", c.versions.cuda, comp.cuda_runtime, 2, f);
   expect("NCCL", c.versions.nccl, comp.nccl, 3, f);

@@ -144,3 +144,36 @@ TEST_CASE("where the CUDA runtime version comes from", "[audit][verdict]") {
   CHECK(no_code);
   CHECK_THROWS_AS(resolve_gpus({"Voodoo2"}, cat()), InputError);
 }
+
+TEST_CASE("an image's device code against the arch list it promises", "[audit][verdict]") {
+  const ArchList offline = *ArchList::parse("7.5;9.0+PTX");
+  // NVIDIA's libraries keep their own lists: serving each capability is enough.
+  CHECK(arch_promise_gaps({lib("usr/lib/libcublasLt.so.12", {{5, 0, 0}, {7, 5, 0}, {8, 0, 0}, {9, 0, 0}}, {{9, 0, 0}}),
+                           lib("usr/lib/libnccl.so.2", {{7, 0, 0}, {8, 0, 0}, {9, 0, 0}}, {}),  // sm_70 serves 7.5
+                           lib("usr/lib/libcudart.so.12", {}, {})},
+                          offline)
+            .empty());
+  const auto one = arch_promise_gaps({lib("libk.so", {{8, 0, 0}}, {{8, 0, 0}}), {"libbad.so", std::nullopt, "truncated"}}, offline);
+  REQUIRE(one.size() == 2);
+  CHECK(one[0] == "libk.so cannot run on 7.5: no SASS for sm_75 and PTX only for compute_80");
+  CHECK_THAT(one[1], Catch::StartsWith("libbad.so: fat binary unreadable (truncated)"));
+
+  // PyTorch 2.11.0+cu130 as audited on the GPU host (bench/results/gpu-audit-
+  // check-2026-11-29-NVIDIA-H200.txt) against the catalog's arch list for it.
+  const ArchList torch = *ArchList::parse("7.5;8.0;8.6;9.0;10.0;12.0+PTX");
+  const std::vector<FatbinScan> wheel = {
+      lib("torch/lib/libtorch_cuda.so",
+          {{7, 5, 0}, {8, 0, 0}, {8, 6, 0}, {8, 9, 0}, {9, 0, 0}, {9, 0, 'a'}, {10, 0, 0}, {10, 0, 'a'}, {10, 3, 'a'}, {12, 0, 0},
+           {12, 0, 'a'}, {12, 1, 'a'}},
+          {}),
+      lib("torch/lib/libtorch_cuda_linalg.so", {{8, 0, 0}, {8, 6, 0}, {9, 0, 0}, {10, 0, 0}, {12, 0, 0}}, {}),
+  };
+  CHECK(arch_promise_gaps(wheel, torch) ==
+        std::vector<std::string>{
+            "torch/lib/libtorch_cuda.so carries no PTX for compute_120 (7.5;8.0;8.6;9.0;10.0;12.0+PTX promises it: newer GPUs "
+            "cannot JIT it)",
+            "torch/lib/libtorch_cuda_linalg.so cannot run on 7.5: no SASS for sm_75 and no PTX"});
+  // The framework library must carry each entry's own SASS, not only a compatible one.
+  const auto narrow = arch_promise_gaps({lib("libtorch_cuda.so", {{8, 0, 0}}, {})}, *ArchList::parse("8.0;8.6"));
+  CHECK(narrow == std::vector<std::string>{"libtorch_cuda.so carries no SASS for sm_86 (8.0;8.6 promises it)"});
+}
