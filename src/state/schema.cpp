@@ -120,8 +120,16 @@ void check_header(const Connection& conn, const Header& h) {
 
 void open_schema(Connection& conn) {
   // The first read: a file that is not a database fails here, before kiln
-  // changes anything in it; so does a ledger from a newer kiln.
-  Header h = read_header(conn);
+  // changes anything in it; so does a ledger from a newer kiln. One read
+  // transaction for the three values: read one by one, another process's
+  // first migration could commit between them (no application_id yet, but
+  // its tables already there: "not a kiln state ledger").
+  Header h;
+  {
+    Transaction snapshot(conn, /*immediate=*/false);
+    h = read_header(conn);
+    snapshot.commit();
+  }
   check_header(conn, h);
 
   // An existing ledger is already in WAL mode (it is persistent), and asking
