@@ -3,7 +3,11 @@
 // migration runs in the same IMMEDIATE transaction that bumps the version,
 // so a crash mid-migration leaves the old schema intact. docs/state.md
 // explains every table.
+#include <sqlite3.h>
+
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "state/internal.h"
 
@@ -116,6 +120,26 @@ void check_header(const Connection& conn, const Header& h) {
                       std::to_string(h.version));
 }
 
+// The switch needs the file to itself, and SQLite answers SQLITE_BUSY at
+// once, without its busy handler, while another process has it open to
+// read (it would deadlock waiting): so retry within the busy timeout. Another
+// kiln opening the same new ledger may switch it meanwhile; then it is WAL.
+std::string switch_to_wal(Connection& conn) {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + std::chrono::milliseconds(conn.busy_timeout_ms());
+  for (;;) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(conn.handle(), "PRAGMA journal_mode = WAL", -1, &stmt, nullptr);
+    std::string mode;
+    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) mode = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_ROW) return mode;
+    if ((rc & 0xff) != SQLITE_BUSY || clock::now() > deadline)
+      throw LedgerError(conn.path() + ": cannot switch the state ledger to WAL journal mode: " + sqlite3_errstr(rc));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 }  // namespace
 
 void open_schema(Connection& conn) {
@@ -140,8 +164,7 @@ void open_schema(Connection& conn) {
     mode = q.step() ? q.column_text(0) : "";
   }
   if (mode != "wal" && mode != "memory") {
-    auto q = conn.query("PRAGMA journal_mode = WAL");
-    mode = q.step() ? q.column_text(0) : "";
+    mode = switch_to_wal(conn);
     if (mode != "wal")
       throw LedgerError(conn.path() + ": cannot switch the state ledger to WAL journal mode (got '" + mode +
                         "'); its file system must support shared memory (not NFS): use a local path");

@@ -1,3 +1,4 @@
+#include <cstring>
 #include "state/sqlite.h"
 
 #include <sqlite3.h>
@@ -117,7 +118,9 @@ bool Query::step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  conn_.fail(rc, "query failed");
+  const char* sql = sqlite3_sql(stmt_);
+  std::string what = sql ? std::string(sql).substr(0, 60) : std::string("?");
+  conn_.fail(rc, "query failed (" + what + (sql && std::strlen(sql) > 60 ? "...)" : ")"));
 }
 
 void Query::run() {

@@ -55,6 +55,7 @@ class Connection {
 
   const std::string& path() const { return path_; }
   sqlite3* handle() const { return db_; }
+  int busy_timeout_ms() const { return busy_timeout_ms_; }
 
   // `sql` must be a string literal (it keys the statement cache).
   Query query(const char* sql);
