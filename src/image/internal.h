@@ -79,8 +79,9 @@ class RegionHasher {
 using MemberFn = std::function<void(archive* a, archive_entry* e, std::size_t member, const std::optional<FileRegion>& body)>;
 // Walks one layer tar (`where` prefixes errors) (any compression libarchive
 // reads). A layer that lies in a file (`region`) is read with seeks over the
-// bodies nobody reads. With `verify`, the raw bytes' digest (from `hashed`,
-// else hashed while reading) is compared with layer.digest, else with
+// bodies nobody reads. With `verify`, the raw bytes' digest (from
+// walk.hasher when it has this layer, else hashed while streaming) is
+// compared with layer.digest, else with
 // `diff_id` when the layer turns out to be uncompressed. Returns whether a
 // digest was checked. `stop` ends the walk early (no verification then).
 struct LayerWalk {

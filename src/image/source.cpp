@@ -30,20 +30,25 @@ class TarMemberStream : public ByteStream {
   std::string what_;
 };
 
+std::shared_ptr<const FileHandle> open_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ImageError(path.string() + ": " + std::strerror(errno));
+  return std::make_shared<const FileHandle>(fd);
+}
+
 class FileStream : public ByteStream {
  public:
-  FileStream(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
-  ~FileStream() override { ::close(fd_); }
+  FileStream(std::shared_ptr<const FileHandle> file, std::string what) : file_(std::move(file)), what_(std::move(what)) {}
   std::size_t read(std::byte* buf, std::size_t n) override {
     for (;;) {
-      const ssize_t r = ::read(fd_, buf, n);
+      const ssize_t r = ::read(file_->fd(), buf, n);
       if (r >= 0) return static_cast<std::size_t>(r);
       if (errno != EINTR) throw ImageError(what_ + ": " + std::strerror(errno));
     }
   }
 
  private:
-  int fd_;
+  std::shared_ptr<const FileHandle> file_;
   std::string what_;
 };
 
@@ -123,12 +128,6 @@ class TarSource : public BlobSource {
     names_ = std::move(names);
   }
 
-  static std::shared_ptr<const FileHandle> open_file(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw ImageError(path.string() + ": " + std::strerror(errno));
-    return std::make_shared<const FileHandle>(fd);
-  }
-
   std::filesystem::path path_;
   std::shared_ptr<const std::string> owned_;  // declared before bytes_, which points into it
   std::span<const std::byte> bytes_;
@@ -152,18 +151,13 @@ class DirSource : public BlobSource {
 
   std::unique_ptr<ByteStream> open(const std::string& name) override {
     const auto p = path_of(name);
-    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw ImageError(p.string() + ": " + std::strerror(errno));
-    return std::make_unique<FileStream>(fd, p.string());
+    return std::make_unique<FileStream>(open_file(p), p.string());
   }
 
   std::optional<FileRegion> region(const std::string& name) override {
-    const auto p = path_of(name);
-    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw ImageError(p.string() + ": " + std::strerror(errno));
-    auto file = std::make_shared<const FileHandle>(fd);
+    auto file = open_file(path_of(name));
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    if (::fstat(file->fd(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
     return FileRegion{std::move(file), 0, static_cast<std::uint64_t>(st.st_size)};
   }
 
