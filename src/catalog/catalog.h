@@ -30,6 +30,7 @@ struct CudaRelease {
   std::vector<ComputeCapability> deprecated_sass;
   std::vector<int> require_branches;  // NVIDIA_REQUIRE_CUDA brand alternatives
   bool require_inferred = false;
+  std::string require_cuda;
   Provenance provenance;
 
   bool can_target(const ComputeCapability& cc) const;
@@ -54,6 +55,7 @@ struct TorchBuild {
   Version cuda;
   Version cudnn;
   Version nccl;
+  std::optional<Version> cublas;
   ArchList arch;
   Provenance provenance;
 };
@@ -62,6 +64,7 @@ struct TorchRelease {
   Version version;
   std::vector<std::string> python;
   std::vector<TorchBuild> builds;
+  std::optional<Version> default_cuda;
   Provenance provenance;
   const TorchBuild* build_for(const Version& cuda) const;
   std::string cuda_list() const;  // "11.8, 12.4, 12.6"

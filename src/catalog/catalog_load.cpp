@@ -71,7 +71,7 @@ void load_cuda(Reader& r, const toml::table& doc, Catalog& c) {
   for (const toml::table* t : top.tables("cuda", true)) {
     auto f = r.fields(*t);
     f.only({"version", "full", "driver", "min_driver", "ptx_isa", "sass", "deprecated_sass", "require_branches",
-            "require_confidence", "source", "confidence", "note"});
+            "require_confidence", "require_cuda", "source", "confidence", "note"});
     CudaRelease rel;
     rel.version = r.version(f, "version");
     rel.full = r.version(f, "full");
@@ -82,6 +82,7 @@ void load_cuda(Reader& r, const toml::table& doc, Catalog& c) {
     rel.deprecated_sass = r.ccs(f, "deprecated_sass", false);
     for (int64_t b : f.integers("require_branches")) rel.require_branches.push_back(static_cast<int>(b));
     rel.require_inferred = f.str("require_confidence").value_or("") == "inferred";
+    rel.require_cuda = f.str("require_cuda").value_or("");
     rel.provenance = r.provenance(f);
     c.cuda.push_back(std::move(rel));
   }
@@ -121,11 +122,12 @@ void load_nccl(Reader& r, const toml::table& doc, Catalog& c) {
 
 TorchBuild load_torch_build(Reader& r, const toml::table& t) {
   auto f = r.fields(t);
-  f.only({"cuda", "cudnn", "nccl", "arch_list", "source", "confidence", "inferred", "note"});
+  f.only({"cuda", "cudnn", "nccl", "cublas", "arch_list", "source", "confidence", "inferred", "note"});
   TorchBuild b;
   b.cuda = r.version(f, "cuda");
   b.cudnn = r.version(f, "cudnn");
   b.nccl = r.version(f, "nccl");
+  if (f.raw().contains("cublas")) b.cublas = r.version(f, "cublas");
   if (auto text = f.str("arch_list", true)) {
     if (auto arch = ArchList::parse(*text)) b.arch = *arch;
     else f.error(f.where("arch_list"), fmt::format("bad arch list \"{}\"", *text));
@@ -139,10 +141,11 @@ void load_pytorch(Reader& r, const toml::table& doc, Catalog& c) {
   top.only({"pytorch"});
   for (const toml::table* t : top.tables("pytorch", true)) {
     auto f = r.fields(*t);
-    f.only({"version", "python", "build", "source", "confidence", "inferred", "note"});
+    f.only({"version", "python", "default_cuda", "build", "source", "confidence", "inferred", "note"});
     TorchRelease rel;
     rel.version = r.version(f, "version");
     rel.python = f.strings("python", true);
+    if (f.raw().contains("default_cuda")) rel.default_cuda = r.version(f, "default_cuda");
     rel.provenance = r.provenance(f);
     for (const toml::table* bt : f.tables("build", true)) rel.builds.push_back(load_torch_build(r, *bt));
     c.pytorch.push_back(std::move(rel));
