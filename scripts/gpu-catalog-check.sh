@@ -5,8 +5,10 @@
 # binaries) against the catalog. Prints the table, and keeps the table and the
 # JSON in OUT_DIR (default bench/results).
 # Usage: scripts/gpu-catalog-check.sh [VENV_OR_SITE_PACKAGES] [OUT_DIR]
-# Env: KILN (the kiln binary; default build/src/cli/kiln, else kiln on PATH).
+# Env: KILN (the kiln binary; default build/src/cli/kiln, else kiln on PATH);
+# KILN_DATA_DIR (the recipes/ to check; default this checkout).
 set -uo pipefail
+export KILN_DATA_DIR=${KILN_DATA_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 venv=${1:-/opt/torch/.venv}
 out=${2:-bench/results}
 kiln=${KILN:-build/src/cli/kiln}

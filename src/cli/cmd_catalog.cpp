@@ -47,7 +47,12 @@ void print_table(const survey::Report& report, const CatalogCheckArgs& a, const 
       const std::string pad(wf + 2, ' ');
       if (!r->detail.empty()) std::cout << pad << r->detail << '\n';
       if ((r->catalog.size() > wc || r->artifact.size() > wa) && r->differs) {
-        std::cout << pad << "catalog:  " << r->catalog << '\n' << pad << "artifact: " << r->artifact << '\n';
+        // Whole values on their own lines, unless they are so long that
+        // the detail says it better (NVIDIA_REQUIRE_CUDA: 60 alternatives).
+        if (r->catalog.size() + r->artifact.size() < 400 || r->detail.empty())
+          std::cout << pad << "catalog:  " << r->catalog << '\n' << pad << "artifact: " << r->artifact << '\n';
+        else
+          std::cout << pad << "(the whole values: --format json)\n";
       }
       if (a.write && !r->written.empty()) std::cout << pad << (r->updated ? "written: " : "") << r->written << '\n';
     }

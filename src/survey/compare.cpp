@@ -1,6 +1,7 @@
 // Each artifact's facts next to the catalog's: one Row per fact, and a
 // Change wherever the artifact can correct the catalog (write.cpp applies it).
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include <fmt/format.h>
@@ -225,7 +226,7 @@ void compare_torch(const catalog::Catalog& cat, const TorchArtifact& a, const st
       }
     }
     if (!a.arch_specific.empty())
-      info(report, head + ": arch-specific SASS beside the arch list", cc_list(a.arch_specific), a.label + ": " + a.arch_file);
+      info(report, head + ": code for a few kernels only, outside the arch list", join(a.arch_specific, " "), a.label + ": " + a.arch_file);
   }
 
   // Python versions the artifact was built for (the wheel tag, the venv's lib/pythonX.Y).
@@ -400,6 +401,52 @@ void compare_redistrib(const catalog::Catalog& cat, const Redistrib& r, const st
   if (!ch.rows.empty()) report.changes.push_back(std::move(ch));
 }
 
+namespace {
+
+// What differs between two NVIDIA_REQUIRE_CUDA strings, said briefly: by
+// brand and by driver branch where every alternative is
+// brand=B,driver>=R,driver<R+1 (NVIDIA's form), else alternative by alternative.
+std::string require_difference(const std::vector<std::string>& cat, const std::vector<std::string>& art) {
+  auto pairs = [](const std::vector<std::string>& words, std::set<std::string>& brands, std::set<int>& branches,
+                  std::set<std::string>& head) {
+    for (const auto& w : words) {
+      int branch = 0, next = 0;
+      char brand[64] = "";
+      if (std::sscanf(w.c_str(), "brand=%63[^,],driver>=%d,driver<%d", brand, &branch, &next) == 3) {
+        brands.insert(brand);
+        branches.insert(branch);
+      } else {
+        head.insert(w);
+      }
+    }
+  };
+  std::set<std::string> cb, ab, ch, ah;
+  std::set<int> cr, ar;
+  pairs(cat, cb, cr, ch);
+  pairs(art, ab, ar, ah);
+  std::vector<std::string> parts;
+  auto only = [&](const char* what, const auto& x, const auto& y) {
+    std::vector<std::string> out;
+    for (const auto& v : x)
+      if (!y.count(v)) out.push_back(fmt::format("{}", v));
+    if (!out.empty()) parts.push_back(fmt::format("{}: {}", what, join(out, " ")));
+  };
+  only("brands only in the catalog", cb, ab);
+  only("brands only in the Dockerfile", ab, cb);
+  only("branches only in the catalog", cr, ar);
+  only("branches only in the Dockerfile", ar, cr);
+  only("only in the catalog", ch, ah);
+  only("only in the Dockerfile", ah, ch);
+  if (parts.empty()) {
+    std::set<std::string> sc(cat.begin(), cat.end()), sa(art.begin(), art.end());
+    only("alternatives only in the catalog", sc, sa);
+    only("alternatives only in the Dockerfile", sa, sc);
+  }
+  return parts.empty() ? "same alternatives, another order" : join(parts, "; ");
+}
+
+}  // namespace
+
 void compare_dockerfile(const catalog::Catalog& cat, const DockerfileFacts& d, const std::string& source,
                         const std::string& sha, Report& report) {
   std::optional<Version> version = Version::parse(d.cuda_version);
@@ -440,20 +487,9 @@ void compare_dockerfile(const catalog::Catalog& cat, const DockerfileFacts& d, c
     return out;
   };
   auto a = words(mine), b = words(d.require_cuda);
-  std::set<std::string> sa(a.begin(), a.end()), sb(b.begin(), b.end());
   Row row{head + ": NVIDIA_REQUIRE_CUDA", mine, d.require_cuda, src + ": ENV NVIDIA_REQUIRE_CUDA"};
   row.differs = a != b;
-  if (row.differs) {
-    std::vector<std::string> only_cat, only_art;
-    for (const auto& w : a)
-      if (!sb.count(w)) only_cat.push_back(w);
-    for (const auto& w : b)
-      if (!sa.count(w)) only_art.push_back(w);
-    std::vector<std::string> parts;
-    if (!only_cat.empty()) parts.push_back("only in the catalog: " + join(only_cat, " "));
-    if (!only_art.empty()) parts.push_back("only in the Dockerfile: " + join(only_art, " "));
-    row.detail = parts.empty() ? "same alternatives, another order" : join(parts, "; ");
-  }
+  if (row.differs) row.detail = require_difference(a, b);
   size_t i = add(report, std::move(row));
   if (report.rows[i].differs) {
     Change ch;

@@ -77,7 +77,7 @@ struct TorchArtifact {
   bool arch_read = false;
   std::string arch_file;  // where it was read, or why not
   ArchList arch;          // portable SASS and PTX
-  std::vector<ComputeCapability> arch_specific;  // sm_90a-style extras beside their portable SASS
+  std::vector<std::string> arch_specific;    // SASS/PTX of a few kernels only (sm_89, sm_90a beside the list)
 };
 TorchArtifact read_wheel(const std::string& path);
 TorchArtifact read_site_packages(const std::string& dir);

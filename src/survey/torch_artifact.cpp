@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include <fmt/format.h>
@@ -41,29 +42,27 @@ bool is_torch_metadata(std::string_view path) {
 
 ComputeCapability cc_of(const audit::Arch& a) { return {a.major, a.minor, a.variant}; }
 
-// Portable SASS and PTX form the arch list; arch-specific variants (sm_90a,
-// sm_100a) that sit beside portable SASS of the same capability are kernels
-// torch adds for Hopper/Blackwell features, not TORCH_CUDA_ARCH_LIST entries.
-void add_arch(TorchArtifact& t, const audit::FatbinInfo& info) {
-  auto has_portable = [](const std::vector<audit::Arch>& list, const audit::Arch& a) {
-    return std::any_of(list.begin(), list.end(), [&](const audit::Arch& b) {
-      return b.variant == 0 && b.major == a.major && b.minor == a.minor;
-    });
-  };
-  auto add = [](std::vector<ComputeCapability>& to, ComputeCapability cc) {
-    if (std::find(to.begin(), to.end(), cc) == to.end()) to.push_back(cc);
-  };
-  for (const auto& a : info.sass) {
-    if (a.variant && has_portable(info.sass, a)) add(t.arch_specific, cc_of(a));
-    else add(t.arch.sass, cc_of(a));
-  }
-  for (const auto& a : info.ptx) {
-    if (a.variant && has_portable(info.ptx, a)) add(t.arch_specific, cc_of(a));
-    else add(t.arch.ptx, cc_of(a));
+// TORCH_CUDA_ARCH_LIST applies to every .cu file torch compiles, so its
+// entries sit in (nearly) every fat binary of libtorch_cuda.so; a few files
+// add kernels for single architectures on top (FP8/attention kernels for
+// sm_89, sm_90a, sm_100a...). Measured on torch 2.11.0+cu130 (cuobjdump
+// --list-elf): sm_75/80/86/90/100/120 in 444 fat binaries each, sm_100a and
+// sm_103a in 59, sm_90a in 4, sm_89, sm_120a and sm_121a in 1 — and
+// torch.cuda.get_arch_list() names the six. So an architecture belongs to
+// the list when it is in at least half as many fat binaries as the most
+// common one; the others are reported apart.
+void add_arch(TorchArtifact& t, const std::vector<audit::FatbinEntry>& entries) {
+  std::map<std::pair<audit::EntryKind, audit::Arch>, size_t> count;
+  size_t most = 0;
+  for (const auto& e : entries)
+    if (e.counted) most = std::max(most, ++count[{e.kind, e.arch}]);
+  for (const auto& [key, n] : count) {
+    const auto& [kind, arch] = key;
+    if (2 * n < most) t.arch_specific.push_back(kind == audit::EntryKind::ptx ? arch.ptx_name() : arch.sass_name());
+    else (kind == audit::EntryKind::ptx ? t.arch.ptx : t.arch.sass).push_back(cc_of(arch));
   }
   std::sort(t.arch.sass.begin(), t.arch.sass.end());
   std::sort(t.arch.ptx.begin(), t.arch.ptx.end());
-  std::sort(t.arch_specific.begin(), t.arch_specific.end());
   t.arch_read = true;
 }
 
@@ -169,7 +168,7 @@ TorchArtifact read_wheel(const std::string& path) {
     throw InputError(Location{path, 0, 0}, fmt::format("not a wheel (zip): {}", archive_error_string(a.get())));
   archive_entry* e = nullptr;
   std::vector<std::string> cuda_libs;
-  audit::FatbinInfo merged;
+  std::vector<audit::FatbinEntry> entries;
   int r;
   while ((r = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK) {
     std::string name = archive_entry_pathname(e);
@@ -179,15 +178,14 @@ TorchArtifact read_wheel(const std::string& path) {
       t.metadata = parse_metadata(read_entry_text(a.get(), path, name));
     } else if (is_torch_cuda_library(name)) {
       audit::FatbinInfo info = read_entry_fatbin(a.get(), path, name);
-      merged.sass.insert(merged.sass.end(), info.sass.begin(), info.sass.end());
-      merged.ptx.insert(merged.ptx.end(), info.ptx.begin(), info.ptx.end());
+      entries.insert(entries.end(), info.entries.begin(), info.entries.end());
       cuda_libs.push_back(name);
     }
   }
   if (r != ARCHIVE_EOF) throw InputError(Location{path, 0, 0}, fmt::format("not a wheel (zip): {}", archive_error_string(a.get())));
   require_version_py(t);
   if (!cuda_libs.empty()) {
-    add_arch(t, merged);
+    add_arch(t, entries);
     t.arch_file = join(cuda_libs, ", ");
   } else {
     t.arch_file = "no torch/lib/libtorch_cuda.so in the wheel";
@@ -222,21 +220,20 @@ TorchArtifact read_site_packages(const std::string& dir_text) {
     }
   }
   std::vector<std::string> libs;
-  audit::FatbinInfo merged;
+  std::vector<audit::FatbinEntry> entries;
   for (const char* lib : {"libtorch_cuda.so", "libtorch_cuda_cu.so", "libtorch_cuda_cpp.so"}) {
     fs::path p = dir / "torch" / "lib" / lib;
     if (!fs::exists(p)) continue;
     try {
       audit::FatbinInfo info = audit::read_fatbin_file(p);
-      merged.sass.insert(merged.sass.end(), info.sass.begin(), info.sass.end());
-      merged.ptx.insert(merged.ptx.end(), info.ptx.begin(), info.ptx.end());
+      entries.insert(entries.end(), info.entries.begin(), info.entries.end());
     } catch (const audit::FatbinError& e) {
       throw InputError(Location{p.string(), 0, 0}, e.what());
     }
     libs.push_back(p.string());
   }
   if (!libs.empty()) {
-    add_arch(t, merged);
+    add_arch(t, entries);
     t.arch_file = join(libs, ", ");
   } else {
     t.arch_file = "no torch/lib/libtorch_cuda.so installed";

@@ -10,14 +10,17 @@ wheel (WHEEL, RECORD). The library is any nvcc-built shared object.
 import base64, hashlib, os, sys, zipfile
 
 
-def files(version, cuda, lib, reqs):
-    meta = ["Metadata-Version: 2.4", "Name: torch", f"Version: {version}",
+def files(version, cuda, lib, reqs, site=False):
+    # PyPI's own CUDA build installs as torch-2.11.0.dist-info, Version 2.11.0
+    # (no local part), while torch/version.py still says 2.11.0+cu130.
+    dist_version = version.split("+")[0] if site else version
+    meta = ["Metadata-Version: 2.4", "Name: torch", f"Version: {dist_version}",
             "Summary: Tensors and Dynamic neural networks in Python with strong GPU acceleration",
             "Requires-Python: >=3.10", "Requires-Dist: filelock", "Requires-Dist: typing-extensions>=4.10.0"]
     meta += [f"Requires-Dist: {r}" for r in reqs]
     meta += ['Requires-Dist: opt-einsum>=3.3; extra == "opt-einsum"', "", "PyTorch long description (not headers)",
              "Requires-Dist: not-a-header==1.0", ""]
-    dist = f"torch-{version}.dist-info"
+    dist = f"torch-{dist_version}.dist-info"
     out = {
         "torch/__init__.py": b"",
         "torch/version.py": (f"from typing import Optional\n\n__all__ = ['__version__', 'debug', 'cuda', 'git_version', 'hip']\n"
@@ -46,7 +49,7 @@ def main():
     if "--installed" in rest:
         i = rest.index("--installed")
         rest, installed = rest[:i], rest[i + 1:]
-    dist, out = files(version, cuda, lib, rest)
+    dist, out = files(version, cuda, lib, rest, site=(mode == "site"))
     out[f"{dist}/RECORD"] = record(dist, out)
     if mode == "wheel":
         path = os.path.join(where, f"torch-{version}-cp312-cp312-manylinux_2_28_x86_64.whl")

@@ -69,16 +69,17 @@ check "Dockerfile: the x86_64 stage's NVIDIA_REQUIRE_CUDA" json_assert "$tmp/d.j
   "'brand=cloudgaming,driver>=575,driver<576' in r['CUDA 13.0: NVIDIA_REQUIRE_CUDA']['artifact'] and not r['CUDA 13.0: NVIDIA_REQUIRE_CUDA']['differs']"
 
 # --- a document that differs, then --write ------------------------------------
-sed -i '/^require_cuda = /d' "$tmp/kiln/recipes/catalog/cuda.toml"
+sed -i 's/^require_cuda = .*/require_cuda = "cuda>=13.0 brand=tesla,driver>=535,driver<536"/' "$tmp/kiln/recipes/catalog/cuda.toml"
 K --dockerfile "$data/Dockerfile.13.0.2-base-ubuntu24.04" >"$tmp/d.txt"
-check "Dockerfile vs branches x brands: exit 1" test $? -eq 1
-check "Dockerfile: what differs named" grep -q "only in the Dockerfile: .*brand=cloudgaming" "$tmp/d.txt"
+check "Dockerfile vs an older string: exit 1" test $? -eq 1
+check "Dockerfile: the brands that differ named" grep -q "brands only in the Dockerfile: cloudgaming grid nvidia nvidiartx quadro quadrortx unknown vapps vcs vpc vws" "$tmp/d.txt"
+check "Dockerfile: the branches that differ named" grep -q "branches only in the Dockerfile: 550 565 570 575" "$tmp/d.txt"
 K --dockerfile "$data/Dockerfile.13.0.2-base-ubuntu24.04" --write >"$tmp/d.txt"
 check "Dockerfile --write: exit 0" test $? -eq 0
 K --dockerfile "$data/Dockerfile.13.0.2-base-ubuntu24.04" >/dev/null
 check "Dockerfile after --write: no difference" test $? -eq 0
-check "cuda.toml: require_cuda written after require_branches" \
-  python3 -c "import sys; t=open(sys.argv[1]).read().split('\n'); i=[n for n,l in enumerate(t) if l.startswith('require_cuda')]; sys.exit(0 if len(i)==1 and t[i[0]-1].startswith('require_branches') else 1)" "$tmp/kiln/recipes/catalog/cuda.toml"
+check "cuda.toml: require_cuda replaced in place, its comment above it" \
+  python3 -c "import sys; t=open(sys.argv[1]).read().split('\n'); i=[n for n,l in enumerate(t) if l.startswith('require_cuda')]; sys.exit(0 if len(i)==1 and t[i[0]-1]=='# NVIDIA\'s string, as the 13.0.2 base Dockerfile sets it.' and 'cloudgaming,driver>=575' in t[i[0]] else 1)" "$tmp/kiln/recipes/catalog/cuda.toml"
 check "cuda.toml: comments kept" grep -q "^full = \"13.0.2\"   # the update the fixtures describe" "$tmp/kiln/recipes/catalog/cuda.toml"
 check "sources.toml: the Dockerfile recorded" grep -q '^"dockerfile:Dockerfile.13.0.2-base-ubuntu24.04 sha256:' "$tmp/kiln/recipes/catalog/sources.toml"
 
@@ -124,6 +125,19 @@ else
   "$nvcc" -shared -Xcompiler -fPIC -gencode arch=compute_75,code=sm_75 "-gencode=arch=compute_90,code=[sm_90,compute_90]" \
     -o "$tmp/lib_diff.so" "$kernel"
   check "nvcc: sm_75 sm_90 + PTX 9.0" test $? -eq 0
+  # Like libtorch_cuda.so: the arch list in every fat binary, a few kernels
+  # for single architectures on top (there: sm_89, sm_90a, sm_100a...).
+  objs=()
+  for n in a b c; do
+    printf '__global__ void k_%s(float* x) { x[threadIdx.x] += 1.0f; }\n' "$n" >"$tmp/$n.cu"
+    # shellcheck disable=SC2046
+    "$nvcc" -c -Xcompiler -fPIC $(gencode 75 90) -o "$tmp/$n.o" "$tmp/$n.cu" && objs+=("$tmp/$n.o")
+  done
+  printf '__global__ void only_some(float* x) { x[0] = 0.0f; }\n' >"$tmp/extra.cu"
+  "$nvcc" -c -Xcompiler -fPIC -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90a,code=sm_90a \
+    -o "$tmp/extra.o" "$tmp/extra.cu" && objs+=("$tmp/extra.o")
+  "$nvcc" -shared -o "$tmp/lib_extra.so" "${objs[@]}"
+  check "nvcc: 3 objects for the list, 1 with extra kernels" test $? -eq 0
   mkdir -p "$tmp/wheels"
   toolkit='cuda-toolkit[cublas,cudart,cufft,cufile,cupti,curand,cusolver,cusparse,nvjitlink,nvrtc,nvtx]==13.0.2'
   match=$(python3 tests/survey/make_wheel.py wheel "$tmp/wheels" 2.11.0+cu130 13.0 "$tmp/lib_match.so" "$toolkit" \
@@ -136,6 +150,12 @@ else
   K --wheel "$match" --format json >"$tmp/w.json"
   check "matching wheel without the redistrib: cuBLAS not stated, exit 0" json_assert "$tmp/w.json" \
     "j['differences']==0 and not r['pytorch 2.11.0 CUDA 13.0: cublas']['compared'] and 'cuda-toolkit==13.0.2' in r['pytorch 2.11.0 CUDA 13.0: cublas']['source']"
+
+  mkdir -p "$tmp/extra"
+  extra=$(python3 tests/survey/make_wheel.py wheel "$tmp/extra" 2.11.0+cu130 13.0 "$tmp/lib_extra.so" 'nvidia-cudnn-cu13==9.19.0.56')
+  K --wheel "$extra" --format json >"$tmp/x.json"
+  check "kernels for a few archs are not the arch list" json_assert "$tmp/x.json" \
+    "r['pytorch 2.11.0 CUDA 13.0: arch_list']['artifact']=='7.5;9.0' and r['pytorch 2.11.0 CUDA 13.0: code for a few kernels only, outside the arch list']['artifact']=='sm_89 sm_90a'"
 
   # An installed torch (a venv's lib/python3.12/site-packages) with its nvidia-* dist-infos.
   site=$(python3 tests/survey/make_wheel.py site "$tmp/venv" 2.11.0+cu130 13.0 "$tmp/lib_match.so" "$toolkit" \
