@@ -272,6 +272,10 @@ void compare_index(const catalog::Catalog& cat, const IndexPage& page, Report& r
       continue;
     }
     auto cuda = cuda_of_local(tv->local);
+    // PyPI's own page (pypi.org/simple/torch/) carries no local version: its
+    // Linux wheels are each release's default CUDA build. They count under
+    // an empty CUDA: releases compared, builds not.
+    if (!cuda && tv->local.empty() && f.wheel.platform.find("linux") != std::string::npos) cuda = Version();
     if (!cuda) {
       ++no_cuda;
       continue;
@@ -288,10 +292,10 @@ void compare_index(const catalog::Catalog& cat, const IndexPage& page, Report& r
       p.python.insert(py);
   }
   if (no_cuda || prerelease || yanked)
-    report.notes.push_back(fmt::format("{}: left out {} wheel(s) without a +cuNNN local version, {} pre-release(s), {} yanked",
+    report.notes.push_back(fmt::format("{}: left out {} wheel(s) of no CUDA build (+cpu, +rocm, or no local version off Linux), {} pre-release(s), {} yanked",
                                        page.source, no_cuda, prerelease, yanked));
   if (by_cuda.empty())
-    throw InputError(Location{page.source, 0, 0}, "the index lists no torch wheel of a CUDA build (torch-X.Y.Z+cuNNN-...whl)");
+    throw InputError(Location{page.source, 0, 0}, "the index lists no torch wheel of a CUDA build (torch-X.Y.Z+cuNNN-...whl, or PyPI's Linux wheels)");
 
   Version oldest_series;
   for (const auto& r : cat.pytorch)
@@ -300,11 +304,13 @@ void compare_index(const catalog::Catalog& cat, const IndexPage& page, Report& r
 
   for (const auto& [cuda, releases] : by_cuda) {
     const std::string src = fmt::format("index {}", page.source);
+    const std::string build = cuda.empty() ? "default build" : "CUDA " + cuda.str();
+    auto has_build = [&](const catalog::TorchRelease& rel) { return cuda.empty() || rel.build_for(cuda); };
     // Every release the catalog says has this CUDA build must be on the index.
     for (const auto& rel : cat.pytorch) {
-      if (!rel.build_for(cuda)) continue;
+      if (!has_build(rel)) continue;
       auto it = releases.find(rel.version);
-      Row r{fmt::format("pytorch {} CUDA {}: published", rel.version.str(), cuda.str()), "published",
+      Row r{fmt::format("pytorch {} {}: published", rel.version.str(), build), "published",
             it == releases.end() ? "not listed" : fmt::format("published ({})", join({it->second.platforms.begin(), it->second.platforms.end()}, " ")),
             src};
       r.differs = it == releases.end();
@@ -312,7 +318,7 @@ void compare_index(const catalog::Catalog& cat, const IndexPage& page, Report& r
       add(report, std::move(r));
       if (it == releases.end() || it->second.python.empty()) continue;
       std::set<std::string> cat_py(rel.python.begin(), rel.python.end());
-      Row p{fmt::format("pytorch {} CUDA {}: python", rel.version.str(), cuda.str()), join(rel.python, " "),
+      Row p{fmt::format("pytorch {} {}: python", rel.version.str(), build), join(rel.python, " "),
             join({it->second.python.begin(), it->second.python.end()}, " "), src + " (linux x86_64 wheels)"};
       p.differs = cat_py != it->second.python;
       p.detail = python_difference(cat_py, it->second.python);
@@ -329,19 +335,19 @@ void compare_index(const catalog::Catalog& cat, const IndexPage& page, Report& r
     for (const auto& [series, v] : newest) {
       const catalog::TorchRelease* rel = newest_in_series(cat, series);
       if (!rel) {
-        Row r{fmt::format("pytorch {} CUDA {}: release", series.str(), cuda.str()), kNone, v.str() + " published", src};
+        Row r{fmt::format("pytorch {} {}: release", series.str(), build), kNone, v.str() + " published", src};
         r.differs = true;
         r.written = unwritable;
         add(report, std::move(r));
-      } else if (!rel->build_for(cuda)) {
-        Row r{fmt::format("pytorch {} CUDA {}: build", rel->version.str(), cuda.str()),
+      } else if (!has_build(*rel)) {
+        Row r{fmt::format("pytorch {} {}: build", rel->version.str(), build),
               fmt::format("(none; CUDA builds {})", rel->cuda_list()),
               (releases.count(rel->version) ? rel->version.str() : v.str()) + " published", src};
         r.differs = true;
         r.written = unwritable;
         add(report, std::move(r));
       } else if (rel->version < v) {
-        Row r{fmt::format("pytorch {} CUDA {}: newest patch", series.str(), cuda.str()), rel->version.str(), v.str(), src};
+        Row r{fmt::format("pytorch {} {}: newest patch", series.str(), build), rel->version.str(), v.str(), src};
         r.differs = true;
         r.written = unwritable;
         add(report, std::move(r));

@@ -35,7 +35,10 @@ Fetched fetch(const std::string& url_or_path, const std::string& accept) {
     try {
       resp = http.perform(req);
     } catch (const registry::Unreachable& e) {
-      throw InputError(Location{url_or_path, 0, 0}, fmt::format("cannot fetch: {}", e.what()));
+      // The transport speaks of registries; here it is any web server.
+      std::string why = e.what();
+      if (auto at = why.find("the registry at"); at != std::string::npos) why.replace(at, 12, "the server");
+      throw InputError(Location{url_or_path, 0, 0}, fmt::format("cannot fetch: {}", why));
     }
     if (resp.status >= 300 && resp.status < 400 && !resp.header("location").empty()) {
       url = registry::detail::resolve_url(url, resp.header("location"));

@@ -48,6 +48,24 @@ class TextEdits {
     return text_.substr(b, e - b);
   }
   char at(size_t i) const { return i < text_.size() ? text_[i] : '\0'; }
+  // Where a comment starts on the line that holds `pos` (before `pos`), outside strings; npos if none.
+  size_t comment_start(size_t pos) const {
+    size_t b = pos;
+    while (b > 0 && text_[b - 1] != '\n') --b;
+    char quote = 0;
+    for (size_t i = b; i < pos; ++i) {
+      const char c = text_[i];
+      if (quote) {
+        if (c == '\\' && quote == '"') ++i;
+        else if (c == quote) quote = 0;
+      } else if (c == '"' || c == '\'') {
+        quote = c;
+      } else if (c == '#') {
+        return i;
+      }
+    }
+    return std::string::npos;
+  }
   size_t size() const { return text_.size(); }
 
   void replace(size_t begin, size_t end, std::string with) {
@@ -59,7 +77,11 @@ class TextEdits {
       }
     edits_.push_back({begin, end, std::move(with), edits_.size()});
   }
-  void insert(size_t at, std::string text) { replace(at, at, std::move(text)); }
+  void insert(size_t at, std::string text) {
+    for (const auto& e : edits_)  // the same source appended twice (the same artifact given twice)
+      if (e.begin == at && e.end == at && e.text == text) return;
+    replace(at, at, std::move(text));
+  }
 
   std::string result() const {
     auto sorted = edits_;
@@ -146,7 +168,16 @@ void append_string(TextEdits& t, const toml::table& table, std::string_view key,
   if (close == 0) return;
   --close;  // at ']'
   size_t prev = close;
-  while (prev > 0 && (t.at(prev - 1) == ' ' || t.at(prev - 1) == '\n' || t.at(prev - 1) == '\r' || t.at(prev - 1) == '\t')) --prev;
+  auto skip_space = [&] {
+    while (prev > 0 && (t.at(prev - 1) == ' ' || t.at(prev - 1) == '\n' || t.at(prev - 1) == '\r' || t.at(prev - 1) == '\t')) --prev;
+  };
+  skip_space();
+  // A multi-line array whose last element carries a comment ("S6",  # why):
+  // the new element goes before the comment, not into it.
+  if (size_t comment = t.comment_start(prev); comment != std::string::npos) {
+    prev = comment;
+    skip_space();
+  }
   if (a->empty()) t.insert(close, toml_string(item));
   else if (t.at(prev - 1) == ',') t.insert(prev, " " + toml_string(item) + ",");  // a trailing comma stays trailing
   else t.insert(prev, ", " + toml_string(item));

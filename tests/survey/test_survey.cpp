@@ -194,6 +194,13 @@ TEST_CASE("index pages: releases the catalog lacks, and the reverse", "[survey]"
   CHECK_FALSE(find_row(r, "pytorch 2.8 CUDA 13.0: release"));  // older than the catalog's line-up
   CHECK(r.changes.empty());                                     // an index cannot say what a build bundles
 
+  // PyPI's own page: no local versions, the default builds.
+  Report pypi;
+  compare_index(cat, page({"torch-2.11.0-cp312-cp312-manylinux_2_28_x86_64.whl", "torch-2.11.0-cp312-cp312-win_amd64.whl",
+                           "torch-2.10.0-cp312-cp312-manylinux_2_28_x86_64.whl"}), pypi);
+  CHECK(find_row(pypi, "pytorch 2.9.1 default build: published")->differs);
+  CHECK_FALSE(find_row(pypi, "pytorch 2.11.0 default build: published")->differs);
+
   Report cu126;
   compare_index(cat, page({"torch-2.11.0+cu126-cp312-cp312-manylinux_2_28_x86_64.whl"}), cu126);
   CHECK(find_row(cu126, "pytorch 2.11.0 CUDA 12.6: build")->differs);
@@ -249,4 +256,27 @@ TEST_CASE("--write edits the TOML text in place: values, new keys, sources, comm
   const std::string sources_now = read_file(copy.file("sources.toml"));
   CHECK(write(copy.load(), again).empty());
   CHECK(read_file(copy.file("sources.toml")) == sources_now);
+}
+
+TEST_CASE("--write keeps a comment inside a multi-line source list", "[survey]") {
+  CatalogCopy copy;
+  std::string text = read_file(copy.file("cuda.toml"));
+  const std::string one_line = "source = [\"S1\", \"S2\", \"S3\", \"S10\", \"S11\"]";
+  const auto at = text.rfind(one_line);
+  REQUIRE(at != std::string::npos);
+  text.replace(at, one_line.size(), "source = [\n  \"S1\", \"S2\", \"S3\",\n  \"S10\", \"S11\"  # the Dockerfiles\n]");
+  text.replace(text.find("driver = \"580.95.05\""), 20, "driver = \"580.65.06\"");
+  write_file_atomic(copy.file("cuda.toml"), text);
+  catalog::Catalog cat = copy.load();
+  Inputs in;
+  in.redistribs = {kData + "redistrib_13.0.2.json", kData + "redistrib_13.0.2.json"};  // twice: recorded once
+  Report r = check(cat, in);
+  REQUIRE(r.differences() == 2);
+  write(cat, r);
+  const std::string after = read_file(copy.file("cuda.toml"));
+  const auto key = after.find("\"S11\", \"redistrib:redistrib_13.0.2.json sha256:");
+  CHECK(key != std::string::npos);
+  CHECK(after.find("  # the Dockerfiles\n]", key) != std::string::npos);
+  CHECK(after.find("redistrib:redistrib_13.0.2.json", key + 10) == std::string::npos);
+  CHECK(check(copy.load(), in).differences() == 0);
 }
