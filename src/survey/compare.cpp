@@ -83,6 +83,12 @@ Stated stated_library(const TorchArtifact& a, std::string_view base, std::string
   return {"", "no Requires-Dist pin"};
 }
 
+// Whether the catalog marks this field of the build unconfirmed.
+bool inferred(const catalog::TorchBuild& b, std::string_view field) {
+  const auto& f = b.provenance.inferred_fields;
+  return b.provenance.inferred && (f.empty() || std::find(f.begin(), f.end(), field) != f.end());
+}
+
 bool same_version(const std::string& a, const std::string& b) {
   auto va = Version::parse(a), vb = Version::parse(b);
   return va && vb ? *va == *vb : a == b;
@@ -202,6 +208,8 @@ void compare_torch(const catalog::Catalog& cat, const TorchArtifact& a, const st
       continue;
     }
     r.differs = !f.catalog || f.catalog->empty() || !same_version(f.catalog->str(), f.stated.value);
+    if (!r.differs && build && inferred(*build, f.key))
+      r.detail = fmt::format("the catalog marks {} inferred; the artifact confirms it", f.key);
     size_t i = add(report, std::move(r));
     if (report.rows[i].differs) {
       ch.set.emplace_back(f.key, toml_string(f.stated.value));
@@ -219,6 +227,7 @@ void compare_torch(const catalog::Catalog& cat, const TorchArtifact& a, const st
     } else {
       r.differs = !build || build->arch.sass != a.arch.sass || build->arch.ptx != a.arch.ptx;
       if (build && r.differs) r.detail = arch_difference(build->arch, a.arch);
+      else if (build && inferred(*build, "arch_list")) r.detail = "the catalog marks arch_list inferred; the artifact confirms it";
       size_t i = add(report, std::move(r));
       if (report.rows[i].differs) {
         ch.set.emplace_back("arch_list", toml_string(a.arch.str()));

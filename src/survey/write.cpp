@@ -3,6 +3,7 @@
 // points); the edits replace or insert text at those places, so comments,
 // order and layout survive (re-serialising the document would drop them).
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -300,7 +301,12 @@ void add_source(TextEdits& t, const std::string& key, const std::string& text) {
   if (!sources) throw InputError(Location{t.path(), 0, 0}, "no [sources] table to record the artifact in");
   if (sources->contains(key)) return;
   LastKey at = last_key(t, *sources);
-  t.insert(t.after_line(at.line), fmt::format("{}{} = {}\n", at.indent, toml_string(key), toml_string(text)));
+  // The day it was read: a catalog's facts age (issue 12, item 6).
+  const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
+  const std::chrono::year_month_day ymd{today};
+  const std::string dated = fmt::format("{}; read by kiln catalog check on {:04}-{:02}-{:02}", text, static_cast<int>(ymd.year()),
+                                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  t.insert(t.after_line(at.line), fmt::format("{}{} = {}\n", at.indent, toml_string(key), toml_string(dated)));
 }
 
 }  // namespace

@@ -202,6 +202,24 @@ EOF
   check "sources.toml: the wheel recorded" grep -q '^"wheel:torch-2.10.0+cu130-cp312-cp312-manylinux_2_28_x86_64.whl sha256:' \
     "$tmp/kiln/recipes/catalog/sources.toml"
 
+  # A build the catalog lacks, in the middle of the file: --write adds it
+  # after the release's last build, before the next release.
+  mkdir -p "$tmp/cu126"
+  b126=$(python3 tests/survey/make_wheel.py wheel "$tmp/cu126" 2.10.0+cu126 12.6 "$tmp/lib_diff.so" \
+    'nvidia-cudnn-cu12==9.10.2.21' 'nvidia-nccl-cu12==2.27.5' 'nvidia-cublas-cu12==12.6.4.1')
+  K --wheel "$b126" >"$tmp/b.txt"
+  check "missing build: exit 1" test $? -eq 1
+  check "missing build: said" grep -q "pytorch 2.10.0 CUDA 12.6: build .*(none; CUDA builds 12.9, 13.0)" "$tmp/b.txt"
+  K --wheel "$b126" --write >/dev/null
+  check "missing build --write: exit 0" test $? -eq 0
+  K --wheel "$b126" --wheel "$match" --wheel "$diff" --redistrib "$data/redistrib_13.0.2.json" >/dev/null
+  check "after adding a build, every wheel agrees" test $? -eq 0
+  check "the new build sits in 2.10.0, before 2.11.0" python3 -c "
+import sys, tomllib
+d = tomllib.load(open(sys.argv[1], 'rb'))
+r = {x['version']: [b['cuda'] for b in x['build']] for x in d['pytorch']}
+sys.exit(0 if r['2.10.0'] == ['12.9', '13.0', '12.6'] and r['2.11.0'] == ['12.9', '13.0'] else 1)" "$p"
+
   # A release the catalog lacks: --write adds it.
   new=$(python3 tests/survey/make_wheel.py wheel "$tmp/wheels" 2.12.0+cu130 13.0 "$tmp/lib_diff.so" \
     'nvidia-cudnn-cu13==9.19.0.56' 'nvidia-nccl-cu13==2.28.9' 'nvidia-cublas==13.1.0.3')
