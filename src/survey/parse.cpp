@@ -352,7 +352,9 @@ std::vector<PypiRelease> parse_pypi(std::string_view body, const std::string& so
       for (const auto& f : files) {
         if (!f.is_object()) continue;
         if (!(f.contains("yanked") && f["yanked"].is_boolean() && f["yanked"].get<bool>())) r.yanked = false;
-        std::string t = f.value("upload_time_iso_8601", f.value("upload_time", std::string()));
+        std::string t;
+        for (const char* key : {"upload_time_iso_8601", "upload_time"})
+          if (t.empty() && f.contains(key) && f[key].is_string()) t = f[key].get<std::string>();
         if (!t.empty() && (r.uploaded.empty() || t < r.uploaded)) r.uploaded = t;
       }
     }
