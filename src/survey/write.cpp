@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -319,43 +321,69 @@ std::size_t Report::differences() const {
 std::vector<std::string> write(const catalog::Catalog& cat, Report& report) {
   using detail::TextEdits;
   const std::string dir = cat.root + "/catalog/";
-  TextEdits pytorch(dir + "pytorch.toml"), cuda(dir + "cuda.toml"), sources(dir + "sources.toml");
-  std::vector<std::pair<std::string, std::string>> recorded;
-  std::vector<size_t> updated;
-  for (const Change& ch : report.changes) {
-    std::string why;
-    std::string did = ch.target == Change::Target::torch_build ? detail::apply_torch(pytorch, ch, why)
-                                                               : detail::apply_cuda(cuda, ch, why);
-    for (size_t i : ch.rows) report.rows[i].written = did.empty() ? why : did;
-    if (did.empty()) continue;
-    updated.insert(updated.end(), ch.rows.begin(), ch.rows.end());
-    detail::add_source(sources, ch.source_key, ch.source_text);
+  const std::vector<std::string> paths = {dir + "sources.toml", dir + "cuda.toml", dir + "pytorch.toml"};
+  std::map<std::string, std::string> originals;
+  for (const auto& p : paths) originals[p] = read_file(p);
+  auto restore = [&] {
+    for (const auto& [p, text] : originals) write_file_atomic(p, text);
+  };
+
+  // Edits are made against one parse of each file. Two changes that would
+  // both create the same release or build (two wheels of a new release) can
+  // not share one: the second waits for a pass over the files as the first
+  // left them.
+  std::vector<size_t> pending(report.changes.size()), updated;
+  for (size_t i = 0; i < pending.size(); ++i) pending[i] = i;
+  std::set<std::string> written;
+  try {
+    while (!pending.empty()) {
+      TextEdits sources(paths[0]), cuda(paths[1]), pytorch(paths[2]);
+      std::set<std::string> creating;
+      std::vector<size_t> later;
+      for (size_t c : pending) {
+        const Change& ch = report.changes[c];
+        if (ch.target == Change::Target::torch_build) {
+          const toml::table* rel = detail::find_entry(pytorch.doc(), "pytorch", "version", ch.release);
+          std::string creates = !rel ? ch.release.str() : !detail::find_build(*rel, ch.cuda) ? ch.release.str() + "/" + ch.cuda.str() : "";
+          if (!creates.empty() && !creating.insert(creates).second) {
+            later.push_back(c);
+            continue;
+          }
+        }
+        std::string why;
+        std::string did = ch.target == Change::Target::torch_build ? detail::apply_torch(pytorch, ch, why)
+                                                                   : detail::apply_cuda(cuda, ch, why);
+        for (size_t i : ch.rows) report.rows[i].written = did.empty() ? why : did;
+        if (did.empty()) continue;
+        updated.insert(updated.end(), ch.rows.begin(), ch.rows.end());
+        detail::add_source(sources, ch.source_key, ch.source_text);
+      }
+      for (TextEdits* f : {&sources, &cuda, &pytorch})
+        if (f->changed()) parse_toml_string(f->result(), f->path());  // never write a file toml++ cannot read back
+      for (TextEdits* f : {&sources, &cuda, &pytorch})
+        if (f->changed()) {
+          write_file_atomic(f->path(), f->result());
+          written.insert(f->path());
+        }
+      if (later.size() == pending.size()) break;  // no progress (cannot happen: the first always applies)
+      pending = std::move(later);
+    }
+    // The catalog must still load (known sources, valid versions): else put
+    // the files back as they were.
+    if (!written.empty()) catalog::Catalog::load(cat.root);
+  } catch (const InputError& e) {
+    restore();
+    std::vector<Diagnostic> diags = e.diagnostics();
+    diags.insert(diags.begin(), Diagnostic{Location{cat.root, 0, 0}, "--write would leave the catalog unloadable; nothing was changed"});
+    throw InputError(std::move(diags));
+  } catch (...) {
+    restore();
+    throw;
   }
   for (auto& r : report.rows)
     if (r.differs && r.written.empty()) r.written = "not written";
-
-  std::vector<TextEdits*> files = {&sources, &cuda, &pytorch};
-  for (TextEdits* f : files)
-    if (f->changed()) parse_toml_string(f->result(), f->path());  // never write a file toml++ cannot read back
-  std::vector<std::string> written;
-  for (TextEdits* f : files)
-    if (f->changed()) {
-      write_file_atomic(f->path(), f->result());
-      written.push_back(f->path());
-    }
-  // The catalog must still load (known sources, valid versions): else put
-  // the files back as they were.
-  try {
-    if (!written.empty()) catalog::Catalog::load(cat.root);
-  } catch (const InputError& e) {
-    for (TextEdits* f : files)
-      if (f->changed()) write_file_atomic(f->path(), f->original());
-    std::vector<Diagnostic> diags = e.diagnostics();
-    diags.insert(diags.begin(), Diagnostic{Location{cat.root, 0, 0}, "--write left the catalog unloadable; nothing was changed"});
-    throw InputError(std::move(diags));
-  }
   for (size_t i : updated) report.rows[i].updated = true;
-  return written;
+  return {written.begin(), written.end()};
 }
 
 }  // namespace kiln::survey

@@ -223,14 +223,23 @@ sys.exit(0 if r['2.10.0'] == ['12.9', '13.0', '12.6'] and r['2.11.0'] == ['12.9'
   # A release the catalog lacks: --write adds it.
   new=$(python3 tests/survey/make_wheel.py wheel "$tmp/wheels" 2.12.0+cu130 13.0 "$tmp/lib_diff.so" \
     'nvidia-cudnn-cu13==9.19.0.56' 'nvidia-nccl-cu13==2.28.9' 'nvidia-cublas==13.1.0.3')
+  mkdir -p "$tmp/py313"
+  new313=$(python3 tests/survey/make_wheel.py wheel "$tmp/py313" 2.12.0+cu130 13.0 "$tmp/lib_diff.so" \
+    'nvidia-cudnn-cu13==9.19.0.56' 'nvidia-nccl-cu13==2.28.9' 'nvidia-cublas==13.1.0.3')
+  mv "$new313" "${new313/cp312-cp312/cp313-cp313}"
+  new313=${new313/cp312-cp312/cp313-cp313}
   K --wheel "$new" >"$tmp/n.txt"
   check "new release: exit 1" test $? -eq 1
   check "new release: said" grep -q "pytorch 2.12.0 CUDA 13.0: release" "$tmp/n.txt"
-  K --wheel "$new" --write >/dev/null
-  check "new release --write: exit 0" test $? -eq 0
-  K --wheel "$new" >/dev/null
+  K --wheel "$new" --wheel "$new313" --write >/dev/null
+  check "new release from two wheels --write: exit 0" test $? -eq 0
+  K --wheel "$new" --wheel "$new313" >/dev/null
   check "new release after --write: no difference" test $? -eq 0
-  check "new release in pytorch.toml" grep -q '^version = "2.12.0"' "$p"
+  check "new release in pytorch.toml once, with both Pythons" python3 -c "
+import sys, tomllib
+d = tomllib.load(open(sys.argv[1], 'rb'))
+r = [x for x in d['pytorch'] if x['version'] == '2.12.0']
+sys.exit(0 if len(r) == 1 and r[0]['python'] == ['3.12', '3.13'] and len(r[0]['build']) == 1 else 1)" "$p"
 fi
 
 echo "survey cli: $passed passed, $failed failed"
