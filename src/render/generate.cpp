@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "render/render.h"
 #include "util/diag.h"
@@ -61,6 +62,30 @@ std::optional<Manifest> read_manifest(const fs::path& dir) {
       throw InputError({file.string(), n, 1}, fmt::format("{} is not a path kiln writes; the list was edited or is damaged "
                                                           "(fix or delete the line)", grammar::quoted(line)));
     (is_dir ? m.dirs : m.files).insert(path);
+  }
+  return m;
+}
+
+// A tree an older kiln generated, before .kiln-generated existed (a state
+// dir's contexts/, a committed generated/): its plan.json (kiln.plan/v1)
+// names the combinations it wrote. Their directories' Dockerfile, kiln.json
+// and context files, plan.json and docker-bake.json are taken as kiln's;
+// nothing else is (a user's directory stays the user's).
+std::optional<Manifest> legacy_manifest(const fs::path& out, const std::set<std::string>& names_in_combo) {
+  fs::path plan = out / "plan.json";
+  if (!fs::is_regular_file(fs::symlink_status(plan))) return std::nullopt;
+  nlohmann::json j = nlohmann::json::parse(read_file(plan.string()), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("schema", "") != "kiln.plan/v1" || !j["combos"].is_array())
+    return std::nullopt;
+  Manifest m;
+  m.files.insert("plan.json");
+  if (fs::is_regular_file(fs::symlink_status(out / "docker-bake.json"))) m.files.insert("docker-bake.json");
+  for (const auto& c : j["combos"]) {
+    std::string id = c.is_object() ? c.value("id", "") : "";
+    if (grammar::tag(id) || !fs::is_directory(fs::symlink_status(out / id))) continue;
+    m.dirs.insert(id);
+    for (const auto& name : names_in_combo)
+      if (fs::is_regular_file(fs::symlink_status(out / id / name))) m.files.insert(id + "/" + name);
   }
   return m;
 }
@@ -171,7 +196,11 @@ std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const 
   Manifest old;
   if (fs::exists(out)) {
     if (!fs::is_directory(out)) throw InputError({out_dir}, "is not a directory");
+    std::set<std::string> names_in_combo{"Dockerfile", "kiln.json"};
+    for (const auto& x : all)
+      for (const auto& [name, _] : x.context) names_in_combo.insert(name);
     if (auto m = read_manifest(out)) old = std::move(*m);
+    else if (auto legacy = legacy_manifest(out, names_in_combo)) old = std::move(*legacy);
     else if (!is_empty_dir(out))
       throw InputError({out_dir}, fmt::format("is not empty and holds no {} (the list of files kiln wrote there); kiln "
                                               "generates only into an empty directory or one it generated. Choose "

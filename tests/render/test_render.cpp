@@ -128,6 +128,21 @@ TEST_CASE("generate deletes only what it wrote (.kiln-generated)", "[render][gen
   fs::remove_all(out);
 }
 
+TEST_CASE("a tree generated before .kiln-generated existed is adopted by its plan.json", "[render][generate]") {
+  render::Renderer r(kSrc + "/templates");
+  fs::path out = scratch("legacy");
+  render::generate(plan_for("pytorch"), r, out.string());
+  fs::remove(out / ".kiln-generated");  // as an older kiln left it
+  fs::create_directories(out / "myproj");
+  std::ofstream(out / "myproj" / "kiln.json") << "{}";
+  render::generate(plan_for("offline"), r, out.string());
+  CHECK(fs::exists(out / "myproj" / "kiln.json"));  // not in the old plan: not kiln's
+  CHECK_FALSE(fs::exists(out / "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime"));
+  CHECK(fs::exists(out / "cuda11.8-debian12-runtime" / "Dockerfile"));
+  CHECK(fs::exists(out / ".kiln-generated"));
+  fs::remove_all(out);
+}
+
 TEST_CASE("generate refuses a directory it did not make", "[render][generate][bad-input]") {
   render::Renderer r(kSrc + "/templates");
   fs::path out = scratch("foreign");
