@@ -321,11 +321,13 @@ class Parser {
     for (size_t i = 0; i < m.policy.overrides.size(); ++i) {
       for (const auto& [name, value] : m.policy.overrides[i].match) {
         const Axis* axis = m.axis(name);
+        const std::string& axis_name = name;  // (clang: no lambda capture of a structured binding)
+        const std::string& wanted = value.text;
         bool present = axis && std::any_of(axis->values.begin(), axis->values.end(),
-                                           [&](const Value& v) { return v.text == value.text; });
+                                           [&](const Value& v) { return v.text == wanted; });
         present = present || std::any_of(m.include.begin(), m.include.end(), [&](const Rule& r) {
-                    auto it = r.values.find(name);
-                    return it != r.values.end() && it->second.text == value.text;
+                    auto it = r.values.find(axis_name);
+                    return it != r.values.end() && it->second.text == wanted;
                   });
         if (!present)
           error(value.where, fmt::format("[[policy.override]] #{}: {} {} is not a value of axis '{}' or of any [[include]]; "
