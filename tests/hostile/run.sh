@@ -11,6 +11,9 @@ only=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 passed=0 failed=0
+# Address space cap per run (4 GB), except for an ASan build, which reserves more.
+vlimit=4000000
+grep -qa __asan_init "$kiln" && vlimit=unlimited
 
 listing() {  # a stable description of every entry under $1
   (cd "$1" && find . -mindepth 1 -printf '%p %y %s %l\n' | sort
@@ -67,7 +70,7 @@ run_case() {
   esac
   # Bounded, so that today's failures (a SIGSEGV, 3.9 GB, an endless
   # rendering) end as a failed case rather than a hung suite.
-  (cd "$work" && ulimit -v 4000000 && HOME=$tmp/home KILN_DATA_DIR=$data timeout 120 "$kiln" "${args[@]}") \
+  (cd "$work" && ulimit -v "$vlimit" && HOME=$tmp/home KILN_DATA_DIR=$data timeout 120 "$kiln" "${args[@]}") \
     >"$tmp/stdout" 2>"$tmp/stderr"
   rc=$?
   after=$(listing "$tmp" | grep -v -e '^\./stdout ' -e '^\./stderr ' -e ' \./stdout$' -e ' \./stderr$')
