@@ -45,7 +45,7 @@ class Parser {
     m.name = top.str("name", true).value_or("");
     // The name becomes directories (contexts/NAME, logs/NAME) and the image
     // repository (kiln.local/NAME, kiln/NAME): "../../x" must never get there.
-    if (top.raw().contains("name")) check(m.name, top.where("name"), grammar::name, "name");
+    if (is_string(top, "name")) check(m.name, top.where("name"), grammar::name, "name");
     m.description = top.str("description").value_or("");
     m.targets = values(top, "targets", false);
     if (auto a = values(top, "arch_list", false); !a.empty()) {
@@ -72,6 +72,12 @@ class Parser {
  private:
   TomlFields fields(const toml::table& t) { return TomlFields(t, file_, diags_); }
   void error(const Location& at, std::string msg) { diags_.push_back({at, std::move(msg)}); }
+
+  // Present and a string (a wrong type is reported once, by TomlFields).
+  static bool is_string(const TomlFields& f, std::string_view key) {
+    const toml::node* n = f.raw().get(key);
+    return n && n->is_string();
+  }
 
   // Reports `text` unless it fits `grammar`; true when it fits.
   bool check(const std::string& text, const Location& at, grammar::Check grammar, std::string_view what) {
@@ -219,9 +225,8 @@ class Parser {
     m.registry.repository = f.str("repository", true).value_or("");
     m.registry.insecure = f.boolean("insecure").value_or(false);
     // An empty url would send release tags to Docker Hub.
-    if (f.raw().contains("url") && f.raw().get("url")->is_string())
-      check(m.registry.url, f.where("url"), grammar::registry, "registry.url");
-    if (f.raw().contains("repository") && f.raw().get("repository")->is_string())
+    if (is_string(f, "url")) check(m.registry.url, f.where("url"), grammar::registry, "registry.url");
+    if (is_string(f, "repository"))
       check(m.registry.repository, f.where("repository"), grammar::repository, "registry.repository");
   }
 
@@ -260,7 +265,7 @@ class Parser {
       b.flavor = f.str("flavor").value_or("");
       b.image = f.str("image", true).value_or("");
       b.where = f.where();
-      if (f.raw().contains("image")) check(b.image, f.where("image"), grammar::image_reference, "[[base]] image");
+      if (is_string(f, "image")) check(b.image, f.where("image"), grammar::image_reference, "[[base]] image");
       if (b.os.empty() && b.cuda.empty() && b.flavor.empty())
         error(b.where, "[[base]] must name at least one of 'os', 'cuda', 'flavor'");
       m.bases.push_back(std::move(b));

@@ -184,7 +184,8 @@ std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const 
     files[x.id + "/Dockerfile"] = x.dockerfile;
     files[x.id + "/kiln.json"] = x.inputs.dump(2) + "\n";
     for (const auto& [name, bytes] : x.context) {
-      if (!safe_relative(name) || name.find('/') != std::string::npos || name == kManifest)
+      if (!safe_relative(name) || name.find('/') != std::string::npos || name == kManifest || name == "Dockerfile" ||
+          name == "kiln.json")
         throw InputError({name}, "is not a plain file name for a build context");
       files[x.id + "/" + name] = bytes;
     }
