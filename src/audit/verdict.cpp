@@ -225,7 +225,7 @@ std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans,
     if (std::find(ccs.begin(), ccs.end(), p) == ccs.end()) ccs.push_back(p);
   std::vector<std::string> gaps;
   for (const auto& s : scans) {
-    if (!s.info) {
+    if (!s.info || !s.error.empty()) {  // unreadable, or not even ELF: kiln built it, so either is a defect
       gaps.push_back(fmt::format("{}: fat binary unreadable ({}): the arch list {} cannot be checked", s.path, s.error, promised.str()));
       continue;
     }

@@ -85,7 +85,7 @@ class Budget {
   [[noreturn]] void fail(const std::string& what) const;
 
  private:
-  const Limits& limits_;
+  Limits limits_;  // a copy: a stream's budget may outlive the options it came from
   std::string where_;
   std::uint64_t* total_;
   std::string member_;

@@ -100,7 +100,7 @@ void Budget::check_expansion(archive* a) const {
   const std::uint64_t stored = std::uint64_t(std::max<la_int64_t>(0, in));
   const std::uint64_t bound = saturating_add(limits_.expansion_floor, saturating_mul(limits_.max_expansion, stored));
   if (expanded > bound)
-    fail("expands to more than " + size_text(expanded) + " from " + size_text(stored) + " stored" +
+    fail("has expanded to " + size_text(expanded) + " from " + size_text(stored) + " stored" +
          (holes_ ? " (sparse holes included)" : "") + ": over " + std::to_string(limits_.max_expansion) + "x + " +
          size_text(limits_.expansion_floor) + "; refused as a decompression bomb (--max-expansion raises the ratio)");
 }
