@@ -72,7 +72,15 @@ GpuVerdict judge_gpu(const GpuTarget& gpu, const std::vector<FatbinScan>& scans,
   GpuVerdict g{gpu};
   catalog::DriverFloor floor = runtime ? catalog::runtime_floor(*runtime) : catalog::DriverFloor{};
   for (const auto& scan : scans) {
-    if (!scan.info || !scan.info->has_device_code()) continue;
+    if (!scan.info) {  // fail closed: what it needs is not known
+      LibraryVerdict lv{scan.path};
+      lv.unknown = true;
+      lv.reason = "fat binary unreadable: " + scan.error;
+      g.unknown.push_back(lv.path);
+      g.libraries.push_back(std::move(lv));
+      continue;
+    }
+    if (!scan.info->has_device_code()) continue;
     LibraryVerdict lv = judge_library(scan.path, *scan.info, gpu, runtime, c);
     if (lv.support == Support::unsupported) {
       g.support = Support::unsupported;
@@ -85,6 +93,7 @@ GpuVerdict judge_gpu(const GpuTarget& gpu, const std::vector<FatbinScan>& scans,
     }
     g.libraries.push_back(std::move(lv));
   }
+  if (!g.unknown.empty()) g.support = Support::unsupported;
   if (g.support != Support::unsupported && !floor.driver.empty()) {
     g.min_driver = floor.driver.str();
     g.driver_why = floor.why;
@@ -108,10 +117,19 @@ void runtime_warnings(ImageVerdict& v, const Components& comp, const std::vector
                                        v.runtime->version.str(), v.runtime->source));
   }
   for (const auto& s : scans)
-    if (!s.info) v.warnings.push_back(fmt::format("{}: fat binary unreadable: {}", s.path, s.error));
+    if (s.info && !s.error.empty()) {
+      v.warnings.push_back(fmt::format("{}: {}", s.path, s.error));
+    } else if (!s.info) {
+      v.warnings.push_back(fmt::format("{}: fat binary unreadable: {}: the GPUs and driver it needs are unknown", s.path, s.error));
+      v.unreadable.push_back(fmt::format("{}: fat binary unreadable: {}", s.path, s.error));
+    }
 }
 
 }  // namespace
+
+const char* support_name(const GpuVerdict& g) {
+  return g.support == Support::unsupported && g.unsupported.empty() && !g.unknown.empty() ? "unknown" : to_string(g.support);
+}
 
 std::vector<std::string> default_gpu_names() { return {"P100", "V100", "T4", "A100", "L4", "H100", "B200"}; }
 
@@ -174,12 +192,15 @@ ImageVerdict judge(const Components& comp, const std::vector<FatbinScan>& scans,
     if (!g.min_driver.empty() && Version::must(g.min_driver) > floor.driver) floor = {Version::must(g.min_driver), g.driver_why};
     v.gpus.push_back(std::move(g));
   }
-  if (!floor.driver.empty()) {
+  if (!v.unreadable.empty()) {  // an unreadable library's PTX may need more: no floor can be promised
+    v.driver_why = fmt::format("unknown: {}{}", v.unreadable.front(),
+                               v.unreadable.size() > 1 ? fmt::format(" (and {} more libraries)", v.unreadable.size() - 1) : "");
+  } else if (!floor.driver.empty()) {
     v.min_driver = floor.driver.str();
     v.driver_why = floor.why;
   }
   const bool any_code = std::any_of(scans.begin(), scans.end(), [](const FatbinScan& s) { return s.info && s.info->has_device_code(); });
-  if (!any_code) v.warnings.push_back("no library in the image carries CUDA device code: nothing here limits the GPU");
+  if (!any_code && v.unreadable.empty()) v.warnings.push_back("no library in the image carries CUDA device code: nothing here limits the GPU");
   return v;
 }
 
@@ -204,7 +225,7 @@ std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans,
     if (std::find(ccs.begin(), ccs.end(), p) == ccs.end()) ccs.push_back(p);
   std::vector<std::string> gaps;
   for (const auto& s : scans) {
-    if (!s.info) {
+    if (!s.info || !s.error.empty()) {  // unreadable, or not even ELF: kiln built it, so either is a defect
       gaps.push_back(fmt::format("{}: fat binary unreadable ({}): the arch list {} cannot be checked", s.path, s.error, promised.str()));
       continue;
     }
@@ -226,13 +247,17 @@ std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version&
   std::vector<std::string> why;
   for (const auto& g : v.gpus) {
     if (g.support != Support::unsupported) continue;
+    const bool unknown = g.unsupported.empty();  // only unreadable libraries
     const LibraryVerdict* first = nullptr;
     for (const auto& l : g.libraries)
-      if (l.support == Support::unsupported && !first) first = &l;
-    std::string more = g.unsupported.size() > 1 ? fmt::format(" (and {} more libraries)", g.unsupported.size() - 1) : "";
-    why.push_back(fmt::format("{} ({}) unsupported: {}: {}{}", g.gpu.name, g.gpu.cc.sm(), first->path, first->reason, more));
+      if (l.support == Support::unsupported && l.unknown == unknown && !first) first = &l;
+    const std::size_t n = unknown ? g.unknown.size() : g.unsupported.size();
+    std::string more = n > 1 ? fmt::format(" (and {} more libraries)", n - 1) : "";
+    why.push_back(fmt::format("{} ({}) {}: {}: {}{}", g.gpu.name, g.gpu.cc.sm(), support_name(g), first->path, first->reason, more));
   }
-  if (v.min_driver.empty()) {
+  if (!v.unreadable.empty()) {
+    for (const auto& u : v.unreadable) why.push_back("minimum driver unknown: " + u);
+  } else if (v.min_driver.empty()) {
     if (v.runtime || std::any_of(v.gpus.begin(), v.gpus.end(), [](const GpuVerdict& g) { return !g.libraries.empty(); }))
       why.push_back(v.runtime ? fmt::format("minimum driver unknown: CUDA {} is not in the catalog", v.runtime->version.str())
                               : std::string("minimum driver unknown: no CUDA runtime version found in the image"));

@@ -41,16 +41,23 @@ struct LibraryVerdict {
   std::string reason;  // unsupported: "no SASS for sm_60 and PTX only for compute_75"
   std::string min_driver;  // ptx-jit: the driver its PTX needs
   std::string driver_why;
+  // Its fat binary could not be read (corrupt, truncated, unknown version,
+  // bad ELF): what it needs is not known, so it never counts as serving the
+  // GPU. support is then `unsupported` and reason says why (fail closed).
+  bool unknown = false;
 };
 
 struct GpuVerdict {
   GpuTarget gpu;
   // The worst over the libraries with device code: the image serves a GPU
-  // only if each of them does. native with no library at all.
+  // only if each of them does. native with no library at all. A library
+  // whose fat binary cannot be read makes it `unsupported` with `unknown`
+  // naming it (shown as "unknown": never native, never served).
   Support support = Support::native;
-  std::vector<LibraryVerdict> libraries;  // one per library with device code
+  std::vector<LibraryVerdict> libraries;  // one per library with device code or an unreadable fat binary
   std::vector<std::string> unsupported;   // paths of libraries that do not serve it
   std::vector<std::string> jit;           // paths that serve it only through PTX
+  std::vector<std::string> unknown;       // paths whose fat binary could not be read
   std::string min_driver;                 // empty when unsupported or unknown
   std::string driver_why;
 };
@@ -62,7 +69,15 @@ struct ImageVerdict {
   std::string min_driver;  // the highest over the served GPUs; empty if unknown
   std::string driver_why;
   std::vector<std::string> warnings;
+  // "path: why" of each library whose fat binary could not be read; any makes
+  // min_driver unknown (its PTX could need a newer driver) and fails
+  // why_not_on_driver whatever the GPUs.
+  std::vector<std::string> unreadable;
 };
+
+// "native", "ptx-jit", "unsupported", or "unknown" when only unreadable
+// libraries keep the GPU from being served.
+const char* support_name(const GpuVerdict& g);
 
 // Judges each GPU against each scanned library that has device code.
 ImageVerdict judge(const Components& comp, const std::vector<FatbinScan>& scans, const std::vector<GpuTarget>& gpus,
@@ -81,7 +96,8 @@ LibraryVerdict judge_library(const std::string& path, const FatbinInfo& info, co
 // libraries count as breaking it.
 std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans, const ArchList& promised);
 
-// Does an image with this verdict run on `driver`? Reasons it does not.
+// Does an image with this verdict run on `driver`? Reasons it does not; an
+// unreadable library is one (nothing can be promised about it).
 std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version& driver);
 
 }  // namespace kiln::audit
