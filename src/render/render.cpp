@@ -9,6 +9,7 @@
 
 #include "util/diag.h"
 #include "util/text.h"
+#include "util/json_out.h"
 
 namespace kiln::render {
 
@@ -202,7 +203,7 @@ std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const 
     fs::path dir = fs::path(out_dir) / x.id;
     fs::create_directories(dir);
     write_if_changed(dir / "Dockerfile", x.dockerfile);
-    write_if_changed(dir / "kiln.json", x.inputs.dump(2) + "\n");
+    write_if_changed(dir / "kiln.json", json_text(x.inputs, 2) + "\n");
     for (const auto& [name, bytes] : x.context) write_if_changed(dir / name, bytes);
     keep.insert(x.id);
     written.push_back(dir.string());
@@ -210,8 +211,8 @@ std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const 
   for (const auto& entry : fs::directory_iterator(out_dir))
     if (entry.is_directory() && !keep.count(entry.path().filename().string()) && fs::exists(entry.path() / "kiln.json"))
       fs::remove_all(entry.path());
-  write_if_changed(fs::path(out_dir) / "plan.json", plan::to_json(p).dump(2) + "\n");
-  write_if_changed(fs::path(out_dir) / "docker-bake.json", bake_file(p).dump(2) + "\n");
+  write_if_changed(fs::path(out_dir) / "plan.json", json_text(plan::to_json(p), 2) + "\n");
+  write_if_changed(fs::path(out_dir) / "docker-bake.json", json_text(bake_file(p), 2) + "\n");
   return written;
 }
 
