@@ -210,12 +210,14 @@ HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
   curl_easy_setopt(h.curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(lim.connect.count()));
   curl_easy_setopt(h.curl, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(h.curl, CURLOPT_WRITEDATA, &t);
-  // Every shape but a container wait is watched for silence; a call also has
-  // a total limit (a peer that trickles its answer byte by byte).
+  // A call has a total limit (which also ends a peer that trickles its
+  // answer byte by byte); a stream is watched for silence instead; a wait
+  // has the caller's limit.
   if (shape == Shape::wait) {
     curl_easy_setopt(h.curl, CURLOPT_TIMEOUT_MS, req.timeout_ms);
+  } else if (shape == Shape::call) {
+    curl_easy_setopt(h.curl, CURLOPT_TIMEOUT_MS, static_cast<long>(lim.call.count()));
   } else {
-    if (shape == Shape::call) curl_easy_setopt(h.curl, CURLOPT_TIMEOUT_MS, static_cast<long>(lim.call.count()));
     t.idle = lim.idle;
     curl_easy_setopt(h.curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h.curl, CURLOPT_XFERINFOFUNCTION, on_progress);

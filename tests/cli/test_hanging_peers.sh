@@ -25,12 +25,15 @@ check() {  # check NAME COMMAND...
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
 }
 
-start_peer() {  # start_peer MODE ADDRESS NAME: prints the socket path or port
+# start_peer MODE ADDRESS NAME: sets $where to the socket path or port. Not in
+# $(...): the peer would hold the substitution's pipe open forever.
+where=
+start_peer() {
   local ready=$tmp/$3.ready
-  python3 "$peer" "$1" "$2" "$ready" 2>"$tmp/$3.peer.log" &
+  python3 "$peer" "$1" "$2" "$ready" >/dev/null 2>"$tmp/$3.peer.log" &
   pids+=($!)
   for _ in $(seq 200); do [ -s "$ready" ] && break; sleep 0.05; done
-  cat "$ready"
+  where=$(cat "$ready")
 }
 
 # gone PIDFILE: every pid listed has exited (a zombie waiting for init counts).
@@ -59,7 +62,8 @@ expect2() {
 
 # --- engines: silent, and trickling headers ------------------------------------
 for mode in silent trickle; do
-  sock=$(start_peer "$mode" "unix:$tmp/$mode.sock" "engine-$mode")
+  start_peer "$mode" "unix:$tmp/$mode.sock" "engine-$mode"
+  sock=$where
   export DOCKER_HOST=unix://$sock
   want="engine unix://$sock"
   st=$tmp/state-$mode
@@ -75,7 +79,8 @@ unset DOCKER_HOST
 
 # --- registries: silent, and trickling headers ---------------------------------
 for mode in silent trickle; do
-  port=$(start_peer "$mode" tcp:0 "registry-$mode")
+  start_peer "$mode" tcp:0 "registry-$mode"
+  port=$where
   want="registry http://127.0.0.1:$port"
   expect2 "$mode registry: audit docker://" "$kiln" audit "docker://127.0.0.1:$port/kiln/x:1"
   check "$mode registry: the limit's variable is named" grep -q "KILN_REGISTRY_TIMEOUT" "$tmp/err"
@@ -92,17 +97,19 @@ echo \$! >>"$tmp/helper-children"
 wait
 SH
 chmod +x "$tmp/bin/docker-credential-kilnhang"
-echo '{"credHelpers": {"127.0.0.1:1": "kilnhang"}}' >"$tmp/docker-config/config.json"
+start_peer auth tcp:0 registry-auth  # asks for credentials: the helper is consulted
+echo "{\"credHelpers\": {\"127.0.0.1:$where\": \"kilnhang\"}}" >"$tmp/docker-config/config.json"
 want="docker-credential-kilnhang did not answer within 2 s"
 DOCKER_CONFIG=$tmp/docker-config PATH=$tmp/bin:$PATH \
-  expect2 "hanging credential helper: audit docker://" "$kiln" audit "docker://127.0.0.1:1/kiln/x:1"
+  expect2 "hanging credential helper: audit docker://" "$kiln" audit "docker://127.0.0.1:$where/kiln/x:1"
 check "hanging credential helper: its child was killed with it" gone "$tmp/helper-children"
 
 # --- docker buildx that goes silent --------------------------------------------
 # The engine answers ping and inspects (pingable); `docker` is a fake that
 # starts a child and says nothing. Each stage's buildx is killed after the
 # idle limit with its child, and the build fails (exit 1) instead of hanging.
-sock=$(start_peer pingable "unix:$tmp/pingable.sock" engine-pingable)
+start_peer pingable "unix:$tmp/pingable.sock" engine-pingable
+sock=$where
 cat >"$tmp/bin/docker" <<SH
 #!/bin/sh
 sleep 300 &
@@ -110,8 +117,9 @@ echo \$! >>"$tmp/buildx-children"
 wait
 SH
 chmod +x "$tmp/bin/docker"
-sed 's/^backend = "engine"/backend = "buildx"/' matrices/offline.toml >"$tmp/buildx.toml"
-DOCKER_HOST=unix://$sock PATH=$tmp/bin:$PATH timeout 60 "$kiln" build "$tmp/buildx.toml" --state-dir "$tmp/state-buildx" \
+# The runner names the engine, so the build goes through buildx there.
+sed "s|^backend = \"engine\"|backend = \"buildx\"\nengine = \"unix://$sock\"|" matrices/offline.toml >"$tmp/buildx.toml"
+PATH=$tmp/bin:$PATH timeout 60 "$kiln" build "$tmp/buildx.toml" --state-dir "$tmp/state-buildx" \
   --only cuda11.8-debian12-runtime >"$tmp/out" 2>"$tmp/err"
 rc=$?
 check "silent buildx: the build failed, not hung (exit 1, got $rc)" test "$rc" -eq 1

@@ -28,7 +28,7 @@ check "audit: stdout is valid JSON" json_assert "$tmp/audit.json" "True"
 check "audit: the failed input is reported, the bad byte replaced" \
   json_assert "$tmp/audit.json" "any('kiln-\ufffd-bad' in i.get('input', '') and i.get('error') for i in j['images'])"
 
-python3 "$peer" pingable "unix:$tmp/engine.sock" "$tmp/ready" 2>/dev/null &
+python3 "$peer" pingable "unix:$tmp/engine.sock" "$tmp/ready" >/dev/null 2>&1 &
 peer_pid=$!
 for _ in $(seq 200); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
 DOCKER_HOST=unix://$tmp/engine.sock KILN_ENGINE_IDLE_TIMEOUT=2 timeout 60 \

@@ -9,6 +9,9 @@ usage: hanging_peer.py MODE ADDRESS READY_FILE
            pingable  an engine that answers GET /_ping ("OK") and image
                      inspects (a made-up image), and is silent for the rest
                      (a build, a save): for builders and the writer lock
+           auth      a registry that wants credentials: 401 with a Basic
+                     challenge to every request (so the client asks a
+                     credential helper)
   ADDRESS  unix:/path/to.sock, or tcp:PORT on 127.0.0.1 (0: any free port)
   READY_FILE  written once listening: the socket path or the port
 
@@ -58,6 +61,10 @@ def serve(conn, mode):
             for b in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"." * 100000:
                 conn.sendall(bytes([b]))
                 time.sleep(3)
+        elif mode == "auth":
+            while read_request(conn) is not None:
+                conn.sendall(b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="kiln-test"\r\n'
+                             b"Content-Length: 0\r\n\r\n")
         elif mode == "pingable":
             while True:  # keep-alive: several requests may share the connection
                 line = read_request(conn)
@@ -78,7 +85,7 @@ def serve(conn, mode):
 
 def main():
     mode, address, ready = sys.argv[1:4]
-    if mode not in ("silent", "trickle", "pingable"):
+    if mode not in ("silent", "trickle", "pingable", "auth"):
         sys.exit(f"unknown mode {mode}")
     if address.startswith("unix:"):
         path = address[5:]
