@@ -166,7 +166,7 @@ ChildResult run_child(const ChildSpec& spec, const std::function<bool(std::strin
     long wait_ms = -1;  // poll's "forever"
     auto limit = [&](milliseconds lim, Clock::time_point from) {
       if (lim.count() <= 0) return;
-      long left = static_cast<long>(std::chrono::duration_cast<milliseconds>(from + lim - now).count());
+      long left = static_cast<long>(std::chrono::ceil<milliseconds>(from + lim - now).count());
       wait_ms = wait_ms < 0 ? std::max(0L, left) : std::min(wait_ms, std::max(0L, left));
     };
     limit(spec.idle, last_byte);
@@ -175,9 +175,12 @@ ChildResult run_child(const ChildSpec& spec, const std::function<bool(std::strin
     int pr = ::poll(&p, 1, static_cast<int>(std::min<long>(wait_ms, 1L << 30)));
     if (pr < 0 && errno == EINTR) continue;
     if (pr == 0) {
-      res.timed_out = true;
       now = Clock::now();
-      res.idle = !(spec.total.count() > 0 && now - start >= spec.total);
+      const bool total_up = spec.total.count() > 0 && now - start >= spec.total;
+      const bool idle_up = spec.idle.count() > 0 && now - last_byte >= spec.idle;
+      if (!total_up && !idle_up) continue;  // woke a hair early
+      res.timed_out = true;
+      res.idle = !total_up;
       break;
     }
     ssize_t n = ::read(out.fd[0], buf, sizeof buf);

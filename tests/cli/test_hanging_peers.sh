@@ -36,14 +36,18 @@ start_peer() {
   where=$(cat "$ready")
 }
 
-# gone PIDFILE: every pid listed has exited (a zombie waiting for init counts).
+# gone PIDFILE: every pid listed has exited (a zombie waiting for init
+# counts). kill() returns before the kernel has torn a process down: up to 10 s.
 gone() {
-  local p
+  local p i
   [ -s "$1" ] || return 1
   for p in $(cat "$1"); do
-    [ -e "/proc/$p" ] && ! grep -q ') Z' "/proc/$p/stat" 2>/dev/null && return 1
+    for i in $(seq 100); do
+      { [ ! -e "/proc/$p" ] || grep -q ') Z' "/proc/$p/stat" 2>/dev/null; } && break
+      sleep 0.1
+    done
+    [ ! -e "/proc/$p" ] || grep -q ') Z' "/proc/$p/stat" 2>/dev/null || return 1
   done
-  return 0
 }
 
 export KILN_ENGINE_CONNECT_TIMEOUT=2 KILN_ENGINE_TIMEOUT=2 KILN_ENGINE_IDLE_TIMEOUT=2
