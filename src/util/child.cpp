@@ -36,19 +36,18 @@ void forward_and_die(int sig) {
   ::raise(sig);
 }
 
+// Checked at every start rather than once: cheap, and right in a forked
+// process too. Two threads installing the same handler is harmless.
 void install_forwarding() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
-      struct sigaction old {};
-      sigaction(sig, nullptr, &old);
-      if (old.sa_handler != SIG_DFL) continue;  // someone chose otherwise (SIG_IGN under nohup): keep it
-      struct sigaction sa {};
-      sa.sa_handler = forward_and_die;
-      sigemptyset(&sa.sa_mask);
-      sigaction(sig, &sa, nullptr);
-    }
-  });
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    sigaction(sig, nullptr, &old);
+    if (old.sa_handler != SIG_DFL) continue;  // ours already, or someone chose otherwise (SIG_IGN under nohup)
+    struct sigaction sa {};
+    sa.sa_handler = forward_and_die;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, nullptr);
+  }
 }
 
 struct GroupSlot {

@@ -1,6 +1,7 @@
 // Issue 19: the JSON writer that survives bad bytes, the limits read from the
 // environment, and helper programs run under limits in a process group.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -119,4 +120,32 @@ TEST_CASE("run_child: a leader that closes its output and lingers is ended too")
 TEST_CASE("run_child: a program that does not exist is an error") {
   CHECK_THROWS_WITH(run_child({.argv = {"kiln-no-such-program-xyz"}}, [](std::string_view) { return true; }),
                     Catch::Contains("cannot run kiln-no-such-program-xyz"));
+}
+
+TEST_CASE("run_child: SIGTERM to kiln reaches the child's group before kiln dies") {
+  // The group is not the terminal's: without forwarding, Ctrl-C or a
+  // pipeline's SIGTERM would end kiln and leave `docker buildx` building.
+  Script s("sleep 300 &\necho $! > \"$(dirname \"$0\")/child.pid\"\nwait\n");
+  pid_t kiln_like = fork();
+  REQUIRE(kiln_like >= 0);
+  if (kiln_like == 0) {
+    signal(SIGTERM, SIG_DFL);  // as in kiln, which sets none (Catch2 has its own)
+    run_child({.argv = {s.path.string()}}, [](std::string_view) { return true; });
+    _exit(0);
+  }
+  std::string pid_file = s.file("child.pid");
+  auto written = [&] {  // the whole line: the shell creates the file first
+    std::error_code ec;
+    return std::filesystem::exists(pid_file, ec) && read_file(pid_file).ends_with("\n");
+  };
+  for (int i = 0; i < 1000 && !written(); ++i) usleep(10'000);
+  REQUIRE(written());
+  pid_t grandchild = std::stoi(read_file(pid_file));
+  REQUIRE(kill(kiln_like, SIGTERM) == 0);
+  int status = 0;
+  waitpid(kiln_like, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGTERM);  // it still dies of the signal it got
+  for (int i = 0; i < 1000 && running(grandchild); ++i) usleep(10'000);
+  CHECK_FALSE(running(grandchild));
 }
