@@ -1,6 +1,7 @@
 #include "util/child.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -109,18 +110,30 @@ pid_t spawn(const ChildSpec& spec, Pipe& in, Pipe& out) {
   return pid;
 }
 
+// A child that exits without reading must not kill kiln with SIGPIPE. The
+// signal goes to the writing thread: blocking it here (not changing the
+// process-wide disposition, which other build threads share) is enough.
 void write_all(int fd, std::string_view s) {
-  // A child that exits without reading must not kill kiln with SIGPIPE.
-  struct sigaction ign {}, old {};
-  ign.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &ign, &old);
+  if (s.empty()) return;
+  sigset_t pipe_only, old_mask;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old_mask);
+  bool broken = false;
   while (!s.empty()) {
     ssize_t w = ::write(fd, s.data(), s.size());
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
+    if (w <= 0) {
+      broken = w < 0 && errno == EPIPE;
+      break;
+    }
     s.remove_prefix(static_cast<std::size_t>(w));
   }
-  sigaction(SIGPIPE, &old, nullptr);
+  if (broken) {  // take the pending SIGPIPE before unblocking it
+    timespec now{};
+    sigtimedwait(&pipe_only, nullptr, &now);
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
 }
 
 int decode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }

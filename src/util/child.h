@@ -16,7 +16,8 @@ namespace kiln {
 struct ChildSpec {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH (posix_spawnp, no shell)
   std::vector<std::string> env;   // empty: kiln's own environment
-  std::string input;              // written to its stdin, which is then closed
+  std::string input;              // written to its stdin, which is then closed: a few
+                                  // bytes (written whole first, so it must fit a pipe)
   int capture_fd = 1;             // 1 or 2: the stream handed to on_output; the other goes to /dev/null
   // Given up (the group killed with SIGKILL) when no byte of the captured
   // stream came for `idle`, or after `total` in all; 0 turns a limit off.
