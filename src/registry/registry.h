@@ -222,8 +222,17 @@ class Client {
   std::vector<Descriptor> attached(const std::string& repo, const std::string& subject_digest,
                                    const std::string& artifact_type);
 
-  // GET /v2/<repo>/tags/list, following Link pagination.
+  // GET /v2/<repo>/tags/list, following Link pagination. A repository the
+  // registry does not know has no tags (its 404 NAME_UNKNOWN is not thrown).
   std::vector<std::string> tags(const std::string& repo);
+
+  // What `tag` names, for a caller about to write it. A HEAD that finds
+  // nothing is not believed alone (an eventually consistent registry, or a
+  // proxy, may answer one wrong 404): the tag list must agree. nullopt only
+  // when both say absent. A tag the list has whose manifest answers 404 on a
+  // second HEAD throws ApiError (status 0): the registry contradicts itself,
+  // and a writer must not guess.
+  std::optional<Descriptor> confirmed_tag(const std::string& repo, const std::string& tag);
 
  private:
   struct Impl;
