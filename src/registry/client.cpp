@@ -556,7 +556,6 @@ std::vector<std::string> Client::tags(const std::string& repo) {
   std::string path = "/v2/" + repo + "/tags/list?n=1000";
   for (int page = 0; page < 10000 && !path.empty(); ++page) {
     Response r = impl_->call("GET", path, pull(repo));
-    if (r.status == 404 && page == 0 && detail::error_text(r).starts_with("NAME_UNKNOWN")) return out;
     if (r.status != 200) impl_->fail(r, "tags of " + repo);
     auto j = json::parse(r.body, nullptr, false);
     if (j.is_object() && j.contains("tags") && j["tags"].is_array())
@@ -572,7 +571,11 @@ std::vector<std::string> Client::tags(const std::string& repo) {
 
 std::optional<Descriptor> Client::confirmed_tag(const std::string& repo, const std::string& tag) {
   if (auto d = head_manifest(repo, tag)) return d;
-  std::vector<std::string> listed = tags(repo);
+  std::vector<std::string> listed;
+  try {
+    listed = tags(repo);
+  } catch (const NotFound&) {  // no such repository: no tags either
+  }
   if (!std::binary_search(listed.begin(), listed.end(), tag)) return std::nullopt;
   impl_->log("HEAD " + repo + ":" + tag + " said 404 but the tag list has it; asking again");
   if (auto d = head_manifest(repo, tag)) return d;

@@ -222,8 +222,7 @@ class Client {
   std::vector<Descriptor> attached(const std::string& repo, const std::string& subject_digest,
                                    const std::string& artifact_type);
 
-  // GET /v2/<repo>/tags/list, following Link pagination. A repository the
-  // registry does not know has no tags (its 404 NAME_UNKNOWN is not thrown).
+  // GET /v2/<repo>/tags/list, following Link pagination.
   std::vector<std::string> tags(const std::string& repo);
 
   // What `tag` names, for a caller about to write it. A HEAD that finds
