@@ -119,12 +119,13 @@ std::string push_staged(const std::string& image_id, const registry::Reference& 
   return "";
 }
 
-// Writes one release tag: re-checked just before the PUT (a writer that came
-// after check_tags is a race, not something to overwrite) and read back.
+// Writes one release tag: re-checked just before the PUT when time passed
+// since the check (a writer that came after it is a race, not something to
+// overwrite), and read back.
 void write_tag(TagResult& r, const registry::Reference& ref, const registry::Manifest& m, const std::string& action,
-               registry::Client& reg) {
+               registry::Client& reg, bool recheck) {
   if (r.action != "unchanged" || r.digest != m.digest) {
-    auto before = reg.confirmed_tag(ref.repo, ref.tag);
+    auto before = recheck ? reg.confirmed_tag(ref.repo, ref.tag) : std::nullopt;
     std::string was = before ? before->digest : "";
     if (!was.empty() && was != r.previous && was != m.digest) {
       r.action = "race";
@@ -168,7 +169,7 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
     return;
   }
   cp.digest = digest;
-  for (size_t i = 0; i < refs.size(); ++i) write_tag(cp.tags[i], refs[i], m, i == 0 ? "pushed" : "retagged", reg);
+  for (size_t i = 0; i < refs.size(); ++i) write_tag(cp.tags[i], refs[i], m, i == 0 ? "pushed" : "retagged", reg, true);
   cp.tagged = std::all_of(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) {
     return t.action == "pushed" || t.action == "retagged" || t.action == "unchanged";
   });
@@ -245,7 +246,7 @@ TagResult write_release_tag(registry::Client& reg, const registry::Reference& re
       return r;
     }
   }
-  write_tag(r, ref, m, "retagged", reg);
+  write_tag(r, ref, m, "retagged", reg, false);  // checked just now
   return r;
 }
 

@@ -232,6 +232,10 @@ class Client {
   // second HEAD throws ApiError (status 0): the registry contradicts itself,
   // and a writer must not guess.
   std::optional<Descriptor> confirmed_tag(const std::string& repo, const std::string& tag);
+  // Whether the tag list has `tag`: GET tags/list?n=10&last=<the tag just
+  // before it>, so a large repository costs one small page (following Link
+  // where a registry ignores n or last). An unknown repository has none.
+  bool tag_listed(const std::string& repo, const std::string& tag);
 
  private:
   struct Impl;

@@ -356,6 +356,10 @@ TEST_CASE("confirmed_tag: one lying 404 is not believed; a registry that keeps c
   Client seeder(opts_for(shared_registry().addr));
   Seeded s = seed(seeder, "kiln/confirm", "v1");
   CHECK_FALSE(seeder.confirmed_tag("kiln/no-such-repo", "v1"));  // no repository: absent, not NotFound
+  // The tag list is read from just before the tag: one small page, even among many tags.
+  for (const char* t : {"a", "v0", "v0zz", "v1-", "v10", "v2", "w"}) seeder.retag("kiln/confirm", "v1", t);
+  for (const char* t : {"a", "v0", "v0zz", "v1", "v1-", "v10", "v2", "w"}) CHECK(seeder.tag_listed("kiln/confirm", t));
+  for (const char* t : {"-", "v", "v0z", "v1--", "v11", "x"}) CHECK_FALSE(seeder.tag_listed("kiln/confirm", t));
   Proxy proxy(shared_registry().addr);
   std::atomic<int> lies{1};
   proxy.set_hook([&](const SeenRequest& r) -> HookResult {
@@ -368,7 +372,7 @@ TEST_CASE("confirmed_tag: one lying 404 is not believed; a registry that keeps c
   REQUIRE(d);
   CHECK(d->digest == s.digest);
   CHECK(lines(proxy.seen()) == std::vector<std::string>{"HEAD /v2/kiln/confirm/manifests/v1",
-                                                         "GET /v2/kiln/confirm/tags/list?n=1000",
+                                                         "GET /v2/kiln/confirm/tags/list?n=10&last=v0" + std::string(126, 'z'),
                                                          "HEAD /v2/kiln/confirm/manifests/v1"});
   // Absent both ways: absent, with no second HEAD.
   proxy.clear();
