@@ -23,6 +23,7 @@ reg=${BENCH_REGISTRY:-127.0.0.1:5000}
 big_mb=${BENCH_BIG_MB:-2048}
 n=${BENCH_TAGS:-20}
 soak=${BENCH_SOAK:-1000}
+batch=${BENCH_BATCH:-100}
 ns=bench-promote-$$
 work=$(mktemp -d)
 cleanup() {
@@ -48,36 +49,43 @@ make_image() {  # make_image NAME EXTRA_MB
 
 now_ms() { date +%s%3N; }
 
-# ms per tag of `fn REPO TAG`, over $n fresh tags.
+# ms per tag of `fn REPO TAG`, over $n fresh tags, one process each.
 per_tag() {
   local fn=$1 repo=$2 start end
   start=$(now_ms)
   for i in $(seq 1 "$n"); do "$fn" "$repo" "$fn-$i" >/dev/null 2>&1 || { echo "FAILED: $fn $repo $i" >&2; return 1; }; done
   end=$(now_ms)
-  echo $(((end - start) / n))
+  python3 -c "print(round(($end - $start) / $n, 1))"
+}
+# ms per tag of kiln writing $batch tags in one process, as promote writes
+# every tag of a matrix in one process.
+in_process() {
+  local repo=$1 start end
+  start=$(now_ms)
+  "$kiln" bench-retag "$reg/$repo:src" $(seq -f 'batch-%g' 1 "$batch") >"$work/batch.json"
+  end=$(now_ms)
+  python3 -c "import json; assert all(t['action'] == 'retagged' for t in json.load(open('$work/batch.json'))['tags'])"
+  python3 -c "print(round(($end - $start) / $batch, 1))"
 }
 kiln_tag() { "$kiln" bench-retag "$reg/$1:src" "$2"; }
 skopeo_tag() { skopeo copy --quiet --src-tls-verify=false --dest-tls-verify=false "docker://$reg/$1:src" "docker://$reg/$1:$2"; }
 docker_tag() { docker tag "$reg/$1:src" "$reg/$1:$2" && docker push "$reg/$1:$2"; }
+ratio() { python3 -c "print(round($1 / max($2, 0.1), 1))"; }
 
 report() {
-  echo "kiln bench/promote.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)  registry $reg (CNCF distribution), $(nproc) cores"
-  echo "one process per tag, $n tags each; ms per tag (lower is better)"
-  printf '%-26s %8s %8s %8s %10s %10s\n' image kiln skopeo docker skopeo/kiln docker/kiln
+  echo "kiln bench/promote.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)  registry $reg (CNCF distribution $(docker-registry --version 2>/dev/null | awk '{print $3}')), $(nproc) cores, skopeo $(skopeo --version | awk '{print $3}'), docker $(docker version --format '{{.Server.Version}}')"
+  echo "ms per tag (lower is better). kiln/proc, skopeo, docker: one process per tag, $n tags each;"
+  echo "kiln/1proc: $batch tags written by one kiln process (how promote writes a matrix's tags)"
+  printf '%-18s %10s %10s %8s %8s %14s %14s\n' image kiln/proc kiln/1proc skopeo docker "skopeo÷kiln/proc" "skopeo÷kiln/1proc"
   for img in small big; do
-    local repo=$ns/$img size k s d
+    local repo=$ns/$img size k b s d
     size=$(docker image inspect "$reg/$repo:src" --format '{{.Size}}')
     k=$(per_tag kiln_tag "$repo")
+    b=$(in_process "$repo")
     s=$(per_tag skopeo_tag "$repo")
     d=$(per_tag docker_tag "$repo")
-    printf '%-26s %8s %8s %8s %9sx %9sx\n' "$img ($((size / 1024 / 1024)) MB)" "$k" "$s" "$d" \
-      "$(python3 -c "print(round($s / max($k, 1), 1))")" "$(python3 -c "print(round($d / max($k, 1), 1))")"
+    printf '%-18s %10s %10s %8s %8s %13sx %13sx\n' "$img ($((size / 1024 / 1024)) MB)" "$k" "$b" "$s" "$d" "$(ratio "$s" "$k")" "$(ratio "$s" "$b")"
   done
-  local t0 t1
-  t0=$(now_ms)
-  "$kiln" bench-retag "$reg/$ns/small:src" $(seq -f 'batch-%g' 1 100) >"$work/batch.json"
-  t1=$(now_ms)
-  echo "kiln, 100 tags in one process: $(((t1 - t0) / 100)) ms per tag (process start shared)"
   echo "soak: $soak retags of distinct manifests, each with its verification record, all read back"
   "$kiln" bench-retag "$reg/$ns/small:src" --soak "$soak" | python3 -c '
 import json, sys
