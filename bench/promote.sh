@@ -73,7 +73,7 @@ docker_tag() { docker tag "$reg/$1:src" "$reg/$1:$2" && docker push "$reg/$1:$2"
 ratio() { python3 -c "print(round($1 / max($2, 0.1), 1))"; }
 
 report() {
-  echo "kiln bench/promote.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)  registry $reg (CNCF distribution $(docker-registry --version 2>/dev/null | awk '{print $3}')), $(nproc) cores, skopeo $(skopeo --version | awk '{print $3}'), docker $(docker version --format '{{.Server.Version}}')"
+  echo "kiln bench/promote.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)  registry $reg (CNCF distribution $(docker-registry --version 2>/dev/null | awk '{print $3}')), $(nproc) cores, skopeo $(skopeo --version | awk '{print $3}'), docker $(docker version --format '{{.Server.Version}}'), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "ms per tag (lower is better). kiln/proc, skopeo, docker: one process per tag, $n tags each;"
   echo "kiln/1proc: $batch tags written by one kiln process (how promote writes a matrix's tags)"
   printf '%-18s %10s %10s %8s %8s %14s %14s\n' image kiln/proc kiln/1proc skopeo docker "skopeo÷kiln/proc" "skopeo÷kiln/1proc"
