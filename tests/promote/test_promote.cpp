@@ -145,6 +145,12 @@ struct Case {
   ~Case() {
     std::error_code ec;
     fs::remove_all(dir, ec);
+    for (const auto& id : {verified_id, other_id}) {
+      try {  // every name this case gave them goes too
+        eng.remove_image(id, true);
+      } catch (const std::exception&) {
+      }
+    }
   }
 
   std::string tag1() const { return "cuda12.4-debian13-devel"; }
