@@ -164,8 +164,11 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
         "no release tag written",
         digest, pushed_image.empty() ? "unknown" : pushed_image, cp.image_id, first.host, first.repo,
         staging_tag(cp.image_id));
-    for (auto& t : cp.tags)
-      if (t.action.empty() || t.action == "unchanged") t.action = "refused", t.error = "not written: the pushed image is not the verified one";
+    for (auto& t : cp.tags) {
+      if (!t.action.empty()) continue;  // "unchanged" tags still name the verified image
+      t.action = "refused";
+      t.error = "not written: the pushed image is not the verified one";
+    }
     return;
   }
   cp.digest = digest;

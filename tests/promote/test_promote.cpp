@@ -275,6 +275,8 @@ TEST_CASE("a name re-pointed (docker tag) during the push: no release tag, exit 
   CHECK(cp["state"] == "not-tagged");
   CHECK(cp["reason"].get<std::string>().find("not the verified image " + c.verified_id) != std::string::npos);
   CHECK(cp["reason"].get<std::string>().find("re-pointed") != std::string::npos);
+  CHECK(cp["tags"][0]["action"] == "refused");
+  CHECK(cp["tags"][1]["action"] == "refused");
   CHECK(c.release_tags().empty());
   CHECK(c.image_at(c.tag1()).empty());
 }
