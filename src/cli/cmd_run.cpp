@@ -62,6 +62,7 @@ std::string promote_table(const promote::Report& r) {
     for (const auto& t : c.tags)
       out += fmt::format("    {:<12} {}{}\n", t.action, t.tag, t.error.empty() ? "" : "  (" + t.error + ")");
     if (!c.record.empty()) out += fmt::format("    record       attached ({})\n", c.record);
+    if (c.tagged && !c.recorded) out += fmt::format("    record       NOT attached: {}\n", c.record_error);
   }
   out += fmt::format("\n{} of {} tagged\n", r.tagged(), r.combos.size());
   return out;
@@ -78,8 +79,12 @@ int run_promote(const Common& common, const RunArgs& a) {
   }
   if (a.format == "json") std::cout << json_text(promote::to_json(r), 2) << '\n';
   else std::cout << promote_table(r);
+  if (!r.environment_error.empty()) {
+    std::cerr << "kiln: error: " << r.environment_error << '\n';
+    return 2;
+  }
   if (a.dry_run) return 0;
-  bool all = std::all_of(r.combos.begin(), r.combos.end(), [](const auto& c) { return c.tagged; });
+  bool all = std::all_of(r.combos.begin(), r.combos.end(), [](const auto& c) { return c.complete(); });
   return all ? 0 : 1;
 }
 
@@ -112,7 +117,12 @@ int run_all(const Common& common, const RunArgs& a) {
     auto files = report::write(rr, a.state_dir + "/reports");
     if (json) std::cout << json_text(report::to_json(rr), 2) << '\n';
     else std::cout << report::table(rr) << "reports: " << files[0] << ", " << files[1] << ", " << files[2] << '\n';
-    return rr.tagged == rr.valid ? 0 : 1;
+    if (!pr.environment_error.empty()) {
+      std::cerr << "kiln: error: " << pr.environment_error << '\n';
+      return 2;
+    }
+    bool recorded = std::all_of(pr.combos.begin(), pr.combos.end(), [](const auto& c) { return !c.tagged || c.recorded; });
+    return rr.tagged == rr.valid && recorded ? 0 : 1;
   } catch (const build::EnvironmentError& e) {
     std::cerr << "kiln: error: " << e.what() << '\n';
     return 2;

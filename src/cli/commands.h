@@ -29,6 +29,7 @@ void register_catalog(CLI::App& app, Common& common);  // catalog check
 // verify, run): waits up to KILN_LOCK_WAIT for another writer, saying whom
 // it waits for on stderr; throws state::StateBusy (exit 2) naming the holder.
 std::unique_ptr<state::WriterLock> lock_state_dir(const std::string& state_dir, std::string_view verb);
+void register_bench(CLI::App& app);  // hidden: bench-retag
 
 // Runs the subcommand that was parsed; returns the exit code.
 int run_selected(CLI::App& app);

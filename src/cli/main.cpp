@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_audit(app, common);
   kiln::cli::register_check_driver(app, common);
   kiln::cli::register_catalog(app, common);  // catalog check
+  kiln::cli::register_bench(app);
 
   try {
     app.parse(argc, argv);

@@ -1,7 +1,9 @@
 // Engine API calls other than build: ping, version, images, containers, push.
 #include "engine/internal.h"
 
+#include <algorithm>
 #include <fstream>
+#include <thread>
 
 namespace kiln::engine {
 
@@ -212,8 +214,10 @@ void Client::remove_container(const std::string& id) {
 
 // ---- push ----
 
-PushResult Client::push_image(const std::string& name, const std::string& tag,
-                              const std::string& registry_auth, const LogSink& log) {
+namespace {
+
+PushResult push_once(const Endpoint& ep, const std::string& name, const std::string& tag,
+                     const std::string& registry_auth, const LogSink& log) {
   // The header is built here and nowhere else; it never reaches `log`.
   HttpRequest req = post("/images/" + name + "/push?tag=" + url_escape(tag));
   req.headers.push_back("X-Registry-Auth: " + (registry_auth.empty() ? "e30" : registry_auth));
@@ -235,12 +239,44 @@ PushResult Client::push_image(const std::string& name, const std::string& tag,
       },
       [&](std::string_view text) { if (log) log(text); });
   req.on_data = [&](std::string_view c) { split.feed(c); return true; };
-  auto r = http(ep_, req);
+  auto r = http(ep, req);
   split.finish();
   if (r.status >= 400) res.error = r.message();
   res.ok = res.error.empty() && !res.digest.empty();
   if (res.error.empty() && res.digest.empty()) res.error = "the engine reported no digest";
+  res.transient = !res.ok && transient_push_error(res.error);
   return res;
+}
+
+}  // namespace
+
+// The engine reports the registry's failure as text: Docker's distribution
+// client says "received unexpected HTTP status: 500 Internal Server Error",
+// Go's net package "connection reset by peer", "EOF", "i/o timeout"; Podman
+// (containers/image) words them alike. Auth, "not found" and manifest
+// errors are not in this list: a retry cannot mend them.
+bool transient_push_error(std::string_view e) {
+  static const char* kSigns[] = {"unexpected HTTP status: 5", "unexpected HTTP status: 429", "status code 5",
+                                 "Internal Server Error", "Bad Gateway", "Service Unavailable", "Gateway Timeout",
+                                 "Too Many Requests", "connection reset", "connection refused", "broken pipe",
+                                 "EOF", "i/o timeout", "TLS handshake timeout", "transport connection broken",
+                                 "server closed", "no route to host"};
+  for (const char* s : kSigns)
+    if (e.find(s) != std::string_view::npos) return true;
+  return false;
+}
+
+PushResult Client::push_image(const std::string& name, const std::string& tag,
+                              const std::string& registry_auth, const LogSink& log, const PushRetry& retry) {
+  auto backoff = retry.backoff;
+  for (int attempt = 1;; ++attempt) {
+    PushResult res = push_once(ep_, name, tag, registry_auth, log);
+    res.attempts = attempt;
+    if (res.ok || !res.transient || attempt >= std::max(1, retry.max_attempts)) return res;
+    if (log) log("retry " + std::to_string(attempt) + ": push " + name + ":" + tag + ": " + res.error);
+    std::this_thread::sleep_for(backoff);
+    backoff *= 2;
+  }
 }
 
 }  // namespace kiln::engine

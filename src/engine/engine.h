@@ -104,7 +104,22 @@ struct PushResult {
   bool ok = false;
   std::string digest;  // "sha256:..." of the pushed manifest
   std::string error;
+  // The registry failed the way a retry can mend (a 5xx or 429, a reset,
+  // refused or timed-out connection, an EOF), as the engine reported it.
+  bool transient = false;
+  int attempts = 0;  // pushes tried
 };
+
+// How push_image retries transient failures: at most max_attempts pushes,
+// waiting backoff, doubling, between them (the layers already uploaded are
+// skipped by the engine, so a retry costs little).
+struct PushRetry {
+  int max_attempts = 4;
+  std::chrono::milliseconds backoff{500};
+};
+
+// Whether an engine's push error text names a transient registry fault.
+bool transient_push_error(std::string_view error);
 
 // ---- building ----------------------------------------------------------
 
@@ -181,8 +196,9 @@ class Client {
   void remove_container(const std::string& id);  // forced, with its anonymous volumes
 
   // registry_auth: the X-Registry-Auth value (base64url JSON); never logged.
+  // Transient failures are retried (PushRetry); the result is the last try's.
   PushResult push_image(const std::string& name, const std::string& tag,
-                        const std::string& registry_auth, const LogSink& log);
+                        const std::string& registry_auth, const LogSink& log, const PushRetry& retry = {});
 
  private:
   Endpoint ep_;

@@ -8,6 +8,8 @@
 #include "engine/engine.h"
 #include "registry/registry.h"
 #include "render/render.h"
+#include "util/diag.h"
+#include "util/json_out.h"
 
 namespace kiln::promote {
 
@@ -15,40 +17,67 @@ size_t Report::tagged() const {
   return static_cast<size_t>(std::count_if(combos.begin(), combos.end(), [](const ComboPromotion& c) { return c.tagged; }));
 }
 
+std::string ComboPromotion::state() const {
+  if (!tagged) return "not-tagged";
+  return recorded ? "tagged" : "tagged-without-record";
+}
+
+std::string staging_tag(const std::string& image_id) {
+  std::string hex = image_id.substr(image_id.find(':') + 1);
+  return "kiln-push-" + hex;
+}
+
 namespace {
 
 constexpr const char* kRecordType = "application/vnd.kiln.verification.v1+json";
 
-struct Target {
-  registry::Reference ref;
-  TagResult result;
+// The registry (or the engine's push to it) failed in a way that is not this
+// combination's: the promotion stops and the caller exits 2. One class for
+// every form of the fault -- a 500 and a reset end the same way.
+struct Unavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
+
+bool registry_unavailable(const registry::ApiError& e) { return e.status == 429 || e.status >= 500; }
 
 // The image id a registry manifest stands for: its config digest (for an
 // image manifest; an index is never the image kiln built).
-std::string image_id_of(registry::Client& reg, const std::string& repo, const std::string& ref) {
-  registry::Manifest m = reg.get_manifest(repo, ref);
+std::string config_digest(const registry::Manifest& m) {
   auto j = nlohmann::json::parse(m.bytes, nullptr, false);
-  if (j.is_object() && j.contains("config") && j["config"].contains("digest")) return j["config"]["digest"];
+  if (j.is_object() && j.contains("config") && j["config"].is_object() && j["config"].contains("digest") &&
+      j["config"]["digest"].is_string())
+    return j["config"]["digest"];
   return "";
+}
+
+// What a tag names now: nullopt when absent (confirmed two ways, see
+// registry::Client::confirmed_tag), else its manifest digest and image id.
+struct Named {
+  std::string digest, image_id;
+};
+std::optional<Named> named_by(registry::Client& reg, const registry::Reference& ref) {
+  auto d = reg.confirmed_tag(ref.repo, ref.tag);
+  if (!d) return std::nullopt;
+  return Named{d->digest, config_digest(reg.get_manifest(ref.repo, d->digest))};
 }
 
 // Checks every tag before anything is written: existing tags that name
 // another image are conflicts.
-bool check_tags(std::vector<Target>& targets, registry::Client& reg, const std::string& image_id, bool force) {
+bool check_tags(ComboPromotion& cp, const std::vector<registry::Reference>& refs, registry::Client& reg, bool force) {
   bool clear = true;
-  for (auto& t : targets) {
-    auto head = reg.head_manifest(t.ref.repo, t.ref.tag);
-    if (!head) continue;
-    t.result.previous = head->digest;
-    if (image_id_of(reg, t.ref.repo, t.ref.tag) == image_id) {
-      t.result.action = "unchanged";
-      t.result.digest = head->digest;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    TagResult& t = cp.tags[i];
+    auto now = named_by(reg, refs[i]);
+    if (!now) continue;
+    t.previous = now->digest;
+    if (now->image_id == cp.image_id) {
+      t.action = "unchanged";
+      t.digest = now->digest;
       continue;
     }
     if (!force) {
-      t.result.action = "conflict";
-      t.result.error = fmt::format("{} already names {} (another image); --force moves it", t.ref.str(), head->digest);
+      t.action = "conflict";
+      t.error = fmt::format("{} already names {} (another image); --force moves it", refs[i].str(), now->digest);
       clear = false;
     }
   }
@@ -70,83 +99,169 @@ nlohmann::json record(const plan::Combo& c, const verify::ComboVerdict& v, const
           {"policy", {{"verify", c.policy.verify}, {"gpu_classes", c.policy.gpu_classes}}}, {"checks", checks}};
 }
 
-// Push once, retag the rest by manifest PUT, read every tag back.
-void publish(ComboPromotion& cp, std::vector<Target>& targets, const plan::Combo& c, const verify::ComboVerdict& v,
-             engine::Client& eng, registry::Client& reg, const Options& o) {
-  const registry::Reference& first = targets.front().ref;
-  std::string repo_name = first.host + "/" + first.repo;
-  eng.tag_image(cp.image_id, repo_name, first.tag);
+// The engine pushes the verified image id under kiln's staging tag; returns
+// the pushed manifest's digest. The staging name is dropped again when it
+// still names the verified image (an untag; never a removal of another).
+std::string push_staged(const std::string& image_id, const registry::Reference& first, engine::Client& eng,
+                        const Options& o, std::string& error) {
+  const std::string repo_name = first.host + "/" + first.repo;
+  const std::string staging = staging_tag(image_id);
+  eng.tag_image(image_id, repo_name, staging);
   auto creds = registry::lookup_credentials(first.host);
-  engine::PushResult pushed = eng.push_image(repo_name, first.tag, registry::engine_auth(creds, first.host), nullptr);
-  if (!pushed.ok) {
-    targets.front().result.action = "failed";
-    targets.front().result.error = pushed.error;
-    cp.reason = "push failed: " + pushed.error;
-    return;
+  engine::PushResult pushed = eng.push_image(repo_name, staging, registry::engine_auth(creds, first.host), nullptr, o.push_retry);
+  try {
+    if (auto still = eng.inspect_image(repo_name + ":" + staging); still && still->id == image_id)
+      eng.remove_image(repo_name + ":" + staging);
+  } catch (const engine::ApiError&) {  // a leftover local name; harmless
   }
-  cp.digest = pushed.digest;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    TagResult& r = targets[i].result;
-    if (i == 0) r.action = "pushed";
-    else if (r.action != "unchanged" || r.digest != cp.digest) {
-      reg.retag(targets[i].ref.repo, cp.digest, targets[i].ref.tag);
-      r.action = "retagged";
-    }
-    auto head = reg.head_manifest(targets[i].ref.repo, targets[i].ref.tag);
-    r.digest = head ? head->digest : "";
-    if (r.digest != cp.digest) {
-      r.action = "failed";
-      r.error = fmt::format("{} reads back as {}, not {}", targets[i].ref.str(), r.digest, cp.digest);
-    }
-  }
-  cp.tagged = std::all_of(targets.begin(), targets.end(), [](const Target& t) { return t.result.action != "failed"; });
-  if (!cp.tagged) {
-    cp.reason = "a tag did not read back as the pushed digest";
-    return;
-  }
-  registry::Attached a = reg.attach(first.repo, cp.digest, kRecordType, record(c, v, cp.digest, o).dump());
-  cp.record = a.mode == registry::AttachMode::Referrers ? "referrers" : "tag " + a.tag;
+  if (pushed.ok) return pushed.digest;
+  if (pushed.transient)
+    throw Unavailable(fmt::format("the engine's push to {} failed {} times: {}", first.host, pushed.attempts, pushed.error));
+  error = "push failed: " + pushed.error;
+  return "";
 }
 
-ComboPromotion promote_combo(const plan::Combo& c, const plan::Plan& p, const Options& o, engine::Client& eng) {
-  ComboPromotion cp{c.id, "", false, false, "", "", {}, ""};
+// Writes one release tag: re-checked just before the PUT when time passed
+// since the check (a writer that came after it is a race, not something to
+// overwrite), and read back.
+void write_tag(TagResult& r, const registry::Reference& ref, const registry::Manifest& m, const std::string& action,
+               registry::Client& reg, bool recheck) {
+  if (r.action != "unchanged" || r.digest != m.digest) {
+    auto before = recheck ? reg.confirmed_tag(ref.repo, ref.tag) : std::nullopt;
+    std::string was = before ? before->digest : "";
+    if (!was.empty() && was != r.previous && was != m.digest) {
+      r.action = "race";
+      r.error = fmt::format("tag {} now names {}, expected {} (another writer since the check); not moved", ref.str(), was,
+                            r.previous.empty() ? "no tag" : r.previous);
+      return;
+    }
+    reg.put_manifest(ref.repo, ref.tag, m.bytes, m.media_type);
+    r.action = action;
+  }
+  auto after = reg.confirmed_tag(ref.repo, ref.tag);
+  r.digest = after ? after->digest : "";
+  if (r.digest != m.digest) {
+    r.action = "race";
+    r.error = fmt::format("tag {} now names {}, expected {} (another writer raced this one)", ref.str(),
+                          r.digest.empty() ? "nothing" : r.digest, m.digest);
+  }
+}
+
+// Push by identity, check what arrived, then write every tag and the record.
+void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c,
+             const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o) {
+  const registry::Reference& first = refs.front();
+  std::string error;
+  std::string digest = push_staged(cp.image_id, first, eng, o, error);
+  if (digest.empty()) {
+    cp.tags.front().action = "failed";
+    cp.tags.front().error = error;
+    cp.reason = error;
+    return;
+  }
+  registry::Manifest m = reg.get_manifest(first.repo, digest);
+  if (std::string pushed_image = config_digest(m); pushed_image != cp.image_id) {
+    cp.reason = fmt::format(
+        "the engine pushed {} (image {}), not the verified image {}: {}/{}:{} was re-pointed during the push; "
+        "no release tag written",
+        digest, pushed_image.empty() ? "unknown" : pushed_image, cp.image_id, first.host, first.repo,
+        staging_tag(cp.image_id));
+    for (auto& t : cp.tags) {
+      if (!t.action.empty()) continue;  // "unchanged" tags still name the verified image
+      t.action = "refused";
+      t.error = "not written: the pushed image is not the verified one";
+    }
+    return;
+  }
+  cp.digest = digest;
+  for (size_t i = 0; i < refs.size(); ++i) write_tag(cp.tags[i], refs[i], m, i == 0 ? "pushed" : "retagged", reg, true);
+  cp.tagged = std::all_of(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) {
+    return t.action == "pushed" || t.action == "retagged" || t.action == "unchanged";
+  });
+  if (!cp.tagged) {
+    auto bad = std::find_if(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) { return !t.error.empty(); });
+    cp.reason = bad != cp.tags.end() ? bad->error : "a tag did not read back as the pushed digest";
+    return;
+  }
+  try {
+    registry::Attached a = reg.attach(first.repo, cp.digest, kRecordType, json_text(record(c, v, cp.digest, o)));
+    cp.record = a.mode == registry::AttachMode::Referrers ? "referrers" : "tag " + a.tag;
+    cp.recorded = true;
+  } catch (const std::exception& e) {
+    cp.record_error = e.what();
+    cp.reason = std::string("tagged, but the verification record was not attached: ") + e.what();
+    throw;  // promote_plan decides: the registry failing stops the run, anything else is this combination's
+  }
+}
+
+void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p, const Options& o, engine::Client& eng) {
   auto info = eng.inspect_image(render::local_image(p, c.id));
   if (!info) {
     cp.reason = "not built";
-    return cp;
+    return;
   }
   cp.image_id = info->id;
   verify::ComboVerdict v = verify::recorded_verdict(c, cp.image_id, o.runners, o.state_dir);
   cp.verified = v.verified;
   if (!v.verified) {
     cp.reason = "not verified: " + v.reason;
-    return cp;
+    return;
   }
-  std::vector<Target> targets;
-  for (const auto& tag : c.tags) targets.push_back({registry::parse_reference(tag), {tag, "", "", "", ""}});
-  if (targets.empty()) {
+  std::vector<registry::Reference> refs;
+  for (const auto& tag : c.tags) {
+    refs.push_back(registry::parse_reference(tag));
+    cp.tags.push_back({tag, "", "", "", ""});
+  }
+  if (refs.empty()) {
     cp.reason = "the plan gives it no tag";
-    return cp;
+    return;
   }
-  registry::Client reg = registry_for(p, targets.front().ref.host);
-  if (!check_tags(targets, reg, cp.image_id, o.force)) {
-    cp.reason = "tag conflict: " + std::find_if(targets.begin(), targets.end(), [](const Target& t) {
-                  return t.result.action == "conflict";
-                })->result.error;
+  registry::Client reg = registry_for(p, refs.front().host);
+  if (!check_tags(cp, refs, reg, o.force)) {
+    cp.reason = "tag conflict: " + std::find_if(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) {
+                  return t.action == "conflict";
+                })->error;
   } else if (o.dry_run) {
-    for (size_t i = 0; i < targets.size(); ++i)
-      if (targets[i].result.action.empty()) targets[i].result.action = i == 0 ? "would-push" : "would-retag";
+    for (size_t i = 0; i < cp.tags.size(); ++i)
+      if (cp.tags[i].action.empty()) cp.tags[i].action = i == 0 ? "would-push" : "would-retag";
     cp.reason = "dry run";
   } else {
-    publish(cp, targets, c, v, eng, reg, o);
+    publish(cp, refs, c, v, eng, reg, o);
   }
-  for (auto& t : targets) cp.tags.push_back(t.result);
-  return cp;
+}
+
+// Keeps the most precise reason: one set where the failure happened wins.
+void fail(ComboPromotion& cp, const std::string& why) {
+  if (cp.reason.empty()) cp.reason = why;
 }
 
 }  // namespace
 
+TagResult write_release_tag(registry::Client& reg, const registry::Reference& ref, const registry::Manifest& m,
+                            bool force) {
+  TagResult r{ref.str(), "", "", "", ""};
+  if (auto now = named_by(reg, ref)) {
+    r.previous = now->digest;
+    if (now->image_id == config_digest(m)) {
+      r.action = "unchanged";
+      r.digest = now->digest;
+    } else if (!force) {
+      r.action = "conflict";
+      r.error = fmt::format("{} already names {} (another image); --force moves it", ref.str(), now->digest);
+      return r;
+    }
+  }
+  write_tag(r, ref, m, "retagged", reg, false);  // checked just now
+  return r;
+}
+
 Report promote_plan(const plan::Plan& p, const Options& o) {
+  // A matrix without [registry] url gets local names ("kiln/<name>:tag"),
+  // which a push would send to Docker Hub: release tags go only where the
+  // matrix says, never to a default registry.
+  if (p.registry.url.empty())
+    throw InputError({p.matrix_path, 0, 0}, fmt::format("matrix '{}' has no [registry] url: promote pushes release tags "
+                                                        "only to a registry the matrix names", p.matrix_name));
   if (o.runners.empty()) throw build::EnvironmentError("no runner: the engine holding the images is needed");
   engine::Client eng(o.runners.front().endpoint);
   Report report;
@@ -154,18 +269,27 @@ Report promote_plan(const plan::Plan& p, const Options& o) {
     if (c.status != plan::Status::valid) continue;
     if (!o.only.empty() && std::none_of(o.only.begin(), o.only.end(), [&](const std::string& g) { return build::matches_glob(g, c.id); }))
       continue;
+    ComboPromotion cp;
+    cp.id = c.id;
     try {
-      report.combos.push_back(promote_combo(c, p, o, eng));
+      promote_combo(cp, c, p, o, eng);
+    } catch (const Unavailable& e) {
+      report.environment_error = fmt::format("registry: {}", e.what());
     } catch (const registry::Unreachable& e) {
-      throw build::EnvironmentError(fmt::format("registry: {}", e.what()));
+      report.environment_error = fmt::format("registry: {}", e.what());
+    } catch (const registry::ApiError& e) {
+      if (registry_unavailable(e)) report.environment_error = fmt::format("registry: {}", e.what());
+      fail(cp, std::string("promotion failed: ") + e.what());
     } catch (const registry::AuthError& e) {
-      throw build::EnvironmentError(fmt::format("registry refused the credentials: {}", e.what()));
+      report.environment_error = fmt::format("registry refused the credentials: {}", e.what());
     } catch (const engine::Unreachable& e) {
-      throw build::EnvironmentError(e.what());
+      report.environment_error = e.what();
     } catch (const std::exception& e) {  // this combination's failure; the others go on
-      ComboPromotion cp{c.id, "", false, false, std::string("promotion failed: ") + e.what(), "", {}, ""};
-      report.combos.push_back(cp);
+      fail(cp, std::string("promotion failed: ") + e.what());
     }
+    if (!report.environment_error.empty()) fail(cp, "stopped: " + report.environment_error);
+    report.combos.push_back(std::move(cp));
+    if (!report.environment_error.empty()) break;
   }
   return report;
 }
@@ -177,9 +301,12 @@ nlohmann::json to_json(const Report& r) {
     for (const auto& t : c.tags)
       tags.push_back({{"tag", t.tag}, {"action", t.action}, {"digest", t.digest}, {"previous", t.previous}, {"error", t.error}});
     combos.push_back({{"id", c.id}, {"image_id", c.image_id}, {"verified", c.verified}, {"tagged", c.tagged},
-                      {"reason", c.reason}, {"digest", c.digest}, {"tags", tags}, {"record", c.record}});
+                      {"state", c.state()}, {"reason", c.reason}, {"digest", c.digest}, {"tags", tags},
+                      {"record", c.record}, {"recorded", c.recorded}, {"record_error", c.record_error}});
   }
-  return {{"schema", "kiln.promote/v1"}, {"tagged", r.tagged()}, {"combos", combos}};
+  nlohmann::json out = {{"schema", "kiln.promote/v1"}, {"tagged", r.tagged()}, {"combos", combos}};
+  out["environment_error"] = r.environment_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.environment_error);
+  return out;
 }
 
 }  // namespace kiln::promote

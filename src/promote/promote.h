@@ -4,18 +4,34 @@
 // For each combination whose image the ledger holds passing verdicts for
 // (under its policy), every tag is checked first: a tag that already names
 // a different image is a conflict, and unless --force the combination gets
-// no tag at all (never half a promotion). Then the image is pushed once
-// through the engine under its first tag, the other tags are added by
-// manifest PUT (no layer moves twice), each tag is read back and must name
-// the pushed digest, and the verification record is attached to the digest
-// (OCI referrers, or the sha256-<hex>.kiln tag where the registry has none).
+// no tag at all (never half a promotion). A tag is absent only when its
+// manifest and the tag list both say so (one wrong 404 must not move a tag).
+//
+// The image is pushed by identity: the engine pushes the verified image id
+// under a kiln-owned staging tag (kiln-push-<image id hex>), the pushed
+// manifest is read back from the registry, and unless its config digest is
+// the verified image id nothing is tagged (someone re-pointed the name
+// during the push). Then every release tag is a manifest PUT of those exact
+// bytes (no layer moves twice), re-checked just before it is written and
+// read back after: a tag another writer changed meanwhile is reported as a
+// race, never as tagged. Last, the verification record is attached to the
+// digest (OCI referrers, or the sha256-<hex>.kiln tag where the registry
+// has none); a promotion whose tags were written but whose record was not
+// says exactly that (recorded = false, record_error).
+//
+// The registry failing (connection errors, resets, timeouts, 5xx/429 after
+// the retries, from kiln's own calls or from the engine's push) stops the
+// promotion with Report::environment_error set, whatever the fault's form:
+// a caller exits 2 for it, as for refused credentials.
 #pragma once
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/engine.h"
 #include "plan/plan.h"
+#include "registry/registry.h"
 #include "verify/verify.h"
 
 namespace kiln::promote {
@@ -27,11 +43,19 @@ struct Options {
   bool force = false;  // move an existing tag to another image
   std::vector<std::string> only;
   std::string kiln_version;
+  engine::PushRetry push_retry;  // the engine's push: transient failures retried
 };
+
+// The staging tag the verified image is pushed under: "kiln-push-<hex>" for
+// image id "sha256:<hex>". kiln writes it, nobody else has reason to.
+std::string staging_tag(const std::string& image_id);
 
 struct TagResult {
   std::string tag;     // full reference
-  std::string action;  // pushed | retagged | unchanged | conflict | would-push | would-retag | failed
+  // pushed | retagged | unchanged | conflict | would-push | would-retag |
+  // race (another writer changed it; not tagged) | refused (the pushed image
+  // was not the verified one) | failed
+  std::string action;
   std::string digest;  // the manifest digest it names now (or would)
   std::string previous;  // what it named before, when it existed
   std::string error;
@@ -42,19 +66,37 @@ struct ComboPromotion {
   std::string image_id;
   bool verified = false;
   bool tagged = false;   // every tag names the verified image
-  std::string reason;    // why not tagged
+  std::string reason;    // why not tagged, or why tagged without its record
   std::string digest;
   std::vector<TagResult> tags;
   std::string record;    // "referrers" | "tag <name>" | ""
+  bool recorded = false;     // the verification record is attached
+  std::string record_error;  // tagged, but attaching the record failed: why
+  // "tagged" (tags and record), "tagged-without-record", "not-tagged".
+  std::string state() const;
+  bool complete() const { return tagged && recorded; }
 };
 
 struct Report {
   std::vector<ComboPromotion> combos;
+  // Set when the registry or the engine failed (unreachable, resets,
+  // timeouts, 5xx after retries, refused credentials): the promotion
+  // stopped there; combos holds what was done until then.
+  std::string environment_error;
   size_t tagged() const;
 };
 
-// Throws build::EnvironmentError when the registry or engine is unreachable
-// or refuses the credentials.
+// One release tag for a manifest already in the registry, written the way
+// promote writes each of its tags: what the tag names now is confirmed two
+// ways, a tag naming another image is left alone unless `force` (action
+// "conflict"), the exact bytes are PUT after a last re-check, and the tag is
+// read back ("race" when another writer changed it). kiln's retag on its
+// own: bench/promote.sh times it through `kiln bench-retag`.
+TagResult write_release_tag(registry::Client& reg, const registry::Reference& ref, const registry::Manifest& m,
+                            bool force);
+
+// Throws build::EnvironmentError only when no runner names the engine;
+// registry and engine failures land in Report::environment_error.
 Report promote_plan(const plan::Plan& p, const Options& o);
 nlohmann::json to_json(const Report& r);
 

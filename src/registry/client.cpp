@@ -569,4 +569,51 @@ std::vector<std::string> Client::tags(const std::string& repo) {
   return out;
 }
 
+namespace {
+
+// The tag sorting just before `tag` among all valid tags ([A-Za-z0-9_.-],
+// at most 128 characters; byte order, as registries sort them), for a tag
+// list's `last` (exclusive): the answer then starts at `tag` if it exists.
+std::string tag_before(const std::string& tag) {
+  static const std::string alphabet = "-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+  if (tag.empty() || tag.size() > 128) return "";
+  std::string head = tag.substr(0, tag.size() - 1);
+  auto pos = alphabet.find(tag.back());
+  if (pos == std::string::npos || pos == 0) return head;  // still a lower bound
+  return head + alphabet[pos - 1] + std::string(128 - tag.size(), 'z');
+}
+
+}  // namespace
+
+bool Client::tag_listed(const std::string& repo, const std::string& tag) {
+  // One small page where the registry honours n and last; a registry that
+  // ignores them is read on, page by page, until the tag or a later one shows.
+  std::string path = "/v2/" + repo + "/tags/list?n=10&last=" + tag_before(tag);
+  for (int page = 0; page < 10000 && !path.empty(); ++page) {
+    Response r = impl_->call("GET", path, pull(repo));
+    if (r.status == 404) return false;  // no such repository
+    if (r.status != 200) impl_->fail(r, "tags of " + repo);
+    auto j = json::parse(r.body, nullptr, false);
+    std::vector<std::string> got;
+    if (j.is_object() && j.contains("tags") && j["tags"].is_array())
+      for (const auto& t : j["tags"])
+        if (t.is_string()) got.push_back(t.get<std::string>());
+    if (std::find(got.begin(), got.end(), tag) != got.end()) return true;
+    if (std::is_sorted(got.begin(), got.end()) && !got.empty() && got.back() > tag) return false;
+    std::string next = detail::parse_link_next(r.header("link"));
+    path = next.empty() ? "" : detail::resolve_url(impl_->base + "/v2/", next);
+  }
+  return false;
+}
+
+std::optional<Descriptor> Client::confirmed_tag(const std::string& repo, const std::string& tag) {
+  if (auto d = head_manifest(repo, tag)) return d;
+  if (!tag_listed(repo, tag)) return std::nullopt;
+  impl_->log("HEAD " + repo + ":" + tag + " said 404 but the tag list has it; asking again");
+  if (auto d = head_manifest(repo, tag)) return d;
+  throw ApiError(0, "tag " + repo + ":" + tag + " on " + impl_->opts.host +
+                        ": the tag list has it but its manifest answers 404; not writing over a tag the registry "
+                        "cannot show");
+}
+
 }  // namespace kiln::registry

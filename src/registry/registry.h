@@ -232,6 +232,18 @@ class Client {
   // GET /v2/<repo>/tags/list, following Link pagination.
   std::vector<std::string> tags(const std::string& repo);
 
+  // What `tag` names, for a caller about to write it. A HEAD that finds
+  // nothing is not believed alone (an eventually consistent registry, or a
+  // proxy, may answer one wrong 404): the tag list must agree. nullopt only
+  // when both say absent. A tag the list has whose manifest answers 404 on a
+  // second HEAD throws ApiError (status 0): the registry contradicts itself,
+  // and a writer must not guess.
+  std::optional<Descriptor> confirmed_tag(const std::string& repo, const std::string& tag);
+  // Whether the tag list has `tag`: GET tags/list?n=10&last=<the tag just
+  // before it>, so a large repository costs one small page (following Link
+  // where a registry ignores n or last). An unknown repository has none.
+  bool tag_listed(const std::string& repo, const std::string& tag);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

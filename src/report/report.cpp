@@ -53,6 +53,7 @@ void fill_promote(Row& row, const promote::ComboPromotion& pr) {
   for (const auto& t : pr.tags)
     if (t.action == "pushed" || t.action == "retagged" || t.action == "unchanged") row.tags.push_back(t.tag);
   if (!pr.tagged && row.why.empty()) row.why = pr.reason;
+  if (pr.tagged && !pr.recorded) row.record_missing = pr.record_error.empty() ? pr.reason : pr.record_error;
 }
 
 }  // namespace
@@ -100,6 +101,8 @@ std::string table(const RunReport& r) {
     out += fmt::format("{:<34} {:<8} {:<8} {:<19} {:<9} {}\n", row.id, row.plan_status, row.build.empty() ? "-" : row.build,
                        row.image_id.empty() ? "-" : row.image_id.substr(0, 19), row.verified ? "yes" : "no", tags);
     if (row.tags.empty() && !row.why.empty()) out += fmt::format("    not tagged: {}\n", row.why);
+    if (!row.record_missing.empty())
+      out += fmt::format("    tagged, but the verification record was NOT attached: {}\n", row.record_missing);
   }
   out += fmt::format("\n{} valid combinations: {} verified, {} tagged ({} excluded by the plan)\n", r.valid, r.verified,
                      r.tagged, r.rows.size() - r.valid);
@@ -113,7 +116,7 @@ std::string markdown(const RunReport& r) {
   for (const auto& row : r.rows) {
     if (row.plan_status == "excluded") continue;
     out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", row.id, row.build.empty() ? "-" : row.build, join(row.checks, ", "),
-                       row.verified ? "yes" : "no", row.tags.empty() ? "-" : join(row.tags, "<br>"), row.tags.empty() ? row.why : "");
+                       row.verified ? "yes" : "no", row.tags.empty() ? "-" : join(row.tags, "<br>"), row.tags.empty() ? row.why : (row.record_missing.empty() ? "" : "tagged, but the verification record was NOT attached: " + row.record_missing));
   }
   if (!r.gpu_columns.empty()) {
     out += "\n## GPUs the images serve\n\n| combination |";
@@ -138,7 +141,7 @@ nlohmann::json to_json(const RunReport& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& row : r.rows)
     rows.push_back({{"id", row.id}, {"plan", row.plan_status}, {"build", row.build}, {"image_id", row.image_id},
-                    {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"why", row.why},
+                    {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"why", row.why}, {"record_missing", row.record_missing},
                     {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops}});
   return {{"schema", "kiln.run/v1"}, {"matrix", r.matrix}, {"generated_at", r.generated_at},
           {"summary", {{"valid", r.valid}, {"verified", r.verified}, {"tagged", r.tagged}}}, {"combos", rows}};

@@ -23,6 +23,7 @@ struct Row {
   bool verified = false;
   std::vector<std::string> tags;    // tags now pointing at image_id
   std::string why;                  // why not verified or not tagged
+  std::string record_missing;       // tagged, but its verification record was not attached: why
   std::map<std::string, std::string> gpus;  // target GPU -> native | ptx-jit | unsupported
   std::string gemm_bf16_tflops;     // from a passed gpu check, when measured
 };

@@ -40,6 +40,8 @@ std::string html(const RunReport& r) {
     std::string tags;
     for (const auto& t : row.tags) tags += "<code>" + esc(t) + "</code><br>";
     if (row.tags.empty()) tags = "<small>" + esc(row.why) + "</small>";
+    if (!row.record_missing.empty())
+      tags += "<small>tagged, but the verification record was NOT attached: " + esc(row.record_missing) + "</small>";
     out += fmt::format("<tr><td><code>{}</code><br><small>{}</small></td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
                        esc(row.id), esc(row.image_id.substr(0, 19)), esc(row.build), esc(join(row.checks, ", ")),
                        row.verified ? "yes" : "no", row.verified ? "yes" : "no", tags);

@@ -155,3 +155,21 @@ TEST_CASE("an absent socket is Unreachable, naming it", "[engine]") {
   CHECK_THROWS_AS(c.version(), Unreachable);
   CHECK_THROWS_AS(make_builder("buildx", c.endpoint())->build({}, {}, {}), Unreachable);
 }
+
+TEST_CASE("transient_push_error: a registry 5xx, reset or timeout as the engine words it; not auth, not a bad manifest",
+          "[engine][push]") {
+  using kiln::engine::transient_push_error;
+  // Texts Docker 20.10 reported in tests/promote (the registry behind a faulting proxy).
+  CHECK(transient_push_error("received unexpected HTTP status: 500 Internal Server Error"));
+  CHECK(transient_push_error("received unexpected HTTP status: 503 Service Unavailable"));
+  CHECK(transient_push_error(
+      "Put \"http://127.0.0.1:34699/v2/x/manifests/kiln-push-a3\": read tcp 127.0.0.1:36432->127.0.0.1:34699: read: "
+      "connection reset by peer"));
+  CHECK(transient_push_error("Put \"http://127.0.0.1:1/v2/x/blobs/uploads/\": EOF"));
+  CHECK(transient_push_error("dial tcp 127.0.0.1:5000: connect: connection refused"));
+  CHECK(transient_push_error("net/http: TLS handshake timeout"));
+  CHECK_FALSE(transient_push_error("unauthorized: authentication required"));
+  CHECK_FALSE(transient_push_error("denied: requested access to the resource is denied"));
+  CHECK_FALSE(transient_push_error("manifest invalid: manifest invalid"));
+  CHECK_FALSE(transient_push_error("An image does not exist locally with the tag: 127.0.0.1:5000/x"));
+}

@@ -35,11 +35,30 @@ const char* reason(int status) {
     case 201: return "Created";
     case 307: return "Temporary Redirect";
     case 401: return "Unauthorized";
+    case 400: return "Bad Request";
     case 404: return "Not Found";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Status";
+  }
+}
+
+// Whether a raw chunked body holds its last (zero-size) chunk and trailer.
+bool chunked_complete(const std::string& body) {
+  std::size_t pos = 0;
+  for (;;) {
+    std::size_t eol = body.find("\r\n", pos);
+    if (eol == std::string::npos) return false;
+    std::size_t size = 0;
+    try {
+      size = std::stoul(body.substr(pos, eol - pos), nullptr, 16);
+    } catch (const std::exception&) {
+      return true;  // not chunked after all: forward what came
+    }
+    if (size == 0) return body.find("\r\n\r\n", eol) != std::string::npos;
+    pos = eol + 2 + size + 2;
+    if (pos > body.size()) return false;
   }
 }
 
@@ -109,6 +128,9 @@ void Proxy::serve(int fd) {
     ssize_t r = recv(fd, tmp, sizeof tmp, 0);
     if (r <= 0) { close(fd); return; }
     buf.append(tmp, static_cast<std::size_t>(r));
+    // A TLS ClientHello (Docker tries HTTPS first even on an insecure
+    // registry): close at once so it falls back to HTTP without waiting.
+    if (buf[0] == '\x16') { close(fd); return; }
   }
   SeenRequest req;
   std::string head = buf.substr(0, hdr_end);
@@ -131,8 +153,14 @@ void Proxy::serve(int fd) {
     if (name != "connection") fwd_headers.push_back(h);
   }
   std::size_t want = std::stoul(req.header("content-length").empty() ? "0" : req.header("content-length"));
+  // Docker's engine uploads layers with a chunked body: read up to its last
+  // chunk (kept raw, forwarded as it came) or the request would never end.
+  bool chunked = lower(req.header("transfer-encoding")).find("chunked") != std::string::npos;
   req.body = buf.substr(hdr_end + 4);
-  while (req.body.size() < want) {
+  auto complete = [&] { return chunked ? chunked_complete(req.body) : req.body.size() >= want; };
+  while (!complete()) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 30000) <= 0) break;
     ssize_t r = recv(fd, tmp, sizeof tmp, 0);
     if (r <= 0) break;
     req.body.append(tmp, static_cast<std::size_t>(r));
@@ -148,6 +176,12 @@ void Proxy::serve(int fd) {
     // Sleep in slices so the proxy's destructor is not held up for long.
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(hr.delay_ms);
     while (!stop_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (hr.reset) {
+    linger l{1, 0};  // close() then sends RST, not FIN
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+    return;
   }
   if (hr.answer) {
     std::string out = "HTTP/1.1 " + std::to_string(hr.answer->status) + " " + reason(hr.answer->status) + "\r\n";

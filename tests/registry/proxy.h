@@ -1,6 +1,7 @@
 // A tiny HTTP/1.1 proxy for registry tests, in front of the real registry:
 // it records every request (counting blob traffic), and a hook may answer
-// in its place (faults: 500, 429, delays; a bearer-token gate; redirects).
+// in its place (faults: 500, 429, delays, resets; a bearer-token gate;
+// redirects) or lie (a 404 for a manifest that exists).
 // One request per connection (it answers "Connection: close").
 #pragma once
 
@@ -36,6 +37,7 @@ struct HookResult {
   std::optional<Canned> answer;  // empty: forward upstream
   int delay_ms = 0;              // before answering or forwarding
   std::size_t cut_after = 0;     // forwarding: close after this many bytes of the reply (0: all)
+  bool reset = false;            // no answer: the connection is reset (RST), as a crashed peer does
 };
 
 class Proxy {

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -348,6 +349,38 @@ TEST_CASE("tags list", "[registry]") {
   c.retag("kiln/tags", "b", "a");
   c.retag("kiln/tags", "b", "c");
   CHECK(c.tags("kiln/tags") == std::vector<std::string>{"a", "b", "c"});
+}
+
+TEST_CASE("confirmed_tag: one lying 404 is not believed; a registry that keeps contradicting itself throws",
+          "[registry][faults]") {
+  Client seeder(opts_for(shared_registry().addr));
+  Seeded s = seed(seeder, "kiln/confirm", "v1");
+  CHECK_FALSE(seeder.confirmed_tag("kiln/no-such-repo", "v1"));  // no repository: absent, not NotFound
+  // The tag list is read from just before the tag: one small page, even among many tags.
+  for (const char* t : {"a", "v0", "v0zz", "v1-", "v10", "v2", "w"}) seeder.retag("kiln/confirm", "v1", t);
+  for (const char* t : {"a", "v0", "v0zz", "v1", "v1-", "v10", "v2", "w"}) CHECK(seeder.tag_listed("kiln/confirm", t));
+  for (const char* t : {"-", "v", "v0z", "v1--", "v11", "x"}) CHECK_FALSE(seeder.tag_listed("kiln/confirm", t));
+  Proxy proxy(shared_registry().addr);
+  std::atomic<int> lies{1};
+  proxy.set_hook([&](const SeenRequest& r) -> HookResult {
+    if (r.method == "HEAD" && r.target == "/v2/kiln/confirm/manifests/v1" && lies-- > 0)
+      return {Canned{404, {"Content-Type: application/json"}, R"({"errors":[{"code":"MANIFEST_UNKNOWN","message":"x"}]})"}};
+    return {};
+  });
+  Client c(opts_for(proxy.addr()));
+  auto d = c.confirmed_tag("kiln/confirm", "v1");
+  REQUIRE(d);
+  CHECK(d->digest == s.digest);
+  CHECK(lines(proxy.seen()) == std::vector<std::string>{"HEAD /v2/kiln/confirm/manifests/v1",
+                                                         "GET /v2/kiln/confirm/tags/list?n=10&last=v0" + std::string(126, 'z'),
+                                                         "HEAD /v2/kiln/confirm/manifests/v1"});
+  // Absent both ways: absent, with no second HEAD.
+  proxy.clear();
+  CHECK_FALSE(c.confirmed_tag("kiln/confirm", "v9"));
+  CHECK(proxy.seen().size() == 2);
+  // The list has it, the manifest keeps answering 404: not guessed.
+  lies = 1000;
+  CHECK_THROWS_AS(c.confirmed_tag("kiln/confirm", "v1"), ApiError);
 }
 
 TEST_CASE("htpasswd registry: credentials from the Docker config; wrong password is an AuthError", "[registry][auth]") {
