@@ -53,6 +53,9 @@ struct GpuVerdict {
   std::vector<std::string> jit;           // paths that serve it only through PTX
   std::string min_driver;                 // empty when unsupported or unknown
   std::string driver_why;
+  // Unsupported whatever the device code says: an aarch64-only GPU and an
+  // x86_64 image, or a GPU below the installed cuDNN's capability floor.
+  std::string reason;
 };
 
 struct ImageVerdict {
@@ -62,6 +65,11 @@ struct ImageVerdict {
   std::string min_driver;  // the highest over the served GPUs; empty if unknown
   std::string driver_why;
   std::vector<std::string> warnings;
+  std::string platform;      // "x86_64" / "aarch64" from the config; empty if unknown
+  std::string require_cuda;  // the image's NVIDIA_REQUIRE_CUDA, judged with the catalog's rule
+  // The catalog judged against (it outlives the verdict, as `release` does):
+  // the driver questions below need its architectures and CUDA releases.
+  const catalog::Catalog* catalog = nullptr;
 };
 
 // Judges each GPU against each scanned library that has device code.
@@ -81,7 +89,12 @@ LibraryVerdict judge_library(const std::string& path, const FatbinInfo& info, co
 // libraries count as breaking it.
 std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans, const ArchList& promised);
 
-// Does an image with this verdict run on `driver`? Reasons it does not.
+// Does an image with this verdict run on `driver`? Reasons it does not:
+// unsupported GPUs, each GPU architecture's driver limits (first driver,
+// last branch), NVIDIA_REQUIRE_CUDA refusing the driver, driver floors.
 std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version& driver);
+// Where it runs on `driver` only under a condition: NVIDIA_REQUIRE_CUDA
+// admitting the driver's branch only on some GPU brands.
+std::vector<std::string> conditions_on_driver(const ImageVerdict& v, const Version& driver);
 
 }  // namespace kiln::audit

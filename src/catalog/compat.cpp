@@ -186,8 +186,12 @@ std::vector<std::string> gpu_image_limits(const Catalog& c, const std::string& n
       ComputeCapability floor{entry->cc.low.major(), entry->cc.low.minor(), 0};
       ComputeCapability plain{cc.major, cc.minor, 0};
       if (!entry->cc.low.empty() && plain < floor)
-        out.push_back(fmt::format("cuDNN {} does not serve {}: cuDNN {} supports compute capability {} and up only", cudnn.str(),
-                                  gpu_label(name, cc, c), entry->version.prefix(2).str(), entry->cc.low.str()));
+        out.push_back(fmt::format("cuDNN {} does not serve {}: {} supports compute capability {} and up only", cudnn.str(),
+                                  gpu_label(name, cc, c),
+                                  entry->version.prefix(2) == cudnn.prefix(2)
+                                      ? "cuDNN " + cudnn.prefix(2).str()
+                                      : fmt::format("cuDNN {} (the nearest release the catalog describes)", entry->version.str()),
+                                  entry->cc.low.str()));
     }
   return out;
 }

@@ -51,7 +51,6 @@ TEST_CASE("PyTorch builds bundle the cuDNN and NCCL the release matrix names", "
   CHECK(b->nccl.str() == "2.21.5");
   CHECK(t26->build_for(v("12.8")) == nullptr);
   CHECK(t26->build_for(v("12.6"))->cudnn.str() == "9.5.1.17");
-  CHECK(cat().find_pytorch(v("2.11"))->build_for(v("13.0"))->cudnn.str() == "9.17.1.4");
   CHECK(cat().find_pytorch(v("2.8"))->build_for(v("12.9"))->arch.str() == "7.0;7.5;8.0;8.6;9.0;10.0;12.0+PTX");
   CHECK(cat().find_pytorch(v("2.1"))->build_for(v("11.8"))->arch.str() == "3.7;5.0;6.0;7.0;7.5;8.0;8.6;9.0");
 }
@@ -134,4 +133,187 @@ TEST_CASE("a malformed catalog is reported at file:line:col", "[catalog]") {
     CHECK(all.find("unknown source 'S99'") != std::string::npos);
     CHECK(all.find("nccl.toml:5:1: error: unknown key 'surprise'") != std::string::npos);
   }
+}
+
+namespace {
+
+// The loader's errors for one replaced file, all of them in one string.
+std::string load_errors(const std::string& file, const std::string& content) {
+  try {
+    Catalog::load(broken_recipes(file, content));
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool has(const std::string& all, const std::string& part) {
+  INFO(all);
+  return all.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("a second entry for the same GPU, CUDA, cuDNN, NCCL or PyTorch is an error", "[catalog][bad-input]") {
+  std::string e = load_errors("catalog/gpus.toml",
+                              "source = [\"S4\"]\n[[gpu]]\ncc = \"7.5\"\nnames = [\"T4\"]\n[[gpu]]\ncc = \"8.0\"\nnames = [\"A100\", \"t4\"]\n");
+  CHECK(has(e, "gpus.toml:7:19: error: duplicate GPU name \"t4\" (names are case-insensitive) (first at "));
+  CHECK(has(e, "gpus.toml:4:10)"));
+  e = load_errors("catalog/cuda.toml", R"([[cuda]]
+version = "12.4"
+full = "12.4.1"
+driver = "550.54.15"
+min_driver = "525.60.13"
+sass = ["7.5"]
+source = ["S1"]
+[[cuda]]
+version = "12.4"
+full = "12.4.0"
+driver = "550.54.14"
+min_driver = "525.60.13"
+sass = ["7.5"]
+source = ["S1"]
+)");
+  CHECK(has(e, "cuda.toml:9:11: error: duplicate CUDA 12.4 (first at "));
+  e = load_errors("catalog/cudnn.toml", "[[cudnn]]\nversion = \"9.1.0\"\ncuda = [\"12.0..12.4\"]\ncc = \"5.0..9.0\"\nsource = [\"S5\"]\n"
+                                        "[[cudnn]]\nversion = \"9.1\"\ncuda = [\"12.0..12.4\"]\ncc = \"5.0..9.0\"\nsource = [\"S5\"]\n");
+  CHECK(has(e, "cudnn.toml:7:11: error: duplicate cuDNN 9.1"));
+  e = load_errors("catalog/nccl.toml", "[[nccl]]\nversion = \"2.21.5\"\ncuda = [\"12.0\"]\nsource = [\"S6\"]\n"
+                                       "[[nccl]]\nversion = \"2.21.5\"\ncuda = [\"12.4\"]\nsource = [\"S6\"]\n");
+  CHECK(has(e, "nccl.toml:6:11: error: duplicate NCCL 2.21.5"));
+  e = load_errors("catalog/pytorch.toml", R"([[pytorch]]
+version = "2.6.0"
+python = ["3.10"]
+source = ["S6"]
+  [[pytorch.build]]
+  cuda = "12.4"
+  cudnn = "9.1.0.70"
+  nccl = "2.21.5"
+  arch_list = "7.5"
+  [[pytorch.build]]
+  cuda = "12.4"
+  cudnn = "9.1.0.70"
+  nccl = "2.21.5"
+  arch_list = "8.0"
+[[pytorch]]
+version = "2.6.0"
+python = ["3.10"]
+source = ["S6"]
+  [[pytorch.build]]
+  cuda = "12.6"
+  cudnn = "9.5.1.17"
+  nccl = "2.21.5"
+  arch_list = "7.5"
+)");
+  CHECK(has(e, "pytorch.toml:11:10: error: duplicate PyTorch 2.6.0 build for CUDA 12.4 (first at "));
+  CHECK(has(e, "pytorch.toml:16:11: error: duplicate PyTorch 2.6.0 (first at "));
+}
+
+TEST_CASE("the new schema's keys are read and checked", "[catalog][bad-input]") {
+  std::string e = load_errors("catalog/gpus.toml", R"(source = ["S4"]
+[[gpu]]
+cc = "11.0"
+names = ["Thor"]
+platforms = ["aarch64", "arm"]
+former_cc = "10.1"
+[[architecture]]
+name = "Volta"
+cc = ["7.0", "seven"]
+first_driver = "384.59"
+last_branch = "580"
+[[architecture]]
+name = "Hopper"
+cc = ["9.0", "7.0"]
+first_driver = "x"
+last_brnach = 5
+)");
+  CHECK(has(e, "gpus.toml:5:13: error: 'platforms' holds \"arm\""));
+  CHECK(has(e, "'former_cc' and 'renamed_in' go together"));
+  CHECK(has(e, "gpus.toml:9:6: error: 'cc' holds a bad compute capability \"seven\""));
+  CHECK(has(e, "gpus.toml:11:15: error: 'last_branch' must be an integer, not a string"));
+  CHECK(has(e, "gpus.toml:14:6: error: duplicate compute capability 7.0 in two architectures"));
+  CHECK(has(e, "gpus.toml:15:16: error: 'first_driver' is not a version: \"x\""));
+  CHECK(has(e, "gpus.toml:16:1: error: unknown key 'last_brnach' (did you mean 'last_branch'?)"));
+
+  e = load_errors("catalog/cuda.toml", R"([[cuda]]
+version = "13.0"
+full = "13.0.2"
+driver = "580.95.05"
+min_driver = "580.65.06"
+sass = ["7.5"]
+require_cuda = "cuda>=13.0 brand=tesla,drvier>=535"
+updates = [{ version = "12.9.1", driver = "575.57.08" }, { version = "13.0.1", driver = "x" }]
+source = ["S1"]
+[[cuda]]
+version = "12.9"
+full = "12.9.1"
+driver = "575.57.08"
+min_driver = "525.60.13"
+sass = ["7.5"]
+require_cuda = "cuda>=12.8 brand=tesla,driver>=535,driver<536"
+source = ["S1"]
+)");
+  CHECK(has(e, "cuda.toml:7:16: error: 'require_cuda' is not an NVIDIA_REQUIRE_CUDA string: unknown condition \"drvier>=535\""));
+  CHECK(has(e, "cuda.toml:8:25: error: update 12.9.1 is not a CUDA 13.0 release"));
+  CHECK(has(e, "'driver' is not a version: \"x\""));
+  CHECK(has(e, "cuda.toml:16:16: error: 'require_cuda' asks for cuda>=12.8, not 12.9"));
+
+  e = load_errors("catalog/sources.toml", "catalog_version = \"x\"\ncollected = \"2026-11-30\"\n[sources]\nS1 = \"a\"\n");
+  CHECK(has(e, "sources.toml:2:13: error: 'collected' must be a TOML date such as 2026-11-30 (no quotes)"));
+
+  e = load_errors("catalog/pytorch.toml", R"([[pytorch]]
+version = "2.9.1"
+python = ["3.10"]
+default_cuda = "12.9"
+source = ["S6"]
+  [[pytorch.build]]
+  cuda = "12.8"
+  cudnn = "9.10.2.21"
+  nccl = "2.27.3"
+  cublas = "12.8.four"
+  arch_list = "7.5"
+)");
+  CHECK(has(e, "pytorch.toml:4:16: error: 'default_cuda' 12.9 is none of PyTorch 2.9.1's CUDA builds (12.8)"));
+  CHECK(has(e, "pytorch.toml:10:12: error: 'cublas' is not a version: \"12.8.four\""));
+}
+
+TEST_CASE("the new schema's values reach the catalog", "[catalog]") {
+  std::string dir = broken_recipes("catalog/sources.toml", R"(catalog_version = "t"
+collected = 2026-11-30
+[sources]
+S1 = "a"
+S2 = "a"
+S3 = "a"
+S4 = "a"
+S5 = "a"
+S6 = "a"
+S7 = "a"
+S8 = "a"
+S9 = "a"
+S10 = "a"
+S11 = "a"
+D1 = "a"
+D2 = "a"
+L1 = "a"
+)");
+  std::filesystem::copy_file(std::string(KILN_SOURCE_DIR) + "/tests/catalog/data/limits/catalog/gpus.toml",
+                             dir + "/catalog/gpus.toml", std::filesystem::copy_options::overwrite_existing);
+  Catalog c = Catalog::load(dir);
+  CHECK(c.collected == "2026-11-30");
+  const auto* thor = c.find_gpu("thor");
+  REQUIRE(thor);
+  CHECK(thor->platforms == std::vector<std::string>{"aarch64"});
+  CHECK(c.resolve_gpu("Thor", v("12.8"))->str() == "10.1");
+  CHECK(c.resolve_gpu("Thor", v("13.0"))->str() == "11.0");
+  CHECK(c.resolve_gpu("Thor")->str() == "11.0");
+  CHECK(c.find_gpu("T4")->platforms.size() == 2);
+  const auto* volta = c.architecture_of(*ComputeCapability::parse("7.0"));
+  REQUIRE(volta);
+  CHECK(volta->name == "Volta");
+  CHECK(volta->last_branch == 580u);
+  CHECK(c.architecture_of(*ComputeCapability::parse("9.0"))->provenance.inferred);
+  CHECK(c.cudnn_entry_for(v("9.1.0.70"))->version.str() == "9.0.0");    // nearest older of the major
+  CHECK(c.cudnn_entry_for(v("9.5.1.17"))->version.str() == "9.5.1");    // same major.minor
+  CHECK(c.cudnn_entry_for(v("8.3.2.44"))->version.str() == "8.5.0");    // nearest newer when none older
+  CHECK(c.cudnn_entry_for(v("7.6.5")) == nullptr);
 }
