@@ -14,6 +14,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// "9.1" and "9.1.0" are one version (Version compares them equal): the key
+// duplicates are found by.
+std::string canonical(const Version& v) {
+  std::vector<unsigned> parts = v.parts();
+  while (parts.size() > 1 && parts.back() == 0) parts.pop_back();
+  std::string out;
+  for (unsigned p : parts) out += (out.empty() ? "" : ".") + std::to_string(p);
+  return out;
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -101,7 +111,7 @@ void load_updates(Reader& r, TomlFields& f, CudaRelease& rel) {
     if (up.version.empty()) continue;
     if (!rel.version.empty() && up.version.prefix(2) != rel.version.prefix(2))
       u.error(u.where("version"), fmt::format("update {} is not a CUDA {} release", up.version.str(), rel.version.str()));
-    r.unique(seen, up.version.str(), u.where("version"), fmt::format("update {}", up.version.str()));
+    r.unique(seen, canonical(up.version), u.where("version"), fmt::format("update {}", up.version.str()));
     rel.updates.push_back(std::move(up));
   }
 }
@@ -161,7 +171,7 @@ void load_cudnn(Reader& r, const toml::table& doc, Catalog& c) {
       else f.error(f.where("cc"), fmt::format("bad capability range \"{}\"", *cc));
     }
     rel.provenance = r.provenance(f);
-    if (!rel.version.empty()) r.unique(seen, rel.version.str(), f.where("version"), "cuDNN " + rel.version.str());
+    if (!rel.version.empty()) r.unique(seen, canonical(rel.version), f.where("version"), "cuDNN " + rel.version.str());
     c.cudnn.push_back(std::move(rel));
   }
 }
@@ -177,7 +187,7 @@ void load_nccl(Reader& r, const toml::table& doc, Catalog& c) {
     rel.version = r.version(f, "version");
     rel.cuda = r.ranges(f, "cuda");
     rel.provenance = r.provenance(f);
-    if (!rel.version.empty()) r.unique(seen, rel.version.str(), f.where("version"), "NCCL " + rel.version.str());
+    if (!rel.version.empty()) r.unique(seen, canonical(rel.version), f.where("version"), "NCCL " + rel.version.str());
     c.nccl.push_back(std::move(rel));
   }
 }
@@ -221,7 +231,7 @@ void load_pytorch(Reader& r, const toml::table& doc, Catalog& c) {
     if (rel.default_cuda && !rel.default_cuda->empty() && !rel.build_for(*rel.default_cuda))
       f.error(f.where("default_cuda"), fmt::format("'default_cuda' {} is none of PyTorch {}'s CUDA builds ({})",
                                                    rel.default_cuda->str(), rel.version.str(), rel.cuda_list()));
-    if (!rel.version.empty()) r.unique(seen, rel.version.str(), f.where("version"), "PyTorch " + rel.version.str());
+    if (!rel.version.empty()) r.unique(seen, canonical(rel.version), f.where("version"), "PyTorch " + rel.version.str());
     c.pytorch.push_back(std::move(rel));
   }
 }

@@ -174,25 +174,31 @@ std::vector<std::string> gpu_driver_limits(const Catalog& c, const std::string& 
   return out;
 }
 
+std::string platform_limit(const Catalog& c, const std::string& name, const ComputeCapability& cc, const std::string& platform) {
+  const Gpu* g = c.find_gpu(name);
+  if (!g || platform.empty() || g->runs_on(platform)) return "";
+  return fmt::format("{} comes only in {} systems: an {} image never runs on it", gpu_label(name, cc, c), join(g->platforms, "/"),
+                     platform);
+}
+
+std::string cudnn_limit(const Catalog& c, const std::string& name, const ComputeCapability& cc, const Version& cudnn) {
+  const CudnnRelease* entry = cudnn.empty() ? nullptr : c.cudnn_entry_for(cudnn);
+  if (!entry || entry->cc.low.empty()) return "";
+  ComputeCapability floor{entry->cc.low.major(), entry->cc.low.minor(), 0};
+  if (ComputeCapability{cc.major, cc.minor, 0} >= floor) return "";
+  return fmt::format("cuDNN {} does not serve {}: {} supports compute capability {} and up only", cudnn.str(),
+                     gpu_label(name, cc, c),
+                     entry->version.prefix(2) == cudnn.prefix(2)
+                         ? "cuDNN " + cudnn.prefix(2).str()
+                         : fmt::format("cuDNN {} (the nearest release the catalog describes)", entry->version.str()),
+                     entry->cc.low.str());
+}
+
 std::vector<std::string> gpu_image_limits(const Catalog& c, const std::string& name, const ComputeCapability& cc,
                                           const std::string& platform, const Version& cudnn) {
   std::vector<std::string> out;
-  const Gpu* g = c.find_gpu(name);
-  if (g && !platform.empty() && !g->runs_on(platform))
-    out.push_back(fmt::format("{} comes only in {} systems: an {} image never runs on it", gpu_label(name, cc, c),
-                              join(g->platforms, "/"), platform));
-  if (!cudnn.empty())
-    if (const CudnnRelease* entry = c.cudnn_entry_for(cudnn)) {
-      ComputeCapability floor{entry->cc.low.major(), entry->cc.low.minor(), 0};
-      ComputeCapability plain{cc.major, cc.minor, 0};
-      if (!entry->cc.low.empty() && plain < floor)
-        out.push_back(fmt::format("cuDNN {} does not serve {}: {} supports compute capability {} and up only", cudnn.str(),
-                                  gpu_label(name, cc, c),
-                                  entry->version.prefix(2) == cudnn.prefix(2)
-                                      ? "cuDNN " + cudnn.prefix(2).str()
-                                      : fmt::format("cuDNN {} (the nearest release the catalog describes)", entry->version.str()),
-                                  entry->cc.low.str()));
-    }
+  for (std::string why : {platform_limit(c, name, cc, platform), cudnn_limit(c, name, cc, cudnn)})
+    if (!why.empty()) out.push_back(std::move(why));
   return out;
 }
 

@@ -91,6 +91,9 @@ DriverFloor architecture_floor(const Catalog& c, const std::string& name, const 
 // aarch64-only systems, cuDNN's compute-capability floor. Empty when none.
 std::vector<std::string> gpu_image_limits(const Catalog& c, const std::string& name, const ComputeCapability& cc,
                                           const std::string& platform, const Version& cudnn);
+// The two parts of it: "" when the limit holds.
+std::string platform_limit(const Catalog& c, const std::string& name, const ComputeCapability& cc, const std::string& platform);
+std::string cudnn_limit(const Catalog& c, const std::string& name, const ComputeCapability& cc, const Version& cudnn);
 
 // "x86_64" / "aarch64" from an OCI architecture ("amd64", "arm64") or
 // either spelling; empty when unknown.

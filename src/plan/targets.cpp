@@ -92,12 +92,17 @@ TargetSupport support_of(const std::string& name, const Combo& combo, const Cuda
   TargetSupport t{name, cc};
   const ArchList& arch = combo.arch;
   const std::string& cudnn = combo.versions.cudnn;
-  auto limits = catalog::gpu_image_limits(c, name, cc, combo.platform, cudnn.empty() ? Version{} : Version::must(cudnn));
-  if (!limits.empty()) {
-    t.reason = limits.front();
+  // The platform first, then what the arch list and toolkit say, then cuDNN.
+  if (std::string why = catalog::platform_limit(c, name, cc, combo.platform); !why.empty()) {
+    t.reason = why;
     return t;
   }
   SupportVerdict v = support_for(arch, cc);
+  std::string cudnn_why = catalog::cudnn_limit(c, name, cc, cudnn.empty() ? Version{} : Version::must(cudnn));
+  if (v.support != Support::unsupported && !cudnn_why.empty()) {
+    t.reason = cudnn_why;
+    return t;
+  }
   t.support = v.support;
   if (v.support == Support::native || v.support == Support::ptx_jit) {
     t.via = v.support == Support::native ? v.via->sm() : v.via->compute();
@@ -165,7 +170,7 @@ bool check_require(Combo& combo, const Catalog& c, const Version& driver, const 
   catalog::RequireAnswer a = catalog::answer_require_cuda(c, *req, driver, combo.require_cuda);
   if (a.kind == catalog::RequireAnswer::refused) {
     combo.why_not.push_back(a.why);
-    return false;
+    return true;
   }
   if (a.kind != catalog::RequireAnswer::brands_only) return true;
   bool forward = driver < need && combo.install.method == "nvidia-base";

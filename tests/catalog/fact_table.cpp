@@ -53,7 +53,7 @@ std::optional<plan::Combo> plan_one(const Catalog& c, const std::string& pytorch
     if (std::find(oses.begin(), oses.end(), os.name) == oses.end()) oses.push_back(os.name);
   for (const auto& os : oses) {
     std::string toml = fmt::format("name = \"facts\"\n{}[axes]\n{}cuda = [\"{}\"]\nos = [\"{}\"]\nflavor = [\"runtime\"]\n"
-                                   "[policy]\ntargets = \"report\"\n",
+                                   "[policy]\ntargets = \"report\"\n[tags]\ntemplates = [\"{{id}}\"]\n",
                                    targets.empty() ? "" : fmt::format("targets = [\"{}\"]\n", join(targets, "\", \"")),
                                    pytorch.empty() ? "" : fmt::format("pytorch = [\"{}\"]\n", pytorch), cuda, os);
     plan::Plan p = plan::make_plan(matrix::parse_matrix_text(toml, "facts-row.toml"), c, q, "2026-11-30");

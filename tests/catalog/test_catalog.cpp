@@ -147,18 +147,13 @@ std::string load_errors(const std::string& file, const std::string& content) {
   return "";
 }
 
-bool has(const std::string& all, const std::string& part) {
-  INFO(all);
-  return all.find(part) != std::string::npos;
-}
-
 }  // namespace
 
 TEST_CASE("a second entry for the same GPU, CUDA, cuDNN, NCCL or PyTorch is an error", "[catalog][bad-input]") {
   std::string e = load_errors("catalog/gpus.toml",
                               "source = [\"S4\"]\n[[gpu]]\ncc = \"7.5\"\nnames = [\"T4\"]\n[[gpu]]\ncc = \"8.0\"\nnames = [\"A100\", \"t4\"]\n");
-  CHECK(has(e, "gpus.toml:7:19: error: duplicate GPU name \"t4\" (names are case-insensitive) (first at "));
-  CHECK(has(e, "gpus.toml:4:10)"));
+  CHECK_THAT(e, Catch::Contains("gpus.toml:7:18: error: duplicate GPU name \"t4\" (names are case-insensitive) (first at "));
+  CHECK_THAT(e, Catch::Contains("gpus.toml:4:10)"));
   e = load_errors("catalog/cuda.toml", R"([[cuda]]
 version = "12.4"
 full = "12.4.1"
@@ -174,13 +169,13 @@ min_driver = "525.60.13"
 sass = ["7.5"]
 source = ["S1"]
 )");
-  CHECK(has(e, "cuda.toml:9:11: error: duplicate CUDA 12.4 (first at "));
+  CHECK_THAT(e, Catch::Contains("cuda.toml:9:11: error: duplicate CUDA 12.4 (first at "));
   e = load_errors("catalog/cudnn.toml", "[[cudnn]]\nversion = \"9.1.0\"\ncuda = [\"12.0..12.4\"]\ncc = \"5.0..9.0\"\nsource = [\"S5\"]\n"
                                         "[[cudnn]]\nversion = \"9.1\"\ncuda = [\"12.0..12.4\"]\ncc = \"5.0..9.0\"\nsource = [\"S5\"]\n");
-  CHECK(has(e, "cudnn.toml:7:11: error: duplicate cuDNN 9.1"));
+  CHECK_THAT(e, Catch::Contains("cudnn.toml:7:11: error: duplicate cuDNN 9.1"));
   e = load_errors("catalog/nccl.toml", "[[nccl]]\nversion = \"2.21.5\"\ncuda = [\"12.0\"]\nsource = [\"S6\"]\n"
                                        "[[nccl]]\nversion = \"2.21.5\"\ncuda = [\"12.4\"]\nsource = [\"S6\"]\n");
-  CHECK(has(e, "nccl.toml:6:11: error: duplicate NCCL 2.21.5"));
+  CHECK_THAT(e, Catch::Contains("nccl.toml:6:11: error: duplicate NCCL 2.21.5"));
   e = load_errors("catalog/pytorch.toml", R"([[pytorch]]
 version = "2.6.0"
 python = ["3.10"]
@@ -205,8 +200,8 @@ source = ["S6"]
   nccl = "2.21.5"
   arch_list = "7.5"
 )");
-  CHECK(has(e, "pytorch.toml:11:10: error: duplicate PyTorch 2.6.0 build for CUDA 12.4 (first at "));
-  CHECK(has(e, "pytorch.toml:16:11: error: duplicate PyTorch 2.6.0 (first at "));
+  CHECK_THAT(e, Catch::Contains("pytorch.toml:11:10: error: duplicate PyTorch 2.6.0 build for CUDA 12.4 (first at "));
+  CHECK_THAT(e, Catch::Contains("pytorch.toml:16:11: error: duplicate PyTorch 2.6.0 (first at "));
 }
 
 TEST_CASE("the new schema's keys are read and checked", "[catalog][bad-input]") {
@@ -227,13 +222,13 @@ cc = ["9.0", "7.0"]
 first_driver = "x"
 last_brnach = 5
 )");
-  CHECK(has(e, "gpus.toml:5:13: error: 'platforms' holds \"arm\""));
-  CHECK(has(e, "'former_cc' and 'renamed_in' go together"));
-  CHECK(has(e, "gpus.toml:9:6: error: 'cc' holds a bad compute capability \"seven\""));
-  CHECK(has(e, "gpus.toml:11:15: error: 'last_branch' must be an integer, not a string"));
-  CHECK(has(e, "gpus.toml:14:6: error: duplicate compute capability 7.0 in two architectures"));
-  CHECK(has(e, "gpus.toml:15:16: error: 'first_driver' is not a version: \"x\""));
-  CHECK(has(e, "gpus.toml:16:1: error: unknown key 'last_brnach' (did you mean 'last_branch'?)"));
+  CHECK_THAT(e, Catch::Contains("gpus.toml:5:13: error: 'platforms' holds \"arm\""));
+  CHECK_THAT(e, Catch::Contains("'former_cc' and 'renamed_in' go together"));
+  CHECK_THAT(e, Catch::Contains("gpus.toml:9:6: error: 'cc' holds a bad compute capability \"seven\""));
+  CHECK_THAT(e, Catch::Contains("gpus.toml:11:15: error: 'last_branch' must be an integer, not a string"));
+  CHECK_THAT(e, Catch::Contains("gpus.toml:14:6: error: duplicate compute capability 7.0 in two architectures"));
+  CHECK_THAT(e, Catch::Contains("gpus.toml:15:16: error: 'first_driver' is not a version: \"x\""));
+  CHECK_THAT(e, Catch::Contains("gpus.toml:16:1: error: unknown key 'last_brnach' (did you mean 'last_branch'?)"));
 
   e = load_errors("catalog/cuda.toml", R"([[cuda]]
 version = "13.0"
@@ -253,13 +248,13 @@ sass = ["7.5"]
 require_cuda = "cuda>=12.8 brand=tesla,driver>=535,driver<536"
 source = ["S1"]
 )");
-  CHECK(has(e, "cuda.toml:7:16: error: 'require_cuda' is not an NVIDIA_REQUIRE_CUDA string: unknown condition \"drvier>=535\""));
-  CHECK(has(e, "cuda.toml:8:25: error: update 12.9.1 is not a CUDA 13.0 release"));
-  CHECK(has(e, "'driver' is not a version: \"x\""));
-  CHECK(has(e, "cuda.toml:16:16: error: 'require_cuda' asks for cuda>=12.8, not 12.9"));
+  CHECK_THAT(e, Catch::Contains("cuda.toml:7:16: error: 'require_cuda' is not an NVIDIA_REQUIRE_CUDA string: unknown condition \"drvier>=535\""));
+  CHECK_THAT(e, Catch::Contains("cuda.toml:8:24: error: update 12.9.1 is not a CUDA 13.0 release"));
+  CHECK_THAT(e, Catch::Contains("'driver' is not a version: \"x\""));
+  CHECK_THAT(e, Catch::Contains("cuda.toml:16:16: error: 'require_cuda' asks for cuda>=12.8, not 12.9"));
 
   e = load_errors("catalog/sources.toml", "catalog_version = \"x\"\ncollected = \"2026-11-30\"\n[sources]\nS1 = \"a\"\n");
-  CHECK(has(e, "sources.toml:2:13: error: 'collected' must be a TOML date such as 2026-11-30 (no quotes)"));
+  CHECK_THAT(e, Catch::Contains("sources.toml:2:13: error: 'collected' must be a TOML date such as 2026-11-30 (no quotes)"));
 
   e = load_errors("catalog/pytorch.toml", R"([[pytorch]]
 version = "2.9.1"
@@ -273,8 +268,8 @@ source = ["S6"]
   cublas = "12.8.four"
   arch_list = "7.5"
 )");
-  CHECK(has(e, "pytorch.toml:4:16: error: 'default_cuda' 12.9 is none of PyTorch 2.9.1's CUDA builds (12.8)"));
-  CHECK(has(e, "pytorch.toml:10:12: error: 'cublas' is not a version: \"12.8.four\""));
+  CHECK_THAT(e, Catch::Contains("pytorch.toml:4:16: error: 'default_cuda' 12.9 is none of PyTorch 2.9.1's CUDA builds (12.8)"));
+  CHECK_THAT(e, Catch::Contains("pytorch.toml:10:12: error: 'cublas' is not a version: \"12.8.four\""));
 }
 
 TEST_CASE("the new schema's values reach the catalog", "[catalog]") {

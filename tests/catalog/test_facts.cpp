@@ -56,6 +56,14 @@ TEST_CASE("the fixture table proves driver limits, platforms, renames and NVIDIA
   for (auto& r : c.cuda)
     if (r.version == Version::must("12.4"))
       r.require_cuda = "cuda>=12.4 brand=tesla,driver>=470,driver<471 brand=tesla,driver>=535,driver<536 brand=nvidia,driver>=535,driver<536";
+  // A cuDNN 9 wheel whose arch list still names 3.7: only cuDNN's floor stops K80.
+  for (auto& r : c.pytorch)
+    if (r.version.matches(Version::must("2.4")))
+      for (auto& b : r.builds)
+        if (b.cuda == Version::must("11.8")) {
+          b.cudnn = Version::must("9.1.0.70");
+          b.arch = *ArchList::parse("3.7;5.0;6.0;7.0;7.5;8.0;8.6;9.0");
+        }
   check_all(c, std::string(KILN_SOURCE_DIR) + "/tests/catalog/data/limits/facts.toml");
 }
 
