@@ -250,7 +250,7 @@ std::optional<catalog::RequireAnswer> require_answer(const ImageVerdict& v, cons
   if (!v.catalog || v.require_cuda.empty()) return std::nullopt;
   auto req = catalog::RequireCuda::parse(v.require_cuda);
   if (!req) return std::nullopt;
-  return catalog::answer_require_cuda(*v.catalog, *req, driver, v.require_cuda);
+  return catalog::answer_require_cuda(*v.catalog, *req, driver);
 }
 
 }  // namespace

@@ -122,8 +122,7 @@ Version driver_cuda(const Catalog& c, const Version& driver) {
   return best;
 }
 
-RequireAnswer answer_require_cuda(const Catalog& c, const RequireCuda& req, const Version& driver,
-                                  const std::string& text) {
+RequireAnswer answer_require_cuda(const Catalog& c, const RequireCuda& req, const Version& driver) {
   RequireAnswer a;
   Version reports = driver_cuda(c, driver);
   if (!req.cuda.empty() && !reports.empty() && reports >= req.cuda) return a;
@@ -132,12 +131,19 @@ RequireAnswer answer_require_cuda(const Catalog& c, const RequireCuda& req, cons
       if (alt.brand.empty()) return a;  // a driver range for every brand
       if (std::find(a.brands.begin(), a.brands.end(), alt.brand) == a.brands.end()) a.brands.push_back(alt.brand);
     }
-  std::string reported = reports.empty() ? "no CUDA release in the catalog" : "CUDA " + reports.str();
+  // Why `cuda>=X.Y` fails, in the terms a user can check: X.Y's first driver.
+  std::string fails = "the string has no cuda>= alternative";
+  if (!req.cuda.empty()) {
+    const CudaRelease* wanted = release_for(c, req.cuda);
+    fails = wanted ? fmt::format("driver {} predates CUDA {} (first driver {}), so cuda>={} fails", driver.str(),
+                                 req.cuda.str(), wanted->first_driver().str(), req.cuda.str())
+                   : fmt::format("the catalog knows no driver for CUDA {}, so cuda>={} is taken to fail", req.cuda.str(),
+                                 req.cuda.str());
+  }
   if (!a.brands.empty()) {
     a.kind = RequireAnswer::brands_only;
-    a.why = fmt::format("driver {} reports {} < {}: NVIDIA_REQUIRE_CUDA admits its branch R{} only on brands {} "
-                        "(the container runtime refuses other GPUs)",
-                        driver.str(), reported, req.cuda.empty() ? "-" : req.cuda.str(), driver.major(), join(a.brands, ", "));
+    a.why = fmt::format("{}; NVIDIA_REQUIRE_CUDA admits branch R{} only on brands {} (the container runtime refuses other GPUs)",
+                        fails, driver.major(), join(a.brands, ", "));
     return a;
   }
   std::vector<std::string> branches;
@@ -146,10 +152,9 @@ RequireAnswer answer_require_cuda(const Catalog& c, const RequireCuda& req, cons
     if (std::find(branches.begin(), branches.end(), b) == branches.end()) branches.push_back(b);
   }
   a.kind = RequireAnswer::refused;
-  a.why = fmt::format("the container runtime refuses it: NVIDIA_REQUIRE_CUDA \"{}\" admits neither driver {} "
-                      "(it reports {}, not cuda>={}) nor its branch R{} (alternatives: {})",
-                      text.size() > 60 ? text.substr(0, 60) + "…" : text, driver.str(), reported,
-                      req.cuda.empty() ? "-" : req.cuda.str(), driver.major(), branches.empty() ? "none" : join(branches, ", "));
+  a.why = fmt::format("the container runtime refuses it: {}, and NVIDIA_REQUIRE_CUDA admits no alternative for branch R{} "
+                      "(its alternatives: {})",
+                      fails, driver.major(), branches.empty() ? "none" : join(branches, ", "));
   return a;
 }
 

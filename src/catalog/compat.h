@@ -73,8 +73,7 @@ struct RequireAnswer {
 //     forward compatibility (the cuda-compat package of nvidia/cuda bases,
 //     below that floor);
 //   - else the runtime refuses to start the container.
-RequireAnswer answer_require_cuda(const Catalog& c, const RequireCuda& req, const Version& driver,
-                                  const std::string& text);
+RequireAnswer answer_require_cuda(const Catalog& c, const RequireCuda& req, const Version& driver);
 
 // Limits a GPU's own architecture puts on the driver: the first driver that
 // knows the architecture and, for old ones, the last branch that keeps it.

@@ -167,7 +167,7 @@ namespace {
 bool check_require(Combo& combo, const Catalog& c, const Version& driver, const Version& need) {
   auto req = catalog::RequireCuda::parse(combo.require_cuda);
   if (!req) return true;
-  catalog::RequireAnswer a = catalog::answer_require_cuda(c, *req, driver, combo.require_cuda);
+  catalog::RequireAnswer a = catalog::answer_require_cuda(c, *req, driver);
   if (a.kind == catalog::RequireAnswer::refused) {
     combo.why_not.push_back(a.why);
     return true;

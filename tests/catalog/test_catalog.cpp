@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "catalog/catalog.h"
+#include "catalog/compat.h"
 #include "util/diag.h"
 #include "util/text.h"
 
@@ -311,4 +312,22 @@ L1 = "a"
   CHECK(c.cudnn_entry_for(v("9.5.1.17"))->version.str() == "9.5.1");    // same major.minor
   CHECK(c.cudnn_entry_for(v("8.3.2.44"))->version.str() == "8.5.0");    // nearest newer when none older
   CHECK(c.cudnn_entry_for(v("7.6.5")) == nullptr);
+}
+
+TEST_CASE("NVIDIA_REQUIRE_CUDA strings read as the container runtime reads them", "[catalog][compat]") {
+  auto r = catalog::RequireCuda::parse("cuda>=12.6 brand=tesla,driver>=535,driver<536 brand=nvidia,driver>=535,driver<536");
+  REQUIRE(r);
+  CHECK(r->cuda.str() == "12.6");
+  REQUIRE(r->alternatives.size() == 2);
+  CHECK(r->alternatives[1].brand == "nvidia");
+  CHECK(r->alternatives[0].admits(v("535.104.05")));
+  CHECK_FALSE(r->alternatives[0].admits(v("536.1")));
+  std::string why;
+  CHECK_FALSE(catalog::RequireCuda::parse("cuda>=12.6 brand=tesla,driver=535", &why));
+  CHECK(why == "unknown condition \"driver=535\"");
+  CHECK_FALSE(catalog::RequireCuda::parse("", &why));
+  // The CUDA a driver reports: the newest release whose first driver's branch it has.
+  CHECK(catalog::driver_cuda(cat(), v("535.104.05")).str() == "12.2");
+  CHECK(catalog::driver_cuda(cat(), v("580.65.06")).str() == "13.0");
+  CHECK(catalog::driver_cuda(cat(), v("418.1")).empty());
 }
