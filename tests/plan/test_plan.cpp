@@ -1,6 +1,8 @@
 // Expansion, exclusion and resolution against the real catalog.
 #include <catch2/catch.hpp>
+#include <algorithm>
 
+#include "catalog/compat.h"
 #include "plan/plan.h"
 #include "util/diag.h"
 
@@ -465,4 +467,47 @@ reason = "only the newest CUDA"
   CHECK(plan::make_plan(matrix::parse_matrix_text(kOne, "m.toml"), c, {}, "2027-06-01").warnings.empty());  // no "latest"
   c.collected.clear();
   CHECK(plan::make_plan(m, c, {}, "2026-11-30").warnings.at(0).find("records no collection date") != std::string::npos);
+}
+
+TEST_CASE("check-driver agrees with NVIDIA_REQUIRE_CUDA for every branch it lists", "[plan][query][require]") {
+  // For each CUDA release with an nvidia/cuda base: every branch the string
+  // admits is usable (on its brands), and a branch it does not list, older
+  // than the release, is refused -- the container runtime's own answer.
+  size_t checked = 0;
+  for (const auto& rel : cat().cuda) {
+    const auto* nb = cat().find_nvidia_base(rel.version);
+    if (!nb) continue;
+    std::string os;
+    for (const auto& o : nb->os)
+      if (cat().find_os(o)) os = o;
+    if (os.empty()) continue;
+    std::string toml = "name=\"t\"\ntargets=[\"T4\"]\n[axes]\ncuda=[\"" + rel.version.str() + "\"]\nos=[\"" + os +
+                       "\"]\nflavor=[\"runtime\"]\n[tags]\ntemplates=[\"{id}\"]\n";
+    auto first = plan_of(toml);
+    if (first.combos[0].status != plan::Status::valid) continue;
+    auto req = catalog::RequireCuda::parse(first.combos[0].require_cuda);
+    REQUIRE(req);
+    for (const auto& alt : req->alternatives) {
+      if (alt.driver_min.empty()) continue;
+      std::string driver = std::to_string(alt.driver_min.major()) + ".10";
+      INFO("CUDA " << rel.version.str() << " on " << os << ", driver " << driver << ": " << first.combos[0].require_cuda);
+      auto p = plan_of(toml, {driver, {"T4"}});
+      std::string why;
+      for (const auto& w : p.combos[0].why_not) why += w + "\n";
+      INFO(why);
+      CHECK(p.combos[0].usable == true);
+      ++checked;
+    }
+    // A branch just below the release's first driver that the string does not list.
+    unsigned below = rel.first_driver().major() - 1;
+    bool listed = std::any_of(req->alternatives.begin(), req->alternatives.end(),
+                              [&](const auto& a) { return a.admits(Version::must(std::to_string(below) + ".10")); });
+    if (!listed && below >= rel.min_driver.major()) {
+      auto p = plan_of(toml, {std::to_string(below) + ".10", {"T4"}});
+      INFO("CUDA " << rel.version.str() << ", unlisted branch R" << below);
+      CHECK(p.combos[0].usable == false);
+      CHECK_THAT(p.combos[0].why_not.at(0), Catch::StartsWith("the container runtime refuses it"));
+    }
+  }
+  CHECK(checked > 5);
 }
