@@ -63,6 +63,8 @@ struct NcclRelease {
   Provenance provenance;
 };
 
+// cudnn, nccl and arch are empty where the catalog marks them inferred and
+// no source gives them (the plan then excludes the build).
 struct TorchBuild {
   Version cuda;
   Version cudnn;
@@ -86,7 +88,7 @@ struct TorchRelease {
 struct Architecture {
   std::string name;  // "Hopper"
   std::vector<ComputeCapability> cc;
-  Version first_driver;                // first driver with support
+  Version first_driver;                // first driver with support; empty when unknown
   std::optional<unsigned> last_branch;  // last branch supporting an old architecture (580)
   Provenance provenance;
 };

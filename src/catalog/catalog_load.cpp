@@ -1,4 +1,5 @@
 // Reads the catalog's TOML files into plain data, checking every field.
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 
@@ -192,15 +193,27 @@ void load_nccl(Reader& r, const toml::table& doc, Catalog& c) {
   }
 }
 
+// A value no source gives may be left out, but only where `inferred` names
+// it: then kiln knows it does not know (the plan excludes such a build
+// rather than guess), and a forgotten key is still an error.
+bool unknown_allowed(TomlFields& f, std::string_view key) {
+  if (f.raw().contains(key)) return false;
+  std::vector<std::string> inferred;
+  if (const toml::node* n = f.raw().get("inferred"); n && n->is_array())
+    for (const auto& item : *n->as_array())
+      if (auto s = item.value<std::string>()) inferred.push_back(*s);
+  return std::find(inferred.begin(), inferred.end(), key) != inferred.end();
+}
+
 TorchBuild load_torch_build(Reader& r, const toml::table& t) {
   auto f = r.fields(t);
   f.only({"cuda", "cudnn", "nccl", "cublas", "arch_list", "source", "confidence", "inferred", "note"});
   TorchBuild b;
   b.cuda = r.version(f, "cuda");
-  b.cudnn = r.version(f, "cudnn");
-  b.nccl = r.version(f, "nccl");
+  if (!unknown_allowed(f, "cudnn")) b.cudnn = r.version(f, "cudnn");
+  if (!unknown_allowed(f, "nccl")) b.nccl = r.version(f, "nccl");
   if (f.raw().contains("cublas")) b.cublas = r.version(f, "cublas");
-  if (auto text = f.str("arch_list", true)) {
+  if (auto text = f.str("arch_list", !unknown_allowed(f, "arch_list"))) {
     if (auto arch = ArchList::parse(*text)) b.arch = *arch;
     else f.error(f.where("arch_list"), fmt::format("bad arch list \"{}\"", *text));
   }
@@ -217,7 +230,7 @@ void load_pytorch(Reader& r, const toml::table& doc, Catalog& c) {
     f.only({"version", "python", "build", "default_cuda", "source", "confidence", "inferred", "note"});
     TorchRelease rel;
     rel.version = r.version(f, "version");
-    rel.python = f.strings("python", true);
+    rel.python = f.strings("python", !unknown_allowed(f, "python"));
     if (f.raw().contains("default_cuda")) rel.default_cuda = r.version(f, "default_cuda");
     rel.provenance = r.provenance(f);
     std::map<std::string, Location> builds;
@@ -255,7 +268,7 @@ void load_architectures(Reader& r, TomlFields& top, Catalog& c) {
       a.cc.push_back(*cc);
       r.unique(ccs, cc->str(), f.where("cc"), fmt::format("compute capability {} in two architectures", cc->str()));
     }
-    a.first_driver = r.version(f, "first_driver");
+    a.first_driver = r.version(f, "first_driver", false);  // absent: no floor is known
     if (auto last = f.integer("last_branch")) {
       if (*last < 100 || *last > 9999) f.error(f.where("last_branch"), "'last_branch' must be a driver branch such as 580");
       else a.last_branch = static_cast<unsigned>(*last);

@@ -86,6 +86,10 @@ TEST_CASE("every PyTorch build is consistent with the CUDA and NCCL entries", "[
       const auto* cuda = cat().find_cuda(b.cuda);
       REQUIRE(cuda);
       for (const auto& cc : b.arch.sass) CHECK(cuda->can_target(cc));
+      if (b.nccl.empty()) {  // unknown: allowed only where marked inferred
+        CHECK(std::count(b.provenance.inferred_fields.begin(), b.provenance.inferred_fields.end(), "nccl") == 1);
+        continue;
+      }
       const auto* nccl = cat().find_nccl(b.nccl);
       REQUIRE(nccl);
       CHECK(nccl->version == b.nccl);
@@ -321,4 +325,27 @@ TEST_CASE("NVIDIA_REQUIRE_CUDA strings read as the container runtime reads them"
   CHECK(catalog::driver_cuda(cat(), v("535.104.05")).str() == "12.2");
   CHECK(catalog::driver_cuda(cat(), v("580.65.06")).str() == "13.0");
   CHECK(catalog::driver_cuda(cat(), v("418.1")).empty());
+}
+
+TEST_CASE("a value may be left out only where 'inferred' names it", "[catalog][bad-input]") {
+  const char* release = R"([[pytorch]]
+version = "2.15.0"
+confidence = "inferred"
+inferred = ["python"]
+source = ["S6"]
+  [[pytorch.build]]
+  cuda = "13.0"
+  confidence = "inferred"
+  inferred = ["cudnn", "nccl", "arch_list"]
+  source = ["S6"]
+  [[pytorch.build]]
+  cuda = "13.2"
+  nccl = "2.28.9"
+  source = ["S6"]
+)";
+  std::string e = load_errors("catalog/pytorch.toml", release);
+  CHECK_THAT(e, Catch::Contains("pytorch.toml:11:3: error: missing required key 'cudnn'"));
+  CHECK_THAT(e, Catch::Contains("pytorch.toml:11:3: error: missing required key 'arch_list'"));
+  CHECK_THAT(e, !Catch::Contains("pytorch.toml:7:3"));   // the inferred build loads
+  CHECK_THAT(e, !Catch::Contains("'python'"));
 }

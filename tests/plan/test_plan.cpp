@@ -512,3 +512,20 @@ TEST_CASE("check-driver agrees with NVIDIA_REQUIRE_CUDA for every branch it list
   }
   CHECK(checked > 5);
 }
+
+TEST_CASE("a build whose pins no source gives is excluded, not guessed", "[plan]") {
+  catalog::Catalog c = cat();
+  for (auto& r : c.pytorch)
+    if (r.version.matches(Version::must("2.6")))
+      for (auto& b : r.builds)
+        if (b.cuda == Version::must("12.4")) {
+          b.cudnn = {};
+          b.arch = {};
+        }
+  auto p = plan::make_plan(matrix::parse_matrix_text(kTorch, "m.toml"), c);
+  const auto& combo = find(p, "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime");
+  CHECK(combo.status == plan::Status::excluded);
+  CHECK(combo.rule == "pytorch-build-unknown");
+  CHECK(combo.reason == "the catalog does not know the cuDNN, arch list of PyTorch 2.6.0+cu124 (marked inferred, no source "
+                        "gives them), so kiln cannot check what the image holds");
+}
