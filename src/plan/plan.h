@@ -79,6 +79,7 @@ struct Combo {
   // Usable, but only where these hold (NVIDIA_REQUIRE_CUDA admits the
   // driver's branch only on some brands).
   std::vector<std::string> conditions;
+  bool forward_compat = false;  // usable only through the cuda-compat package (data-center GPUs)
   std::vector<TargetSupport> query_gpus;
 };
 

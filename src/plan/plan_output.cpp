@@ -60,7 +60,8 @@ json to_json(const Combo& c) {
          {"sources", c.sources}};
   for (const auto& t : c.targets) j["targets"][t.name] = target_json(t);
   if (c.usable) {
-    json q{{"usable", *c.usable}, {"why_not", c.why_not}, {"conditions", c.conditions}, {"gpus", json::object()}};
+    json q{{"usable", *c.usable}, {"why_not", c.why_not}, {"conditions", c.conditions},
+            {"forward_compat", c.forward_compat}, {"gpus", json::object()}};
     for (const auto& t : c.query_gpus) q["gpus"][t.name] = target_json(t);
     j["query"] = q;
   }

@@ -174,6 +174,7 @@ bool check_require(Combo& combo, const Catalog& c, const Version& driver, const 
   }
   if (a.kind != catalog::RequireAnswer::brands_only) return true;
   bool forward = driver < need && combo.install.method == "nvidia-base";
+  combo.forward_compat = forward;
   combo.conditions.push_back(
       a.why + (forward ? "; below the minor-version floor it runs only through forward compatibility (the cuda-compat "
                          "package of the nvidia/cuda base), which NVIDIA supports on data-center GPUs"

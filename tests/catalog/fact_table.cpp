@@ -119,7 +119,9 @@ void driver(Row& r) {
     auto combo = plan_one(r.c, pytorch, cuda, pytorch.empty() ? std::vector<std::string>{gpu} : std::vector<std::string>{},
                           plan::Query{drv, {gpu}}, tried);
     if (!combo) return r.fail(fmt::format("no OS gives a valid combination for PyTorch {} + CUDA {}: {}", pytorch, cuda, join(tried, "; ")));
-    usable = combo->usable.value_or(false);
+    // ok: runs as the wheel or toolkit itself would; an answer that needs
+    // the image's forward-compatibility package (cuda-compat) is not ok.
+    usable = combo->usable.value_or(false) && !combo->forward_compat;
     words = combo->why_not;
     words.insert(words.end(), combo->conditions.begin(), combo->conditions.end());
   }

@@ -9,7 +9,12 @@
 //   torch_build:   pytorch, cuda, any of: exists (bool), cudnn, nccl, cublas, arch_list (exact)
 //   torch_release: pytorch, any of: default_cuda, cuda_builds (array), python (array)
 //   driver:        gpu, driver, optional pytorch + cuda (a torch wheel) or cuda alone;
-//                  ok (bool); optional reason (a substring of the answer's words)
+//                  ok (bool); optional reason (a substring of the answer's words:
+//                  why_not and conditions). ok is `kiln plan --driver --gpu`'s
+//                  usable, except that an answer relying on forward
+//                  compatibility (the cuda-compat package of an nvidia/cuda
+//                  base) is not ok: the row states what the wheel or toolkit
+//                  itself runs on. Without cuda, the GPU's architecture limits.
 //   cuda:          cuda, any of: require_cuda, min_driver, driver, sass (array)
 //   gpu:           gpu, any of: cc, platforms (array), cc_under_cuda (inline table cuda -> cc)
 // An unknown key, a missing one or a malformed row is an error (a typo never

@@ -303,10 +303,13 @@ TEST_CASE("the new schema's values reach the catalog", "[catalog]") {
   CHECK(volta->name == "Volta");
   CHECK(volta->last_branch == 580u);
   CHECK(c.architecture_of(*ComputeCapability::parse("9.0"))->provenance.inferred);
-  CHECK(c.cudnn_entry_for(v("9.1.0.70"))->version.str() == "9.0.0");    // nearest older of the major
-  CHECK(c.cudnn_entry_for(v("9.5.1.17"))->version.str() == "9.5.1");    // same major.minor
-  CHECK(c.cudnn_entry_for(v("8.3.2.44"))->version.str() == "8.5.0");    // nearest newer when none older
-  CHECK(c.cudnn_entry_for(v("7.6.5")) == nullptr);
+  // The cuDNN entry for a bundled version, on entries of this test's own.
+  Catalog d;
+  for (const char* ver : {"8.5.0", "9.0.0", "9.5.1", "9.5.0"}) d.cudnn.push_back({v(ver), {}, {}, {}});
+  CHECK(d.cudnn_entry_for(v("9.1.0.70"))->version.str() == "9.0.0");  // nearest older of the major
+  CHECK(d.cudnn_entry_for(v("9.5.1.17"))->version.str() == "9.5.1");  // same major.minor, newest
+  CHECK(d.cudnn_entry_for(v("8.3.2.44"))->version.str() == "8.5.0");  // nearest newer when none older
+  CHECK(d.cudnn_entry_for(v("7.6.5")) == nullptr);
 }
 
 TEST_CASE("NVIDIA_REQUIRE_CUDA strings read as the container runtime reads them", "[catalog][compat]") {
