@@ -103,7 +103,11 @@ TEST_CASE("the image serves a GPU only if every library does", "[audit][verdict]
   CHECK(gpu(v, "B200").support == Support::ptx_jit);
   CHECK(gpu(v, "B200").libraries.size() == 2);
 
-  CHECK(v.min_driver == "550.54.15");
+  // The PTX floor, unless B200's architecture needs a newer first driver.
+  Version floor = Version::must("550.54.15");
+  catalog::DriverFloor blackwell = catalog::architecture_floor(cat(), "B200", *ComputeCapability::parse("10.0"));
+  if (!blackwell.driver.empty() && blackwell.driver > floor) floor = blackwell.driver;
+  CHECK(v.min_driver == floor.str());
   bool warned = false;
   for (const auto& w : v.warnings) warned |= w.find("libD.so: fat binary unreadable: truncated") != std::string::npos;
   CHECK(warned);
