@@ -67,9 +67,7 @@ ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::st
 
 ImageAudit audit_image_archive(const std::filesystem::path& path, std::string input, const std::vector<GpuTarget>& gpus,
                                const catalog::Catalog& c, image::ReadOptions options) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw image::ImageError(path.string() + ": no such file or directory");
-  auto source = std::filesystem::is_directory(path, ec) ? image::dir_source(path) : image::tar_source(path);
+  auto source = image::archive_source(path, options.limits);  // a FIFO, socket or device: refused unopened
   return audit_image_source(std::move(source), std::move(input), gpus, c, std::move(options));
 }
 

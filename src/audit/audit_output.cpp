@@ -65,10 +65,10 @@ json library_json(const FatbinScan& s) {
 json gpu_json(const GpuVerdict& g) {
   json libs = json::object();
   for (const auto& l : g.libraries)
-    libs[l.path] = {{"support", to_string(l.support)}, {"via", or_null(l.via)}, {"reason", or_null(l.reason)},
+    libs[l.path] = {{"support", l.unknown ? "unknown" : to_string(l.support)}, {"via", or_null(l.via)}, {"reason", or_null(l.reason)},
                     {"min_driver", or_null(l.min_driver)}};
-  return {{"cc", g.gpu.cc.str()},           {"support", to_string(g.support)},   {"unsupported_libraries", g.unsupported},
-          {"ptx_jit_libraries", g.jit},     {"min_driver", or_null(g.min_driver)}, {"min_driver_reason", or_null(g.driver_why)},
+  return {{"cc", g.gpu.cc.str()},           {"support", support_name(g)},   {"unsupported_libraries", g.unsupported},
+          {"unknown_libraries", g.unknown}, {"ptx_jit_libraries", g.jit},     {"min_driver", or_null(g.min_driver)}, {"min_driver_reason", or_null(g.driver_why)},
           {"reason", or_null(g.reason)}, {"libraries", libs}};
 }
 
@@ -113,14 +113,20 @@ std::string ptx_cell(const FatbinInfo& i) {
 std::string gpu_why(const GpuVerdict& g) {
   if (!g.reason.empty()) return g.reason;
   for (const auto& l : g.libraries)
-    if (l.support == Support::unsupported)
+    if (l.support == Support::unsupported && !l.unknown)
       return fmt::format("{}: {}{}", l.path, l.reason,
                          g.unsupported.size() > 1 ? fmt::format(" (+{} more libraries)", g.unsupported.size() - 1) : "");
+  for (const auto& l : g.libraries)
+    if (l.unknown)
+      return fmt::format("{}: {}{}", l.path, l.reason, g.unknown.size() > 1 ? fmt::format(" (+{} more libraries)", g.unknown.size() - 1) : "");
   for (const auto& l : g.libraries)
     if (l.support == Support::ptx_jit)
       return fmt::format("{} via {}{}", l.path, l.via, g.jit.size() > 1 ? fmt::format(" (+{} more libraries)", g.jit.size() - 1) : "");
   return "";
 }
+
+// "unknown", and why when an unreadable library is the reason.
+std::string unknown_floor(const ImageVerdict& v) { return v.unreadable.empty() ? "unknown" : v.driver_why; }
 
 std::string short_digest(const std::string& d) { return d.size() > 19 ? d.substr(0, 19) : d; }
 
@@ -168,8 +174,8 @@ std::string to_table(const ImageAudit& a, const catalog::Catalog& c) {
   out += fmt::format("\n  {:<16} {:<6} {:<12} {:<11} {}\n", "GPU", "CC", "VERDICT", "MIN DRIVER", "WHY");
   for (const auto& g : a.verdict.gpus)
     out += fmt::format("  {:<16} {:<6} {:<12} {:<11} {}\n", catalog::gpu_label(g.gpu.name, g.gpu.cc, c).substr(0, 16),
-                       g.gpu.cc.str(), to_string(g.support), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g));
-  out += fmt::format("\n  minimum driver: {}\n", a.verdict.min_driver.empty() ? "unknown" : a.verdict.min_driver + " — " + a.verdict.driver_why);
+                       g.gpu.cc.str(), support_name(g), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g));
+  out += fmt::format("\n  minimum driver: {}\n", a.verdict.min_driver.empty() ? unknown_floor(a.verdict) : a.verdict.min_driver + " — " + a.verdict.driver_why);
   if (!a.warnings.empty()) out += "  warnings:\n";
   for (const auto& w : a.warnings) out += "    - " + w + "\n";
   return out;
@@ -189,8 +195,8 @@ std::string to_markdown(const ImageAudit& a, const catalog::Catalog& c) {
   out += "\n| GPU | CC | verdict | min driver | why |\n| --- | --- | --- | --- | --- |\n";
   for (const auto& g : a.verdict.gpus)
     out += fmt::format("| {} | {} | {} | {} | {} |\n", catalog::gpu_label(g.gpu.name, g.gpu.cc, c), g.gpu.cc.str(),
-                       to_string(g.support), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g));
-  out += fmt::format("\n**Minimum driver:** {}\n", a.verdict.min_driver.empty() ? "unknown" : a.verdict.min_driver + " — " + a.verdict.driver_why);
+                       support_name(g), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g));
+  out += fmt::format("\n**Minimum driver:** {}\n", a.verdict.min_driver.empty() ? unknown_floor(a.verdict) : a.verdict.min_driver + " — " + a.verdict.driver_why);
   if (!a.warnings.empty()) out += "\n**Warnings:**\n\n";
   for (const auto& w : a.warnings) out += "- " + w + "\n";
   return out;

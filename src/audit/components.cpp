@@ -1,5 +1,6 @@
 #include "audit/components.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -205,19 +206,22 @@ constexpr std::uint64_t kSpillOver = 64u << 20;
 // disk) is mapped where it is: only its ELF and fat-binary headers are read.
 // A streamed one (a compressed layer, a registry): big ones (libcublasLt:
 // 541 MB) go through a temporary file that is mapped, so only the headers
-// are ever resident; small ones are read into memory.
+// are ever resident; small ones are read into memory. A sparse member goes
+// to the file too, its holes left as holes (never written). What the stream
+// hands out, and so what is held or written, is bounded by the image
+// reader's limits (image::Limits): a breach is an ImageError for the image.
 FatbinScan scan_stream(const std::string& path, std::uint64_t size, image::ByteStream& in) {
   if (const auto r = in.region(); r && r->size > 0) {  // lies plainly in the archive: read it there
     FatbinScan s{path};
     try {
       s.info = read_fatbin_region(r->file->fd(), r->offset, r->size);
     } catch (const FatbinError& e) {
-      s.error = e.what();
+      record_scan_error(s, e);
     }
     return s;
   }
   std::array<std::byte, 1 << 16> buf;
-  if (size <= kSpillOver) {
+  if (size <= kSpillOver && !in.sparse()) {
     std::vector<std::byte> bytes;
     bytes.reserve(size);
     while (std::size_t n = in.read(buf.data(), buf.size())) bytes.insert(bytes.end(), buf.begin(), buf.begin() + n);
@@ -227,21 +231,29 @@ FatbinScan scan_stream(const std::string& path, std::uint64_t size, image::ByteS
   int fd = mkstemp(tmpl.data());
   if (fd < 0) return {path, std::nullopt, "cannot create a temporary file in " + std::filesystem::temp_directory_path().string()};
   ::unlink(tmpl.c_str());  // gone once closed, whatever happens
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }  // also when the stream throws (a limit reached)
+  } closer{fd};
+  // Runs are written where they lie: a sparse member's holes stay holes.
+  // The size is set last, once the stream has accepted the claimed size.
   bool ok = true;
-  while (std::size_t n = in.read(buf.data(), buf.size()))
+  std::uint64_t at = 0;
+  while (std::size_t n = ok ? in.read_run(buf.data(), buf.size(), at) : 0)
     for (std::size_t done = 0; ok && done < n;) {
-      ssize_t w = ::write(fd, buf.data() + done, n - done);
+      ssize_t w = ::pwrite(fd, buf.data() + done, n - done, static_cast<off_t>(at + done));
       ok = w > 0;
       done += ok ? std::size_t(w) : 0;
     }
+  struct stat st {};
+  if (ok && ::fstat(fd, &st) == 0 && std::uint64_t(st.st_size) < size) ok = ::ftruncate(fd, static_cast<off_t>(size)) == 0;
   FatbinScan s{path};
   if (!ok) s.error = "cannot write a temporary copy";
   else try {
     s.info = read_fatbin_file("/proc/self/fd/" + std::to_string(fd));
-  } catch (const std::exception& e) {
-    s.error = e.what();
+  } catch (const FatbinError& e) {
+    record_scan_error(s, e);
   }
-  ::close(fd);
   return s;
 }
 

@@ -542,7 +542,7 @@ FatbinInfo read_fatbin_impl(std::span<const std::byte> bytes, bool release_pages
     info.sections.emplace_back("(bare fatbin)");
     parse_fatbin_containers(bytes, info);
   } else {
-    throw FatbinError("neither an ELF file nor a fat binary");
+    throw NotElfError("neither an ELF file nor a fat binary");
   }
   finish(info);
   return info;
@@ -554,7 +554,7 @@ FatbinInfo read_fatbin(std::span<const std::byte> bytes) { return read_fatbin_im
 
 
 FatbinInfo read_fatbin_region(int fd, std::uint64_t offset, std::uint64_t size) {
-  if (size == 0) throw FatbinError("empty file");
+  if (size == 0) throw NotElfError("empty file");
   // A mapped page past the end of the file faults (SIGBUS): a truncated
   // archive must be an error here, not a crash later.
   struct stat st {};
@@ -585,9 +585,20 @@ FatbinInfo read_fatbin_file(const std::filesystem::path& path) {
     FatbinInfo info = read_fatbin_region(fd, 0, static_cast<std::uint64_t>(st.st_size));
     ::close(fd);
     return info;
+  } catch (const NotElfError& e) {
+    ::close(fd);
+    throw NotElfError(path.string() + ": " + e.what());
   } catch (const FatbinError& e) {
     ::close(fd);
     throw FatbinError(path.string() + ": " + e.what());
+  }
+}
+
+void record_scan_error(FatbinScan& s, const std::exception& e) {
+  s.error = e.what();
+  if (dynamic_cast<const NotElfError*>(&e)) {  // nothing loadable: no device code, said so
+    s.info = FatbinInfo{};
+    s.error += ": not a loadable library, counted as no device code";
   }
 }
 
@@ -596,7 +607,7 @@ FatbinScan scan_fatbin(std::string path, std::span<const std::byte> bytes) {
   try {
     s.info = read_fatbin(bytes);
   } catch (const FatbinError& e) {
-    s.error = e.what();
+    record_scan_error(s, e);
   }
   return s;
 }

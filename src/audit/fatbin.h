@@ -89,6 +89,13 @@ struct FatbinInfo {
 struct FatbinError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// The bytes are neither an ELF file nor a fat binary (an empty file, a text
+// placeholder, a linker script): nothing the loader could load, so nothing
+// the CUDA runtime could register. Unlike a damaged ELF or fat binary (a
+// FatbinError: its device code is unknown), scans count it as no device code.
+struct NotElfError : FatbinError {
+  using FatbinError::FatbinError;
+};
 
 // An ELF file (any class, little-endian) or a bare fat binary (starts with the
 // container magic). An ELF without device code gives an empty info.
@@ -115,9 +122,14 @@ void parse_fatbin_containers(std::span<const std::byte> bytes, FatbinInfo& info)
 struct FatbinScan {
   std::string path;
   std::optional<FatbinInfo> info;
-  std::string error;  // set when info is empty
+  // Why info is empty: the fat binary could not be read, so what the
+  // library needs is unknown (verdicts fail closed). Also set, with an
+  // empty info, for a file that is not ELF at all (NotElfError).
+  std::string error;
 };
 FatbinScan scan_fatbin(std::string path, std::span<const std::byte> bytes);
+// A scan's failure: FatbinScan::error; a NotElfError also gives an empty info.
+void record_scan_error(FatbinScan& s, const std::exception& e);
 
 // How a GPU of compute capability major.minor can run this code.
 enum class ArchMatch {

@@ -82,7 +82,15 @@ GpuVerdict judge_gpu(GpuTarget gpu, const std::vector<FatbinScan>& scans, const 
   GpuVerdict g{gpu};
   catalog::DriverFloor floor = runtime ? catalog::runtime_floor(*runtime) : catalog::DriverFloor{};
   for (const auto& scan : scans) {
-    if (!scan.info || !scan.info->has_device_code()) continue;
+    if (!scan.info) {  // fail closed: what it needs is not known
+      LibraryVerdict lv{scan.path};
+      lv.unknown = true;
+      lv.reason = "fat binary unreadable: " + scan.error;
+      g.unknown.push_back(lv.path);
+      g.libraries.push_back(std::move(lv));
+      continue;
+    }
+    if (!scan.info->has_device_code()) continue;
     LibraryVerdict lv = judge_library(scan.path, *scan.info, gpu, runtime, c);
     if (lv.support == Support::unsupported) {
       g.support = Support::unsupported;
@@ -95,6 +103,7 @@ GpuVerdict judge_gpu(GpuTarget gpu, const std::vector<FatbinScan>& scans, const 
     }
     g.libraries.push_back(std::move(lv));
   }
+  if (!g.unknown.empty()) g.support = Support::unsupported;
   catalog::DriverFloor arch = catalog::architecture_floor(c, gpu.name, gpu.cc);
   if (!arch.driver.empty() && (floor.driver.empty() || arch.driver > floor.driver)) floor = arch;
   if (auto limits = catalog::gpu_image_limits(c, gpu.name, gpu.cc, platform, cudnn); !limits.empty()) {
@@ -124,10 +133,19 @@ void runtime_warnings(ImageVerdict& v, const Components& comp, const std::vector
                                        v.runtime->version.str(), v.runtime->source));
   }
   for (const auto& s : scans)
-    if (!s.info) v.warnings.push_back(fmt::format("{}: fat binary unreadable: {}", s.path, s.error));
+    if (s.info && !s.error.empty()) {
+      v.warnings.push_back(fmt::format("{}: {}", s.path, s.error));
+    } else if (!s.info) {
+      v.warnings.push_back(fmt::format("{}: fat binary unreadable: {}: the GPUs and driver it needs are unknown", s.path, s.error));
+      v.unreadable.push_back(fmt::format("{}: fat binary unreadable: {}", s.path, s.error));
+    }
 }
 
 }  // namespace
+
+const char* support_name(const GpuVerdict& g) {
+  return g.support == Support::unsupported && g.reason.empty() && g.unsupported.empty() && !g.unknown.empty() ? "unknown" : to_string(g.support);
+}
 
 std::vector<std::string> default_gpu_names() { return {"P100", "V100", "T4", "A100", "L4", "H100", "B200"}; }
 
@@ -194,12 +212,15 @@ ImageVerdict judge(const Components& comp, const std::vector<FatbinScan>& scans,
     if (!g.min_driver.empty() && Version::must(g.min_driver) > floor.driver) floor = {Version::must(g.min_driver), g.driver_why};
     v.gpus.push_back(std::move(g));
   }
-  if (!floor.driver.empty()) {
+  if (!v.unreadable.empty()) {  // an unreadable library's PTX may need more: no floor can be promised
+    v.driver_why = fmt::format("unknown: {}{}", v.unreadable.front(),
+                               v.unreadable.size() > 1 ? fmt::format(" (and {} more libraries)", v.unreadable.size() - 1) : "");
+  } else if (!floor.driver.empty()) {
     v.min_driver = floor.driver.str();
     v.driver_why = floor.why;
   }
   const bool any_code = std::any_of(scans.begin(), scans.end(), [](const FatbinScan& s) { return s.info && s.info->has_device_code(); });
-  if (!any_code) v.warnings.push_back("no library in the image carries CUDA device code: nothing here limits the GPU");
+  if (!any_code && v.unreadable.empty()) v.warnings.push_back("no library in the image carries CUDA device code: nothing here limits the GPU");
   return v;
 }
 
@@ -224,7 +245,7 @@ std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans,
     if (std::find(ccs.begin(), ccs.end(), p) == ccs.end()) ccs.push_back(p);
   std::vector<std::string> gaps;
   for (const auto& s : scans) {
-    if (!s.info) {
+    if (!s.info || !s.error.empty()) {  // unreadable, or not even ELF: kiln built it, so either is a defect
       gaps.push_back(fmt::format("{}: fat binary unreadable ({}): the arch list {} cannot be checked", s.path, s.error, promised.str()));
       continue;
     }
@@ -267,12 +288,14 @@ std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version&
       why.push_back(fmt::format("{} ({}) unsupported: {}", g.gpu.name, g.gpu.cc.sm(), g.reason));
       continue;
     }
+    const bool unknown = g.unsupported.empty();  // only unreadable libraries
     const LibraryVerdict* first = nullptr;
     for (const auto& l : g.libraries)
-      if (l.support == Support::unsupported && !first) first = &l;
+      if (l.support == Support::unsupported && l.unknown == unknown && !first) first = &l;
     if (!first) continue;
-    std::string more = g.unsupported.size() > 1 ? fmt::format(" (and {} more libraries)", g.unsupported.size() - 1) : "";
-    why.push_back(fmt::format("{} ({}) unsupported: {}: {}{}", g.gpu.name, g.gpu.cc.sm(), first->path, first->reason, more));
+    const std::size_t n = unknown ? g.unknown.size() : g.unsupported.size();
+    std::string more = n > 1 ? fmt::format(" (and {} more libraries)", n - 1) : "";
+    why.push_back(fmt::format("{} ({}) {}: {}: {}{}", g.gpu.name, g.gpu.cc.sm(), support_name(g), first->path, first->reason, more));
   }
   // Below the floor on a branch the image's NVIDIA_REQUIRE_CUDA admits for
   // some brands, the image runs through its forward-compatibility libraries
@@ -280,7 +303,9 @@ std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version&
   auto req = require_answer(v, driver);
   if (req && req->kind == catalog::RequireAnswer::refused) why.push_back(req->why);
   const bool forward = req && req->kind == catalog::RequireAnswer::brands_only;
-  if (v.min_driver.empty()) {
+  if (!v.unreadable.empty()) {
+    for (const auto& u : v.unreadable) why.push_back("minimum driver unknown: " + u);
+  } else if (v.min_driver.empty()) {
     if (v.runtime || std::any_of(v.gpus.begin(), v.gpus.end(), [](const GpuVerdict& g) { return !g.libraries.empty(); }))
       why.push_back(v.runtime ? fmt::format("minimum driver unknown: CUDA {} is not in the catalog", v.runtime->version.str())
                               : std::string("minimum driver unknown: no CUDA runtime version found in the image"));

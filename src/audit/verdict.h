@@ -41,16 +41,23 @@ struct LibraryVerdict {
   std::string reason;  // unsupported: "no SASS for sm_60 and PTX only for compute_75"
   std::string min_driver;  // ptx-jit: the driver its PTX needs
   std::string driver_why;
+  // Its fat binary could not be read (corrupt, truncated, unknown version,
+  // bad ELF): what it needs is not known, so it never counts as serving the
+  // GPU. support is then `unsupported` and reason says why (fail closed).
+  bool unknown = false;
 };
 
 struct GpuVerdict {
   GpuTarget gpu;
   // The worst over the libraries with device code: the image serves a GPU
-  // only if each of them does. native with no library at all.
+  // only if each of them does. native with no library at all. A library
+  // whose fat binary cannot be read makes it `unsupported` with `unknown`
+  // naming it (shown as "unknown": never native, never served).
   Support support = Support::native;
-  std::vector<LibraryVerdict> libraries;  // one per library with device code
+  std::vector<LibraryVerdict> libraries;  // one per library with device code or an unreadable fat binary
   std::vector<std::string> unsupported;   // paths of libraries that do not serve it
   std::vector<std::string> jit;           // paths that serve it only through PTX
+  std::vector<std::string> unknown;       // paths whose fat binary could not be read
   std::string min_driver;                 // empty when unsupported or unknown
   std::string driver_why;
   // Unsupported whatever the device code says: an aarch64-only GPU and an
@@ -65,12 +72,20 @@ struct ImageVerdict {
   std::string min_driver;  // the highest over the served GPUs; empty if unknown
   std::string driver_why;
   std::vector<std::string> warnings;
+  // "path: why" of each library whose fat binary could not be read; any makes
+  // min_driver unknown (its PTX could need a newer driver) and fails
+  // why_not_on_driver whatever the GPUs.
+  std::vector<std::string> unreadable;
   std::string platform;      // "x86_64" / "aarch64" from the config; empty if unknown
   std::string require_cuda;  // the image's NVIDIA_REQUIRE_CUDA, judged with the catalog's rule
   // The catalog judged against (it outlives the verdict, as `release` does):
   // the driver questions below need its architectures and CUDA releases.
   const catalog::Catalog* catalog = nullptr;
 };
+
+// "native", "ptx-jit", "unsupported", or "unknown" when only unreadable
+// libraries keep the GPU from being served.
+const char* support_name(const GpuVerdict& g);
 
 // Judges each GPU against each scanned library that has device code.
 ImageVerdict judge(const Components& comp, const std::vector<FatbinScan>& scans, const std::vector<GpuTarget>& gpus,
@@ -91,7 +106,8 @@ std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans,
 
 // Does an image with this verdict run on `driver`? Reasons it does not:
 // unsupported GPUs, each GPU architecture's driver limits (first driver,
-// last branch), NVIDIA_REQUIRE_CUDA refusing the driver, driver floors.
+// last branch), NVIDIA_REQUIRE_CUDA refusing the driver, driver floors; an
+// unreadable library is one (nothing can be promised about it).
 std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version& driver);
 // Where it runs on `driver` only under a condition: NVIDIA_REQUIRE_CUDA
 // admitting the driver's branch only on some GPU brands.

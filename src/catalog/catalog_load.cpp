@@ -8,6 +8,7 @@
 #include "catalog/catalog.h"
 #include "catalog/compat.h"
 #include "util/toml_reader.h"
+#include "util/validate.h"
 
 namespace kiln::catalog {
 
@@ -438,6 +439,7 @@ void load_one(const std::string& file, Loader loader, std::vector<Diagnostic>& d
     return;
   }
   toml::table doc = parse_toml_file(file);
+  grammar::check_catalog_strings(doc, file, diags);  // strings that reach Dockerfiles fit their grammar
   Reader r{file, diags, c.sources, {}};
   loader(r, doc, c);
 }

@@ -17,6 +17,7 @@ namespace kiln::cli {
 struct InputOptions {
   bool plain_http = false;     // docker:// over HTTP from any host (loopback hosts always are)
   bool verify_digests = true;  // false: layers are trusted, not hashed (image::ReadOptions)
+  image::Limits limits;        // --max-member-size, --max-total-size, --max-expansion
 };
 
 // IMAGE is a `docker save` or OCI tar, an OCI layout directory,
@@ -27,7 +28,7 @@ struct InputOptions {
 audit::ImageAudit audit_input(const std::string& image, const std::vector<audit::GpuTarget>& gpus,
                               const catalog::Catalog& c, const InputOptions& opts = {});
 
-// --plain-http and --no-verify-digests, for audit_input.
+// --plain-http, --no-verify-digests and the limits on hostile input, for audit_input.
 void add_input_flags(CLI::App* sub, InputOptions& opts);
 
 }  // namespace kiln::cli

@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 image::ReadOptions read_options(const InputOptions& opts) {
   image::ReadOptions r;
   r.verify_digests = opts.verify_digests;
+  r.limits = opts.limits;
   return r;
 }
 
@@ -124,6 +125,19 @@ void add_input_flags(CLI::App* sub, InputOptions& opts) {
                 "Read docker:// images over plain HTTP from any host (loopback hosts always are)");
   sub->add_flag("!--no-verify-digests", opts.verify_digests,
                 "Trust the layers' bytes: skip their sha256 (a read then costs headers, not the hash of every layer)");
+  // Bounds on what a hostile image can make kiln expand, hold or write
+  // (docs/audit.md, "Bounds on hostile input"); breaches exit 2.
+  sub->add_option("--max-member-size", opts.limits.max_member_size,
+                  "Most bytes one file of an image may be read as (held or written to a temporary file), e.g. 8GiB")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str("4GiB");
+  sub->add_option("--max-total-size", opts.limits.max_total_size, "Most bytes all files read from one image may add up to")
+      ->transform(CLI::AsSizeValue(false))
+      ->default_str("64GiB");
+  sub->add_option("--max-expansion", opts.limits.max_expansion,
+                  "Most a layer may expand past 256 MiB, as a multiple of its stored bytes (decompression, sparse holes)")
+      ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 40))
+      ->default_str("100");
 }
 
 void register_audit(CLI::App& app, Common& common) {

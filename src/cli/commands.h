@@ -21,6 +21,7 @@ void register_verify(CLI::App& app, Common& common);
 void register_run(CLI::App& app, Common& common);  // promote and run
 void register_audit(CLI::App& app, Common& common);
 void register_check_driver(CLI::App& app, Common& common);
+void register_catalog(CLI::App& app, Common& common);  // catalog check
 
 // Runs the subcommand that was parsed; returns the exit code.
 int run_selected(CLI::App& app);

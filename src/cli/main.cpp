@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_run(app, common);  // promote and run
   kiln::cli::register_audit(app, common);
   kiln::cli::register_check_driver(app, common);
+  kiln::cli::register_catalog(app, common);  // catalog check
 
   try {
     app.parse(argc, argv);

@@ -55,8 +55,12 @@ struct ContextTar::Impl {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) fail("not a directory");
     for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
-         it.increment(ec))
-      members.push_back({it->path().lexically_relative(dir).generic_string(), it->path()});
+         it.increment(ec)) {
+      std::string name = it->path().lexically_relative(dir).generic_string();
+      // Refused before a byte is sent (write_header checks again: a race).
+      if (it->is_symlink()) fail(name + ": is a symbolic link; a build context holds only regular files and directories");
+      members.push_back({std::move(name), it->path()});
+    }
     if (ec) fail(ec.message());
     std::sort(members.begin(), members.end(),
               [](const Member& a, const Member& b) { return a.name < b.name; });
@@ -80,8 +84,11 @@ struct ContextTar::Impl {
     if (S_ISDIR(st.st_mode)) {
       archive_entry_set_filetype(e, AE_IFDIR);
     } else if (S_ISLNK(st.st_mode)) {
-      archive_entry_set_filetype(e, AE_IFLNK);
-      archive_entry_set_symlink(e, fs::read_symlink(m.path).c_str());
+      // A link in a context is either a mistake or an attempt to ship a
+      // file from outside it (one to /etc/shadow was); kiln writes only
+      // regular files into contexts, so refuse rather than archive it.
+      archive_entry_free(e);
+      fail(m.name + ": is a symbolic link; a build context holds only regular files and directories");
     } else if (S_ISREG(st.st_mode)) {
       archive_entry_set_filetype(e, AE_IFREG);
       archive_entry_set_size(e, st.st_size);

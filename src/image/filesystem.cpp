@@ -149,30 +149,75 @@ std::string join_all(const std::vector<std::string>& parts) {
   return out;
 }
 
-// A member's bytes as a ByteStream, failing with the layer's name.
+// A member's bytes as a ByteStream, failing with the layer's name. Every
+// byte handed out is counted against the budget (ReadOptions::limits); a
+// member that claims more than a member may hand out is refused at its
+// first read, before a byte is held or written.
 class MemberStream : public ByteStream {
  public:
-  MemberStream(archive* a, const std::string& where, const std::optional<FileRegion>& body)
-      : a_(a), where_(where), body_(body) {}
+  MemberStream(archive* a, archive_entry* e, detail::Budget& budget, const std::optional<FileRegion>& body)
+      : a_(a), e_(e), budget_(budget), body_(body) {}
   std::size_t read(std::byte* buf, std::size_t n) override {
+    start();
     la_ssize_t got = archive_read_data(a_, buf, n);
-    if (got < 0) {
-      const char* s = archive_error_string(a_);
-      throw ImageError(where_ + ": " + (s ? s : "read error"));
-    }
+    if (got < 0) fail();
+    budget_.hand_out(a_, static_cast<std::uint64_t>(got));
     return static_cast<std::size_t>(got);
   }
   std::optional<FileRegion> region() const override { return body_; }
+  bool sparse() const override { return archive_entry_sparse_count(e_) > 0; }
+  // libarchive's data blocks: a sparse member's holes are skipped, and only
+  // the stored bytes count as handed out.
+  std::size_t read_run(std::byte* buf, std::size_t n, std::uint64_t& offset) override {
+    start();
+    while (block_left_ == 0) {
+      const void* p = nullptr;
+      std::size_t size = 0;
+      la_int64_t at = 0;
+      const int r = archive_read_data_block(a_, &p, &size, &at);
+      if (r == ARCHIVE_EOF) return 0;
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) fail();
+      block_ = static_cast<const std::byte*>(p);
+      block_left_ = size;
+      block_at_ = static_cast<std::uint64_t>(std::max<la_int64_t>(0, at));
+    }
+    n = std::min(n, block_left_);
+    std::memcpy(buf, block_, n);
+    offset = block_at_;
+    block_ += n;
+    block_left_ -= n;
+    block_at_ += n;
+    budget_.hand_out(a_, n);
+    return n;
+  }
 
  private:
+  void start() {
+    if (started_) return;
+    started_ = true;
+    budget_.start_reading(a_, e_);
+  }
+  [[noreturn]] void fail() {
+    const char* s = archive_error_string(a_);
+    throw ImageError(budget_.where() + ": " + (s ? s : "read error"));
+  }
   archive* a_;
-  const std::string& where_;
+  archive_entry* e_;
+  detail::Budget& budget_;
   const std::optional<FileRegion>& body_;
+  bool started_ = false;
+  const std::byte* block_ = nullptr;
+  std::size_t block_left_ = 0;
+  std::uint64_t block_at_ = 0;
 };
 
 
-std::string layer_where(const BlobSource& src, const LayerInfo& l, std::size_t i) {
-  return src.describe() + ": layer " + std::to_string(i) + " (" + l.blob + ")";
+// "SRC: layer 2 (blobs/sha256/<hex>)"; a blob named otherwise ("<id>/layer.tar")
+// gets its digest added, so an error always names the layer's digest.
+std::string layer_where(const BlobSource& src, const LayerInfo& l, std::size_t i, const std::string& diff_id = {}) {
+  const std::string& digest = !l.digest.empty() ? l.digest : diff_id;
+  const bool named = digest.size() > 7 && l.blob.find(digest.substr(7)) != std::string::npos;
+  return src.describe() + ": layer " + std::to_string(i) + " (" + l.blob + (named || digest.empty() ? "" : ", " + digest) + ")";
 }
 
 }  // namespace
@@ -185,6 +230,8 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
   fs.config_ = std::move(layout.config);
   fs.layers_ = std::move(layout.layers);
   fs.warnings_ = std::move(layout.warnings);
+  fs.limits_ = options.limits;
+  std::uint64_t handed_out = 0;  // by all members of this read (Limits::max_total_size)
   Builder b(options, fs.files_, fs.warnings_);
   // Layers that lie in a file are hashed on other threads, all at once,
   // while the walk below seeks over the bodies it does not need.
@@ -196,8 +243,9 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
                            "may not be the image's");
   for (std::size_t i = 0; i < fs.layers_.size(); ++i) {
     auto& layer = fs.layers_[i];
-    const std::string where = layer_where(*source, layer, i);
     const std::string diff_id = i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string();
+    const std::string where = layer_where(*source, layer, i, diff_id);
+    detail::Budget budget(options.limits, where, &handed_out);
     auto on_member = [&](archive* a, archive_entry* e, std::size_t m, const std::optional<FileRegion>& body) {
       b.member(where, e, i, m);
       if ((!options.keep && !options.on_file) || archive_entry_hardlink(e) || archive_entry_filetype(e) != AE_IFREG) return;
@@ -205,7 +253,7 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
       auto path = raw ? normalize_path(raw) : std::nullopt;
       if (!path || path->empty() || base_of(*path).starts_with(".wh.")) return;
       const std::uint64_t size = archive_entry_size_is_set(e) ? std::uint64_t(std::max<la_int64_t>(0, archive_entry_size(e))) : 0;
-      MemberStream in(a, where, body);
+      MemberStream in(a, e, budget, body);
       if (options.keep && size <= (64u << 20) && options.keep(*path, size)) {
         std::string bytes;
         bytes.reserve(size);
@@ -223,7 +271,7 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
       }
       if (options.on_file) options.on_file(*path, i, m, size, in);
     };
-    layer.verified = stream_layer(*source, layer, where, diff_id, options.verify_digests, on_member, {}, {regions[i], &hasher, i});
+    layer.verified = stream_layer(*source, layer, where, diff_id, options.verify_digests, on_member, {}, {regions[i], &hasher, i, &budget});
     if (!layer.verified && options.verify_digests) fs.warnings_.push_back(where + ": no digest to verify against");
     b.apply();
   }
@@ -231,10 +279,7 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
 }
 
 ImageFs read_image_archive(const std::filesystem::path& path, const ReadOptions& options) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return read_image(dir_source(path), options);
-  if (!std::filesystem::exists(path, ec)) throw ImageError(path.string() + ": no such file or directory");
-  return read_image(tar_source(path), options);
+  return read_image(archive_source(path, options.limits), options);
 }
 
 std::string ImageFs::describe() const { return source_ ? source_->describe() : "<empty image>"; }
@@ -285,6 +330,7 @@ void ImageFs::stream_files(const std::vector<std::string>& paths, const StreamFn
   std::map<std::size_t, std::map<std::size_t, std::vector<std::string>>> want;
   std::map<std::pair<std::size_t, std::size_t>, std::uint64_t> sizes;
   std::map<std::pair<std::size_t, std::size_t>, std::vector<std::string>> in_memory;
+  std::uint64_t handed_out = 0;
   for (const auto& p : paths) {
     auto r = resolve(p);
     if (!r) continue;
@@ -310,16 +356,18 @@ void ImageFs::stream_files(const std::vector<std::string>& paths, const StreamFn
     from_memory(layer + 1);
     auto& members = kv.second;
     std::size_t left = members.size();
-    const std::string where = layer_where(*source_, layers_[layer], layer);
-    auto on_member = [&](archive* a, archive_entry*, std::size_t m, const std::optional<FileRegion>& body) {
+    const std::string where = layer_where(*source_, layers_[layer], layer,
+                                          layer < config_.diff_ids.size() ? config_.diff_ids[layer] : std::string());
+    detail::Budget budget(limits_, where, &handed_out);
+    auto on_member = [&](archive* a, archive_entry* e, std::size_t m, const std::optional<FileRegion>& body) {
       auto it = members.find(m);
       if (it == members.end()) return;
-      MemberStream in(a, where, body);
+      MemberStream in(a, e, budget, body);
       fn(it->second, sizes[{layer, m}], in);
       --left;
     };
     stream_layer(*source_, layers_[layer], where, {}, false, on_member, [&] { return left == 0; },
-                 {source_->region(layers_[layer].blob)});
+                 {source_->region(layers_[layer].blob), nullptr, 0, &budget});
     if (left) throw ImageError(where + ": layer changed since it was read (members missing)");
   }
   from_memory(layers_.size());

@@ -55,6 +55,39 @@ class ByteStream {
   // Where these bytes lie in a file, if they do (see FileRegion); then a
   // caller may use the region and leave the stream unread.
   virtual std::optional<FileRegion> region() const { return std::nullopt; }
+  // A sparse tar member: read() would fill its holes with zeros. A reader
+  // that writes the bytes to a file uses read_run() instead and leaves the
+  // holes as holes.
+  virtual bool sparse() const { return false; }
+  // The next stored run of bytes and its offset in the stream: a sparse
+  // member's holes are skipped, never materialised. 0 at the end. Use
+  // either read() or read_run() on one stream, not both.
+  virtual std::size_t read_run(std::byte* buf, std::size_t n, std::uint64_t& offset) {
+    offset = run_at_;
+    const std::size_t got = read(buf, n);
+    run_at_ += got;
+    return got;
+  }
+
+ private:
+  std::uint64_t run_at_ = 0;
+};
+
+// What a hostile image can make a reader expand, hold or write. A breach is
+// an ImageError naming the image, the layer (with its digest) and the
+// member. See docs/audit.md, "Bounds on hostile input".
+struct Limits {
+  // Bytes one member may hand out to its reader (held in memory or written
+  // to a temporary file); a member that claims more is refused before a
+  // byte is read. The largest CUDA libraries are well under 2 GiB.
+  std::uint64_t max_member_size = std::uint64_t(4) << 30;
+  // Bytes all members read in one pass over an image may hand out together.
+  std::uint64_t max_total_size = std::uint64_t(64) << 30;
+  // A layer (or a compressed outer archive) may expand to at most
+  // expansion_floor + max_expansion x its stored bytes: decompressed tar
+  // bytes, plus the holes of sparse members that are read.
+  std::uint64_t max_expansion = 100;
+  std::uint64_t expansion_floor = std::uint64_t(256) << 20;
 };
 
 // Where an image's blobs come from. Names are paths inside the layout:
@@ -72,14 +105,17 @@ class BlobSource {
   virtual std::optional<FileRegion> region(const std::string& /*name*/) { return std::nullopt; }
 };
 
-// A tar (optionally gzip/zstd/xz-compressed) holding a docker-save or OCI layout.
-std::shared_ptr<BlobSource> tar_source(const std::filesystem::path& path);
+// A tar (optionally gzip/zstd/xz-compressed) holding a docker-save or OCI
+// layout. Refuses anything but a regular file (a FIFO would block forever);
+// a compressed one is held to `limits` (max_expansion).
+std::shared_ptr<BlobSource> tar_source(const std::filesystem::path& path, const Limits& limits = {});
 // The same from memory, without a copy; `bytes` must outlive the source
 // and every ImageFs read from it (read_files streams them again).
 std::shared_ptr<BlobSource> tar_source(std::span<const std::byte> bytes);
 // The same, owning its bytes.
 std::shared_ptr<BlobSource> tar_source(std::string bytes);
-// An OCI image layout directory.
+// An OCI image layout directory. A blob that is not a regular file (a FIFO,
+// a socket, a device, also through a symlink) is refused without being opened.
 std::shared_ptr<BlobSource> dir_source(const std::filesystem::path& path);
 
 enum class FileType { regular, directory, symlink, hardlink, other };
@@ -115,6 +151,7 @@ struct ReadOptions {
   std::string platform = "linux/amd64";   // for OCI indexes listing several platforms
   bool skip_unsafe_entries = false;       // false: a "../" entry fails the read
   std::size_t max_entries = 5'000'000;    // bound on the filesystem map
+  Limits limits;                          // what members may expand to, hand out and cost (also read_files/stream_files)
   // false: layers are not hashed (manifests and configs still are). The
   // sha256 of the largest layer is then no longer the floor of a read
   // (about 1 GB/s a core): for archives whose bytes are trusted, e.g. one
@@ -172,11 +209,17 @@ class ImageFs {
   std::map<std::string, FileEntry> files_;
   std::vector<std::string> warnings_;
   std::map<std::pair<std::size_t, std::size_t>, std::string> kept_;  // (layer, member) -> bytes (ReadOptions::keep)
+  Limits limits_;
 };
 
 ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& options = {});
-// A tar archive or an OCI layout directory on disk.
+// A tar archive or an OCI layout directory on disk; anything else (a FIFO,
+// a socket, a device) is refused without being opened.
 ImageFs read_image_archive(const std::filesystem::path& path, const ReadOptions& options = {});
+
+// The source for `path`: dir_source for a directory, tar_source for a
+// regular file; ImageError naming the path for anything else (never opened).
+std::shared_ptr<BlobSource> archive_source(const std::filesystem::path& path, const Limits& limits = {});
 
 // "a/./b//c/" -> "a/b/c"; nullopt when a ".." component is present.
 std::optional<std::string> normalize_path(std::string_view path);

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
 #include <string_view>
 
 #include "image/image.h"
@@ -52,6 +55,43 @@ std::string read_blob(BlobSource& src, const std::string& name, std::size_t limi
 // and the body is contiguous (not a sparse file).
 std::optional<std::pair<std::uint64_t, std::uint64_t>> body_place(archive* a, archive_entry* e);
 
+// A file's type in words for an error ("a FIFO", "a socket", ...).
+const char* file_kind(unsigned mode);
+// Opens `path` only if it is a regular file (symlinks followed): a FIFO,
+// socket or device is refused by its stat, before any open() that could
+// block or act on a device; O_NONBLOCK and an fstat of what was opened close
+// the race with a file swapped in between.
+std::shared_ptr<const FileHandle> open_regular(const std::filesystem::path& path);
+
+// Holds one walk over a layer (or the outer archive) to ReadOptions::limits:
+// the expansion of its stored bytes, and the bytes each member and all of
+// them hand out. Every breach names `where`, the member and the flag that
+// raises the limit. check_expansion() runs from libarchive's read callbacks
+// (each 64 KiB of stored bytes), so a bomb stops while it is decompressed.
+class Budget {
+ public:
+  Budget(const Limits& limits, std::string where, std::uint64_t* total = nullptr)
+      : limits_(limits), where_(std::move(where)), total_(total) {}
+  const std::string& where() const { return where_; }
+  // A new member's header was read.
+  void next_member(archive_entry* e);
+  // Its reader starts: refuses a claimed size over max_member_size, and
+  // counts a sparse member's holes into the expansion.
+  void start_reading(archive* a, archive_entry* e);
+  // `n` more bytes handed to the member's reader.
+  void hand_out(archive* a, std::uint64_t n);
+  // Decompressed (+ holes read) against stored bytes; throws ImageError.
+  void check_expansion(archive* a) const;
+  [[noreturn]] void fail(const std::string& what) const;
+
+ private:
+  Limits limits_;  // a copy: a stream's budget may outlive the options it came from
+  std::string where_;
+  std::uint64_t* total_;
+  std::string member_;
+  std::uint64_t holes_ = 0, member_bytes_ = 0;
+};
+
 // sha256 and size of a blob region, computed on worker threads (at most one
 // per spare core) while the layers are walked. Stops early when destroyed.
 class RegionHasher {
@@ -88,6 +128,7 @@ struct LayerWalk {
   std::optional<FileRegion> region;
   RegionHasher* hasher = nullptr;  // holds the digest of layer `index` when it has one
   std::size_t index = 0;
+  Budget* budget = nullptr;        // limits the walk (ReadOptions::limits); none: unlimited
 };
 bool stream_layer(BlobSource& src, const LayerInfo& layer, const std::string& where, const std::string& diff_id, bool verify,
                   const MemberFn& fn, const std::function<bool()>& stop = {}, const LayerWalk& walk = {});

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <span>
@@ -42,6 +43,66 @@ std::string read_blob(BlobSource& src, const std::string& name, std::size_t limi
       throw ImageError(src.describe() + ": " + name + ": digest mismatch: expected " + digest + ", got " + got);
   }
   return out;
+}
+
+namespace {
+
+std::string size_text(std::uint64_t n) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%llu bytes (%.1f MiB)", static_cast<unsigned long long>(n), double(n) / (1 << 20));
+  return buf;
+}
+
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) { return b && a > UINT64_MAX / b ? UINT64_MAX : a * b; }
+
+}  // namespace
+
+void Budget::fail(const std::string& what) const {
+  throw ImageError(where_ + (member_.empty() ? "" : ": member '" + member_ + "'") + ": " + what);
+}
+
+void Budget::next_member(archive_entry* e) {
+  const char* p = archive_entry_pathname(e);
+  member_ = p ? p : "?";
+  member_bytes_ = 0;
+}
+
+void Budget::start_reading(archive* a, archive_entry* e) {
+  const std::uint64_t size = archive_entry_size_is_set(e) ? std::uint64_t(std::max<la_int64_t>(0, archive_entry_size(e))) : 0;
+  if (size > limits_.max_member_size)
+    fail("claims " + size_text(size) + ", over the limit of " + size_text(limits_.max_member_size) +
+         " a member may hand out (--max-member-size raises it); refused before reading");
+  if (archive_entry_sparse_reset(e) > 0) {  // holes: bytes the member expands to that the layer does not store
+    std::uint64_t stored = 0;
+    la_int64_t off = 0, len = 0;
+    while (archive_entry_sparse_next(e, &off, &len) == ARCHIVE_OK) stored = saturating_add(stored, std::uint64_t(std::max<la_int64_t>(0, len)));
+    holes_ = saturating_add(holes_, size > stored ? size - stored : 0);
+  }
+  check_expansion(a);
+}
+
+void Budget::hand_out(archive* a, std::uint64_t n) {
+  member_bytes_ = saturating_add(member_bytes_, n);
+  if (member_bytes_ > limits_.max_member_size)
+    fail("hands out more than " + size_text(limits_.max_member_size) + " (--max-member-size raises it)");
+  if (total_) {
+    *total_ = saturating_add(*total_, n);
+    if (*total_ > limits_.max_total_size)
+      fail("the members read so far hand out more than " + size_text(limits_.max_total_size) + " in all (--max-total-size raises it)");
+  }
+  check_expansion(a);
+}
+
+void Budget::check_expansion(archive* a) const {
+  const la_int64_t out = archive_filter_bytes(a, 0), in = archive_filter_bytes(a, -1);
+  const std::uint64_t expanded = saturating_add(std::uint64_t(std::max<la_int64_t>(0, out)), holes_);
+  const std::uint64_t stored = std::uint64_t(std::max<la_int64_t>(0, in));
+  const std::uint64_t bound = saturating_add(limits_.expansion_floor, saturating_mul(limits_.max_expansion, stored));
+  if (expanded > bound)
+    fail("has expanded to " + size_text(expanded) + " from " + size_text(stored) + " stored" +
+         (holes_ ? " (sparse holes included)" : "") + ": over " + std::to_string(limits_.max_expansion) + "x + " +
+         size_text(limits_.expansion_floor) + "; refused as a decompression bomb (--max-expansion raises the ratio)");
 }
 
 std::optional<std::pair<std::uint64_t, std::uint64_t>> body_place(archive* a, archive_entry* e) {
@@ -225,6 +286,7 @@ namespace {
 // parked and rethrown once control is back in C++.
 struct HashingReader {
   ByteStream* in;
+  const Budget* budget = nullptr;
   Sha256 hash;
   std::uint64_t total = 0;
   std::array<std::byte, 1 << 16> buf;
@@ -242,6 +304,7 @@ struct HashingReader {
 la_ssize_t read_cb(archive* a, void* ctx, const void** out) {
   auto* r = static_cast<HashingReader*>(ctx);
   try {
+    if (r->budget) r->budget->check_expansion(a);  // before more is decompressed from it
     const std::size_t n = r->pull();
     *out = r->buf.data();
     return static_cast<la_ssize_t>(n);
@@ -257,6 +320,7 @@ la_ssize_t read_cb(archive* a, void* ctx, const void** out) {
 // the next header.
 struct RegionReader {
   FileRegion region;
+  const Budget* budget = nullptr;
   std::uint64_t pos = 0;
   std::array<std::byte, 1 << 16> buf;
   std::exception_ptr error;
@@ -265,6 +329,7 @@ struct RegionReader {
 la_ssize_t region_read_cb(archive* a, void* ctx, const void** out) {
   auto* r = static_cast<RegionReader*>(ctx);
   try {
+    if (r->budget) r->budget->check_expansion(a);
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(r->buf.size(), r->region.size - r->pos));
     const std::size_t n = read_at(r->region.file->fd(), r->buf.data(), want, r->region.offset + r->pos);
     r->pos += n;
@@ -314,6 +379,7 @@ bool stream_layer(BlobSource& src, const LayerInfo& layer, const std::string& wh
   if (seek) {
     direct.emplace();
     direct->region = *walk.region;
+    direct->budget = walk.budget;
     archive_read_set_read_callback(a.get(), region_read_cb);
     archive_read_set_skip_callback(a.get(), region_skip_cb);
     archive_read_set_callback_data(a.get(), &*direct);
@@ -322,14 +388,22 @@ bool stream_layer(BlobSource& src, const LayerInfo& layer, const std::string& wh
     in = src.open(layer.blob);
     hashing.emplace();
     hashing->in = in.get();
+    hashing->budget = walk.budget;
     check(archive_read_open(a.get(), &*hashing, nullptr, read_cb, nullptr));
   }
   archive_entry* e = nullptr;
   std::size_t member = 0;
   for (;;) {
     const int r = archive_read_next_header(a.get(), &e);
-    if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_EOF) {
+      if (walk.budget) walk.budget->check_expansion(a.get());  // the last member's skipped body
+      break;
+    }
     check(r);
+    if (walk.budget) {
+      walk.budget->check_expansion(a.get());  // the previous member's body, skipped on the way here, counts too
+      walk.budget->next_member(e);
+    }
     std::optional<FileRegion> body;
     if (seek)
       if (auto place = body_place(a.get(), e))

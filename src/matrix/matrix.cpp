@@ -7,6 +7,7 @@
 
 #include "util/cc.h"
 #include "util/toml_reader.h"
+#include "util/validate.h"
 
 namespace kiln::matrix {
 
@@ -35,10 +36,16 @@ class Parser {
   Matrix parse(const toml::table& doc) {
     Matrix m;
     m.path = file_;
+    // A newline in any string could become a Dockerfile instruction; only
+    // the description is free text.
+    grammar::check_single_line(doc, file_, diags_, {"description"});
     TomlFields top = fields(doc);
     top.only({"name", "description", "targets", "arch_list", "axes", "include", "exclude", "policy",
               "registry", "tags", "image", "base", "runners"});
     m.name = top.str("name", true).value_or("");
+    // The name becomes directories (contexts/NAME, logs/NAME) and the image
+    // repository (kiln.local/NAME, kiln/NAME): "../../x" must never get there.
+    if (is_string(top, "name")) check(m.name, top.where("name"), grammar::name, "name");
     m.description = top.str("description").value_or("");
     m.targets = values(top, "targets", false);
     if (auto a = values(top, "arch_list", false); !a.empty()) {
@@ -56,6 +63,7 @@ class Parser {
     read_bases(top, m);
     read_runners(top, m);
     check_rules_against_axes(m);
+    check_overrides_against_axes(m);
     check_contradictions(m);
     if (!diags_.empty()) throw InputError(std::move(diags_));
     return m;
@@ -64,6 +72,33 @@ class Parser {
  private:
   TomlFields fields(const toml::table& t) { return TomlFields(t, file_, diags_); }
   void error(const Location& at, std::string msg) { diags_.push_back({at, std::move(msg)}); }
+
+  // Present and a string (a wrong type is reported once, by TomlFields).
+  static bool is_string(const TomlFields& f, std::string_view key) {
+    const toml::node* n = f.raw().get(key);
+    return n && n->is_string();
+  }
+
+  // Reports `text` unless it fits `grammar`; true when it fits.
+  bool check(const std::string& text, const Location& at, grammar::Check grammar, std::string_view what) {
+    auto problem = grammar(text);
+    if (problem) error(at, fmt::format("{} {} {}", what, grammar::quoted(text), *problem));
+    return !problem;
+  }
+
+  // GPU classes are compared as written (a runner of class "sm_90" serves a
+  // policy asking for "sm_90"), so only the canonical spelling is accepted.
+  std::vector<std::string> gpu_classes(TomlFields& f, Matrix& m) {
+    std::vector<std::string> out;
+    for (const Value& v : values(f, "gpu_classes", false)) {
+      auto cc = ComputeCapability::parse(v.text);
+      if (!cc) error(v.where, fmt::format("GPU class {} is not a compute capability such as \"sm_90\"", grammar::quoted(v.text)));
+      else if (cc->sm() != v.text) error(v.where, fmt::format("GPU class \"{}\" must be written \"{}\"", v.text, cc->sm()));
+      else m.gpu_classes_named.push_back(v);
+      out.push_back(v.text);
+    }
+    return out;
+  }
 
   // A string or array of strings, each value with its own location.
   std::vector<Value> values(TomlFields& f, std::string_view key, bool required) {
@@ -134,10 +169,8 @@ class Parser {
     if (!t) return;
     TomlFields f = fields(*t);
     f.only({"verify", "gpu_classes", "targets", "override"});
-    if (f.raw().contains("verify")) m.policy.verify = f.strings("verify", false, true);
-    for (const auto& c : m.policy.verify)
-      if (!kChecks.count(c)) error(f.where("verify"), fmt::format("unknown check \"{}\" (known: static, gpu)", c));
-    m.policy.gpu_classes = f.strings("gpu_classes");
+    if (f.raw().contains("verify")) m.policy.verify = verify_list(f, "policy.verify");
+    m.policy.gpu_classes = gpu_classes(f, m);
     m.policy.targets = f.str("targets").value_or("all");
     if (!kTargetPolicies.count(m.policy.targets))
       error(f.where("targets"), "policy.targets must be \"all\", \"any\" or \"report\"");
@@ -145,6 +178,16 @@ class Parser {
     if (wants_gpu && m.policy.gpu_classes.empty())
       error(f.where("verify"), "policy.verify includes \"gpu\" but policy.gpu_classes names no GPU class");
     for (const toml::table* o : f.tables("override")) read_policy_override(*o, m);
+  }
+
+  // verify = [] would make every built image verified: at least one check.
+  std::vector<std::string> verify_list(TomlFields& f, std::string_view what) {
+    std::vector<std::string> checks = f.strings("verify", false, true);
+    for (const auto& c : checks)
+      if (!kChecks.count(c)) error(f.where("verify"), fmt::format("unknown check {} (known: static, gpu)", grammar::quoted(c)));
+    if (checks.empty() && f.raw().get("verify") && f.raw().get("verify")->is_array())
+      error(f.where("verify"), fmt::format("{} = [] would call every built image verified; list at least \"static\"", what));
+    return checks;
   }
 
   void read_policy_override(const toml::table& t, Matrix& m) {
@@ -162,12 +205,11 @@ class Parser {
         error(location_of(node, file_), fmt::format("'{}' in [[policy.override]] must be a string", name));
         continue;
       }
-      o.match[std::string(name)] = *node.value<std::string>();
+      o.match[std::string(name)] = {*node.value<std::string>(), location_of(node, file_)};
     }
-    o.verify = f.strings("verify", true, true);
-    o.gpu_classes = f.strings("gpu_classes");
-    for (const auto& c : o.verify)
-      if (!kChecks.count(c)) error(f.where("verify"), fmt::format("unknown check \"{}\" (known: static, gpu)", c));
+    if (f.raw().contains("verify")) o.verify = verify_list(f, "this override's verify");
+    else error(o.where, "missing required key 'verify'");
+    o.gpu_classes = gpu_classes(f, m);
     if (std::count(o.verify.begin(), o.verify.end(), "gpu") && o.gpu_classes.empty())
       error(f.where("verify"), "this override requires \"gpu\" but names no gpu_classes");
     if (o.match.empty()) error(o.where, "[[policy.override]] must match at least one axis value");
@@ -182,8 +224,10 @@ class Parser {
     m.registry.url = f.str("url", true).value_or("");
     m.registry.repository = f.str("repository", true).value_or("");
     m.registry.insecure = f.boolean("insecure").value_or(false);
-    if (m.registry.url.find("://") != std::string::npos)
-      error(f.where("url"), "registry.url is a host[:port] such as \"127.0.0.1:5000\", without a scheme");
+    // An empty url would send release tags to Docker Hub.
+    if (is_string(f, "url")) check(m.registry.url, f.where("url"), grammar::registry, "registry.url");
+    if (is_string(f, "repository"))
+      check(m.registry.repository, f.where("repository"), grammar::repository, "registry.repository");
   }
 
   void read_tags(TomlFields& top, Matrix& m) {
@@ -209,7 +253,8 @@ class Parser {
       if (*uid < 0 || *uid > 2147483647) error(f.where("uid"), "uid must be between 0 and 2147483647");
       else m.uid = static_cast<int>(*uid);
     }
-    if (m.user.empty() || m.user.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+    if (m.user.empty() || m.user.size() > 32 || m.user.front() == '-' ||
+        m.user.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
       error(f.where("user"), "user must be a plain lower-case name");
   }
 
@@ -223,6 +268,7 @@ class Parser {
       b.flavor = f.str("flavor").value_or("");
       b.image = f.str("image", true).value_or("");
       b.where = f.where();
+      if (is_string(f, "image")) check(b.image, f.where("image"), grammar::image_reference, "[[base]] image");
       if (b.os.empty() && b.cuda.empty() && b.flavor.empty())
         error(b.where, "[[base]] must name at least one of 'os', 'cuda', 'flavor'");
       m.bases.push_back(std::move(b));
@@ -245,10 +291,13 @@ class Parser {
       r.engine = f.str("engine").value_or("");
       r.backend = f.str("backend").value_or("engine");
       r.gpu = f.str("gpu").value_or("none");
-      r.gpu_classes = f.strings("gpu_classes");
+      r.gpu_classes = gpu_classes(f, m);
       r.devices = f.strings("devices");
       r.driver_libs = f.str("driver_libs").value_or("");
       r.where = f.where();
+      check(r.name, r.where, grammar::tag, "runner name");
+      for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");
+      if (!r.driver_libs.empty()) check(r.driver_libs, f.where("driver_libs"), grammar::absolute_path, "driver_libs");
       if (!kBackends.count(r.backend)) error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
       if (!kGpuModes.count(r.gpu)) error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
       m.runners.push_back(std::move(r));
@@ -271,6 +320,26 @@ class Parser {
         if (!present)
           error(value.where, fmt::format("[[exclude]] #{}: {} \"{}\" is not a value of axis '{}'; it would never match",
                                          rule.index, name, value.text, name));
+      }
+    }
+  }
+
+  // An override value that no axis or [[include]] holds can never match.
+  void check_overrides_against_axes(const Matrix& m) {
+    for (size_t i = 0; i < m.policy.overrides.size(); ++i) {
+      for (const auto& [name, value] : m.policy.overrides[i].match) {
+        const Axis* axis = m.axis(name);
+        const std::string& axis_name = name;  // (clang: no lambda capture of a structured binding)
+        const std::string& wanted = value.text;
+        bool present = axis && std::any_of(axis->values.begin(), axis->values.end(),
+                                           [&](const Value& v) { return v.text == wanted; });
+        present = present || std::any_of(m.include.begin(), m.include.end(), [&](const Rule& r) {
+                    auto it = r.values.find(axis_name);
+                    return it != r.values.end() && it->second.text == wanted;
+                  });
+        if (!present)
+          error(value.where, fmt::format("[[policy.override]] #{}: {} {} is not a value of axis '{}' or of any [[include]]; "
+                                         "it would never match", i + 1, name, grammar::quoted(value.text), name));
       }
     }
   }

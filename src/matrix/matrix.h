@@ -39,7 +39,7 @@ struct Rule {
 // entries (matched like [[exclude]]) give some combinations their own
 // checks, e.g. devel images: static only.
 struct PolicyOverride {
-  std::map<std::string, std::string> match;  // axis -> value
+  std::map<std::string, Value> match;  // axis -> value
   std::vector<std::string> verify;
   std::vector<std::string> gpu_classes;
   Location where;
@@ -93,6 +93,9 @@ struct Matrix {
   std::vector<Value> tag_templates;
   std::vector<BaseOverride> bases;
   std::vector<Runner> runners;
+  // Every GPU class the matrix names (policy, overrides, runners), where it
+  // names it: the plan checks each against the catalog's GPUs.
+  std::vector<Value> gpu_classes_named;
   std::string user = "kiln";
   int uid = 10001;
   // The images' platform ([image] platform): "x86_64" (default) or "aarch64".

@@ -66,6 +66,45 @@ void check_values(const matrix::Matrix& m, const catalog::Catalog& c) {
   if (!diags.empty()) throw InputError(std::move(diags));
 }
 
+// Policy classes are matched against runner classes as written; a class
+// no catalogued GPU has is a typo that would keep images from ever being
+// verified (or a runner from ever serving).
+void check_gpu_classes(const matrix::Matrix& m, const catalog::Catalog& c) {
+  std::vector<Diagnostic> diags;
+  for (const auto& v : m.gpu_classes_named) {
+    auto cc = ComputeCapability::parse(v.text);
+    if (cc && c.gpu_name(*cc).empty())
+      diags.push_back({v.where, fmt::format("unknown GPU class \"{}\": no GPU in the catalog has compute capability {}",
+                                            v.text, cc->str())});
+  }
+  if (!diags.empty()) throw InputError(std::move(diags));
+}
+
+// Each [[policy.override]] must decide the checks of some combination; one
+// that matches none (or only ones an earlier override already took) is dead.
+void check_overrides_used(const matrix::Matrix& m, const std::vector<Axes>& all) {
+  std::vector<size_t> used(m.policy.overrides.size(), 0);
+  for (const auto& a : all)
+    for (size_t i = 0; i < m.policy.overrides.size(); ++i) {
+      const auto& match = m.policy.overrides[i].match;
+      bool hit = std::all_of(match.begin(), match.end(), [&](const auto& kv) {
+        auto it = a.find(kv.first);
+        return it != a.end() && it->second == kv.second.text;
+      });
+      if (hit) {
+        ++used[i];
+        break;
+      }
+    }
+  std::vector<Diagnostic> diags;
+  for (size_t i = 0; i < used.size(); ++i)
+    if (!used[i])
+      diags.push_back({m.policy.overrides[i].where,
+                       fmt::format("[[policy.override]] #{} matches no combination (or only ones an earlier override takes); "
+                                   "it would never apply", i + 1)});
+  if (!diags.empty()) throw InputError(std::move(diags));
+}
+
 std::vector<Axes> cartesian(const matrix::Matrix& m) {
   std::vector<Axes> out{{}};
   for (const auto& axis : m.axes) {
@@ -114,7 +153,7 @@ matrix::Policy policy_for(const Axes& a, const matrix::Policy& base) {
   for (const auto& o : base.overrides) {
     bool all = std::all_of(o.match.begin(), o.match.end(), [&](const auto& kv) {
       auto it = a.find(kv.first);
-      return it != a.end() && it->second == kv.second;
+      return it != a.end() && it->second == kv.second.text;
     });
     if (!all) continue;
     p.verify = o.verify;
@@ -227,7 +266,7 @@ bool resolve_latest(matrix::Matrix& m, const catalog::Catalog& c) {
     for (auto& rule : *rules)
       for (auto& [name, v] : rule.values) rewrite(name, v.text);
   for (auto& o : m.policy.overrides)
-    for (auto& [name, text] : o.match) rewrite(name, text);
+    for (auto& [name, v] : o.match) rewrite(name, v.text);
   return asked;
 }
 
@@ -282,6 +321,7 @@ Plan make_plan(const matrix::Matrix& input, const catalog::Catalog& c, const Que
   matrix::Matrix m = input;
   const bool asked_latest = resolve_latest(m, c);
   check_values(m, c);
+  check_gpu_classes(m, c);
   Plan plan{m.name, m.path, c.version, c.collected, {}, q, m.policy, m.registry, m.user, m.uid, {}};
   staleness(plan, c, asked_latest, today_or(std::move(today)));
 
@@ -292,6 +332,7 @@ Plan make_plan(const matrix::Matrix& input, const catalog::Catalog& c, const Que
     if (std::find(all.begin(), all.end(), a) == all.end()) all.push_back(std::move(a));
   }
   if (!diags.empty()) throw InputError(std::move(diags));
+  check_overrides_used(m, all);
 
   std::set<std::string> ids;
   for (const auto& axes : all) {

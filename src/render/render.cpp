@@ -7,8 +7,10 @@
 #include <fmt/format.h>
 #include <kainjow/mustache.hpp>
 
+#include "render/template_check.h"
 #include "util/diag.h"
 #include "util/text.h"
+#include "util/validate.h"
 
 namespace kiln::render {
 
@@ -22,15 +24,13 @@ std::string load_template(const std::string& path) {
   return read_file(path);
 }
 
-mus::data list(const std::vector<std::string>& items) {
-  mus::data d{mus::data::type::list};
-  for (size_t i = 0; i < items.size(); ++i) {
-    mus::data item;
-    item.set("value", items[i]);
-    item.set("last", i + 1 == items.size());
-    d.push_back(item);
-  }
-  return d;
+// The item a list() holds; also what the template check sees inside a
+// section over an empty list.
+mus::data list_item(const std::string& value, bool last) {
+  mus::data item;
+  item.set("value", value);
+  item.set("last", last);
+  return item;
 }
 
 std::string space_list(const std::vector<ComputeCapability>& ccs, bool ptx) {
@@ -38,10 +38,6 @@ std::string space_list(const std::vector<ComputeCapability>& ccs, bool ptx) {
   for (const auto& cc : ccs) out.push_back(ptx ? cc.compute() : cc.sm());
   return join(out, " ");
 }
-
-// What the templates see; every name here is documented in templates/README.md.
-// An empty optional value is `false`, so `{{#cudnn}}...{{/cudnn}}` skips it.
-mus::data optional(const std::string& s) { return s.empty() ? mus::data(false) : mus::data(s); }
 
 // nvcc flags for an arch list: SASS for each entry, PTX where marked.
 std::string gencode_flags(const ArchList& arch) {
@@ -51,49 +47,105 @@ std::string gencode_flags(const ArchList& arch) {
   return join(flags, " ");
 }
 
+// Template values, each checked against the grammar of where it goes: the
+// last line of defence (matrix and catalog were checked when read) before a
+// string becomes Dockerfile text. A newline would add an instruction.
+class Values {
+ public:
+  Values(const plan::Combo& c, const plan::Plan& p) : combo_(c.id), file_(p.matrix_path) {}
+
+  void str(const std::string& name, const std::string& value, grammar::Check check = grammar::single_line) {
+    verify(name, value, check);
+    d_.set(name, value);
+  }
+  // An empty optional value is `false`, so `{{#cudnn}}...{{/cudnn}}` skips it.
+  void optional(const std::string& name, const std::string& value, grammar::Check check = grammar::single_line) {
+    if (value.empty()) d_.set(name, false);
+    else str(name, value, check);
+  }
+  void flag(const std::string& name, bool value) { d_.set(name, value); }
+  void list(const std::string& name, const std::vector<std::string>& items, grammar::Check check) {
+    mus::data l{mus::data::type::list};
+    for (size_t i = 0; i < items.size(); ++i) {
+      verify(name, items[i], check);
+      l.push_back(list_item(items[i], i + 1 == items.size()));
+    }
+    d_.set(name, l);
+  }
+  mus::data take() { return std::move(d_); }
+
+ private:
+  void verify(const std::string& name, const std::string& value, grammar::Check check) const {
+    if (auto problem = check(value))
+      throw InputError({file_}, fmt::format("combination {}: template value '{}' = {} {}; refusing to render it into a "
+                                            "Dockerfile", grammar::quoted(combo_), name, grammar::quoted(value), *problem));
+  }
+
+  mus::data d_;
+  std::string combo_, file_;
+};
+
+grammar::Problem words(std::string_view text, grammar::Check each) {
+  for (std::string_view w : split(text, ' '))
+    if (auto p = each(w)) return p;
+  return std::nullopt;
+}
+grammar::Problem apt_components(std::string_view t) { return t.empty() ? std::nullopt : words(t, grammar::apt_component); }
+grammar::Problem optional_url(std::string_view t) { return t.empty() ? std::nullopt : grammar::url(t); }
+grammar::Problem optional_path(std::string_view t) { return t.empty() ? std::nullopt : grammar::absolute_path(t); }
+grammar::Problem optional_image(std::string_view t) { return t.empty() ? std::nullopt : grammar::image_reference(t); }
+grammar::Problem user_name(std::string_view t) {
+  if (t.empty() || t.front() == '-' || !std::all_of(t.begin(), t.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+      }))
+    return "is not a plain lower-case user name";
+  return std::nullopt;
+}
+
+// What the templates see; every name here is documented in templates/README.md.
 mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   const plan::Versions& v = c.versions;
   const plan::Combo* parent = parent_of(c, p);
-  mus::data d;
-  d.set("parent", parent != nullptr);
-  d.set("parent_id", parent ? parent->id : "");
-  d.set("parent_image", parent ? local_image(p, parent->id) : "");
-  d.set("local_image", local_image(p, c.id));
-  d.set("nvcc_gencode", gencode_flags(c.arch));
-  d.set("id", c.id);
-  d.set("matrix", p.matrix_name);
-  d.set("catalog_version", p.catalog_version);
-  d.set("base", c.base);
-  d.set("flavor", v.flavor);
-  d.set("devel", v.flavor == "devel");
-  d.set("os", v.os);
-  d.set("cuda", v.cuda);
-  d.set("cudnn", optional(v.cudnn));
-  d.set("nccl", optional(v.nccl));
-  d.set("pytorch", optional(v.pytorch));
-  d.set("python", optional(v.python));
-  d.set("arch_list", c.arch.str());
-  d.set("sass", space_list(c.arch.sass, false));
-  d.set("ptx", space_list(c.arch.ptx, true));
-  d.set("min_driver", c.min_driver);
-  d.set("require_cuda", c.require_cuda);
-  d.set("require_arch", require_arch(c.arch));
-  d.set("first_tag", c.tags.empty() ? c.id : c.tags.front());
-  d.set("tags", list(c.tags));
-  d.set("apt", c.install.method == "apt");
-  d.set("nvidia_base", c.install.method == "nvidia-base");
-  d.set("apt_components", join(c.install.components, " "));
-  d.set("apt_packages", list(parent ? c.install.devel_packages : c.install.packages));
-  d.set("remove_driver_libs", c.install.remove_driver_libs);
-  d.set("recipe_env", list(c.install.env));
-  d.set("with_pytorch", !v.pytorch.empty());
-  d.set("torch_index", c.install.torch_index);
-  d.set("torch_packages", list(c.install.torch_packages));
-  d.set("python_packages", list(c.install.python_packages));
-  d.set("venv", c.install.venv);
-  d.set("user", p.user);
-  d.set("uid", std::to_string(p.uid));
-  return d;
+  Values d(c, p);
+  d.flag("parent", parent != nullptr);
+  d.str("parent_id", parent ? parent->id : "", [](std::string_view t) { return t.empty() ? std::nullopt : grammar::tag(t); });
+  d.str("parent_image", parent ? local_image(p, parent->id) : "", optional_image);
+  d.str("local_image", local_image(p, c.id), grammar::image_reference);
+  d.str("nvcc_gencode", gencode_flags(c.arch));
+  d.str("id", c.id, grammar::tag);
+  d.str("matrix", p.matrix_name, grammar::name);
+  d.str("catalog_version", p.catalog_version);
+  d.str("base", c.base, grammar::image_reference);
+  d.str("flavor", v.flavor, grammar::tag);
+  d.flag("devel", v.flavor == "devel");
+  d.str("os", v.os, grammar::tag);
+  d.str("cuda", v.cuda, grammar::tag);
+  d.optional("cudnn", v.cudnn, grammar::tag);
+  d.optional("nccl", v.nccl, grammar::tag);
+  d.optional("pytorch", v.pytorch, grammar::tag);
+  d.optional("python", v.python, grammar::tag);
+  d.str("arch_list", c.arch.str());
+  d.str("sass", space_list(c.arch.sass, false));
+  d.str("ptx", space_list(c.arch.ptx, true));
+  d.str("min_driver", c.min_driver);
+  d.str("require_cuda", c.require_cuda);
+  d.str("require_arch", require_arch(c.arch));
+  d.str("first_tag", c.tags.empty() ? c.id : c.tags.front(), grammar::image_reference);
+  d.list("tags", c.tags, grammar::image_reference);
+  d.flag("apt", c.install.method == "apt");
+  d.flag("nvidia_base", c.install.method == "nvidia-base");
+  d.str("apt_components", join(c.install.components, " "), apt_components);
+  d.list("apt_packages", parent ? c.install.devel_packages : c.install.packages, grammar::debian_package);
+  d.flag("remove_driver_libs", c.install.remove_driver_libs);
+  d.list("recipe_env", c.install.env, grammar::env_assignment);
+  d.flag("with_pytorch", !v.pytorch.empty());
+  d.str("torch_index", c.install.torch_index, optional_url);
+  d.list("torch_packages", c.install.torch_packages, grammar::pip_requirement);
+  d.list("python_packages", c.install.python_packages, grammar::debian_package);
+  d.str("venv", c.install.venv, optional_path);
+  d.str("user", p.user, user_name);
+  d.str("uid", std::to_string(p.uid));
+  return d.take();
 }
 
 // Sections that render nothing leave runs of blank lines; keep one.
@@ -106,9 +158,22 @@ std::string squeeze_blank_lines(const std::string& text) {
   return out;
 }
 
-void write_if_changed(const fs::path& path, const std::string& content) {
-  if (fs::exists(path) && read_file(path.string()) == content) return;
-  write_file_atomic(path.string(), content);
+// Files kiln copies into build contexts and templates it reads must be
+// regular files: a symlink in templates/context/ pointing at /etc/shadow
+// was copied into every build context.
+std::string read_regular(const fs::directory_entry& entry) {
+  if (entry.is_symlink())
+    throw InputError({entry.path().string()}, "is a symbolic link; kiln reads only regular files from templates/");
+  if (!entry.is_regular_file())
+    throw InputError({entry.path().string()}, "is not a regular file; kiln reads only regular files from templates/");
+  return read_file(entry.path().string());
+}
+
+std::map<std::string, detail::TemplateSource> partial_sources(
+    const std::string& dir, const std::vector<std::pair<std::string, std::string>>& partials) {
+  std::map<std::string, detail::TemplateSource> out;
+  for (const auto& [name, text] : partials) out[name] = {dir + "/partials/" + name + ".mustache", text};
+  return out;
 }
 
 }  // namespace
@@ -120,12 +185,17 @@ Renderer::Renderer(std::string templates_dir) : dir_(std::move(templates_dir)) {
   if (fs::exists(dir_ + "/partials"))
     for (const auto& entry : fs::directory_iterator(dir_ + "/partials"))
       if (entry.path().extension() == ".mustache")
-        partials_.emplace_back(entry.path().stem().string(), read_file(entry.path().string()));
+        partials_.emplace_back(entry.path().stem().string(), read_regular(entry));
   std::sort(partials_.begin(), partials_.end());
   // Files devel images compile during their build (templates/context/).
   if (fs::exists(dir_ + "/context"))
     for (const auto& entry : fs::directory_iterator(dir_ + "/context"))
-      if (entry.is_regular_file()) context_[entry.path().filename().string()] = read_file(entry.path().string());
+      context_[entry.path().filename().string()] = read_regular(entry);
+  // Structure first (nesting, partial cycles, set delimiters), so a broken
+  // template fails here, before any combination; names are checked per
+  // rendering, against its values.
+  detail::check_template({dir_ + "/Dockerfile.mustache", main_}, partial_sources(dir_, partials_));
+  if (!smoke_.empty()) detail::check_template({dir_ + "/smoke.Dockerfile.mustache", smoke_}, {});
 }
 
 std::string cmake_architectures(const ArchList& arch) {
@@ -137,14 +207,18 @@ std::string cmake_architectures(const ArchList& arch) {
 
 std::string Renderer::render_smoke(const plan::Combo& combo, const std::string& image, const std::string& devel_image) const {
   if (smoke_.empty()) throw InputError({dir_ + "/smoke.Dockerfile.mustache"}, "template is missing");
-  mus::mustache tmpl{smoke_};
-  tmpl.set_custom_escape([](const std::string& s) { return s; });
   mus::data d;
   d.set("id", combo.id);
   d.set("arch_list", combo.arch.str());
   d.set("cmake_archs", cmake_architectures(combo.arch));
   d.set("image", image);
   d.set("devel_image", devel_image);
+  for (const auto& [name, value] : {std::pair{"image", image}, std::pair{"devel_image", devel_image}})
+    if (auto problem = grammar::image_reference(value))
+      throw InputError({dir_ + "/smoke.Dockerfile.mustache"}, fmt::format("{} {} {}", name, grammar::quoted(value), *problem));
+  detail::check_template({dir_ + "/smoke.Dockerfile.mustache", smoke_}, {}, d, list_item("", true));
+  mus::mustache tmpl{smoke_};
+  tmpl.set_custom_escape([](const std::string& s) { return s; });
   std::string out = tmpl.render(d);
   if (!tmpl.is_valid()) throw InputError({dir_ + "/smoke.Dockerfile.mustache"}, tmpl.error_message());
   return out;
@@ -164,10 +238,13 @@ const plan::Combo* parent_of(const plan::Combo& combo, const plan::Plan& p) {
 }
 
 Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
+  mus::data d = template_data(combo, p);
+  // Every name the templates use must be one of these values, and the
+  // output bounded, before kainjow renders anything (template_check.h).
+  detail::check_template({dir_ + "/Dockerfile.mustache", main_}, partial_sources(dir_, partials_), d, list_item("", true));
   mus::mustache tmpl{main_};
   tmpl.set_custom_escape([](const std::string& s) { return s; });  // Dockerfiles, not HTML
   if (!tmpl.is_valid()) throw InputError({dir_ + "/Dockerfile.mustache"}, tmpl.error_message());
-  mus::data d = template_data(combo, p);
   for (const auto& [name, text] : partials_) {
     // A partial and a value share one namespace in Mustache: a clash would
     // silently replace the value.
@@ -187,32 +264,6 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
   r.inputs["local_image"] = r.local_image;
   r.inputs["parent"] = r.parent.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.parent);
   return r;
-}
-
-std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const std::string& out_dir) {
-  // Render everything first: a template error must leave out_dir untouched.
-  std::vector<Rendered> all;
-  for (const auto& c : p.combos)
-    if (c.status == plan::Status::valid) all.push_back(r.render(c, p));
-
-  fs::create_directories(out_dir);
-  std::set<std::string> keep;
-  std::vector<std::string> written;
-  for (const auto& x : all) {
-    fs::path dir = fs::path(out_dir) / x.id;
-    fs::create_directories(dir);
-    write_if_changed(dir / "Dockerfile", x.dockerfile);
-    write_if_changed(dir / "kiln.json", x.inputs.dump(2) + "\n");
-    for (const auto& [name, bytes] : x.context) write_if_changed(dir / name, bytes);
-    keep.insert(x.id);
-    written.push_back(dir.string());
-  }
-  for (const auto& entry : fs::directory_iterator(out_dir))
-    if (entry.is_directory() && !keep.count(entry.path().filename().string()) && fs::exists(entry.path() / "kiln.json"))
-      fs::remove_all(entry.path());
-  write_if_changed(fs::path(out_dir) / "plan.json", plan::to_json(p).dump(2) + "\n");
-  write_if_changed(fs::path(out_dir) / "docker-bake.json", bake_file(p).dump(2) + "\n");
-  return written;
 }
 
 }  // namespace kiln::render

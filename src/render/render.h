@@ -58,8 +58,11 @@ nlohmann::json bake_file(const plan::Plan& p);
 std::string bake_target(const std::string& id);
 
 // Writes the whole tree under out_dir; returns the combination directories
-// written. Directories of combinations no longer in the plan are removed
-// (only those holding a kiln.json, never anything else).
+// written. out_dir/.kiln-generated lists every file and directory kiln wrote
+// there; only those are overwritten, and those no longer in the plan are
+// removed (a directory only when empty). A non-empty out_dir without that
+// list, or a path kiln would write that exists but is not listed, is an
+// InputError before anything is written.
 std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const std::string& out_dir);
 
 }  // namespace kiln::render

@@ -1,8 +1,11 @@
 // Audits of images built in-test around REAL CUDA ELFs: shared libraries
 // nvcc compiled for chosen -gencode sets, plus this machine's libcudart.
+#include <elf.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -149,5 +152,92 @@ TEST_CASE("single-pass audit equals the two-pass one and drops hidden members", 
   CHECK(j3["libraries"] == j1["libraries"]);
   CHECK(j3["components"] == j1["components"]);
   CHECK(j3["gpus"] == j1["gpus"]);
+}
+#endif
+
+#ifdef KILN_CUDA_FIXTURES
+namespace {
+
+// Offset and size of an ELF64 section by name (the fixtures are nvcc's own
+// x86-64 output).
+std::pair<std::size_t, std::size_t> section(const std::string& elf, const std::string& name) {
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, elf.data(), sizeof eh);
+  auto shdr = [&](std::size_t i) {
+    Elf64_Shdr sh;
+    std::memcpy(&sh, elf.data() + eh.e_shoff + i * eh.e_shentsize, sizeof sh);
+    return sh;
+  };
+  const Elf64_Shdr names = shdr(eh.e_shstrndx);
+  for (std::size_t i = 0; i < eh.e_shnum; ++i) {
+    const Elf64_Shdr sh = shdr(i);
+    if (name == elf.c_str() + names.sh_offset + sh.sh_name) return {sh.sh_offset, sh.sh_size};
+  }
+  FAIL("no section " << name);
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("a library whose fat binary cannot be read makes the image unknown, never native", "[audit][image][nvcc]") {
+  // Issue 19: such a library counted as "no device code"; the image was
+  // native on every GPU and check-driver --driver 390.0 --gpu P100 passed.
+  const auto cat = catalog::Catalog::load(KILN_SOURCE_DIR "/recipes");
+  const std::string good = slurp(std::string(KILN_CUDA_FIXTURES) + "/libk_sass.so");
+  const auto [at, size] = section(good, ".nv_fatbin");
+  REQUIRE(size > 64);
+  struct Corruption {
+    const char* what;
+    std::size_t offset;  // in .nv_fatbin
+    std::string bytes;
+    const char* error;
+  };
+  const std::uint64_t huge = 0x7fff'ffff'ffffULL;
+  const std::vector<Corruption> cases = {
+      {"container size past the section (truncated)", 8, std::string(reinterpret_cast<const char*>(&huge), 8), "exceeds its section"},
+      {"unknown container header size", 6, std::string("\xff\x7f", 2), "header size"},
+      {"bad magic", 0, std::string("\0\0\0\x01", 4), "bad fat-binary magic"},
+      {"an entry of the first container cut off", 16 + 8, std::string("\xff\xff\xff\x0f\0\0\0\0", 8), ""},
+  };
+  const auto gpus = resolve_gpus({"P100", "T4", "A100", "H100"}, cat);
+  for (const auto& c : cases) {
+    SECTION(c.what) {
+      std::string bad = good;
+      bad.replace(at + c.offset, c.bytes.size(), c.bytes);
+      TestImage img;
+      img.layers.push_back(make_tar({file("opt/app/lib/libapp_cuda.so", bad)}));
+      const std::string tar = tar_of(img.oci());
+      const ImageAudit a = audit_image_source(image::tar_source(bytes_of(tar)), "corrupt", gpus, cat);
+      REQUIRE(a.libraries.size() == 1);
+      CHECK_FALSE(a.libraries[0].info);
+      CHECK_THAT(a.libraries[0].error, Catch::Contains(c.error));
+      for (const auto& g : a.verdict.gpus) {
+        INFO(g.gpu.name);
+        CHECK(g.support != Support::native);
+        CHECK(std::string(support_name(g)) == "unknown");
+        CHECK(g.unknown == std::vector<std::string>{"opt/app/lib/libapp_cuda.so"});
+      }
+      // check-driver --driver 390.0 --gpu P100: fails, naming the library and why.
+      const auto p100 = judge(a.components, a.libraries, resolve_gpus({"P100"}, cat), cat);
+      const auto why = why_not_on_driver(p100, Version::must("390.0"));
+      REQUIRE_FALSE(why.empty());
+      CHECK_THAT(why[0], Catch::StartsWith("P100 (sm_60) unknown: opt/app/lib/libapp_cuda.so: fat binary unreadable: "));
+      const nlohmann::json j = to_json(a);
+      CHECK(j["gpus"]["H100"]["support"] == "unknown");
+      CHECK(j["gpus"]["H100"]["unknown_libraries"] == nlohmann::json({"opt/app/lib/libapp_cuda.so"}));
+      CHECK(j["gpus"]["H100"]["libraries"]["opt/app/lib/libapp_cuda.so"]["support"] == "unknown");
+      CHECK(j["libraries"][0]["error"].is_string());
+      CHECK(j["min_driver"].is_null());
+      CHECK_THAT(j["min_driver_reason"].get<std::string>(), Catch::StartsWith("unknown: opt/app/lib/libapp_cuda.so: fat binary unreadable"));
+      CHECK_THAT(to_table(a, cat), Catch::Contains("unknown") && Catch::Contains("fat binary unreadable"));
+      CHECK_THAT(to_markdown(a, cat), Catch::Contains("| H100 (sm_90) | 9.0 | unknown |"));
+    }
+  }
+  // The same bytes uncorrupted: native where the SASS is.
+  TestImage img;
+  img.layers.push_back(make_tar({file("opt/app/lib/libapp_cuda.so", good)}));
+  const std::string tar = tar_of(img.oci());
+  const ImageAudit a = audit_image_source(image::tar_source(bytes_of(tar)), "good", gpus, cat);
+  CHECK(std::string(support_name(a.verdict.gpus[3])) == "native");
 }
 #endif

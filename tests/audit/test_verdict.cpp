@@ -84,7 +84,6 @@ TEST_CASE("the image serves a GPU only if every library does", "[audit][verdict]
       lib("libA.so", {{7, 0, 0}, {7, 5, 0}, {8, 0, 0}, {9, 0, 0}}, {{9, 0, 0}}, {8, 4}),
       lib("libB.so", {{8, 0, 0}}, {{8, 0, 0}}),  // PTX without an ISA version: the runtime's toolkit
       lib("libC.so", {}, {}),                    // no device code: ignored
-      {"libD.so", std::nullopt, "truncated"},
   };
   const auto gpus = resolve_gpus({"V100", "T4", "A100", "H100", "B200"}, cat());
   const ImageVerdict v = judge(cuda("12.4.127"), libs, gpus, cat());
@@ -108,9 +107,7 @@ TEST_CASE("the image serves a GPU only if every library does", "[audit][verdict]
   catalog::DriverFloor blackwell = catalog::architecture_floor(cat(), "B200", *ComputeCapability::parse("10.0"));
   if (!blackwell.driver.empty() && blackwell.driver > floor) floor = blackwell.driver;
   CHECK(v.min_driver == floor.str());
-  bool warned = false;
-  for (const auto& w : v.warnings) warned |= w.find("libD.so: fat binary unreadable: truncated") != std::string::npos;
-  CHECK(warned);
+  CHECK(v.unreadable.empty());
 
   // check-driver's question.
   CHECK_FALSE(why_not_on_driver(v, Version::must("560.35.05")).empty());  // V100 and T4 unsupported
@@ -123,6 +120,55 @@ TEST_CASE("the image serves a GPU only if every library does", "[audit][verdict]
   CHECK(why_not_on_driver(a100, Version::must("525.60.13")).empty());
   CHECK(why_not_on_driver(a100, Version::must("470.82.01")) ==
         std::vector<std::string>{"driver 470.82.01 is too old: CUDA 12.4 runtime needs ≥ 525.60.13 (minor-version compatibility)"});
+}
+
+TEST_CASE("an unreadable fat binary fails closed: unknown, never native", "[audit][verdict]") {
+  // Issue 19: a library whose fat binary could not be read was "no device
+  // code", so the image read as native everywhere and check-driver passed.
+  const std::vector<FatbinScan> libs = {
+      lib("libA.so", {{6, 0, 0}, {7, 5, 0}, {8, 0, 0}, {9, 0, 0}}, {{9, 0, 0}}, {8, 4}),
+      {"libD.so", std::nullopt, "fat-binary container size 99999 exceeds its section (truncated?) at 0x40"},
+  };
+  const auto gpus = resolve_gpus({"P100", "A100", "B200"}, cat());
+  const ImageVerdict v = judge(cuda("12.4.127"), libs, gpus, cat());
+  for (const auto& g : v.gpus) {
+    INFO(g.gpu.name);
+    CHECK(g.support == Support::unsupported);  // never native, never served
+    CHECK(std::string(support_name(g)) == "unknown");
+    CHECK(g.unknown == std::vector<std::string>{"libD.so"});
+    CHECK(g.unsupported.empty());
+    CHECK(g.min_driver.empty());
+    REQUIRE(g.libraries.size() == 2);
+    CHECK(g.libraries[1].unknown);
+    CHECK_THAT(g.libraries[1].reason, Catch::StartsWith("fat binary unreadable: fat-binary container size 99999"));
+  }
+  CHECK(v.min_driver.empty());  // its PTX could need any driver
+  CHECK_THAT(v.driver_why, Catch::StartsWith("unknown: libD.so: fat binary unreadable"));
+  CHECK(v.unreadable == std::vector<std::string>{"libD.so: fat binary unreadable: fat-binary container size 99999 exceeds its "
+                                                 "section (truncated?) at 0x40"});
+  bool warned = false, no_code = false;
+  for (const auto& w : v.warnings) {
+    warned |= w.starts_with("libD.so: fat binary unreadable: ");
+    no_code |= w.find("no library in the image carries CUDA device code") != std::string::npos;
+  }
+  CHECK(warned);
+  CHECK_FALSE(no_code);
+
+  // check-driver: the driver is new enough and P100 would be served by
+  // libA alone; the unreadable library still fails it, by name.
+  const auto why = why_not_on_driver(v, Version::must("999.0"));
+  REQUIRE(why.size() == 4);
+  CHECK_THAT(why[0], Catch::StartsWith("P100 (sm_60) unknown: libD.so: fat binary unreadable: fat-binary container size"));
+  CHECK_THAT(why[3], Catch::StartsWith("minimum driver unknown: libD.so: fat binary unreadable"));
+  // Without GPUs to judge (check-driver without --gpu) it fails too.
+  const ImageVerdict floor_only = judge(cuda("12.4.127"), libs, {}, cat());
+  CHECK(why_not_on_driver(floor_only, Version::must("999.0")) ==
+        std::vector<std::string>{"minimum driver unknown: libD.so: fat binary unreadable: fat-binary container size 99999 exceeds "
+                                 "its section (truncated?) at 0x40"});
+  // An unsupported library is the stronger answer: the GPU is unsupported, not unknown.
+  const ImageVerdict t4 = judge(cuda("12.4.127"), {lib("libE.so", {{8, 0, 0}}, {}), libs[1]}, resolve_gpus({"T4"}, cat()), cat());
+  CHECK(std::string(support_name(t4.gpus[0])) == "unsupported");
+  CHECK_THAT(why_not_on_driver(t4, Version::must("999.0"))[0], Catch::StartsWith("T4 (sm_75) unsupported: libE.so: no SASS"));
 }
 
 TEST_CASE("where the CUDA runtime version comes from", "[audit][verdict]") {

@@ -82,5 +82,49 @@ PY
   check "check-driver --no-verify-digests exit 0" test $? -eq 0
 fi
 
+# --- fail closed (issue 19): a library whose fat binary cannot be read ------
+# An nvcc-built library with its .nv_fatbin container size made to overrun
+# the section: "unknown" on every GPU, never native; check-driver exits 1
+# (the image was read; it cannot be shown to run) naming the library.
+if [ -f "$fixtures/libk_sass.so" ]; then
+  python3 - "$fixtures/libk_sass.so" "$tmp/libcorrupt.so" <<'PY'
+import struct, sys
+elf = bytearray(open(sys.argv[1], "rb").read())
+shoff, = struct.unpack_from("<Q", elf, 0x28)
+shentsize, shnum, shstrndx = struct.unpack_from("<HHH", elf, 0x3A)
+def shdr(i):
+    return struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize)
+names = shdr(shstrndx)[4]
+for i in range(shnum):
+    h = shdr(i)
+    name = elf[names + h[0]:elf.index(b"\0", names + h[0])]
+    if name == b".nv_fatbin":
+        struct.pack_into("<Q", elf, h[4] + 8, 0x7FFFFFFFFFFF)  # container size past the section
+        break
+else:
+    sys.exit("no .nv_fatbin")
+open(sys.argv[2], "wb").write(elf)
+PY
+  python3 scripts/make-audit-image.py "$tmp/corrupt.tar" --layer opt/app/lib/libapp_cuda.so="$tmp/libcorrupt.so" 2>/dev/null
+  "$kiln" check-driver --driver 390.0 --gpu P100 "$tmp/corrupt.tar" >"$tmp/cd.txt"
+  check "unreadable fat binary: check-driver exit 1" test $? -eq 1
+  check "unreadable fat binary: names the library and why" \
+    grep -q "P100 (sm_60) unknown: opt/app/lib/libapp_cuda.so: fat binary unreadable: section .nv_fatbin: fat-binary container size" "$tmp/cd.txt"
+  "$kiln" check-driver --driver 999.0 --format json "$tmp/corrupt.tar" >"$tmp/cd.json"
+  check "unreadable fat binary, no --gpu: exit 1" test $? -eq 1
+  check "unreadable fat binary, no --gpu: says the floor is unknown" json_assert "$tmp/cd.json" \
+    "any(w.startswith('minimum driver unknown: opt/app/lib/libapp_cuda.so: fat binary unreadable') for w in j['results'][0]['why_not'])"
+  "$kiln" audit --format json "$tmp/corrupt.tar" >"$tmp/u.json"
+  check "unreadable fat binary: audit exit 0 (it reports)" test $? -eq 0
+  check "unreadable fat binary: unknown on every GPU" json_assert "$tmp/u.json" \
+    "all(g['support']=='unknown' and g['unknown_libraries']==['opt/app/lib/libapp_cuda.so'] for g in j['images'][0]['gpus'].values())"
+  check "unreadable fat binary: library error and no min driver" json_assert "$tmp/u.json" \
+    "j['images'][0]['libraries'][0]['error'] and j['images'][0]['min_driver'] is None"
+  "$kiln" audit "$tmp/corrupt.tar" >"$tmp/u.txt"
+  check "unreadable fat binary: table says unknown" grep -qE "P100 .* unknown .*fat binary unreadable" "$tmp/u.txt"
+  "$kiln" audit --format md "$tmp/corrupt.tar" >"$tmp/u.md"
+  check "unreadable fat binary: markdown says unknown" grep -q "| P100 (sm_60) | 6.0 | unknown |" "$tmp/u.md"
+fi
+
 echo "audit cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -60,6 +60,29 @@ inline std::string make_tar(const std::vector<TarItem>& items, int filter = ARCH
   return out;
 }
 
+// A layer tar of one sparse member: `size` bytes claimed, only `runs`
+// (offset, bytes) stored (pax, GNU sparse 1.0, as libarchive writes it).
+inline std::string make_sparse_tar(const std::string& name, std::int64_t size,
+                                   const std::vector<std::pair<std::int64_t, std::string>>& runs) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_set_bytes_in_last_block(a, 1);
+  archive_write_open(a, &out, nullptr, append_cb, nullptr);
+  archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, name.c_str());
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, size);
+  for (const auto& [at, data] : runs) archive_entry_sparse_add_entry(e, at, static_cast<std::int64_t>(data.size()));
+  if (archive_write_header(a, e) != ARCHIVE_OK) throw std::runtime_error(std::string("sparse: ") + archive_error_string(a));
+  for (const auto& [at, data] : runs) archive_write_data(a, data.data(), data.size());
+  archive_entry_free(e);
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
 inline std::string sha256_hex(const std::string& s) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;

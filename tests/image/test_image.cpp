@@ -1,6 +1,11 @@
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstring>
+#include <functional>
 #include <fstream>
 #include <map>
 
@@ -325,5 +330,194 @@ TEST_CASE("an archive on disk is walked with seeks: same bodies, digests still c
     const auto p = temp_path("save-cut.tar");
     std::ofstream(p, std::ios::binary) << tar;
     CHECK_THROWS_AS(read_image_archive(p), ImageError);
+  }
+}
+
+// Issue 19, item 4: what a hostile image can make the reader expand, hold
+// or write is bounded; every breach names the image, layer digest and member.
+namespace {
+
+// Reads every regular member whole (what a library scan does), through
+// read() or, for a sparse member, read_run(); returns the bytes handed out.
+std::uint64_t read_everything(std::shared_ptr<BlobSource> src, const Limits& limits) {
+  ReadOptions opt;
+  opt.limits = limits;
+  std::uint64_t got = 0;
+  opt.on_file = [&](const std::string&, std::size_t, std::size_t, std::uint64_t, ByteStream& in) {
+    std::array<std::byte, 1 << 16> buf;
+    std::uint64_t at = 0;
+    while (std::size_t n = in.sparse() ? in.read_run(buf.data(), buf.size(), at) : in.read(buf.data(), buf.size())) got += n;
+  };
+  (void)read_image(std::move(src), opt);
+  return got;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ImageError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("a member claiming more than --max-member-size is refused before it is read", "[image][limits]") {
+  TestImage img;
+  img.layers.push_back(make_tar({file("usr/lib/libcudart.so.12", std::string(3 << 20, 'x')), file("small", "s")}));
+  const std::string digest = sha256_hex(img.layers[0]);
+  const std::string tar = tar_of(img.oci());
+  Limits small;
+  small.max_member_size = 1 << 20;
+  const std::string e = error_of([&] { read_everything(tar_source(bytes_of(tar)), small); });
+  CHECK_THAT(e, Catch::Contains("<tar in memory>: layer 0 (blobs/sha256/" + digest + ")"));
+  CHECK_THAT(e, Catch::Contains("member 'usr/lib/libcudart.so.12': claims 3145728 bytes (3.0 MiB), over the limit of 1048576"));
+  CHECK_THAT(e, Catch::Contains("--max-member-size") && Catch::Contains("refused before reading"));
+  // Nobody reads it: no limit applies (the walk skips its body).
+  ReadOptions opt;
+  opt.limits = small;
+  CHECK(read_image(tar_source(bytes_of(tar)), opt).files().count("usr/lib/libcudart.so.12"));
+  CHECK(read_everything(tar_source(bytes_of(tar)), {}) == (3u << 20) + 1);
+  // All members together: --max-total-size.
+  Limits total;
+  total.max_total_size = 2 << 20;
+  CHECK_THAT(error_of([&] { read_everything(tar_source(bytes_of(tar)), total); }), Catch::Contains("--max-total-size"));
+}
+
+TEST_CASE("a layer that expands past --max-expansion is refused as a bomb", "[image][limits]") {
+  Limits l;
+  l.expansion_floor = 1 << 20;
+  l.max_expansion = 10;
+  TestImage img;  // 24 MiB of zeros gzip to ~24 KB: ~1000x
+  img.layers.push_back(make_tar({file("etc/os-release", "ID=debian\n"),
+                                 file("usr/lib/x86_64-linux-gnu/libcudart.so.12", std::string(24 << 20, '\0'))},
+                                ARCHIVE_FILTER_GZIP));
+  const std::string digest = sha256_hex(img.layers[0]);
+  for (bool from_file : {false, true}) {
+    INFO((from_file ? "from a file" : "from memory"));
+    const std::string tar = tar_of(img.oci());
+    const auto path = std::filesystem::temp_directory_path() / ("kiln-bomb-" + std::to_string(::getpid()) + ".tar");
+    if (from_file) std::ofstream(path, std::ios::binary) << tar;
+    auto src = [&] { return from_file ? tar_source(path, l) : tar_source(bytes_of(tar)); };
+    const std::string e = error_of([&] { read_everything(src(), l); });
+    CHECK_THAT(e, Catch::Contains("layer 0 (blobs/sha256/" + digest + ")"));
+    CHECK_THAT(e, Catch::Contains("member 'usr/lib/x86_64-linux-gnu/libcudart.so.12'"));
+    CHECK_THAT(e, Catch::Contains("over 10x + 1048576 bytes (1.0 MiB)") && Catch::Contains("decompression bomb"));
+    // Skipping the body decompresses it too: refused even when nobody reads it.
+    ReadOptions opt;
+    opt.limits = l;
+    CHECK_THAT(error_of([&] { (void)read_image(src(), opt); }), Catch::Contains("decompression bomb"));
+    // The default limits let it through (24 MiB is under the 256 MiB floor).
+    CHECK(read_everything(from_file ? tar_source(path) : tar_source(bytes_of(tar)), {}) == (24u << 20) + 10);
+    std::filesystem::remove(path);
+  }
+  // A compressed outer archive is held to the same rule.
+  TestImage plain;
+  plain.layers.push_back(make_tar({file("zeros", std::string(24 << 20, '\0'))}));
+  const auto path = std::filesystem::temp_directory_path() / ("kiln-outer-bomb-" + std::to_string(::getpid()) + ".tar.gz");
+  std::ofstream(path, std::ios::binary) << tar_of(plain.docker_save(true), ARCHIVE_FILTER_GZIP);
+  CHECK_THAT(error_of([&] { (void)read_image(tar_source(path, l)); }), Catch::Contains(path.string() + ": member 'blobs/sha256/") &&
+                                                                       Catch::Contains("decompression bomb"));
+  CHECK(read_image(tar_source(path)).files().count("zeros"));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a sparse member's holes are never materialised, and count as expansion", "[image][limits]") {
+  // 64 MiB claimed, 8 KiB stored, in a ~10 KB layer.
+  const std::string elf = "\x7f" "ELF" + std::string(4092, 'e');
+  TestImage img;
+  img.layers.push_back(make_sparse_tar("usr/lib/libcudart.so.12", 64 << 20, {{0, elf}, {(64 << 20) - 4096, std::string(4096, 't')}}));
+  REQUIRE(img.layers[0].size() < 16384);
+  const std::string tar = tar_of(img.oci());
+  // Within the limits: read_run hands out only the stored runs, where they lie.
+  std::vector<std::pair<std::uint64_t, std::size_t>> runs;
+  ReadOptions opt;
+  opt.on_file = [&](const std::string&, std::size_t, std::size_t, std::uint64_t size, ByteStream& in) {
+    CHECK(size == (64u << 20));
+    CHECK(in.sparse());
+    std::array<std::byte, 1 << 16> buf;
+    std::uint64_t at = 0;
+    while (std::size_t n = in.read_run(buf.data(), buf.size(), at)) {
+      if (!runs.empty() && runs.back().first + runs.back().second == at) runs.back().second += n;
+      else runs.emplace_back(at, n);
+    }
+  };
+  (void)read_image(tar_source(bytes_of(tar)), opt);
+  CHECK(runs == std::vector<std::pair<std::uint64_t, std::size_t>>{{0, 4096}, {(64u << 20) - 4096, 4096}});
+  // The holes count as expansion once the member is read: 64 MiB from ~10 KB.
+  Limits l;
+  l.expansion_floor = 16 << 20;
+  const std::string e = error_of([&] { read_everything(tar_source(bytes_of(tar)), l); });
+  CHECK_THAT(e, Catch::Contains("member 'usr/lib/libcudart.so.12'") && Catch::Contains("sparse holes included"));
+  // A blob of the outer archive is never sparse.
+  const std::string outer = make_sparse_tar("index.json", 1 << 20, {{0, "{}"}});
+  CHECK_THAT(error_of([&] { (void)read_image(tar_source(bytes_of(outer))); }), Catch::Contains("index.json is a sparse file: refused"));
+}
+
+TEST_CASE("FIFOs, sockets and devices are refused without being opened", "[image][limits]") {
+  // Each would block (a FIFO's open waits for a writer) or never end
+  // (/dev/zero); ctest's timeout is the outer guard.
+  TestImage img;
+  img.layers.push_back(make_tar({file("etc/os-release", "ID=debian\n")}));
+  const auto root = std::filesystem::temp_directory_path() / ("kiln-fifo-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  write_dir(root, img.oci());
+  const auto blob = root / "blobs/sha256" / sha256_hex(img.layers[0]);
+  CHECK(read_image_archive(root).files().count("etc/os-release"));
+
+  std::filesystem::remove(blob);
+  REQUIRE(::mkfifo(blob.c_str(), 0644) == 0);
+  CHECK_THAT(error_of([&] { (void)read_image_archive(root); }), Catch::Contains(blob.string() + ": is a FIFO, not a regular file"));
+
+  std::filesystem::remove(blob);
+  std::filesystem::create_symlink("/dev/zero", blob);
+  CHECK_THAT(error_of([&] { (void)read_image_archive(root); }), Catch::Contains("is a character device, not a regular file"));
+
+  std::filesystem::remove(blob);
+  const int s = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  // Bound by its relative name: an absolute one may pass sun_path's 108 bytes.
+  std::strncpy(addr.sun_path, blob.filename().c_str(), sizeof addr.sun_path - 1);
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(blob.parent_path());
+  const int bound = ::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  std::filesystem::current_path(cwd);
+  REQUIRE(bound == 0);
+  CHECK_THAT(error_of([&] { (void)read_image_archive(root); }), Catch::Contains("is a socket, not a regular file"));
+  ::close(s);
+
+  // index.json itself, and the archive path.
+  std::filesystem::remove(blob);
+  std::filesystem::remove(root / "index.json");
+  REQUIRE(::mkfifo((root / "index.json").c_str(), 0644) == 0);
+  CHECK_THAT(error_of([&] { (void)read_image_archive(root); }), Catch::Contains("index.json: is a FIFO"));
+  CHECK_THAT(error_of([&] { (void)read_image_archive(root / "index.json"); }),
+             Catch::Contains("is a FIFO, not an image archive or layout directory"));
+  CHECK_THAT(error_of([&] { (void)read_image(tar_source(root / "index.json")); }), Catch::Contains("is a FIFO"));
+  std::filesystem::remove_all(root);
+
+  // In a tar: a FIFO or a device member where a blob should be.
+  for (auto type : {AE_IFIFO, AE_IFCHR}) {
+    std::string out;
+    archive* a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open(a, &out, nullptr, append_cb, nullptr);
+    for (const auto& b : img.oci()) {
+      archive_entry* e = archive_entry_new();
+      archive_entry_set_pathname(e, b.name.c_str());
+      const bool odd = b.name == "blobs/sha256/" + sha256_hex(img.layers[0]);
+      archive_entry_set_filetype(e, odd ? type : AE_IFREG);
+      archive_entry_set_perm(e, 0644);
+      archive_entry_set_size(e, odd ? 0 : b.data.size());
+      archive_write_header(a, e);
+      if (!odd) archive_write_data(a, b.data.data(), b.data.size());
+      archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    CHECK_THAT(error_of([&] { (void)read_image(tar_source(bytes_of(out))); }),
+               Catch::Contains(type == AE_IFIFO ? "is a FIFO, not a regular file: refused" : "is a character device, not a regular file"));
   }
 }

@@ -147,3 +147,61 @@ TEST_CASE("an arch list must parse (found by the fuzzer)", "[matrix][bad-input]"
   auto e = errors_of("name='x'\narch_list='driver7.5'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n");
   CHECK(e.find("m.toml:2:11: error: arch_list \"driver7.5\" is not an arch list") != std::string::npos);
 }
+
+// Issue 19: names become directories and Dockerfile text; policies must not
+// wave images through.
+TEST_CASE("a matrix name is a safe path component and repository name", "[matrix][bad-input]") {
+  const char* rest = "\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n";
+  CHECK(errors_of(std::string("name='../../x'") + rest).find("m.toml:1:6: error: name \"../../x\" must be lower-case") != std::string::npos);
+  CHECK(errors_of(std::string("name='..'") + rest).find("'..' is not a name") != std::string::npos);
+  CHECK(errors_of(std::string("name='A'") + rest).find("must be lower-case") != std::string::npos);
+  CHECK(errors_of(std::string("name=\"x\\nRUN id\"") + rest).find("holds a newline") != std::string::npos);
+  CHECK(errors_of(std::string("name='ok-name_2.x'") + rest).empty());
+}
+
+TEST_CASE("no string may hold a newline, but a description may", "[matrix][bad-input]") {
+  const char* head = "name='x'\n[axes]\ncuda=['12.4']\nflavor=['runtime']\n";
+  auto e = errors_of(std::string(head) + "os=[\"u\\nRUN id\"]\n");
+  CHECK(e.find("m.toml:5:5: error: 'os' = \"u\\nRUN id\" holds a newline") != std::string::npos);
+  CHECK(errors_of(std::string("description=\"two\\nlines\"\n") + head + "os=['u']\n").empty());
+  e = errors_of(std::string(head) + "os=['u']\n[[base]]\nos='u'\nimage='kiln/debian:12 --privileged'\n");
+  CHECK(e.find("[[base]] image \"kiln/debian:12 --privileged\" its tag may hold only") != std::string::npos);
+}
+
+TEST_CASE("verify = [] and an empty registry url are errors", "[matrix][bad-input]") {
+  const char* head = "name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n";
+  auto e = errors_of(std::string(head) + "[policy]\nverify=[]\n");
+  CHECK(e.find("m.toml:7:8: error: policy.verify = [] would call every built image verified") != std::string::npos);
+  e = errors_of(std::string(head) + "[[policy.override]]\nflavor='runtime'\nverify=[]\n");
+  CHECK(e.find("this override's verify = [] would call every built image verified") != std::string::npos);
+  e = errors_of(std::string(head) + "[registry]\nurl=''\nrepository='a'\n");
+  CHECK(e.find("m.toml:7:5: error: registry.url \"\" is empty: release tags would go to Docker Hub") != std::string::npos);
+  e = errors_of(std::string(head) + "[registry]\nurl='r:5000'\nrepository='../a'\n");
+  CHECK(e.find("registry.repository \"../a\"") != std::string::npos);
+}
+
+TEST_CASE("GPU classes are written as sm_XY wherever they appear", "[matrix][bad-input]") {
+  const char* head = "name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n";
+  auto e = errors_of(std::string(head) + "[policy]\nverify=['gpu']\ngpu_classes=['H100']\n");
+  CHECK(e.find("GPU class \"H100\" is not a compute capability") != std::string::npos);
+  e = errors_of(std::string(head) + "[runners.g]\ngpu='nvidia'\ngpu_classes=['9.0']\n");
+  CHECK(e.find("GPU class \"9.0\" must be written \"sm_90\"") != std::string::npos);
+  auto m = parse_matrix_text(std::string(head) + "[policy]\nverify=['gpu']\ngpu_classes=['sm_90']\n", "m.toml");
+  REQUIRE(m.gpu_classes_named.size() == 1);
+  CHECK(m.gpu_classes_named[0].where.str() == "m.toml:8:14");
+}
+
+TEST_CASE("an override value no axis or include holds is an error", "[matrix][bad-input]") {
+  const char* head = "name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime','devel']\n";
+  auto e = errors_of(std::string(head) + "[[policy.override]]\nflavor='devle'\nverify=['static']\n");
+  CHECK(e.find("m.toml:7:8: error: [[policy.override]] #1: flavor \"devle\" is not a value of axis 'flavor'") != std::string::npos);
+  CHECK(errors_of(std::string(head) + "[[include]]\ncuda='12.6'\nos='u'\nflavor='devel'\n"
+                  "[[policy.override]]\ncuda='12.6'\nverify=['static']\n").empty());
+}
+
+TEST_CASE("runner names and device paths are checked", "[matrix][bad-input]") {
+  const char* head = "name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n";
+  auto e = errors_of(std::string(head) + "[runners.\"../r\"]\ngpu='devices'\ndevices=['dev/nvidia0']\n");
+  CHECK(e.find("runner name \"../r\"") != std::string::npos);
+  CHECK(e.find("device \"dev/nvidia0\" is not an absolute path") != std::string::npos);
+}

@@ -89,7 +89,8 @@ TEST_CASE("generate writes the same bytes every time", "[render]") {
   auto ta = read_tree(a), tb = read_tree(b);
   size_t devel = 0;
   for (const auto& c : p.combos) devel += c.status == plan::Status::valid && c.versions.flavor == "devel";
-  CHECK(ta.size() == 2 * dirs.size() + devel + 2);  // Dockerfile + kiln.json each, nvcc check per devel, plan.json, bake
+  // Dockerfile + kiln.json each, nvcc check per devel, plan.json, bake, .kiln-generated
+  CHECK(ta.size() == 2 * dirs.size() + devel + 3);
   CHECK(ta == tb);
   // A second run into the same directory changes nothing.
   auto before = fs::last_write_time(a / "plan.json");
@@ -99,17 +100,78 @@ TEST_CASE("generate writes the same bytes every time", "[render]") {
   fs::remove_all(b);
 }
 
-TEST_CASE("combinations that left the plan are removed, other files kept", "[render]") {
+TEST_CASE("generate deletes only what it wrote (.kiln-generated)", "[render][generate]") {
   render::Renderer r(kSrc + "/templates");
   fs::path out = scratch("prune");
-  fs::create_directories(out / "stale-combo");
-  std::ofstream(out / "stale-combo" / "kiln.json") << "{}";
-  fs::create_directories(out / "notes");
-  std::ofstream(out / "notes" / "README") << "mine";
+  auto pytorch = plan_for("pytorch");
+  render::generate(pytorch, r, out.string());
+  std::string manifest = read_file((out / ".kiln-generated").string());
+  CHECK(manifest.find("\nplan.json\n") != std::string::npos);
+  CHECK(manifest.find("\npytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime/\n") != std::string::npos);
+  CHECK(manifest.find("\npytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime/Dockerfile\n") != std::string::npos);
+  // The user's own things, beside and inside kiln's.
+  fs::create_directories(out / "myproj");
+  std::ofstream(out / "myproj" / "kiln.json") << "{\"mine\": true}";
+  std::ofstream(out / "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime" / "NOTES") << "mine";
+  // Another matrix into the same directory: every pytorch combination leaves.
   render::generate(plan_for("offline"), r, out.string());
-  CHECK_FALSE(fs::exists(out / "stale-combo"));
-  CHECK(fs::exists(out / "notes" / "README"));
+  CHECK(fs::exists(out / "myproj" / "kiln.json"));
+  CHECK(fs::exists(out / "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime" / "NOTES"));
+  CHECK_FALSE(fs::exists(out / "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime" / "Dockerfile"));
+  CHECK_FALSE(fs::exists(out / "pytorch2.11-cuda13.0-cudnn9-ubuntu24.04-devel"));
+  CHECK(fs::exists(out / "cuda11.8-debian12-runtime" / "Dockerfile"));
+  // The kept directory stays kiln's, so the next pytorch run may use it again.
+  render::generate(pytorch, r, out.string());
+  CHECK(fs::exists(out / "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime" / "Dockerfile"));
+  CHECK(read_file((out / "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime" / "NOTES").string()) == "mine");
+  CHECK_FALSE(fs::exists(out / "cuda11.8-debian12-runtime"));
   fs::remove_all(out);
+}
+
+TEST_CASE("a tree generated before .kiln-generated existed is adopted by its plan.json", "[render][generate]") {
+  render::Renderer r(kSrc + "/templates");
+  fs::path out = scratch("legacy");
+  render::generate(plan_for("pytorch"), r, out.string());
+  fs::remove(out / ".kiln-generated");  // as an older kiln left it
+  fs::create_directories(out / "myproj");
+  std::ofstream(out / "myproj" / "kiln.json") << "{}";
+  render::generate(plan_for("offline"), r, out.string());
+  CHECK(fs::exists(out / "myproj" / "kiln.json"));  // not in the old plan: not kiln's
+  CHECK_FALSE(fs::exists(out / "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime"));
+  CHECK(fs::exists(out / "cuda11.8-debian12-runtime" / "Dockerfile"));
+  CHECK(fs::exists(out / ".kiln-generated"));
+  fs::remove_all(out);
+}
+
+TEST_CASE("generate refuses a directory it did not make", "[render][generate][bad-input]") {
+  render::Renderer r(kSrc + "/templates");
+  fs::path out = scratch("foreign");
+  // A user's project that happens to hold a kiln.json (issue 19: it was deleted).
+  fs::create_directories(out / "project");
+  std::ofstream(out / "project" / "kiln.json") << "{}";
+  CHECK_THROWS_WITH(render::generate(plan_for("offline"), r, out.string()), Catch::Contains("holds no .kiln-generated"));
+  CHECK(fs::exists(out / "project" / "kiln.json"));
+  CHECK_FALSE(fs::exists(out / "plan.json"));
+  // A list naming a path outside: refused, and nothing is touched.
+  fs::remove_all(out);
+  fs::create_directories(out);
+  std::ofstream(out / ".kiln-generated") << "plan.json\n../victim\n";
+  CHECK_THROWS_WITH(render::generate(plan_for("offline"), r, out.string()), Catch::Contains("is not a path kiln writes"));
+  // A file kiln would write, there but not listed: refused.
+  std::ofstream(out / ".kiln-generated") << "plan.json\n";
+  std::ofstream(out / "docker-bake.json") << "mine";
+  CHECK_THROWS_WITH(render::generate(plan_for("offline"), r, out.string()), Catch::Contains("kiln did not write it"));
+  CHECK(read_file((out / "docker-bake.json").string()) == "mine");
+  // A listed combination directory replaced by a link: never written through.
+  fs::remove(out / "docker-bake.json");
+  fs::path elsewhere = scratch("elsewhere");
+  fs::create_directories(elsewhere);
+  std::ofstream(out / ".kiln-generated") << "cuda11.8-debian12-runtime/\ncuda11.8-debian12-runtime/Dockerfile\n";
+  fs::create_directory_symlink(elsewhere, out / "cuda11.8-debian12-runtime");
+  CHECK_THROWS_WITH(render::generate(plan_for("offline"), r, out.string()), Catch::Contains("is not a directory (a symlink?)"));
+  CHECK(fs::is_empty(elsewhere));
+  fs::remove_all(out);
+  fs::remove_all(elsewhere);
 }
 
 TEST_CASE("the bake file names every valid combination", "[render]") {
@@ -127,9 +189,122 @@ TEST_CASE("a missing or broken template fails before anything is written", "[ren
   fs::create_directories(tmpl / "partials");
   CHECK_THROWS_AS(render::Renderer(tmpl.string()), InputError);
   std::ofstream(tmpl / "Dockerfile.mustache") << "FROM {{base}}\n{{#apt}}\n";  // unclosed section
+  CHECK_THROWS_AS(render::Renderer(tmpl.string()), InputError);  // before any combination
+  // A name no combination has: found when rendering, before anything is written.
+  std::ofstream(tmpl / "Dockerfile.mustache") << "FROM {{base}}\n{{typo}}\n";
   render::Renderer r(tmpl.string());
   fs::path out = scratch("never");
   CHECK_THROWS_AS(render::generate(plan_for("offline"), r, out.string()), InputError);
   CHECK_FALSE(fs::exists(out));
   fs::remove_all(tmpl);
+}
+
+namespace {
+
+// A templates directory holding only what a test writes.
+struct Templates {
+  fs::path dir = scratch("t");
+  Templates() { fs::create_directories(dir / "partials"); }
+  ~Templates() { fs::remove_all(dir); }
+  Templates& main(const std::string& text) {
+    std::ofstream(dir / "Dockerfile.mustache") << text;
+    return *this;
+  }
+  Templates& partial(const std::string& name, const std::string& text) {
+    std::ofstream(dir / "partials" / (name + ".mustache")) << text;
+    return *this;
+  }
+};
+
+std::string renderer_error(const Templates& t) {
+  try {
+    render::Renderer r(t.dir.string());
+    auto p = plan_for("offline");
+    r.render(p.combos[0], p);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+// Issue 19, item 8: templates fail cleanly, with line:col, before kainjow runs.
+TEST_CASE("a partial that includes itself is an error, not a crash", "[render][template][bad-input]") {
+  Templates t;
+  t.main("FROM {{base}}\n{{> a}}\n").partial("a", "{{#devel}}{{> b}}{{/devel}}\n").partial("b", "x\n{{> a}}\n");
+  auto e = renderer_error(t);
+  CHECK(e.find("partials/b.mustache:2:1: error: partial 'a' includes itself (a -> b -> a)") != std::string::npos);
+}
+
+TEST_CASE("deep nesting is refused before the library parses it", "[render][template][bad-input]") {
+  Templates t;
+  std::string deep;
+  for (int i = 0; i < 20000; ++i) deep += "{{#devel}}";
+  for (int i = 0; i < 20000; ++i) deep += "{{/devel}}";
+  t.main("FROM {{base}}\n" + deep + "\n");
+  CHECK(renderer_error(t).find("Dockerfile.mustache:2:321: error: sections nest deeper than 32") != std::string::npos);
+}
+
+TEST_CASE("template errors name line and column, and what went wrong", "[render][template][bad-input]") {
+  Templates t;
+  t.main("# x\nFROM {{base}}\n{{#apt}}\nRUN true\n  {{/devel}}\n");
+  CHECK(renderer_error(t).find("Dockerfile.mustache:5:3: error: {{/devel}} does not match {{#apt}} opened at 3:1") != std::string::npos);
+  t.main("FROM {{base}}\n{{#apt}}\n");
+  CHECK(renderer_error(t).find("Dockerfile.mustache:2:1: error: {{#apt}} is never closed") != std::string::npos);
+  t.main("FROM {{base}}\n{{/apt}}\n");
+  CHECK(renderer_error(t).find("Dockerfile.mustache:2:1: error: {{/apt}} closes no open section") != std::string::npos);
+  t.main("FROM {{base\n");
+  CHECK(renderer_error(t).find("Dockerfile.mustache:1:6: error: unclosed tag") != std::string::npos);
+  t.main("FROM {{bsae}}\n");
+  CHECK(renderer_error(t).find("Dockerfile.mustache:1:6: error: {{bsae}} names no template value") != std::string::npos);
+  t.main("FROM {{base}}\n{{#apt_packages}}{{vlaue}}{{/apt_packages}}\n");
+  CHECK(renderer_error(t).find("{{vlaue}} names no template value") != std::string::npos);
+  t.main("FROM {{base}}\n{{> nope}}\n");
+  CHECK(renderer_error(t).find("Dockerfile.mustache:2:1: error: unknown partial 'nope'") != std::string::npos);
+  t.main("{{=<% %>=}}\nFROM <% base %>\n");
+  CHECK(renderer_error(t).find("set-delimiter tags") != std::string::npos);
+  // Names inside a list section resolve against its items, outer names too.
+  t.main("FROM {{base}}\n{{#apt_packages}}{{value}} {{id}}{{^last}},{{/last}}{{/apt_packages}}\n");
+  CHECK(renderer_error(t).empty());
+}
+
+TEST_CASE("a template cannot render without bound", "[render][template][bad-input]") {
+  Templates t;
+  std::string open, close;
+  for (int i = 0; i < 30; ++i) open += "{{#apt_packages}}", close += "{{/apt_packages}}";
+  t.main("FROM {{base}}\n" + open + "x" + close + "\n");
+  CHECK(renderer_error(t).find("would render more than") != std::string::npos);
+  // Many references to a partial that references another many times.
+  std::string many_b, many_c;
+  for (int i = 0; i < 2000; ++i) many_b += "{{> b}}", many_c += "{{> c}}";
+  t.main("FROM {{base}}\n" + many_b + "\n").partial("b", many_c).partial("c", "{{! nothing }}");
+  CHECK(renderer_error(t).find("expands too much") != std::string::npos);
+}
+
+TEST_CASE("a context file that is a symlink is refused", "[render][template][bad-input]") {
+  Templates t;
+  t.main("FROM {{base}}\n");
+  fs::create_directories(t.dir / "context");
+  fs::create_symlink("/etc/shadow", t.dir / "context" / "shadow");
+  CHECK_THROWS_WITH(render::Renderer(t.dir.string()), Catch::Contains("context/shadow: error: is a symbolic link"));
+}
+
+TEST_CASE("a value that would inject a Dockerfile line is refused at render", "[render][bad-input]") {
+  render::Renderer r(kSrc + "/templates");
+  auto p = plan_for("offline");
+  auto bad = [&](auto mutate) {
+    auto q = p;
+    mutate(q.combos[0]);
+    try {
+      r.render(q.combos[0], q);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(bad([](plan::Combo& c) { c.base = "kiln/debian:12\nUSER root"; }).find("'base' = \"kiln/debian:12\\nUSER root\" holds a newline") != std::string::npos);
+  CHECK(bad([](plan::Combo& c) { c.install.packages.push_back("-o=APT::x"); }).find("'apt_packages'") != std::string::npos);
+  CHECK(bad([](plan::Combo& c) { c.install.env.push_back("A=1 B=2"); }).find("'recipe_env'") != std::string::npos);
+  CHECK(bad([](plan::Combo& c) { c.tags.push_back("r/x:a b"); }).find("'tags'") != std::string::npos);
 }
