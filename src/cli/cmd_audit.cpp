@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "image/registry_source.h"
 #include "util/diag.h"
+#include "util/json_out.h"
 
 namespace kiln::cli {
 
@@ -88,7 +89,7 @@ int run_audit(const Common& common, const AuditArgs& a) {
   if (a.format == "json") {
     nlohmann::json j = audit::to_json(done, gpus, cat);
     for (auto& f : failed) j["images"].push_back(f);
-    std::cout << j.dump(2) << '\n';
+    std::cout << json_text(j, 2) << '\n';
   } else {
     for (const auto& d : done) std::cout << (a.format == "md" ? audit::to_markdown(d, cat) : audit::to_table(d, cat)) << '\n';
   }

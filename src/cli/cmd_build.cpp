@@ -16,6 +16,7 @@
 #include "matrix/matrix.h"
 #include "state/ledger.h"
 #include "util/diag.h"
+#include "util/json_out.h"
 
 namespace kiln::cli {
 
@@ -50,6 +51,7 @@ int run_build(const Common& common, const BuildArgs& a) {
   plan::Plan p = plan::make_plan(m, cat);
   render::Renderer renderer(common.templates());
   build::Options o{engines_for(m, a.builders), a.jobs, a.fail_fast, a.no_cache, a.state_dir, a.only};
+  auto lock = lock_state_dir(a.state_dir, "build");  // input read: now the ledger is ours alone
   bool json = a.format == "json";
   Progress progress(json ? Progress::Mode::quiet : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain));
   build::Report report;
@@ -60,7 +62,7 @@ int run_build(const Common& common, const BuildArgs& a) {
     return 2;
   }
   progress.close();
-  if (json) std::cout << report_json(report).dump(2) << '\n';
+  if (json) std::cout << json_text(report_json(report), 2) << '\n';
   else std::cout << summary_table(report);
   return report.ok() ? 0 : 1;
 }
@@ -92,7 +94,7 @@ int run_status(const Common& common, const std::string& matrix_path, const std::
         j["verdicts"].push_back({{"runner", v.runner}, {"check", v.check}, {"status", v.status}});
       out.push_back(j);
     }
-    std::cout << nlohmann::json{{"schema", "kiln.status/v1"}, {"matrix", m.name}, {"combos", out}}.dump(2) << '\n';
+    std::cout << json_text(nlohmann::json{{"schema", "kiln.status/v1"}, {"matrix", m.name}, {"combos", out}}, 2) << '\n';
     return 0;
   }
   std::cout << fmt::format("{}: {} combinations in {}\n\n", m.name, combos.size(), ledger.path());

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "survey/survey.h"
 #include "util/diag.h"
+#include "util/json_out.h"
 
 namespace kiln::cli {
 
@@ -105,7 +106,7 @@ int run_catalog_check(const Common& common, const CatalogCheckArgs& a) {
   survey::Report report = survey::check(cat, a.in);
   std::vector<std::string> written;
   if (a.write) written = survey::write(cat, report);
-  if (a.format == "json") std::cout << to_json(report, cat, a, written).dump(2) << '\n';
+  if (a.format == "json") std::cout << json_text(to_json(report, cat, a, written), 2) << '\n';
   else print_table(report, a, written);
   return report.differences() == 0 ? 0 : 1;
 }

@@ -10,6 +10,7 @@
 #include "matrix/matrix.h"
 #include "plan/plan.h"
 #include "util/diag.h"
+#include "util/json_out.h"
 
 namespace kiln::cli {
 
@@ -63,7 +64,7 @@ void print(const std::vector<Row>& rows, const CheckArgs& a) {
       j["results"].push_back({{"name", r.name}, {"ok", r.ok}, {"min_driver", r.min_driver.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.min_driver)},
                               {"why_not", r.why}, {"conditions", r.conditions}});
     j["ok"] = std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.ok; });
-    std::cout << j.dump(2) << '\n';
+    std::cout << json_text(j, 2) << '\n';
     return;
   }
   std::cout << fmt::format("driver {}{}\n", a.driver, a.gpus.empty() ? " (no --gpu: GPU support not checked)" : ", GPUs " + fmt::format("{}", fmt::join(a.gpus, " ")));

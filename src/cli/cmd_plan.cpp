@@ -8,6 +8,7 @@
 #include "plan/plan.h"
 #include "util/diag.h"
 #include "util/version.h"
+#include "util/json_out.h"
 
 namespace kiln::cli {
 
@@ -25,7 +26,7 @@ int run_plan(const Common& common, const PlanArgs& a) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
   matrix::Matrix m = matrix::parse_matrix_file(a.matrix.empty() ? common.default_matrix() : a.matrix);
   plan::Plan p = plan::make_plan(m, cat, a.query);
-  if (a.format == "json") std::cout << plan::to_json(p).dump(2) << '\n';
+  if (a.format == "json") std::cout << json_text(plan::to_json(p), 2) << '\n';
   else std::cout << plan::to_table(p);
   return 0;
 }

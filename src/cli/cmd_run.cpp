@@ -14,6 +14,7 @@
 #include "promote/promote.h"
 #include "report/report.h"
 #include "util/diag.h"
+#include "util/json_out.h"
 
 namespace kiln::cli {
 
@@ -75,7 +76,7 @@ int run_promote(const Common& common, const RunArgs& a) {
     std::cerr << "kiln: error: " << e.what() << '\n';
     return 2;
   }
-  if (a.format == "json") std::cout << promote::to_json(r).dump(2) << '\n';
+  if (a.format == "json") std::cout << json_text(promote::to_json(r), 2) << '\n';
   else std::cout << promote_table(r);
   if (a.dry_run) return 0;
   bool all = std::all_of(r.combos.begin(), r.combos.end(), [](const auto& c) { return c.tagged; });
@@ -86,6 +87,7 @@ int run_all(const Common& common, const RunArgs& a) {
   Loaded l = load(common, a.matrix);
   render::Renderer renderer(common.templates());
   bool json = a.format == "json";
+  auto lock = lock_state_dir(a.state_dir, "run");  // build, verify and the reports write the state directory
   try {
     std::cerr << fmt::format("kiln run {}: {} valid combinations ({} excluded by the plan)\n", l.p.matrix_name,
                              l.p.count(plan::Status::valid), l.p.count(plan::Status::excluded));
@@ -108,7 +110,7 @@ int run_all(const Common& common, const RunArgs& a) {
 
     report::RunReport rr = report::assemble(l.p, &b, &v, &pr);
     auto files = report::write(rr, a.state_dir + "/reports");
-    if (json) std::cout << report::to_json(rr).dump(2) << '\n';
+    if (json) std::cout << json_text(report::to_json(rr), 2) << '\n';
     else std::cout << report::table(rr) << "reports: " << files[0] << ", " << files[1] << ", " << files[2] << '\n';
     return rr.tagged == rr.valid ? 0 : 1;
   } catch (const build::EnvironmentError& e) {

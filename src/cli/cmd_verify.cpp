@@ -10,6 +10,7 @@
 #include "util/diag.h"
 #include "cli/runners.h"
 #include "verify/verify.h"
+#include "util/json_out.h"
 
 namespace kiln::cli {
 
@@ -53,6 +54,7 @@ int run_verify(const Common& common, const VerifyArgs& a) {
   o.smoke_on_cpu = a.smoke_on_cpu;
   o.timeout_s = a.timeout_s;
   o.kernels_dir = common.data_dir + "/kernels";
+  auto lock = lock_state_dir(a.state_dir, "verify");  // it records verdicts
   verify::Report report;
   try {
     report = verify::verify_plan(p, renderer, o);
@@ -60,7 +62,7 @@ int run_verify(const Common& common, const VerifyArgs& a) {
     std::cerr << "kiln: error: " << e.what() << '\n';
     return 2;
   }
-  if (a.format == "json") std::cout << verify::to_json(report).dump(2) << '\n';
+  if (a.format == "json") std::cout << json_text(verify::to_json(report), 2) << '\n';
   else std::cout << table(report);
   return report.verified() == report.combos.size() ? 0 : 1;
 }

@@ -1,6 +1,11 @@
 #include "cli/commands.h"
 
+#include <iostream>
 #include <map>
+
+#include <fmt/format.h>
+
+#include "util/env_limits.h"
 
 namespace kiln::cli {
 
@@ -10,6 +15,14 @@ std::map<const CLI::App*, std::function<int()>>& actions() {
   return a;
 }
 }  // namespace
+
+std::unique_ptr<state::WriterLock> lock_state_dir(const std::string& state_dir, std::string_view verb) {
+  const auto wait = state::lock_wait_from_env();
+  return std::make_unique<state::WriterLock>(state_dir, verb, wait, [&](const std::string& holder) {
+    std::cerr << fmt::format("kiln: {} is in use by {}; waiting up to {} for it (KILN_LOCK_WAIT)\n", state_dir, holder,
+                             describe_seconds(wait));
+  });
+}
 
 void set_action(CLI::App* sub, std::function<int()> action) { actions()[sub] = std::move(action); }
 

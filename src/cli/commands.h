@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "state/writer_lock.h"
+
 namespace kiln::cli {
 
 struct Common {
@@ -22,6 +24,11 @@ void register_run(CLI::App& app, Common& common);  // promote and run
 void register_audit(CLI::App& app, Common& common);
 void register_check_driver(CLI::App& app, Common& common);
 void register_catalog(CLI::App& app, Common& common);  // catalog check
+
+// The state directory's writer lock for a verb that writes it (build,
+// verify, run): waits up to KILN_LOCK_WAIT for another writer, saying whom
+// it waits for on stderr; throws state::StateBusy (exit 2) naming the holder.
+std::unique_ptr<state::WriterLock> lock_state_dir(const std::string& state_dir, std::string_view verb);
 
 // Runs the subcommand that was parsed; returns the exit code.
 int run_selected(CLI::App& app);

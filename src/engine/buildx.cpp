@@ -4,10 +4,9 @@
 // --metadata-file; --load puts the image into the engine behind DOCKER_HOST.
 #include "engine/internal.h"
 #include "util/base64.h"
+#include "util/child.h"
+#include "util/env_limits.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,7 +16,7 @@
 #include <map>
 #include <set>
 
-extern char** environ;
+extern char** environ;  // buildx_env starts from kiln's own
 
 namespace kiln::engine::detail {
 namespace {
@@ -53,13 +52,6 @@ std::vector<std::string> buildx_env(const Endpoint& ep) {
   env.push_back("DOCKER_HOST=" + ep.uri());
   env.push_back("BUILDX_NO_DEFAULT_ATTESTATIONS=1");
   return env;
-}
-
-std::vector<char*> c_strings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
 }
 
 // Follows rawjson SolveStatus objects: vertex starts are progress, vertex
@@ -131,38 +123,23 @@ struct TempDir {
   }
 };
 
-// Runs argv with stderr into `on_err`; returns the exit status (128+signal).
-int run(std::vector<std::string> argv, std::vector<std::string> env,
+// Runs docker buildx with its stderr (the rawjson stream) into `on_err`;
+// returns its exit status (128+signal). A stream silent for the engine's
+// idle limit ends it and everything it started (its process group), and
+// throws Timeout naming the engine: a build stays alive by its stream.
+int run(const Endpoint& ep, std::vector<std::string> argv, std::vector<std::string> env,
         const std::function<void(std::string_view)>& on_err) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  auto av = c_strings(argv);
-  auto ev = c_strings(env);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, av[0], &fa, nullptr, av.data(), ev.data());
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
-  }
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    on_err(std::string_view(buf, static_cast<size_t>(n)));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  using namespace std::chrono_literals;
+  ChildSpec spec{.argv = std::move(argv), .env = std::move(env), .capture_fd = 2,
+                 .idle = env_seconds("KILN_ENGINE_IDLE_TIMEOUT", 900s)};
+  ChildResult r = run_child(spec, [&](std::string_view bytes) {
+    on_err(bytes);
+    return true;
+  });
+  if (r.timed_out)
+    throw Timeout("engine " + ep.uri() + ": docker buildx printed nothing for " + describe_seconds(spec.idle) +
+                  " (KILN_ENGINE_IDLE_TIMEOUT); it and its process group were killed");
+  return r.status;
 }
 
 class BuildxBuilder final : public Builder {
@@ -185,7 +162,7 @@ BuildResult BuildxBuilder::build(const BuildRequest& req, const ProgressFn& prog
   TempDir tmp;
   fs::path metadata = tmp.path / "metadata.json";
   RawJsonStream stream(res, progress, log);
-  int status = run(buildx_argv(req, opts_, metadata), buildx_env(client_.endpoint()),
+  int status = run(client_.endpoint(), buildx_argv(req, opts_, metadata), buildx_env(client_.endpoint()),
                    [&](std::string_view c) { stream.feed(c); });
   stream.finish();
   if (status != 0 && res.error.empty())

@@ -24,6 +24,12 @@ namespace kiln::engine {
 struct Unreachable : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// Reachable but silent: no connection, answer or stream byte within its
+// limit (docs/engine.md, "Time limits"); also an environment problem.
+// what(): "engine unix:///path did not answer GET /_ping within 60 s (KILN_ENGINE_TIMEOUT)".
+struct Timeout : Unreachable {
+  using Unreachable::Unreachable;
+};
 
 // The engine answered with an HTTP error; what() carries its "message".
 struct ApiError : std::runtime_error {

@@ -1,9 +1,11 @@
 // HTTP to the engine over its unix socket with libcurl. One easy handle per
 // request: requests are few and long (builds, waits), so reuse buys nothing.
 #include "engine/internal.h"
+#include "util/env_limits.h"
 
 #include <curl/curl.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -36,13 +38,64 @@ void global_init() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// The three limits of docs/engine.md ("Time limits"), read per request so a
+// test or a wrapper script can set them in the environment.
+struct Limits {
+  milliseconds connect, call, idle;
+};
+
+Limits limits_from_env() {
+  using namespace std::chrono_literals;
+  return {env_seconds("KILN_ENGINE_CONNECT_TIMEOUT", 10s), env_seconds("KILN_ENGINE_TIMEOUT", 60s),
+          env_seconds("KILN_ENGINE_IDLE_TIMEOUT", 900s)};
+}
+
+// What a request is, for its time limits.
+enum class Shape {
+  call,    // request and answer: done within the call limit
+  stream,  // a body either way (build, push, save, import, logs): no total
+           // limit, alive as long as bytes move
+  wait,    // silent by design until the caller's timeout_ms (container wait)
+};
+
+Shape shape_of(const HttpRequest& req) {
+  if (req.timeout_ms > 0) return Shape::wait;
+  if (req.on_data || req.body_reader) return Shape::stream;
+  return Shape::call;
+}
+
 struct Transfer {
   CURL* curl = nullptr;
   const HttpRequest* req = nullptr;
   HttpResponse* resp = nullptr;
   bool stopped_by_sink = false;
   std::exception_ptr error;  // exceptions must not cross libcurl's C frames
+  // Idle detection: body bytes moved either way, and when they last did.
+  milliseconds idle{0};  // 0: not watched
+  curl_off_t moved = 0;
+  Clock::time_point last_move = Clock::now();
+  bool went_idle = false;
 };
+
+// libcurl calls this at least once a second, bytes or not: a stream that
+// moves no byte for `idle` is given up (it returns non-zero: abort).
+int on_progress(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
+  auto* t = static_cast<Transfer*>(user);
+  const auto now = Clock::now();
+  if (dlnow + ulnow != t->moved) {
+    t->moved = dlnow + ulnow;
+    t->last_move = now;
+    return 0;
+  }
+  if (t->idle.count() > 0 && now - t->last_move >= t->idle) {
+    t->went_idle = true;
+    return 1;
+  }
+  return 0;
+}
 
 size_t on_write(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -115,8 +168,35 @@ std::string HttpResponse::message() const {
   return body;
 }
 
+namespace {
+
+// "GET /_ping": the request as a message names it, without its query string
+// (a build's carries build args and labels).
+std::string request_name(const HttpRequest& req) {
+  return req.method + " " + req.path.substr(0, req.path.find('?'));
+}
+
+// A request that ran out of time: engine::Timeout naming the endpoint, the
+// request, the limit and the variable that sets it.
+[[noreturn]] void throw_timeout(const Endpoint& ep, const HttpRequest& req, const Transfer& t, const Limits& lim,
+                                bool connected) {
+  const std::string who = "engine " + ep.uri();
+  if (!connected)
+    throw Timeout(who + " did not accept a connection within " + describe_seconds(lim.connect) +
+                  " (KILN_ENGINE_CONNECT_TIMEOUT)");
+  if (t.went_idle)
+    throw Timeout(who + " sent nothing for " + describe_seconds(t.idle) + " during " + request_name(req) +
+                  " (KILN_ENGINE_IDLE_TIMEOUT)");
+  throw Timeout(who + " did not answer " + request_name(req) + " within " + describe_seconds(lim.call) +
+                " (KILN_ENGINE_TIMEOUT)");
+}
+
+}  // namespace
+
 HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
   global_init();
+  const Limits lim = limits_from_env();
+  const Shape shape = shape_of(req);
   Handle h;
   HttpResponse resp;
   Transfer t{h.curl, &req, &resp};
@@ -126,10 +206,23 @@ HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
   curl_easy_setopt(h.curl, CURLOPT_UNIX_SOCKET_PATH, ep.socket_path.c_str());
   curl_easy_setopt(h.curl, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h.curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h.curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  // libcurl's own default (300 s) stands in for "no limit" on connecting.
+  curl_easy_setopt(h.curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(lim.connect.count()));
   curl_easy_setopt(h.curl, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(h.curl, CURLOPT_WRITEDATA, &t);
-  if (req.timeout_ms > 0) curl_easy_setopt(h.curl, CURLOPT_TIMEOUT_MS, req.timeout_ms);
+  // A call has a total limit (which also ends a peer that trickles its
+  // answer byte by byte); a stream is watched for silence instead; a wait
+  // has the caller's limit.
+  if (shape == Shape::wait) {
+    curl_easy_setopt(h.curl, CURLOPT_TIMEOUT_MS, req.timeout_ms);
+  } else if (shape == Shape::call) {
+    curl_easy_setopt(h.curl, CURLOPT_TIMEOUT_MS, static_cast<long>(lim.call.count()));
+  } else {
+    t.idle = lim.idle;
+    curl_easy_setopt(h.curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h.curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h.curl, CURLOPT_XFERINFODATA, &t);
+  }
   // No "Expect: 100-continue" round trip before a body.
   h.headers = curl_slist_append(h.headers, "Expect:");
   for (const auto& hd : req.headers) h.headers = curl_slist_append(h.headers, hd.c_str());
@@ -140,9 +233,14 @@ HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
   if (t.error) std::rethrow_exception(t.error);
   curl_easy_getinfo(h.curl, CURLINFO_RESPONSE_CODE, &resp.status);
   if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && t.stopped_by_sink)) return resp;
-  if (rc == CURLE_OPERATION_TIMEDOUT && req.timeout_ms > 0) {
+  if (rc == CURLE_OPERATION_TIMEDOUT && shape == Shape::wait) {
     resp.timed_out = true;
     return resp;
+  }
+  if (rc == CURLE_OPERATION_TIMEDOUT || (rc == CURLE_ABORTED_BY_CALLBACK && t.went_idle)) {
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(h.curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+    throw_timeout(ep, req, t, lim, connect_us > 0 || t.went_idle);
   }
   std::string why = *errbuf ? errbuf : curl_easy_strerror(rc);
   throw Unreachable("cannot reach the engine at " + ep.uri() + ": " + why);

@@ -25,7 +25,12 @@ struct HttpRequest {
   std::string body;     // used when body_reader is empty
   ReadFn body_reader;   // a streamed body (chunked transfer)
   ChunkFn on_data;      // streamed 2xx response body; empty: collect into body
-  long timeout_ms = 0;  // 0: none (builds take hours)
+  // A container wait's limit: the reply may be silent that long, and running
+  // out is reported as timed_out, not thrown. 0 for every other request,
+  // whose limits come from the environment (docs/engine.md, "Time limits"):
+  // one with a body either way (on_data, body_reader) is a stream, alive as
+  // long as bytes move; any other is a call with a total limit.
+  long timeout_ms = 0;
 };
 
 struct HttpResponse {
@@ -35,8 +40,9 @@ struct HttpResponse {
   std::string message() const;  // the engine's {"message"} or the raw body
 };
 
-// Throws Unreachable when the socket cannot be reached; a timeout is reported
-// in the response only when the request set timeout_ms.
+// Throws Unreachable when the socket cannot be reached, Timeout (naming the
+// endpoint, the request and the limit) when it does not answer in time; a
+// timeout is reported in the response only when the request set timeout_ms.
 HttpResponse http(const Endpoint& ep, const HttpRequest& req);
 // The same, throwing ApiError for any status >= 400.
 HttpResponse http_ok(const Endpoint& ep, const HttpRequest& req);

@@ -3,22 +3,14 @@
 // get`, the server on stdin, {"ServerURL","Username","Secret"} on stdout.
 #include "registry/internal.h"
 
+#include "util/child.h"
+#include "util/env_limits.h"
+
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <sstream>
-
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-extern char** environ;
 
 namespace kiln::registry {
 
@@ -65,77 +57,32 @@ Credentials from_helper_reply(const std::string& out, const std::string& helper)
 namespace detail {
 
 std::optional<Credentials> run_credential_helper(const std::string& name, std::string_view host) {
+  using namespace std::chrono_literals;
   if (!valid_helper_name(name)) throw AuthError("credential helper name '" + name + "' is not valid");
   std::string prog = "docker-credential-" + name;
-  int in[2], out[2];
-  if (pipe2(in, O_CLOEXEC) != 0) throw AuthError("cannot run " + prog + ": pipe: " + std::strerror(errno));
-  if (pipe2(out, O_CLOEXEC) != 0) {
-    close(in[0]);
-    close(in[1]);
-    throw AuthError("cannot run " + prog + ": pipe: " + std::strerror(errno));
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  // The helper's stderr is not ours to show: it may echo what it was given.
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  std::string arg0 = prog, arg1 = "get";
-  char* argv[] = {arg0.data(), arg1.data(), nullptr};
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, prog.c_str(), &fa, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(in[0]);
-  close(out[1]);
-  if (rc != 0) {
-    close(in[1]);
-    close(out[0]);
-    throw AuthError("cannot run credential helper " + prog + ": " + std::strerror(rc));
-  }
-  // Ignore SIGPIPE for the write: a helper may exit without reading.
-  std::string server = server_for(host);
-  struct sigaction ign {}, old {};
-  ign.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &ign, &old);
-  std::size_t off = 0;
-  while (off < server.size()) {
-    ssize_t w = write(in[1], server.data() + off, server.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
-    off += static_cast<std::size_t>(w);
-  }
-  sigaction(SIGPIPE, &old, nullptr);
-  close(in[1]);
+  // Bounded: a helper that hangs (a locked keychain prompt) is an error, and
+  // the limit ends everything it started. Its stderr is not ours to show: it
+  // may echo what it was given.
+  ChildSpec spec{.argv = {prog, "get"}, .input = server_for(host), .capture_fd = 1,
+                 .total = env_seconds("KILN_CREDENTIAL_HELPER_TIMEOUT", 30s)};
   std::string reply;
-  char buf[4096];
-  // Bounded: a helper that hangs (a locked keychain prompt) is an error.
-  constexpr int kHelperTimeoutMs = 30'000;
-  bool timed_out = false;
-  while (true) {
-    pollfd p{out[0], POLLIN, 0};
-    int pr = poll(&p, 1, kHelperTimeoutMs);
-    if (pr < 0 && errno == EINTR) continue;
-    if (pr == 0) {
-      timed_out = true;
-      break;
-    }
-    ssize_t r = read(out[0], buf, sizeof buf);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    reply.append(buf, static_cast<std::size_t>(r));
-    if (reply.size() > (1 << 20)) break;
+  ChildResult r;
+  try {
+    r = run_child(spec, [&](std::string_view bytes) {
+      reply.append(bytes);
+      return reply.size() <= (1 << 20);
+    });
+  } catch (const std::runtime_error& e) {
+    throw AuthError("credential helper " + prog + ": " + e.what());
   }
-  close(out[0]);
-  if (timed_out) kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) throw AuthError("credential helper " + prog + " did not answer within 30 s");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (r.timed_out)
+    throw AuthError("credential helper " + prog + " did not answer within " + describe_seconds(spec.total) +
+                    " (KILN_CREDENTIAL_HELPER_TIMEOUT); it and its process group were killed");
+  if (r.stopped) throw AuthError("credential helper " + prog + " answered with more than 1 MiB");
+  if (r.status != 0) {
     // The protocol's "not found" is a message on stdout and exit 1.
     if (reply.find("credentials not found") != std::string::npos) return std::nullopt;
-    throw AuthError("credential helper " + prog + " failed (exit " +
-                    std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) + ")");
+    throw AuthError("credential helper " + prog + " failed (exit " + std::to_string(r.status) + ")");
   }
   return from_helper_reply(reply, name);
 }

@@ -3,6 +3,7 @@
 // promote. Redirects are never followed here: the client follows them itself
 // and drops Authorization when the host changes.
 #include "registry/internal.h"
+#include "util/env_limits.h"
 
 #include <curl/curl.h>
 
@@ -71,6 +72,24 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// "registry http://h:5000 did not answer GET /v2/ within 2 s
+// (KILN_REGISTRY_TIMEOUT)": which limit ran out, and how to change it.
+std::string timeout_text(CURL* c, const Request& req, const Options& o, const std::string& why) {
+  const std::string who = "registry " + url_origin(req.url);
+  curl_off_t connect_us = 0;
+  curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connect_us);
+  if (connect_us == 0)
+    return who + " did not accept a connection within " + describe_seconds(o.connect_timeout) +
+           " (KILN_REGISTRY_CONNECT_TIMEOUT): " + why;
+  std::string path = req.url.substr(url_origin(req.url).size());
+  path = path.substr(0, path.find('?'));
+  if (req.long_transfer)
+    return who + " sent less than 1 KiB/s for " + describe_seconds(o.stall_timeout) + " during " + req.method + " " +
+           path + " (KILN_REGISTRY_IDLE_TIMEOUT): " + why;
+  return who + " did not answer " + req.method + " " + path + " within " + describe_seconds(o.timeout) +
+         " (KILN_REGISTRY_TIMEOUT): " + why;
+}
+
 }  // namespace
 
 struct Http::Impl {
@@ -106,10 +125,13 @@ Response Http::perform(const Request& req) {
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout.count()));
   if (req.long_transfer) {
-    // A multi-GB layer outlives any fixed timeout; a stalled one does not.
+    // A multi-GB layer outlives any fixed timeout; a stalled one does not
+    // (a stall_timeout of 0 turns that off too).
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 0L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(std::max<long long>(1, o.stall_timeout.count())));
+    if (o.stall_timeout.count() > 0) {
+      curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+      curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.stall_timeout.count()));
+    }
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L << 10);  // fewer, larger pieces for the sink
   } else {
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(o.timeout.count()));
@@ -151,8 +173,7 @@ Response Http::perform(const Request& req) {
   if (resp.streamed > 0)
     throw BodyInterrupted("the registry at " + where + " broke off after " + std::to_string(resp.streamed) +
                           " bytes: " + why);
-  if (rc == CURLE_OPERATION_TIMEDOUT)
-    throw Timeout("cannot reach the registry at " + where + ": timed out: " + why);
+  if (rc == CURLE_OPERATION_TIMEDOUT) throw Timeout(timeout_text(c, req, o, why));
   throw Unreachable("cannot reach the registry at " + where + ": " + why);
 }
 

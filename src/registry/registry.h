@@ -6,6 +6,8 @@
 // credentials (auths, credHelpers, credsStore) for it and for the engine's
 // X-Registry-Auth. Calls, auth flows, retries: docs/registry.md.
 #pragma once
+#include "util/env_limits.h"
+
 
 #include <chrono>
 #include <cstdint>
@@ -150,11 +152,16 @@ struct Options {
   int max_attempts = 4;
   std::chrono::milliseconds backoff{250};
   std::chrono::milliseconds retry_budget{60'000};
-  std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds timeout{120'000};  // one request, start to end
+  // Time limits (docs/registry.md, "Retries and timeouts"); the defaults
+  // come from the environment when set there (seconds; 0: no limit).
+  std::chrono::milliseconds connect_timeout =
+      env_seconds("KILN_REGISTRY_CONNECT_TIMEOUT", std::chrono::milliseconds(10'000));
+  // One request, start to end.
+  std::chrono::milliseconds timeout = env_seconds("KILN_REGISTRY_TIMEOUT", std::chrono::milliseconds(120'000));
   // read_blob has no total timeout (a layer of several GB takes long); it
   // gives up when fewer than 1 KiB/s arrive for this long.
-  std::chrono::seconds stall_timeout{60};
+  std::chrono::seconds stall_timeout = std::chrono::ceil<std::chrono::seconds>(
+      env_seconds("KILN_REGISTRY_IDLE_TIMEOUT", std::chrono::milliseconds(60'000)));
   LogFn log;
 };
 

@@ -19,6 +19,7 @@
 #include "render/render.h"
 #include "util/diag.h"
 #include "util/text.h"
+#include "util/json_out.h"
 #include "util/validate.h"
 
 namespace kiln::render {
@@ -182,7 +183,7 @@ std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const 
       throw InputError({p.matrix_path}, fmt::format("combination id {} {}", grammar::quoted(x.id), *problem));
     dirs.insert(x.id);
     files[x.id + "/Dockerfile"] = x.dockerfile;
-    files[x.id + "/kiln.json"] = x.inputs.dump(2) + "\n";
+    files[x.id + "/kiln.json"] = json_text(x.inputs, 2) + "\n";
     for (const auto& [name, bytes] : x.context) {
       if (!safe_relative(name) || name.find('/') != std::string::npos || name == kManifest || name == "Dockerfile" ||
           name == "kiln.json")
@@ -190,8 +191,8 @@ std::vector<std::string> generate(const plan::Plan& p, const Renderer& r, const 
       files[x.id + "/" + name] = bytes;
     }
   }
-  files["plan.json"] = plan::to_json(p).dump(2) + "\n";
-  files["docker-bake.json"] = bake_file(p).dump(2) + "\n";
+  files["plan.json"] = json_text(plan::to_json(p), 2) + "\n";
+  files["docker-bake.json"] = json_text(bake_file(p), 2) + "\n";
 
   fs::path out(out_dir);
   Manifest old;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "util/text.h"
+#include "util/json_out.h"
 
 namespace kiln::report {
 
@@ -147,7 +148,7 @@ std::vector<std::string> write(const RunReport& r, const std::string& dir) {
   std::filesystem::create_directories(dir);
   std::string base = dir + "/" + r.matrix;
   write_file_atomic(base + ".md", markdown(r));
-  write_file_atomic(base + ".json", to_json(r).dump(2) + "\n");
+  write_file_atomic(base + ".json", json_text(to_json(r), 2) + "\n");
   write_file_atomic(base + ".html", html(r));
   return {base + ".md", base + ".json", base + ".html"};
 }

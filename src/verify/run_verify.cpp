@@ -6,6 +6,7 @@
 
 #include "build/build.h"
 #include "state/ledger.h"
+#include "util/json_out.h"
 #include "verify/internal.h"
 
 namespace kiln::verify {
@@ -35,7 +36,7 @@ std::optional<CheckResult> reuse(const state::Ledger& ledger, const std::string&
 void record(state::Ledger& ledger, const std::string& image_id, const CheckResult& r) {
   nlohmann::json detail = r.detail;
   detail["problems"] = r.problems;
-  ledger.record_verdict({image_id, r.runner, r.check, r.status, detail.dump(), 0});
+  ledger.record_verdict({image_id, r.runner, r.check, r.status, json_text(detail), 0});  // a smoke log may hold any bytes
 }
 
 // Runs `run` unless the ledger already has a pass for this image, runner

@@ -9,6 +9,7 @@
 #include "render/render.h"
 #include "util/text.h"
 #include "util/version.h"
+#include "util/json_out.h"
 #include "verify/internal.h"
 
 namespace kiln::verify::detail {
@@ -116,7 +117,7 @@ void read_report(const std::string& out, CheckResult& r) {
     if (s.value("status", "") != "fail") continue;
     std::string why = "failed";
     if (s.contains("errors") && s["errors"].is_array() && !s["errors"].empty())
-      why = s["errors"][0].is_string() ? s["errors"][0].get<std::string>() : s["errors"][0].dump();
+      why = s["errors"][0].is_string() ? s["errors"][0].get<std::string>() : json_text(s["errors"][0]);
     r.problems.push_back(fmt::format("{}: {}", name, why));
   }
 }

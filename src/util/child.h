@@ -1,0 +1,38 @@
+// A helper program run to completion under time limits: `docker buildx`,
+// `docker-credential-*`. It gets a process group of its own, so a limit ends
+// it and everything it started (the buildx plugin under the docker CLI, a
+// helper script's children), not just the first process. While it runs, a
+// SIGINT, SIGTERM or SIGHUP that ends kiln is passed on to that group first:
+// leaving the terminal's group must not leave builds running after Ctrl-C.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln {
+
+struct ChildSpec {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH (posix_spawnp, no shell)
+  std::vector<std::string> env;   // empty: kiln's own environment
+  std::string input;              // written to its stdin, which is then closed: a few
+                                  // bytes (written whole first, so it must fit a pipe)
+  int capture_fd = 1;             // 1 or 2: the stream handed to on_output; the other goes to /dev/null
+  // Given up (the group killed with SIGKILL) when no byte of the captured
+  // stream came for `idle`, or after `total` in all; 0 turns a limit off.
+  std::chrono::milliseconds idle{0}, total{0};
+};
+
+struct ChildResult {
+  int status = 0;       // exit status, or 128 + signal
+  bool timed_out = false;
+  bool stopped = false;  // on_output returned false: the group was killed
+  bool idle = false;     // with timed_out: which limit ran out (else total)
+};
+
+// Throws std::runtime_error when it cannot be started (no such program).
+// on_output returns false to stop reading (the group is then killed).
+ChildResult run_child(const ChildSpec& spec, const std::function<bool(std::string_view)>& on_output);
+
+}  // namespace kiln
