@@ -69,7 +69,7 @@ json gpu_json(const GpuVerdict& g) {
                     {"min_driver", or_null(l.min_driver)}};
   return {{"cc", g.gpu.cc.str()},           {"support", support_name(g)},   {"unsupported_libraries", g.unsupported},
           {"unknown_libraries", g.unknown}, {"ptx_jit_libraries", g.jit},     {"min_driver", or_null(g.min_driver)}, {"min_driver_reason", or_null(g.driver_why)},
-          {"libraries", libs}};
+          {"reason", or_null(g.reason)}, {"libraries", libs}};
 }
 
 std::string versions(const std::vector<Found>& v) {
@@ -111,6 +111,7 @@ std::string ptx_cell(const FatbinInfo& i) {
 // Why a GPU row reads as it does: the first library that blocks it, or
 // the libraries that need the JIT.
 std::string gpu_why(const GpuVerdict& g) {
+  if (!g.reason.empty()) return g.reason;
   for (const auto& l : g.libraries)
     if (l.support == Support::unsupported && !l.unknown)
       return fmt::format("{}: {}{}", l.path, l.reason,

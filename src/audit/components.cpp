@@ -194,6 +194,7 @@ Components detect_components(const image::ImageFs& fs) {
   const auto& env = fs.config().env;
   if (auto it = env.find("CUDA_VERSION"); it != env.end()) c.env_cuda_version = it->second;
   if (auto it = env.find("NVIDIA_REQUIRE_CUDA"); it != env.end()) c.env_require_cuda = it->second;
+  c.architecture = fs.config().architecture;
   return c;
 }
 

@@ -38,6 +38,7 @@ struct Components {
   std::optional<OsInfo> os;
   std::string env_cuda_version;     // config env CUDA_VERSION
   std::string env_require_cuda;     // config env NVIDIA_REQUIRE_CUDA
+  std::string architecture;         // config architecture ("amd64", "arm64")
 };
 
 Components detect_components(const image::ImageFs& fs);

@@ -67,8 +67,18 @@ void ptx_floor(LibraryVerdict& v, const FatbinInfo& info, const Arch& via, const
                              "runtime as its toolkit: driver ≥ {}", v.path, v.via, runtime->version.str(), v.min_driver);
 }
 
-GpuVerdict judge_gpu(const GpuTarget& gpu, const std::vector<FatbinScan>& scans, const CudaRelease* runtime,
-                     const Catalog& c) {
+// The image's cuDNN: the newest version found, empty when none.
+Version cudnn_of(const Components& comp) {
+  Version best;
+  for (const auto& f : comp.cudnn)
+    if (auto v = Version::parse(f.version); v && *v > best) best = *v;
+  return best;
+}
+
+GpuVerdict judge_gpu(GpuTarget gpu, const std::vector<FatbinScan>& scans, const CudaRelease* runtime,
+                     const Catalog& c, const std::string& platform, const Version& cudnn) {
+  // A renamed capability (Thor: sm_101 before CUDA 13.0) as the runtime knows it.
+  if (const catalog::Gpu* known = c.find_gpu(gpu.name); known && runtime) gpu.cc = known->cc_under(runtime->version);
   GpuVerdict g{gpu};
   catalog::DriverFloor floor = runtime ? catalog::runtime_floor(*runtime) : catalog::DriverFloor{};
   for (const auto& scan : scans) {
@@ -94,6 +104,12 @@ GpuVerdict judge_gpu(const GpuTarget& gpu, const std::vector<FatbinScan>& scans,
     g.libraries.push_back(std::move(lv));
   }
   if (!g.unknown.empty()) g.support = Support::unsupported;
+  catalog::DriverFloor arch = catalog::architecture_floor(c, gpu.name, gpu.cc);
+  if (!arch.driver.empty() && (floor.driver.empty() || arch.driver > floor.driver)) floor = arch;
+  if (auto limits = catalog::gpu_image_limits(c, gpu.name, gpu.cc, platform, cudnn); !limits.empty()) {
+    g.support = Support::unsupported;
+    g.reason = limits.front();
+  }
   if (g.support != Support::unsupported && !floor.driver.empty()) {
     g.min_driver = floor.driver.str();
     g.driver_why = floor.why;
@@ -128,7 +144,7 @@ void runtime_warnings(ImageVerdict& v, const Components& comp, const std::vector
 }  // namespace
 
 const char* support_name(const GpuVerdict& g) {
-  return g.support == Support::unsupported && g.unsupported.empty() && !g.unknown.empty() ? "unknown" : to_string(g.support);
+  return g.support == Support::unsupported && g.reason.empty() && g.unsupported.empty() && !g.unknown.empty() ? "unknown" : to_string(g.support);
 }
 
 std::vector<std::string> default_gpu_names() { return {"P100", "V100", "T4", "A100", "L4", "H100", "B200"}; }
@@ -186,9 +202,13 @@ ImageVerdict judge(const Components& comp, const std::vector<FatbinScan>& scans,
     v.warnings.push_back("no CUDA runtime found (libcudart, version.json, CUDA_VERSION, torch): driver floor unknown");
   }
   runtime_warnings(v, comp, scans);
+  v.catalog = &c;
+  v.platform = catalog::normalize_platform(comp.architecture);
+  v.require_cuda = comp.env_require_cuda;
+  const Version cudnn = cudnn_of(comp);
   catalog::DriverFloor floor = v.release ? catalog::runtime_floor(*v.release) : catalog::DriverFloor{};
   for (const auto& gpu : gpus) {
-    GpuVerdict g = judge_gpu(gpu, scans, v.release, c);
+    GpuVerdict g = judge_gpu(gpu, scans, v.release, c, v.platform, cudnn);
     if (!g.min_driver.empty() && Version::must(g.min_driver) > floor.driver) floor = {Version::must(g.min_driver), g.driver_why};
     v.gpus.push_back(std::move(g));
   }
@@ -243,28 +263,65 @@ std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans,
   return gaps;
 }
 
+namespace {
+
+// The image's NVIDIA_REQUIRE_CUDA against the driver (catalog::answer_require_cuda);
+// nullopt when the image has none or it cannot be read.
+std::optional<catalog::RequireAnswer> require_answer(const ImageVerdict& v, const Version& driver) {
+  if (!v.catalog || v.require_cuda.empty()) return std::nullopt;
+  auto req = catalog::RequireCuda::parse(v.require_cuda);
+  if (!req) return std::nullopt;
+  return catalog::answer_require_cuda(*v.catalog, *req, driver);
+}
+
+}  // namespace
+
 std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version& driver) {
   std::vector<std::string> why;
   for (const auto& g : v.gpus) {
-    if (g.support != Support::unsupported) continue;
+    if (g.support != Support::unsupported) {
+      if (v.catalog)
+        for (auto& limit : catalog::gpu_driver_limits(*v.catalog, g.gpu.name, g.gpu.cc, driver)) why.push_back(std::move(limit));
+      continue;
+    }
+    if (!g.reason.empty()) {
+      why.push_back(fmt::format("{} ({}) unsupported: {}", g.gpu.name, g.gpu.cc.sm(), g.reason));
+      continue;
+    }
     const bool unknown = g.unsupported.empty();  // only unreadable libraries
     const LibraryVerdict* first = nullptr;
     for (const auto& l : g.libraries)
       if (l.support == Support::unsupported && l.unknown == unknown && !first) first = &l;
+    if (!first) continue;
     const std::size_t n = unknown ? g.unknown.size() : g.unsupported.size();
     std::string more = n > 1 ? fmt::format(" (and {} more libraries)", n - 1) : "";
     why.push_back(fmt::format("{} ({}) {}: {}: {}{}", g.gpu.name, g.gpu.cc.sm(), support_name(g), first->path, first->reason, more));
   }
+  // Below the floor on a branch the image's NVIDIA_REQUIRE_CUDA admits for
+  // some brands, the image runs through its forward-compatibility libraries
+  // (the string's author vouches for them): a condition, not a failure.
+  auto req = require_answer(v, driver);
+  if (req && req->kind == catalog::RequireAnswer::refused) why.push_back(req->why);
+  const bool forward = req && req->kind == catalog::RequireAnswer::brands_only;
   if (!v.unreadable.empty()) {
     for (const auto& u : v.unreadable) why.push_back("minimum driver unknown: " + u);
   } else if (v.min_driver.empty()) {
     if (v.runtime || std::any_of(v.gpus.begin(), v.gpus.end(), [](const GpuVerdict& g) { return !g.libraries.empty(); }))
       why.push_back(v.runtime ? fmt::format("minimum driver unknown: CUDA {} is not in the catalog", v.runtime->version.str())
                               : std::string("minimum driver unknown: no CUDA runtime version found in the image"));
-  } else if (driver < Version::must(v.min_driver)) {
+  } else if (driver < Version::must(v.min_driver) && !forward) {
     why.push_back(fmt::format("driver {} is too old: {}", driver.str(), v.driver_why));
   }
   return why;
+}
+
+std::vector<std::string> conditions_on_driver(const ImageVerdict& v, const Version& driver) {
+  auto req = require_answer(v, driver);
+  if (!req || req->kind != catalog::RequireAnswer::brands_only) return {};
+  bool below = !v.min_driver.empty() && driver < Version::must(v.min_driver);
+  return {req->why + (below ? "; below the image's driver floor it runs only through forward compatibility "
+                              "(cuda-compat), which NVIDIA supports on data-center GPUs"
+                            : "; there it runs through minor-version compatibility")};
 }
 
 }  // namespace kiln::audit

@@ -60,6 +60,9 @@ struct GpuVerdict {
   std::vector<std::string> unknown;       // paths whose fat binary could not be read
   std::string min_driver;                 // empty when unsupported or unknown
   std::string driver_why;
+  // Unsupported whatever the device code says: an aarch64-only GPU and an
+  // x86_64 image, or a GPU below the installed cuDNN's capability floor.
+  std::string reason;
 };
 
 struct ImageVerdict {
@@ -73,6 +76,11 @@ struct ImageVerdict {
   // min_driver unknown (its PTX could need a newer driver) and fails
   // why_not_on_driver whatever the GPUs.
   std::vector<std::string> unreadable;
+  std::string platform;      // "x86_64" / "aarch64" from the config; empty if unknown
+  std::string require_cuda;  // the image's NVIDIA_REQUIRE_CUDA, judged with the catalog's rule
+  // The catalog judged against (it outlives the verdict, as `release` does):
+  // the driver questions below need its architectures and CUDA releases.
+  const catalog::Catalog* catalog = nullptr;
 };
 
 // "native", "ptx-jit", "unsupported", or "unknown" when only unreadable
@@ -96,8 +104,13 @@ LibraryVerdict judge_library(const std::string& path, const FatbinInfo& info, co
 // libraries count as breaking it.
 std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans, const ArchList& promised);
 
-// Does an image with this verdict run on `driver`? Reasons it does not; an
+// Does an image with this verdict run on `driver`? Reasons it does not:
+// unsupported GPUs, each GPU architecture's driver limits (first driver,
+// last branch), NVIDIA_REQUIRE_CUDA refusing the driver, driver floors; an
 // unreadable library is one (nothing can be promised about it).
 std::vector<std::string> why_not_on_driver(const ImageVerdict& v, const Version& driver);
+// Where it runs on `driver` only under a condition: NVIDIA_REQUIRE_CUDA
+// admitting the driver's branch only on some GPU brands.
+std::vector<std::string> conditions_on_driver(const ImageVerdict& v, const Version& driver);
 
 }  // namespace kiln::audit

@@ -13,6 +13,22 @@ bool CudaRelease::can_target(const ComputeCapability& cc) const {
   return std::find(sass.begin(), sass.end(), plain) != sass.end();
 }
 
+Version CudaRelease::first_driver() const {
+  Version first = driver;
+  for (const auto& u : updates)
+    if (!u.driver.empty() && (first.empty() || u.driver < first)) first = u.driver;
+  return first;
+}
+
+ComputeCapability Gpu::cc_under(const Version& cuda) const {
+  if (former_cc && renamed_in && !cuda.empty() && cuda.prefix(2) < renamed_in->prefix(2)) return *former_cc;
+  return cc;
+}
+
+bool Gpu::runs_on(std::string_view platform) const {
+  return std::find(platforms.begin(), platforms.end(), platform) != platforms.end();
+}
+
 std::string CudaRelease::sass_range() const {
   if (sass.empty()) return "none";
   return sass.front().str() + "–" + sass.back().str();
@@ -71,6 +87,32 @@ const TorchRelease* Catalog::find_pytorch(const Version& v) const { return newes
 const CudnnRelease* Catalog::find_cudnn(const Version& v) const { return newest_matching(cudnn, v); }
 const NcclRelease* Catalog::find_nccl(const Version& v) const { return newest_matching(nccl, v); }
 
+const CudnnRelease* Catalog::cudnn_entry_for(const Version& v) const {
+  if (const CudnnRelease* same = find_cudnn(v.prefix(2))) return same;
+  const CudnnRelease* older = nullptr;
+  const CudnnRelease* newer = nullptr;
+  for (const auto& r : cudnn) {
+    if (r.version.major() != v.major()) continue;
+    if (r.version < v && (!older || r.version > older->version)) older = &r;
+    if (r.version > v && (!newer || r.version < newer->version)) newer = &r;
+  }
+  return older ? older : newer;
+}
+
+const Gpu* Catalog::find_gpu(std::string_view name) const {
+  std::string wanted = lower(name);
+  for (const auto& g : gpus)
+    if (lower(g.name) == wanted) return &g;
+  return nullptr;
+}
+
+const Architecture* Catalog::architecture_of(const ComputeCapability& cc) const {
+  for (const auto& a : architectures)
+    for (const auto& x : a.cc)
+      if (x.major == cc.major && x.minor == cc.minor) return &a;
+  return nullptr;
+}
+
 const OsInfo* Catalog::find_os(std::string_view name) const {
   for (const auto& o : os)
     if (o.name == name) return &o;
@@ -96,9 +138,12 @@ const CudaRecipe* Catalog::find_cuda_recipe(const OsInfo& o, const Version& v) c
 }
 
 std::optional<ComputeCapability> Catalog::resolve_gpu(std::string_view text) const {
-  std::string wanted = lower(text);
-  for (const auto& g : gpus)
-    if (lower(g.name) == wanted) return g.cc;
+  if (const Gpu* g = find_gpu(text)) return g->cc;
+  return ComputeCapability::parse(text);
+}
+
+std::optional<ComputeCapability> Catalog::resolve_gpu(std::string_view text, const Version& cuda) const {
+  if (const Gpu* g = find_gpu(text)) return g->cc_under(cuda);
   return ComputeCapability::parse(text);
 }
 

@@ -20,6 +20,12 @@ struct Provenance {
   std::string note;
 };
 
+// One update release of a CUDA minor ("13.0.1") and the driver it shipped.
+struct CudaUpdate {
+  Version version;
+  Version driver;
+};
+
 struct CudaRelease {
   Version version;     // "12.4"
   Version full;        // "12.4.1"
@@ -30,10 +36,16 @@ struct CudaRelease {
   std::vector<ComputeCapability> deprecated_sass;
   std::vector<int> require_branches;  // NVIDIA_REQUIRE_CUDA brand alternatives
   bool require_inferred = false;
+  // NVIDIA_REQUIRE_CUDA exactly as NVIDIA's base Dockerfile sets it; empty
+  // when not collected (then it is derived from require_branches x brands).
   std::string require_cuda;
+  std::vector<CudaUpdate> updates;  // X.Y.1, X.Y.2, ... with their drivers
   Provenance provenance;
 
   bool can_target(const ComputeCapability& cc) const;
+  // The oldest driver known to ship with this minor (x.y.0 or an update):
+  // drivers of its branch or newer report CUDA >= X.Y.
+  Version first_driver() const;
   std::string sass_range() const;  // "7.5–12.1"
 };
 
@@ -51,6 +63,8 @@ struct NcclRelease {
   Provenance provenance;
 };
 
+// cudnn, nccl and arch are empty where the catalog marks them inferred and
+// no source gives them (the plan then excludes the build).
 struct TorchBuild {
   Version cuda;
   Version cudnn;
@@ -64,15 +78,33 @@ struct TorchRelease {
   Version version;
   std::vector<std::string> python;
   std::vector<TorchBuild> builds;
-  std::optional<Version> default_cuda;
+  std::optional<Version> default_cuda;  // what plain `pip install torch` gets
   Provenance provenance;
   const TorchBuild* build_for(const Version& cuda) const;
   std::string cuda_list() const;  // "11.8, 12.4, 12.6"
 };
 
+// A GPU architecture and the Linux driver branches that support it [S4].
+struct Architecture {
+  std::string name;  // "Hopper"
+  std::vector<ComputeCapability> cc;
+  Version first_driver;                // first driver with support; empty when unknown
+  std::optional<unsigned> last_branch;  // last branch supporting an old architecture (580)
+  Provenance provenance;
+};
+
 struct Gpu {
   std::string name;
   ComputeCapability cc;
+  // The systems it comes in: both by default; Jetson/Thor-class parts are
+  // aarch64 only, so an x86_64 image never runs on them.
+  std::vector<std::string> platforms{"x86_64", "aarch64"};
+  // Renamed capability: Thor is sm_101 under CUDA 12.8/12.9, sm_110 from 13.0.
+  std::optional<ComputeCapability> former_cc;
+  std::optional<Version> renamed_in;
+
+  ComputeCapability cc_under(const Version& cuda) const;
+  bool runs_on(std::string_view platform) const;
 };
 
 struct OsInfo {
@@ -117,12 +149,14 @@ struct TorchRecipe {
 struct Catalog {
   std::string version;  // catalog_version: recorded in images and hashes
   std::string root;     // the recipes/ directory it came from
+  std::string collected;  // "2026-11-30": when the facts were collected; empty if unrecorded
   std::map<std::string, std::string> sources;
   std::vector<CudaRelease> cuda;
   std::vector<CudnnRelease> cudnn;
   std::vector<NcclRelease> nccl;
   std::vector<TorchRelease> pytorch;
   std::vector<Gpu> gpus;
+  std::vector<Architecture> architectures;
   std::vector<OsInfo> os;
   std::string nvidia_repository;
   std::vector<std::string> require_brands;  // for NVIDIA_REQUIRE_CUDA
@@ -141,11 +175,19 @@ struct Catalog {
   // "9.5" -> newest 9.5.x the catalog knows.
   const CudnnRelease* find_cudnn(const Version& v) const;
   const NcclRelease* find_nccl(const Version& v) const;
+  // The cuDNN entry describing a bundled/installed cuDNN: the newest entry of
+  // the same major.minor, else the nearest older one of the same major, else
+  // the nearest newer one of that major; null when the major is unknown.
+  const CudnnRelease* cudnn_entry_for(const Version& v) const;
+  const Gpu* find_gpu(std::string_view name) const;  // case-insensitive
+  const Architecture* architecture_of(const ComputeCapability& cc) const;
   const OsInfo* find_os(std::string_view name) const;
   const NvidiaBase* find_nvidia_base(const Version& cuda) const;
   const CudaRecipe* find_cuda_recipe(const OsInfo& os, const Version& cuda) const;
   // A GPU name ("H100", case-insensitive) or a capability ("sm_90", "9.0").
   std::optional<ComputeCapability> resolve_gpu(std::string_view name_or_cc) const;
+  // The same, as the GPU is known to a given CUDA release (Thor: 10.1 before 13.0).
+  std::optional<ComputeCapability> resolve_gpu(std::string_view name_or_cc, const Version& cuda) const;
   // "P100" for 6.0; the first catalogued name, or "" when none.
   std::string gpu_name(const ComputeCapability& cc) const;
 

@@ -1,9 +1,12 @@
 // Reads the catalog's TOML files into plain data, checking every field.
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "catalog/catalog.h"
+#include "catalog/compat.h"
 #include "util/toml_reader.h"
 #include "util/validate.h"
 
@@ -12,6 +15,22 @@ namespace kiln::catalog {
 namespace {
 
 namespace fs = std::filesystem;
+
+// "9.1" and "9.1.0" are one version (Version compares them equal): the key
+// duplicates are found by.
+std::string canonical(const Version& v) {
+  std::vector<unsigned> parts = v.parts();
+  while (parts.size() > 1 && parts.back() == 0) parts.pop_back();
+  std::string out;
+  for (unsigned p : parts) out += (out.empty() ? "" : ".") + std::to_string(p);
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
 
 // Shared state while reading one file: its name, the diagnostics so far,
 // and the file-wide default source (a `source` at the top of the file).
@@ -49,6 +68,23 @@ struct Reader {
     return out;
   }
 
+  // Reports a second entry with the same key (a version, a GPU name) at its
+  // own position, naming the first: a silent second "T4" would change every
+  // T4 answer.
+  void unique(std::map<std::string, Location>& seen, const std::string& key, const Location& at, std::string_view what) {
+    auto [it, fresh] = seen.emplace(key, at);
+    if (!fresh) diags.push_back({at, fmt::format("duplicate {} (first at {})", what, it->second.str())});
+  }
+
+  std::optional<ComputeCapability> one_cc(TomlFields& f, std::string_view key, bool required) {
+    auto text = f.str(key, required);
+    if (!text) return std::nullopt;
+    auto cc = ComputeCapability::parse(*text);
+    if (!cc || text->find('.') == std::string::npos)
+      f.error(f.where(key), fmt::format("'{}' must be a compute capability \"X.Y\", not \"{}\"", key, *text));
+    return cc;
+  }
+
   Provenance provenance(TomlFields& f) {
     Provenance p;
     p.sources = f.strings("source");
@@ -66,13 +102,41 @@ struct Reader {
   }
 };
 
+// `updates = [{ version = "13.0.1", driver = "580.82.07" }, ...]`: each an
+// update of this minor with the driver it shipped.
+void load_updates(Reader& r, TomlFields& f, CudaRelease& rel) {
+  std::map<std::string, Location> seen;
+  for (const toml::table* t : f.tables("updates")) {
+    auto u = r.fields(*t);
+    u.only({"version", "driver"});
+    CudaUpdate up{r.version(u, "version"), r.version(u, "driver")};
+    if (up.version.empty()) continue;
+    if (!rel.version.empty() && up.version.prefix(2) != rel.version.prefix(2))
+      u.error(u.where("version"), fmt::format("update {} is not a CUDA {} release", up.version.str(), rel.version.str()));
+    r.unique(seen, canonical(up.version), u.where("version"), fmt::format("update {}", up.version.str()));
+    rel.updates.push_back(std::move(up));
+  }
+}
+
+// The verbatim NVIDIA_REQUIRE_CUDA: it must read as the container runtime
+// reads it and ask for this release.
+void check_require_cuda(TomlFields& f, const CudaRelease& rel) {
+  std::string why;
+  auto req = RequireCuda::parse(rel.require_cuda, &why);
+  if (!req) f.error(f.where("require_cuda"), fmt::format("'require_cuda' is not an NVIDIA_REQUIRE_CUDA string: {}", why));
+  else if (!rel.version.empty() && req->cuda.prefix(2) != rel.version.prefix(2))
+    f.error(f.where("require_cuda"), fmt::format("'require_cuda' asks for cuda>={}, not {}",
+                                                 req->cuda.empty() ? "-" : req->cuda.str(), rel.version.str()));
+}
+
 void load_cuda(Reader& r, const toml::table& doc, Catalog& c) {
   auto top = r.fields(doc);
   top.only({"cuda"});
+  std::map<std::string, Location> seen;
   for (const toml::table* t : top.tables("cuda", true)) {
     auto f = r.fields(*t);
     f.only({"version", "full", "driver", "min_driver", "ptx_isa", "sass", "deprecated_sass", "require_branches",
-            "require_confidence", "require_cuda", "source", "confidence", "note"});
+            "require_confidence", "require_cuda", "updates", "source", "confidence", "inferred", "note"});
     CudaRelease rel;
     rel.version = r.version(f, "version");
     rel.full = r.version(f, "full");
@@ -83,8 +147,13 @@ void load_cuda(Reader& r, const toml::table& doc, Catalog& c) {
     rel.deprecated_sass = r.ccs(f, "deprecated_sass", false);
     for (int64_t b : f.integers("require_branches")) rel.require_branches.push_back(static_cast<int>(b));
     rel.require_inferred = f.str("require_confidence").value_or("") == "inferred";
-    rel.require_cuda = f.str("require_cuda").value_or("");
+    if (auto req = f.str("require_cuda")) {
+      rel.require_cuda = *req;
+      check_require_cuda(f, rel);
+    }
+    load_updates(r, f, rel);
     rel.provenance = r.provenance(f);
+    if (!rel.version.empty()) r.unique(seen, rel.version.prefix(2).str(), f.where("version"), "CUDA " + rel.version.str());
     c.cuda.push_back(std::move(rel));
   }
 }
@@ -92,6 +161,7 @@ void load_cuda(Reader& r, const toml::table& doc, Catalog& c) {
 void load_cudnn(Reader& r, const toml::table& doc, Catalog& c) {
   auto top = r.fields(doc);
   top.only({"cudnn"});
+  std::map<std::string, Location> seen;
   for (const toml::table* t : top.tables("cudnn", true)) {
     auto f = r.fields(*t);
     f.only({"version", "cuda", "cc", "source", "confidence", "note", "inferred"});
@@ -103,6 +173,7 @@ void load_cudnn(Reader& r, const toml::table& doc, Catalog& c) {
       else f.error(f.where("cc"), fmt::format("bad capability range \"{}\"", *cc));
     }
     rel.provenance = r.provenance(f);
+    if (!rel.version.empty()) r.unique(seen, canonical(rel.version), f.where("version"), "cuDNN " + rel.version.str());
     c.cudnn.push_back(std::move(rel));
   }
 }
@@ -110,6 +181,7 @@ void load_cudnn(Reader& r, const toml::table& doc, Catalog& c) {
 void load_nccl(Reader& r, const toml::table& doc, Catalog& c) {
   auto top = r.fields(doc);
   top.only({"nccl"});
+  std::map<std::string, Location> seen;
   for (const toml::table* t : top.tables("nccl", true)) {
     auto f = r.fields(*t);
     f.only({"version", "cuda", "source", "confidence", "note", "inferred"});
@@ -117,8 +189,21 @@ void load_nccl(Reader& r, const toml::table& doc, Catalog& c) {
     rel.version = r.version(f, "version");
     rel.cuda = r.ranges(f, "cuda");
     rel.provenance = r.provenance(f);
+    if (!rel.version.empty()) r.unique(seen, canonical(rel.version), f.where("version"), "NCCL " + rel.version.str());
     c.nccl.push_back(std::move(rel));
   }
+}
+
+// A value no source gives may be left out, but only where `inferred` names
+// it: then kiln knows it does not know (the plan excludes such a build
+// rather than guess), and a forgotten key is still an error.
+bool unknown_allowed(TomlFields& f, std::string_view key) {
+  if (f.raw().contains(key)) return false;
+  std::vector<std::string> inferred;
+  if (const toml::node* n = f.raw().get("inferred"); n && n->is_array())
+    for (const auto& item : *n->as_array())
+      if (auto s = item.value<std::string>()) inferred.push_back(*s);
+  return std::find(inferred.begin(), inferred.end(), key) != inferred.end();
 }
 
 TorchBuild load_torch_build(Reader& r, const toml::table& t) {
@@ -126,10 +211,10 @@ TorchBuild load_torch_build(Reader& r, const toml::table& t) {
   f.only({"cuda", "cudnn", "nccl", "cublas", "arch_list", "source", "confidence", "inferred", "note"});
   TorchBuild b;
   b.cuda = r.version(f, "cuda");
-  b.cudnn = r.version(f, "cudnn");
-  b.nccl = r.version(f, "nccl");
+  if (!unknown_allowed(f, "cudnn")) b.cudnn = r.version(f, "cudnn");
+  if (!unknown_allowed(f, "nccl")) b.nccl = r.version(f, "nccl");
   if (f.raw().contains("cublas")) b.cublas = r.version(f, "cublas");
-  if (auto text = f.str("arch_list", true)) {
+  if (auto text = f.str("arch_list", !unknown_allowed(f, "arch_list"))) {
     if (auto arch = ArchList::parse(*text)) b.arch = *arch;
     else f.error(f.where("arch_list"), fmt::format("bad arch list \"{}\"", *text));
   }
@@ -140,31 +225,105 @@ TorchBuild load_torch_build(Reader& r, const toml::table& t) {
 void load_pytorch(Reader& r, const toml::table& doc, Catalog& c) {
   auto top = r.fields(doc);
   top.only({"pytorch"});
+  std::map<std::string, Location> seen;
   for (const toml::table* t : top.tables("pytorch", true)) {
     auto f = r.fields(*t);
-    f.only({"version", "python", "default_cuda", "build", "source", "confidence", "inferred", "note"});
+    f.only({"version", "python", "build", "default_cuda", "source", "confidence", "inferred", "note"});
     TorchRelease rel;
     rel.version = r.version(f, "version");
-    rel.python = f.strings("python", true);
+    rel.python = f.strings("python", !unknown_allowed(f, "python"));
     if (f.raw().contains("default_cuda")) rel.default_cuda = r.version(f, "default_cuda");
     rel.provenance = r.provenance(f);
-    for (const toml::table* bt : f.tables("build", true)) rel.builds.push_back(load_torch_build(r, *bt));
+    std::map<std::string, Location> builds;
+    for (const toml::table* bt : f.tables("build", true)) {
+      rel.builds.push_back(load_torch_build(r, *bt));
+      const Version& cuda = rel.builds.back().cuda;
+      if (!cuda.empty())
+        r.unique(builds, cuda.prefix(2).str(), location_of(*bt->get("cuda"), r.file),
+                 fmt::format("PyTorch {} build for CUDA {}", rel.version.str(), cuda.str()));
+    }
+    if (rel.default_cuda && !rel.default_cuda->empty() && !rel.build_for(*rel.default_cuda))
+      f.error(f.where("default_cuda"), fmt::format("'default_cuda' {} is none of PyTorch {}'s CUDA builds ({})",
+                                                   rel.default_cuda->str(), rel.version.str(), rel.cuda_list()));
+    if (!rel.version.empty()) r.unique(seen, canonical(rel.version), f.where("version"), "PyTorch " + rel.version.str());
     c.pytorch.push_back(std::move(rel));
+  }
+}
+
+// [[architecture]]: name, the capabilities it covers, the first driver that
+// supports it and, for old ones, the last branch that still does.
+void load_architectures(Reader& r, TomlFields& top, Catalog& c) {
+  std::map<std::string, Location> names, ccs;
+  for (const toml::table* t : top.tables("architecture")) {
+    auto f = r.fields(*t);
+    f.only({"name", "cc", "first_driver", "last_branch", "source", "confidence", "inferred", "note"});
+    Architecture a;
+    a.name = f.str("name", true).value_or("");
+    if (f.raw().contains("name") && a.name.empty()) f.error(f.where("name"), "'name' must not be empty");
+    for (const auto& text : f.strings("cc", true)) {
+      auto cc = ComputeCapability::parse(text);
+      if (!cc || text.find('.') == std::string::npos) {
+        f.error(f.where("cc"), fmt::format("'cc' holds a bad compute capability \"{}\" (give \"X.Y\")", text));
+        continue;
+      }
+      a.cc.push_back(*cc);
+      r.unique(ccs, cc->str(), f.where("cc"), fmt::format("compute capability {} in two architectures", cc->str()));
+    }
+    a.first_driver = r.version(f, "first_driver", false);  // absent: no floor is known
+    if (auto last = f.integer("last_branch")) {
+      if (*last < 100 || *last > 9999) f.error(f.where("last_branch"), "'last_branch' must be a driver branch such as 580");
+      else a.last_branch = static_cast<unsigned>(*last);
+    }
+    if (a.last_branch && !a.first_driver.empty() && *a.last_branch < a.first_driver.major())
+      f.error(f.where("last_branch"), fmt::format("'last_branch' R{} is older than 'first_driver' {}", *a.last_branch,
+                                                  a.first_driver.str()));
+    a.provenance = r.provenance(f);
+    if (!a.name.empty()) r.unique(names, lower(a.name), f.where("name"), "architecture " + a.name);
+    c.architectures.push_back(std::move(a));
+  }
+}
+
+void load_gpu_entry(Reader& r, TomlFields& f, Catalog& c, std::map<std::string, Location>& seen) {
+  f.only({"cc", "names", "platforms", "former_cc", "renamed_in", "source", "confidence", "inferred", "note"});
+  auto cc = r.ccs(f, "cc", true);
+  Gpu proto;
+  if (f.raw().contains("platforms")) {
+    proto.platforms = f.strings("platforms");
+    for (const auto& p : proto.platforms)
+      if (p != "x86_64" && p != "aarch64")
+        f.error(f.where("platforms"), fmt::format("'platforms' holds \"{}\": give \"x86_64\" and/or \"aarch64\"", p));
+  }
+  proto.former_cc = r.one_cc(f, "former_cc", false);
+  if (f.raw().contains("renamed_in")) proto.renamed_in = r.version(f, "renamed_in");
+  if (f.raw().contains("former_cc") != f.raw().contains("renamed_in"))
+    f.error(f.where(), "'former_cc' and 'renamed_in' go together (the capability before that CUDA release, and the release)");
+  r.provenance(f);
+  if (cc.size() != 1) {
+    if (!cc.empty()) f.error(f.where("cc"), "'cc' must be one compute capability");
+    return;
+  }
+  const toml::array* names = f.raw().get("names") ? f.raw().get("names")->as_array() : nullptr;
+  std::vector<std::string> list = f.strings("names", true);
+  for (size_t i = 0; i < list.size(); ++i) {
+    Location at = names && i < names->size() ? location_of(*names->get(i), r.file) : f.where("names");
+    r.unique(seen, lower(list[i]), at, fmt::format("GPU name \"{}\" (names are case-insensitive)", list[i]));
+    Gpu g = proto;
+    g.name = list[i];
+    g.cc = cc[0];
+    c.gpus.push_back(std::move(g));
   }
 }
 
 void load_gpus(Reader& r, const toml::table& doc, Catalog& c) {
   auto top = r.fields(doc);
-  top.only({"gpu", "source"});
+  top.only({"gpu", "architecture", "source"});
   r.default_sources = top.strings("source");
+  std::map<std::string, Location> seen;
   for (const toml::table* t : top.tables("gpu", true)) {
     auto f = r.fields(*t);
-    f.only({"cc", "names", "source"});
-    auto cc = r.ccs(f, "cc", true);
-    r.provenance(f);
-    if (cc.size() != 1) continue;
-    for (const auto& name : f.strings("names", true)) c.gpus.push_back({name, cc[0]});
+    load_gpu_entry(r, f, c, seen);
   }
+  load_architectures(r, top, c);
   r.default_sources.clear();
 }
 
@@ -257,8 +416,16 @@ void load_torch_recipe(Reader& r, const toml::table& doc, Catalog& c) {
 void load_sources(const std::string& file, std::vector<Diagnostic>& diags, Catalog& c) {
   toml::table doc = parse_toml_file(file);
   TomlFields f(doc, file, diags);
-  f.only({"catalog_version", "sources"});
+  f.only({"catalog_version", "collected", "sources"});
   c.version = f.str("catalog_version", true).value_or("");
+  if (const toml::node* n = doc.get("collected")) {
+    if (const auto* d = n->as_date()) {
+      const toml::date& v = d->get();
+      c.collected = fmt::format("{:04}-{:02}-{:02}", v.year, v.month, v.day);
+    } else {
+      f.error(f.where("collected"), "'collected' must be a TOML date such as 2026-11-30 (no quotes)");
+    }
+  }
   if (const toml::table* s = f.table("sources", true))
     for (const auto& [key, node] : *s)
       c.sources[std::string(key.str())] = node.value<std::string>().value_or("");

@@ -29,6 +29,7 @@ struct Row {
   bool ok = false;
   std::string min_driver;
   std::vector<std::string> why;
+  std::vector<std::string> conditions;  // ok, but only where these hold (GPU brands)
 };
 
 std::vector<Row> check_matrix(const Common& common, const CheckArgs& a, const catalog::Catalog& cat) {
@@ -37,7 +38,7 @@ std::vector<Row> check_matrix(const Common& common, const CheckArgs& a, const ca
   (void)common;
   std::vector<Row> rows;
   for (const auto& c : p.combos)
-    if (c.status == plan::Status::valid) rows.push_back({c.id, c.usable.value_or(false), c.min_driver, c.why_not});
+    if (c.status == plan::Status::valid) rows.push_back({c.id, c.usable.value_or(false), c.min_driver, c.why_not, c.conditions});
   if (rows.empty()) rows.push_back({m.name, false, "", {"the matrix has no valid combination to check"}});
   return rows;
 }
@@ -48,7 +49,8 @@ std::vector<Row> check_images(const CheckArgs& a, const catalog::Catalog& cat) {
   std::vector<Row> rows;
   for (const auto& image : a.inputs) {
     audit::ImageAudit au = audit_input(image, gpus, cat, a.input);
-    Row r{image, false, au.verdict.min_driver, audit::why_not_on_driver(au.verdict, driver)};
+    Row r{image, false, au.verdict.min_driver, audit::why_not_on_driver(au.verdict, driver),
+          audit::conditions_on_driver(au.verdict, driver)};
     r.ok = r.why.empty();
     rows.push_back(std::move(r));
   }
@@ -60,7 +62,7 @@ void print(const std::vector<Row>& rows, const CheckArgs& a) {
     nlohmann::json j = {{"schema", "kiln.check-driver/v1"}, {"driver", a.driver}, {"gpus", a.gpus}, {"results", nlohmann::json::array()}};
     for (const auto& r : rows)
       j["results"].push_back({{"name", r.name}, {"ok", r.ok}, {"min_driver", r.min_driver.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.min_driver)},
-                              {"why_not", r.why}});
+                              {"why_not", r.why}, {"conditions", r.conditions}});
     j["ok"] = std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.ok; });
     std::cout << json_text(j, 2) << '\n';
     return;
@@ -71,6 +73,8 @@ void print(const std::vector<Row>& rows, const CheckArgs& a) {
     std::cout << fmt::format("{:<56} {:<6} {:<11} {}\n", r.name, r.ok ? "ok" : "FAIL", r.min_driver.empty() ? "-" : r.min_driver,
                              r.why.empty() ? "" : r.why.front());
     for (size_t i = 1; i < r.why.size(); ++i) std::cout << fmt::format("{:<76}{}\n", "", r.why[i]);
+    if (r.ok)
+      for (const auto& only : r.conditions) std::cout << fmt::format("{:<76}only if: {}\n", "", only);
   }
 }
 

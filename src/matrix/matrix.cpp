@@ -244,8 +244,11 @@ class Parser {
     const toml::table* t = top.table("image");
     if (!t) return;
     TomlFields f = fields(*t);
-    f.only({"user", "uid"});
+    f.only({"user", "uid", "platform"});
     m.user = f.str("user").value_or(m.user);
+    m.platform = f.str("platform").value_or(m.platform);
+    if (m.platform != "x86_64" && m.platform != "aarch64")
+      error(f.where("platform"), "platform must be \"x86_64\" or \"aarch64\"");
     if (auto uid = f.integer("uid")) {
       if (*uid < 0 || *uid > 2147483647) error(f.where("uid"), "uid must be between 0 and 2147483647");
       else m.uid = static_cast<int>(*uid);

@@ -98,6 +98,9 @@ struct Matrix {
   std::vector<Value> gpu_classes_named;
   std::string user = "kiln";
   int uid = 10001;
+  // The images' platform ([image] platform): "x86_64" (default) or "aarch64".
+  // GPUs that come only in aarch64 systems are never served by x86_64 images.
+  std::string platform = "x86_64";
 
   const Axis* axis(std::string_view name) const;
 };

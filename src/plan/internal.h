@@ -11,8 +11,9 @@ void resolve(Combo& combo, const matrix::Matrix& m, const catalog::Catalog& c);
 
 // Arch list, target support, driver floor, NVIDIA_REQUIRE_CUDA (targets.cpp).
 void resolve_targets(Combo& combo, const matrix::Matrix& m, const catalog::Catalog& c);
-TargetSupport support_of(const std::string& name, const ComputeCapability& cc, const ArchList& arch,
-                         const catalog::CudaRelease& cuda, const catalog::Catalog& c);
+// One GPU against a resolved combination: its arch list, platform and cuDNN.
+TargetSupport support_of(const std::string& name, const Combo& combo, const catalog::CudaRelease& cuda,
+                         const catalog::Catalog& c);
 void answer_query(Combo& combo, const Query& q, const catalog::Catalog& c);
 
 // "T4 (sm_75)": shared with the audit (catalog/compat.h).

@@ -2,6 +2,9 @@
 // axes, plus [[include]] entries, minus [[exclude]] entries. Each one is
 // then resolved against the catalog (resolve.cpp, targets.cpp).
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <set>
 
 #include <fmt/format.h>
@@ -26,6 +29,7 @@ using Axes = std::map<std::string, std::string>;
 void check_value(const std::string& axis, const matrix::Value& v, const catalog::Catalog& c,
                  std::vector<Diagnostic>& diags) {
   auto fail = [&](std::string msg) { diags.push_back({v.where, std::move(msg)}); };
+  if ((axis == "pytorch" || axis == "cuda") && v.text == "latest") return;
   if (axis == "pytorch") {
     auto ver = Version::parse(v.text);
     if (!ver) fail(fmt::format("pytorch \"{}\" is not a version", v.text));
@@ -238,12 +242,88 @@ void render_tags(std::vector<Combo>& combos, const matrix::Matrix& m) {
   if (!diags.empty()) throw InputError(std::move(diags));
 }
 
+// "latest" on the pytorch or cuda axis: the newest release the catalog
+// knows, as "X.Y" -- rewritten everywhere the matrix names values, so rules
+// written with "latest" still match.
+bool resolve_latest(matrix::Matrix& m, const catalog::Catalog& c) {
+  auto newest = [](const auto& items) {
+    Version best;
+    for (const auto& i : items)
+      if (i.version > best) best = i.version;
+    return best.prefix(2).str();
+  };
+  std::map<std::string, std::string> latest{{"pytorch", newest(c.pytorch)}, {"cuda", newest(c.cuda)}};
+  bool asked = false;
+  auto rewrite = [&](const std::string& axis, std::string& text) {
+    auto it = latest.find(axis);
+    if (it == latest.end() || text != "latest") return;
+    text = it->second;
+    asked = true;
+  };
+  for (auto& axis : m.axes)
+    for (auto& v : axis.values) rewrite(axis.name, v.text);
+  for (auto* rules : {&m.include, &m.exclude})
+    for (auto& rule : *rules)
+      for (auto& [name, v] : rule.values) rewrite(name, v.text);
+  for (auto& o : m.policy.overrides)
+    for (auto& [name, v] : o.match) rewrite(name, v.text);
+  return asked;
+}
+
+// Days since 1970-01-01 of "YYYY-MM-DD" (H. Hinnant's days_from_civil);
+// nullopt when malformed.
+std::optional<long> days_of(const std::string& date) {
+  int y = 0;
+  unsigned mo = 0, d = 0;
+  char rest = 0;
+  if (date.size() != 10 || std::sscanf(date.c_str(), "%4d-%2u-%2u%c", &y, &mo, &d, &rest) != 3 || mo < 1 || mo > 12 ||
+      d < 1 || d > 31)
+    return std::nullopt;
+  y -= mo <= 2;
+  const long era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long>(doe) - 719468;
+}
+
+std::string today_or(std::string today) {
+  if (!today.empty()) return today;
+  if (const char* env = std::getenv("KILN_TODAY"); env && *env) return env;
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &utc);
+  return buf;
+}
+
+// A matrix asking for the newest release gets only what the catalog knew
+// when its facts were collected: say so once that is old.
+void staleness(Plan& plan, const catalog::Catalog& c, bool asked_latest, const std::string& today) {
+  if (!asked_latest) return;
+  if (c.collected.empty()) {
+    plan.warnings.push_back("the matrix asks for \"latest\" but the catalog records no collection date: it may lag the newest releases");
+    return;
+  }
+  auto now = days_of(today);
+  if (!now) throw InputError({"KILN_TODAY"}, fmt::format("\"{}\" is not a date YYYY-MM-DD", today));
+  auto then = days_of(c.collected);
+  if (!then || *now - *then <= kStaleAfterDays) return;
+  plan.warnings.push_back(fmt::format("the matrix asks for \"latest\" but the catalog's facts were collected {} ({} days ago, "
+                                      "over {}): newer PyTorch or CUDA releases may exist; refresh recipes/catalog",
+                                      c.collected, *now - *then, kStaleAfterDays));
+}
+
 }  // namespace
 
-Plan make_plan(const matrix::Matrix& m, const catalog::Catalog& c, const Query& q) {
+Plan make_plan(const matrix::Matrix& input, const catalog::Catalog& c, const Query& q, std::string today) {
+  matrix::Matrix m = input;
+  const bool asked_latest = resolve_latest(m, c);
   check_values(m, c);
   check_gpu_classes(m, c);
-  Plan plan{m.name, m.path, c.version, q, m.policy, m.registry, m.user, m.uid, {}};
+  Plan plan{m.name, m.path, c.version, c.collected, {}, q, m.policy, m.registry, m.user, m.uid, {}};
+  staleness(plan, c, asked_latest, today_or(std::move(today)));
 
   std::vector<Axes> all = cartesian(m);
   std::vector<Diagnostic> diags;
@@ -258,6 +338,7 @@ Plan make_plan(const matrix::Matrix& m, const catalog::Catalog& c, const Query& 
   for (const auto& axes : all) {
     Combo combo;
     combo.axes = axes;
+    combo.platform = m.platform;
     combo.id = make_id(axes);
     if (!ids.insert(combo.id).second) continue;
     combo.policy = policy_for(axes, m.policy);

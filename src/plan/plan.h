@@ -34,7 +34,8 @@ struct TargetSupport {
   ComputeCapability cc;
   Support support = Support::unsupported;
   std::string via;         // "sm_75" or "compute_90"
-  std::string min_driver;  // for this GPU: PTX JIT needs the toolkit's driver
+  std::string min_driver;  // for this GPU: PTX JIT needs the toolkit's driver; its architecture's first driver
+  std::string driver_why;  // the rule behind min_driver, in words
   std::string reason;      // why it is unsupported
 };
 
@@ -55,7 +56,8 @@ struct Install {
 
 struct Combo {
   std::string id;
-  std::map<std::string, std::string> axes;  // values as written in the matrix
+  std::map<std::string, std::string> axes;  // values as written in the matrix ("latest" resolved)
+  std::string platform = "x86_64";          // the image's: "x86_64" | "aarch64"
   Status status = Status::valid;
   std::string reason;  // for excluded: the rule, in words
   std::string rule;    // machine-readable rule id, e.g. "pytorch-cuda-build"
@@ -74,6 +76,10 @@ struct Combo {
   // Filled only when the plan was asked about a driver and/or GPUs.
   std::optional<bool> usable;
   std::vector<std::string> why_not;
+  // Usable, but only where these hold (NVIDIA_REQUIRE_CUDA admits the
+  // driver's branch only on some brands).
+  std::vector<std::string> conditions;
+  bool forward_compat = false;  // usable only through the cuda-compat package (data-center GPUs)
   std::vector<TargetSupport> query_gpus;
 };
 
@@ -87,6 +93,8 @@ struct Plan {
   std::string matrix_name;
   std::string matrix_path;
   std::string catalog_version;
+  std::string catalog_collected;  // "2026-11-30"; empty when the catalog does not say
+  std::vector<std::string> warnings;  // e.g. a stale catalog asked for "latest"
   Query query;
   matrix::Policy policy;
   matrix::Registry registry;
@@ -98,8 +106,13 @@ struct Plan {
 };
 
 // Throws InputError (file:line:col) for values the catalog does not know,
-// bad tag templates, tag collisions and malformed queries.
-Plan make_plan(const matrix::Matrix& m, const catalog::Catalog& c, const Query& q = {});
+// bad tag templates, tag collisions and malformed queries. `today`
+// ("YYYY-MM-DD", empty: the system date or KILN_TODAY) dates the staleness
+// warning for matrices asking for "latest".
+Plan make_plan(const matrix::Matrix& m, const catalog::Catalog& c, const Query& q = {}, std::string today = {});
+
+// A catalog older than this many days is stale for "latest".
+inline constexpr int kStaleAfterDays = 60;
 
 // Stable JSON (documented in docs/plan-json.md), keys sorted.
 nlohmann::json to_json(const Plan& p);

@@ -52,6 +52,7 @@ json to_json(const Combo& c) {
          {"targets", json::object()},
          {"min_driver", c.min_driver.empty() ? json(nullptr) : json(c.min_driver)},
          {"require_cuda", c.require_cuda.empty() ? json(nullptr) : json(c.require_cuda)},
+         {"platform", c.platform},
          {"tags", c.tags},
          {"base", c.base.empty() ? json(nullptr) : json(c.base)},
          {"policy", {{"verify", c.policy.verify}, {"gpu_classes", c.policy.gpu_classes}}},
@@ -59,7 +60,8 @@ json to_json(const Combo& c) {
          {"sources", c.sources}};
   for (const auto& t : c.targets) j["targets"][t.name] = target_json(t);
   if (c.usable) {
-    json q{{"usable", *c.usable}, {"why_not", c.why_not}, {"gpus", json::object()}};
+    json q{{"usable", *c.usable}, {"why_not", c.why_not}, {"conditions", c.conditions},
+            {"forward_compat", c.forward_compat}, {"gpus", json::object()}};
     for (const auto& t : c.query_gpus) q["gpus"][t.name] = target_json(t);
     j["query"] = q;
   }
@@ -72,6 +74,8 @@ json to_json(const Plan& p) {
   json j{{"schema", "kiln.plan/v1"},
          {"matrix", {{"name", p.matrix_name}, {"path", p.matrix_path}}},
          {"catalog_version", p.catalog_version},
+         {"catalog_collected", p.catalog_collected.empty() ? json(nullptr) : json(p.catalog_collected)},
+         {"warnings", p.warnings},
          {"summary", {{"combinations", p.combos.size()}, {"valid", p.count(Status::valid)}, {"excluded", p.count(Status::excluded)}}},
          {"policy", {{"verify", p.policy.verify}, {"gpu_classes", p.policy.gpu_classes}, {"targets", p.policy.targets}}},
          {"combos", combos}};
@@ -87,8 +91,11 @@ std::string to_table(const Plan& p) {
   bool query = !p.query.driver.empty() || !p.query.gpus.empty();
   size_t width = 10;
   for (const auto& c : p.combos) width = std::max(width, c.id.size());
-  std::string out = fmt::format("{}: {} combinations, {} valid, {} excluded (catalog {})\n\n", p.matrix_name,
-                                p.combos.size(), p.count(Status::valid), p.count(Status::excluded), p.catalog_version);
+  std::string fresh = p.catalog_collected.empty() ? "collection date not recorded" : "facts collected " + p.catalog_collected;
+  std::string out = fmt::format("{}: {} combinations, {} valid, {} excluded (catalog {}, {})\n", p.matrix_name,
+                                p.combos.size(), p.count(Status::valid), p.count(Status::excluded), p.catalog_version, fresh);
+  for (const auto& w : p.warnings) out += "warning: " + w + "\n";
+  out += '\n';
   std::vector<std::string> target_names;
   for (const auto& c : p.combos)
     if (!c.targets.empty()) {
@@ -111,6 +118,8 @@ std::string to_table(const Plan& p) {
     if (c.status == Status::excluded) out += fmt::format("    excluded: {}\n", c.reason);
     for (const auto& why : c.why_not)
       if (c.status == Status::valid) out += fmt::format("    not usable: {}\n", why);
+    for (const auto& only : c.conditions)
+      if (c.usable && *c.usable) out += fmt::format("    only if: {}\n", only);
   }
   std::vector<std::string> inferred;
   for (const auto& c : p.combos)

@@ -70,6 +70,21 @@ bool resolve_pytorch(Combo& combo, const Catalog& c, const catalog::CudaRelease&
                         cuda.version.str(), rel->cuda_list()));
     return false;
   }
+  // kiln builds only what it can check: a wheel whose bundled versions or
+  // arch list no source gives cannot be verified against the plan.
+  std::vector<std::string> unknown;
+  if (build->cudnn.empty()) unknown.push_back("cuDNN");
+  if (build->nccl.empty()) unknown.push_back("NCCL");
+  if (build->arch.empty()) unknown.push_back("arch list");
+  if (rel->python.empty()) unknown.push_back("Python versions");
+  if (!unknown.empty()) {
+    exclude(combo, "pytorch-build-unknown",
+            fmt::format("the catalog does not know the {} of PyTorch {}+cu{}{} (marked inferred, no source gives them), so "
+                        "kiln cannot check what the image holds",
+                        join(unknown, ", "), rel->version.str(), cuda.version.major(), cuda.version.minor()));
+    note_inferred(combo, build->provenance, fmt::format("PyTorch {}+cu{}{}", rel->version.str(), cuda.version.major(), cuda.version.minor()));
+    return false;
+  }
   combo.versions.pytorch = rel->version.str();
   combo.versions.cudnn = build->cudnn.str();
   combo.versions.nccl = build->nccl.str();

@@ -362,16 +362,24 @@ void check_catalog_strings(const toml::table& doc, const std::string& file, std:
       {"family", tag},                    {"os_family", tag},
       {"index", filled_url},              {"packages", filled_pip},
       {"venv", absolute_path}};
-  walk(doc, "", file, [&](std::string_view key, const std::string* value, const toml::source_region& src) {
-    if (!value) {
-      if (auto p = control_chars(key)) diags.push_back({at(src, file), fmt::format("key {} {}", quoted(key), *p)});
-      return;
-    }
-    if (key == "note") return;
-    auto it = kByKey.find(key);
-    Problem p = it != kByKey.end() ? it->second(*value) : control_chars(*value);
-    if (p) diags.push_back({at(src, file), fmt::format("'{}' = {} {}", key, quoted(*value), *p)});
-  });
+  auto checker = [&](bool name_is_label) {
+    return [&, name_is_label](std::string_view key, const std::string* value, const toml::source_region& src) {
+      if (!value) {
+        if (auto p = control_chars(key)) diags.push_back({at(src, file), fmt::format("key {} {}", quoted(key), *p)});
+        return;
+      }
+      if (key == "note") return;
+      auto it = name_is_label && key == "name" ? kByKey.end() : kByKey.find(key);
+      Problem p = it != kByKey.end() ? it->second(*value) : control_chars(*value);
+      if (p) diags.push_back({at(src, file), fmt::format("'{}' = {} {}", key, quoted(*value), *p)});
+    };
+  };
+  for (const auto& [k, v] : doc) {
+    checker(false)(k.str(), nullptr, toml::source_region{k.source()});
+    // An [[architecture]]'s name ("Ada Lovelace") labels messages; it never
+    // reaches an image, so only control characters are refused there.
+    walk(v, k.str(), file, checker(k.str() == "architecture"));
+  }
 }
 
 }  // namespace kiln::grammar

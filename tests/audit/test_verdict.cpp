@@ -102,7 +102,11 @@ TEST_CASE("the image serves a GPU only if every library does", "[audit][verdict]
   CHECK(gpu(v, "B200").support == Support::ptx_jit);
   CHECK(gpu(v, "B200").libraries.size() == 2);
 
-  CHECK(v.min_driver == "550.54.15");
+  // The PTX floor, unless B200's architecture needs a newer first driver.
+  Version floor = Version::must("550.54.15");
+  catalog::DriverFloor blackwell = catalog::architecture_floor(cat(), "B200", *ComputeCapability::parse("10.0"));
+  if (!blackwell.driver.empty() && blackwell.driver > floor) floor = blackwell.driver;
+  CHECK(v.min_driver == floor.str());
   CHECK(v.unreadable.empty());
 
   // check-driver's question.
@@ -222,4 +226,70 @@ TEST_CASE("an image's device code against the arch list it promises", "[audit][v
   // The framework library must carry each entry's own SASS, not only a compatible one.
   const auto narrow = arch_promise_gaps({lib("libtorch_cuda.so", {{8, 0, 0}}, {})}, *ArchList::parse("8.0;8.6"));
   CHECK(narrow == std::vector<std::string>{"libtorch_cuda.so carries no SASS for sm_86 (8.0;8.6 promises it)"});
+}
+
+namespace {
+
+// The real catalog plus architecture limits and an aarch64-only GPU, set
+// here so the test does not depend on the values recipes/ carries.
+const catalog::Catalog& limited() {
+  static const catalog::Catalog c = [] {
+    catalog::Catalog x = cat();
+    catalog::Architecture volta{"Volta", {*ComputeCapability::parse("7.0")}, Version::must("384.59"), 580u, {}};
+    catalog::Architecture hopper{"Hopper", {*ComputeCapability::parse("9.0")}, Version::must("520.61.05"), std::nullopt, {}};
+    x.architectures = {volta, hopper};
+    for (auto& g : x.gpus)
+      if (g.name == "Orin") g.platforms = {"aarch64"};
+    return x;
+  }();
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("audit verdicts: architecture limits, platform, cuDNN floor", "[audit][verdict]") {
+  const std::vector<FatbinScan> libs = {lib("libA.so", {{3, 7, 0}, {7, 0, 0}, {8, 0, 0}, {8, 7, 0}, {9, 0, 0}}, {})};
+  Components comp = cuda("12.4.127");
+  comp.architecture = "amd64";
+  comp.cudnn.push_back({"9.1.0", "usr/include/cudnn_version.h"});
+  const auto gpus = resolve_gpus({"K80", "V100", "H100", "Orin"}, limited());
+  const ImageVerdict v = judge(comp, libs, gpus, limited());
+  CHECK(v.platform == "x86_64");
+  CHECK(gpu(v, "Orin").support == Support::unsupported);
+  CHECK(gpu(v, "Orin").reason == "Orin (sm_87) comes only in aarch64 systems: an x86_64 image never runs on it");
+  CHECK(gpu(v, "K80").support == Support::unsupported);  // SASS for 3.7, but cuDNN 9 starts at 5.0
+  CHECK_THAT(gpu(v, "K80").reason, Catch::StartsWith("cuDNN 9.1.0 does not serve K80 (sm_37)"));
+  CHECK(gpu(v, "H100").min_driver == "525.60.13");  // Hopper's first driver is lower than the runtime floor
+
+  const ImageVerdict ok = judge(comp, libs, resolve_gpus({"V100", "H100"}, limited()), limited());
+  CHECK(why_not_on_driver(ok, Version::must("580.65.06")).empty());
+  CHECK(why_not_on_driver(ok, Version::must("590.44.01")) ==
+        std::vector<std::string>{"driver 590.44.01 no longer supports V100 (sm_70, Volta): Volta's last driver branch is R580; 590.xx dropped it"});
+  const auto why = why_not_on_driver(judge(comp, libs, gpus, limited()), Version::must("580.65.06"));
+  REQUIRE(why.size() == 2);
+  CHECK_THAT(why[0], Catch::StartsWith("K80 (sm_37) unsupported: cuDNN 9.1.0 does not serve K80"));
+  CHECK_THAT(why[1], Catch::StartsWith("Orin (sm_87) unsupported: Orin (sm_87) comes only in aarch64 systems"));
+
+  comp.architecture = "arm64";
+  CHECK(gpu(judge(comp, libs, gpus, limited()), "Orin").support == Support::native);
+}
+
+TEST_CASE("check-driver judges an image's NVIDIA_REQUIRE_CUDA by the catalog's rule", "[audit][verdict]") {
+  const std::vector<FatbinScan> libs = {lib("libA.so", {{7, 5, 0}}, {})};
+  Components comp = cuda("12.4.127");
+  comp.env_require_cuda = "cuda>=12.4 brand=tesla,driver>=470,driver<471 brand=tesla,driver>=535,driver<536";
+  const ImageVerdict v = judge(comp, libs, resolve_gpus({"T4"}, cat()), cat());
+  // Listed branch at or above the floor: a condition, not a failure.
+  CHECK(why_not_on_driver(v, Version::must("535.104.05")).empty());
+  REQUIRE(conditions_on_driver(v, Version::must("535.104.05")).size() == 1);
+  CHECK_THAT(conditions_on_driver(v, Version::must("535.104.05"))[0], Catch::Contains("only on brands tesla"));
+  // Listed branch below the floor: forward compatibility on those brands.
+  CHECK(why_not_on_driver(v, Version::must("470.82.01")).empty());
+  CHECK_THAT(conditions_on_driver(v, Version::must("470.82.01"))[0], Catch::Contains("forward compatibility"));
+  // Not listed and older than 12.4: the runtime refuses.
+  const auto refused = why_not_on_driver(v, Version::must("545.29.06"));
+  REQUIRE(refused.size() == 1);
+  CHECK_THAT(refused[0], Catch::StartsWith("the container runtime refuses it: driver 545.29.06 predates CUDA 12.4"));
+  CHECK(conditions_on_driver(v, Version::must("550.54.15")).empty());  // cuda>=12.4 holds
+  CHECK(why_not_on_driver(v, Version::must("550.54.15")).empty());
 }

@@ -34,6 +34,17 @@ check "--gpu P100: CUDA 13.0 unusable" json_assert "$tmp/p100.json" \
   "all(c['query']['usable'] is False and any('cannot target P100' in w for w in c['query']['why_not']) for c in j['combos'] if c['versions']['cuda'].startswith('13.0') and c['status']=='valid')"
 check "--gpu P100: some CUDA 12 usable" json_assert "$tmp/p100.json" "any(c['query']['usable'] for c in j['combos'])"
 
+check "freshness in JSON" json_assert "$tmp/pt.json" "'catalog_collected' in j and isinstance(j['warnings'], list)"
+
+# --- "latest" and the catalog's age (KILN_TODAY stands in for the clock) ----
+printf 'name = "latest"\n[axes]\npytorch = ["latest"]\ncuda = ["latest"]\nos = ["ubuntu24.04"]\nflavor = ["runtime"]\n[tags]\ntemplates = ["{id}"]\n' >"$tmp/latest.toml"
+KILN_TODAY=2099-01-01 "$kiln" plan "$tmp/latest.toml" >"$tmp/latest.txt"
+check "plan latest exit 0" test $? -eq 0
+check "plan header says the catalog's freshness" grep -Eq "(facts collected [0-9-]+|collection date not recorded)\)$" "$tmp/latest.txt"
+check "a stale catalog asked for latest warns" grep -q '^warning: the matrix asks for "latest"' "$tmp/latest.txt"
+KILN_TODAY=2099-01-01 "$kiln" plan matrices/offline.toml >"$tmp/offline.txt"
+check "no latest, no warning" bash -c "! grep -q '^warning:' '$tmp/offline.txt'"
+
 "$kiln" plan matrices/legacy-gpus.toml >"$tmp/legacy.txt"
 check "table output" grep -q "P100" "$tmp/legacy.txt"
 check "inferred facts are shown" grep -q "inferred" "$tmp/legacy.txt"

@@ -1,6 +1,8 @@
 // Expansion, exclusion and resolution against the real catalog.
 #include <catch2/catch.hpp>
+#include <algorithm>
 
+#include "catalog/compat.h"
 #include "plan/plan.h"
 #include "util/diag.h"
 
@@ -239,9 +241,22 @@ templates=["{id}"]
   CHECK(c126.usable == true);
   const auto& c130 = find(p, "pytorch2.11-cuda13.0-ubuntu22.04-runtime");
   CHECK(c130.usable == false);
-  REQUIRE(c130.why_not.size() == 2);
+  REQUIRE(c130.why_not.size() == 1);
   CHECK(c130.why_not[0] == "CUDA 13.0 cannot target P100 (sm_60): its nvcc emits SASS for 7.5–12.1 only");
-  CHECK(c130.why_not[1] == "driver 535.104.05 is too old: CUDA 13.0 runtime needs ≥ 580.65.06 (minor-version compatibility)");
+  // R535 is one of NVIDIA_REQUIRE_CUDA's alternatives for 13.0: below the
+  // minor-version floor it runs there through forward compatibility only.
+  auto t4 = plan_of(R"(name="t"
+[axes]
+pytorch=["2.11"]
+cuda=["13.0"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+)", {"535.104.05", {"T4"}});
+  CHECK(t4.combos[0].usable == true);
+  REQUIRE(t4.combos[0].conditions.size() == 1);
+  CHECK(t4.combos[0].conditions[0].find("forward compatibility") != std::string::npos);
   CHECK(errors_of("name='t'\n[axes]\ncuda=['12.4']\nos=['ubuntu22.04']\nflavor=['runtime']\n[tags]\ntemplates=['{id}']\n",
                   {"", {"Voodoo2"}}).find("unknown GPU \"Voodoo2\"") != std::string::npos);
 }
@@ -276,8 +291,11 @@ TEST_CASE("the JSON schema holds every documented field", "[plan][json]") {
   CHECK(j["matrix"]["name"] == "t");
   const auto& c = j["combos"][0];
   for (const char* key : {"id", "status", "reason", "rule", "versions", "arch_list", "targets", "min_driver", "require_cuda",
-                          "tags", "base", "inferred", "sources", "query"})
+                          "platform", "tags", "base", "inferred", "sources", "query"})
     CHECK(c.contains(key));
+  CHECK(c["query"].contains("conditions"));
+  CHECK(j.contains("catalog_collected"));
+  CHECK(j["warnings"].is_array());
   for (const char* key : {"pytorch", "cuda", "cudnn", "nccl", "python", "os", "flavor"}) CHECK(c["versions"].contains(key));
   CHECK(c["targets"]["T4"]["support"] == "native");
   CHECK(c["query"]["usable"] == true);
@@ -311,4 +329,203 @@ templates=["{id}"]
   CHECK(find(p, "cuda12.4-ubuntu22.04-runtime").policy.verify == std::vector<std::string>{"static", "gpu"});
   CHECK(find(p, "cuda12.4-ubuntu22.04-devel").policy.verify == std::vector<std::string>{"static"});
   CHECK(find(p, "cuda12.4-ubuntu22.04-devel").policy.gpu_classes.empty());
+}
+
+namespace {
+
+// The real catalog plus the facts the new schema adds, set here so these
+// tests do not depend on the values recipes/ carries.
+catalog::Catalog with_limits() {
+  catalog::Catalog c = cat();
+  c.architectures.clear();
+  auto arch = [&](const char* name, std::vector<const char*> ccs, const char* first, std::optional<unsigned> last) {
+    catalog::Architecture a{name, {}, Version::must(first), last, {}};
+    for (const char* cc : ccs) a.cc.push_back(*ComputeCapability::parse(cc));
+    c.architectures.push_back(a);
+  };
+  arch("Pascal", {"6.0", "6.1"}, "361.28", 580);
+  arch("Volta", {"7.0"}, "384.59", 580);
+  arch("Hopper", {"9.0"}, "520.61.05", std::nullopt);
+  arch("Blackwell", {"10.0", "12.0"}, "570.26", std::nullopt);
+  for (auto& g : c.gpus)
+    if (g.name == "Orin") g.platforms = {"aarch64"};
+  for (auto& r : c.cuda)
+    if (r.version == Version::must("12.4"))
+      r.require_cuda = "cuda>=12.4 brand=tesla,driver>=470,driver<471 brand=tesla,driver>=535,driver<536";
+  return c;
+}
+
+const char* kOne = R"(name="t"
+targets = ["T4", "H100", "B200", "Orin"]
+[axes]
+pytorch=["2.8"]
+cuda=["12.8"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[policy]
+targets = "report"
+[tags]
+templates=["{id}"]
+)";
+
+}  // namespace
+
+TEST_CASE("each GPU's architecture limits the driver, and the message names the limit", "[plan][query]") {
+  catalog::Catalog c = with_limits();
+  auto m = matrix::parse_matrix_text(kOne, "m.toml");
+  auto p = plan::make_plan(m, c, {"535.104.05", {"B200", "H100"}});
+  const auto& combo = p.combos.at(0);
+  CHECK(combo.usable == false);
+  REQUIRE(combo.why_not.size() == 1);
+  CHECK(combo.why_not[0] == "driver 535.104.05 is too old for B200 (sm_100, Blackwell): it needs ≥ 570.26, the first driver with Blackwell support");
+  // The target's own floor is its architecture's first driver.
+  CHECK(combo.targets[2].min_driver == "570.26");
+  CHECK(combo.targets[2].driver_why == "B200 (sm_100, Blackwell) needs driver ≥ 570.26: first driver with Blackwell support");
+  CHECK(combo.min_driver == "570.26");
+
+  auto old = plan::make_plan(matrix::parse_matrix_text(R"(name="t"
+[axes]
+pytorch=["2.6"]
+cuda=["12.6"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+)", "m.toml"), c, {"590.44.01", {"V100", "P100"}});
+  REQUIRE(old.combos[0].why_not.size() == 2);
+  CHECK(old.combos[0].why_not[0] == "driver 590.44.01 no longer supports V100 (sm_70, Volta): Volta's last driver branch is R580; 590.xx dropped it");
+  CHECK(old.combos[0].why_not[1].find("Pascal's last driver branch is R580") != std::string::npos);
+}
+
+TEST_CASE("x86_64 images never serve aarch64-only GPUs; [image] platform says otherwise", "[plan]") {
+  catalog::Catalog c = with_limits();
+  auto p = plan::make_plan(matrix::parse_matrix_text(kOne, "m.toml"), c);
+  const auto& orin = p.combos.at(0).targets.at(3);
+  CHECK(orin.support == Support::unsupported);
+  CHECK(orin.reason == "Orin (sm_87) comes only in aarch64 systems: an x86_64 image never runs on it");
+  std::string arm = std::string(kOne) + "[image]\nplatform = \"aarch64\"\n";
+  auto pa = plan::make_plan(matrix::parse_matrix_text(arm, "m.toml"), c);
+  CHECK(pa.combos.at(0).platform == "aarch64");
+  CHECK(pa.combos.at(0).targets.at(3).reason.find("aarch64 systems") == std::string::npos);
+  CHECK(errors_of(std::string(kOne) + "[image]\nplatform = \"arm\"\n").find("platform must be \"x86_64\" or \"aarch64\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("NVIDIA_REQUIRE_CUDA is the catalog's string when it has one", "[plan]") {
+  catalog::Catalog c = with_limits();
+  auto p = plan::make_plan(matrix::parse_matrix_text(R"(name="t"
+[axes]
+cuda=["12.4"]
+os=["ubuntu22.04", "debian13"]
+flavor=["runtime"]
+[tags]
+templates=["{id}"]
+[[base]]
+os="debian13"
+image="kiln/debian:13"
+)", "m.toml"), c, {"545.29.06", {}});
+  const auto& nv = find(p, "cuda12.4-ubuntu22.04-runtime");
+  CHECK(nv.require_cuda == "cuda>=12.4 brand=tesla,driver>=470,driver<471 brand=tesla,driver>=535,driver<536");
+  CHECK(nv.inferred.empty());
+  // Without cuda-compat (Debian's packages) the alternative below the
+  // minor-version floor is dropped; the rest is kept as written.
+  CHECK(find(p, "cuda12.4-debian13-runtime").require_cuda == "cuda>=12.4 brand=tesla,driver>=535,driver<536");
+  // R545 reports CUDA 12.3 and is no alternative: the runtime refuses.
+  REQUIRE(nv.why_not.size() == 1);
+  CHECK(nv.why_not[0].find("the container runtime refuses it") != std::string::npos);
+  CHECK(nv.why_not[0].find("alternatives: R470, R535") != std::string::npos);
+}
+
+TEST_CASE("\"latest\" takes the newest release and warns when the catalog is stale", "[plan][staleness]") {
+  catalog::Catalog c = cat();
+  c.collected = "2026-01-01";
+  const char* latest = R"(name="t"
+[axes]
+pytorch=["latest"]
+cuda=["12.6", "latest"]
+os=["ubuntu22.04"]
+flavor=["runtime"]
+[policy]
+targets = "report"
+[tags]
+templates=["{id}"]
+[[exclude]]
+pytorch = "latest"
+cuda = "12.6"
+reason = "only the newest CUDA"
+)";
+  auto m = matrix::parse_matrix_text(latest, "m.toml");
+  auto p = plan::make_plan(m, c, {}, "2026-11-30");
+  Version newest;
+  for (const auto& r : c.pytorch) newest = std::max(newest, r.version);
+  CHECK(p.combos.at(0).axes.at("pytorch") == newest.prefix(2).str());
+  CHECK(p.combos.at(0).status == plan::Status::excluded);  // the rule written with "latest" still matches
+  REQUIRE(p.warnings.size() == 1);
+  CHECK(p.warnings[0].find("collected 2026-01-01 (333 days ago, over 60)") != std::string::npos);
+  CHECK(plan::to_table(p).find("facts collected 2026-01-01)\nwarning: the matrix asks for \"latest\"") != std::string::npos);
+  CHECK(plan::to_json(p)["catalog_collected"] == "2026-01-01");
+  CHECK(plan::make_plan(m, c, {}, "2026-02-15").warnings.empty());
+  CHECK(plan::make_plan(matrix::parse_matrix_text(kOne, "m.toml"), c, {}, "2027-06-01").warnings.empty());  // no "latest"
+  c.collected.clear();
+  CHECK(plan::make_plan(m, c, {}, "2026-11-30").warnings.at(0).find("records no collection date") != std::string::npos);
+}
+
+TEST_CASE("check-driver agrees with NVIDIA_REQUIRE_CUDA for every branch it lists", "[plan][query][require]") {
+  // For each CUDA release with an nvidia/cuda base: every branch the string
+  // admits is usable (on its brands), and a branch it does not list, older
+  // than the release, is refused -- the container runtime's own answer.
+  size_t checked = 0;
+  for (const auto& rel : cat().cuda) {
+    const auto* nb = cat().find_nvidia_base(rel.version);
+    if (!nb) continue;
+    std::string os;
+    for (const auto& o : nb->os)
+      if (cat().find_os(o)) os = o;
+    if (os.empty()) continue;
+    std::string toml = "name=\"t\"\ntargets=[\"T4\"]\n[axes]\ncuda=[\"" + rel.version.str() + "\"]\nos=[\"" + os +
+                       "\"]\nflavor=[\"runtime\"]\n[tags]\ntemplates=[\"{id}\"]\n";
+    auto first = plan_of(toml);
+    if (first.combos[0].status != plan::Status::valid) continue;
+    auto req = catalog::RequireCuda::parse(first.combos[0].require_cuda);
+    REQUIRE(req);
+    for (const auto& alt : req->alternatives) {
+      if (alt.driver_min.empty()) continue;
+      std::string driver = std::to_string(alt.driver_min.major()) + ".10";
+      INFO("CUDA " << rel.version.str() << " on " << os << ", driver " << driver << ": " << first.combos[0].require_cuda);
+      auto p = plan_of(toml, {driver, {"T4"}});
+      std::string why;
+      for (const auto& w : p.combos[0].why_not) why += w + "\n";
+      INFO(why);
+      CHECK(p.combos[0].usable == true);
+      ++checked;
+    }
+    // A branch just below the release's first driver that the string does not list.
+    unsigned below = rel.first_driver().major() - 1;
+    bool listed = std::any_of(req->alternatives.begin(), req->alternatives.end(),
+                              [&](const auto& a) { return a.admits(Version::must(std::to_string(below) + ".10")); });
+    if (!listed && below >= rel.min_driver.major()) {
+      auto p = plan_of(toml, {std::to_string(below) + ".10", {"T4"}});
+      INFO("CUDA " << rel.version.str() << ", unlisted branch R" << below);
+      CHECK(p.combos[0].usable == false);
+      CHECK_THAT(p.combos[0].why_not.at(0), Catch::StartsWith("the container runtime refuses it"));
+    }
+  }
+  CHECK(checked > 5);
+}
+
+TEST_CASE("a build whose pins no source gives is excluded, not guessed", "[plan]") {
+  catalog::Catalog c = cat();
+  for (auto& r : c.pytorch)
+    if (r.version.matches(Version::must("2.6")))
+      for (auto& b : r.builds)
+        if (b.cuda == Version::must("12.4")) {
+          b.cudnn = {};
+          b.arch = {};
+        }
+  auto p = plan::make_plan(matrix::parse_matrix_text(kTorch, "m.toml"), c);
+  const auto& combo = find(p, "pytorch2.6-cuda12.4-cudnn9-ubuntu22.04-runtime");
+  CHECK(combo.status == plan::Status::excluded);
+  CHECK(combo.rule == "pytorch-build-unknown");
+  CHECK(combo.reason == "the catalog does not know the cuDNN, arch list of PyTorch 2.6.0+cu124 (marked inferred, no source "
+                        "gives them), so kiln cannot check what the image holds");
 }
