@@ -51,12 +51,17 @@ struct StageResult {
   std::string error;
   std::string log_path;
   double seconds = 0;
+  // Set when the engine itself failed (unreachable, or silent past its time
+  // limit), not the build: the caller's exit code says "environment" (2).
+  std::string environment_error;
 };
 
 struct Report {
   std::vector<StageResult> stages;  // in plan order
   size_t count(Outcome o) const;
   bool ok() const { return count(Outcome::failed) == 0 && count(Outcome::skipped) == 0; }
+  // The first stage's engine failure ("" when every failure was the build's own).
+  std::string environment_error() const;
 };
 
 // What the progress display sees, from any worker thread (serialised).

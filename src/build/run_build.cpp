@@ -85,7 +85,12 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
           request_for(ctx, r),
           [&](int step, int total, std::string_view line) { ctx.emit({Event::progressed, x.id, step, total, std::string(line), nullptr}); },
           [&](std::string_view line) { log << line << '\n' << std::flush; });
-    } catch (const std::runtime_error& e) {  // the engine went away mid-build
+    } catch (const engine::Unreachable& e) {  // the engine went away or fell silent mid-build
+      b.ok = false;
+      b.error = e.what();
+      r.environment_error = e.what();
+      log << "kiln: " << e.what() << '\n';
+    } catch (const std::runtime_error& e) {
       b.ok = false;
       b.error = e.what();
       log << "kiln: " << e.what() << '\n';
@@ -99,6 +104,7 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
     r.outcome = Outcome::built;
     return r;
   } catch (const engine::Unreachable& e) {
+    r.environment_error = e.what();
     return failed(r, e.what());
   } catch (const engine::ApiError& e) {
     return failed(r, e.what());

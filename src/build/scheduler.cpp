@@ -28,6 +28,12 @@ size_t Report::count(Outcome o) const {
   return static_cast<size_t>(std::count_if(stages.begin(), stages.end(), [&](const StageResult& s) { return s.outcome == o; }));
 }
 
+std::string Report::environment_error() const {
+  for (const auto& s : stages)
+    if (!s.environment_error.empty()) return s.environment_error;
+  return "";
+}
+
 namespace {
 
 using detail::Graph;

@@ -64,6 +64,10 @@ int run_build(const Common& common, const BuildArgs& a) {
   progress.close();
   if (json) std::cout << json_text(report_json(report), 2) << '\n';
   else std::cout << summary_table(report);
+  if (auto env = report.environment_error(); !env.empty()) {  // the engine failed, not a build
+    std::cerr << "kiln: error: " << env << '\n';
+    return 2;
+  }
   return report.ok() ? 0 : 1;
 }
 

@@ -117,10 +117,11 @@ int run_all(const Common& common, const RunArgs& a) {
     auto files = report::write(rr, a.state_dir + "/reports");
     if (json) std::cout << json_text(report::to_json(rr), 2) << '\n';
     else std::cout << report::table(rr) << "reports: " << files[0] << ", " << files[1] << ", " << files[2] << '\n';
-    if (!pr.environment_error.empty()) {
-      std::cerr << "kiln: error: " << pr.environment_error << '\n';
-      return 2;
-    }
+    for (const std::string& env : {b.environment_error(), pr.environment_error})
+      if (!env.empty()) {
+        std::cerr << "kiln: error: " << env << '\n';
+        return 2;
+      }
     bool recorded = std::all_of(pr.combos.begin(), pr.combos.end(), [](const auto& c) { return !c.tagged || c.recorded; });
     return rr.tagged == rr.valid && recorded ? 0 : 1;
   } catch (const build::EnvironmentError& e) {

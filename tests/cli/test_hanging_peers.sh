@@ -111,7 +111,8 @@ check "hanging credential helper: its child was killed with it" gone "$tmp/helpe
 # --- docker buildx that goes silent --------------------------------------------
 # The engine answers ping and inspects (pingable); `docker` is a fake that
 # starts a child and says nothing. Each stage's buildx is killed after the
-# idle limit with its child, and the build fails (exit 1) instead of hanging.
+# idle limit with its child, and the build stops with exit 2 (the builder,
+# not the Dockerfile, failed) instead of hanging.
 start_peer pingable "unix:$tmp/pingable.sock" engine-pingable
 sock=$where
 cat >"$tmp/bin/docker" <<SH
@@ -126,10 +127,10 @@ sed "s|^backend = \"engine\"|backend = \"buildx\"\nengine = \"unix://$sock\"|" m
 PATH=$tmp/bin:$PATH timeout 60 "$kiln" build "$tmp/buildx.toml" --state-dir "$tmp/state-buildx" \
   --only cuda11.8-debian12-runtime >"$tmp/out" 2>"$tmp/err"
 rc=$?
-check "silent buildx: the build failed, not hung (exit 1, got $rc)" test "$rc" -eq 1
+check "silent buildx: the build stopped, not hung (exit 2, got $rc)" test "$rc" -eq 2
 check "silent buildx: says why and names the engine" grep -q "engine unix://$sock: docker buildx printed nothing for 2 s" "$tmp/err"
 check "silent buildx: its child was killed with it" gone "$tmp/buildx-children"
-[ "$rc" -eq 1 ] || sed 's/^/    /' "$tmp/err" | tail -5
+[ "$rc" -eq 2 ] || sed 's/^/    /' "$tmp/err" | tail -5
 
 echo "hanging peers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
