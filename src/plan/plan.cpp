@@ -290,12 +290,7 @@ std::optional<long> days_of(const std::string& date) {
 std::string today_or(std::string today) {
   if (!today.empty()) return today;
   if (const char* env = std::getenv("KILN_TODAY"); env && *env) return env;
-  std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &utc);
-  return buf;
+  return utc_now("%Y-%m-%d");
 }
 
 // A matrix asking for the newest release gets only what the catalog knew

@@ -13,13 +13,6 @@ namespace kiln::report {
 
 namespace {
 
-std::string now_utc() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 template <typename T>
 const T* find_by_id(const std::vector<T>* items, const std::string& id) {
   if (!items) return nullptr;
@@ -59,7 +52,7 @@ void fill_promote(Row& row, const promote::ComboPromotion& pr) {
 }  // namespace
 
 RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Report* v, const promote::Report* pr) {
-  RunReport r{p.matrix_name, now_utc(), {}, {}, 0, 0, 0};
+  RunReport r{p.matrix_name, utc_now("%Y-%m-%dT%H:%M:%SZ"), {}, {}, 0, 0, 0};
   for (const auto& c : p.combos)
     if (!c.targets.empty()) {
       for (const auto& t : c.targets) r.gpu_columns.push_back(t.name);

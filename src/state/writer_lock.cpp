@@ -1,4 +1,5 @@
 #include "state/writer_lock.h"
+#include "util/text.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -20,15 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 std::string lock_path(const std::string& state_dir) { return (std::filesystem::path(state_dir) / "lock").string(); }
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string read_holder(int fd) {
   char buf[512];
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
@@ -40,7 +32,7 @@ std::string read_holder(int fd) {
 // Who holds it, in the file for the next writer to read. Truncated first: a
 // shorter line must not keep the tail of a longer one.
 void write_holder(int fd, std::string_view verb) {
-  std::string line = "kiln " + std::string(verb) + ", pid " + std::to_string(getpid()) + ", since " + utc_now() + "\n";
+  std::string line = "kiln " + std::string(verb) + ", pid " + std::to_string(getpid()) + ", since " + utc_now("%Y-%m-%dT%H:%M:%SZ") + "\n";
   if (ftruncate(fd, 0) != 0) return;  // the lock holds without the note
   ssize_t w = pwrite(fd, line.data(), line.size(), 0);
   (void)w;

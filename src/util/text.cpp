@@ -1,6 +1,7 @@
 #include "util/text.h"
 
 #include <cerrno>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -79,6 +80,15 @@ void write_file_atomic(const std::string& path, std::string_view content) {
     if (!out) throw std::runtime_error(tmp + ": write failed");
   }
   std::filesystem::rename(tmp, path);
+}
+
+std::string utc_now(const char* format) {
+  std::time_t t = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char buf[64];
+  size_t n = std::strftime(buf, sizeof buf, format, &utc);
+  return std::string(buf, n);
 }
 
 }  // namespace kiln

@@ -17,5 +17,8 @@ std::string expand_braces(std::string_view pattern, const std::map<std::string, 
 std::string read_file(const std::string& path);          // throws std::runtime_error
 // Writes through a temporary file and rename, so a crash never leaves half a file.
 void write_file_atomic(const std::string& path, std::string_view content);
+// The current UTC time written with strftime's `format` ("%Y-%m-%d",
+// "%Y-%m-%dT%H:%M:%SZ"): the one clock for stamps in locks, plans and reports.
+std::string utc_now(const char* format);
 
 }  // namespace kiln
