@@ -299,7 +299,7 @@ if wait_for 60 devels_building; then
   wait "$pid"
   rc=$?
   "$dockerd" start kb1 >/dev/null
-  check "kiln exits 1 (got $rc)" test $rc -eq 1
+  check "kiln exits 2: the engine went away (got $rc)" test $rc -eq 2
   check "runtime built, devel failed" test \
     "$(outcomes "$tmp/b6.json")" == \
     "$(expect failed built failed built)"

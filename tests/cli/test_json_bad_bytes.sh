@@ -34,11 +34,11 @@ for _ in $(seq 200); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
 DOCKER_HOST=unix://$tmp/engine.sock KILN_ENGINE_IDLE_TIMEOUT=2 timeout 60 \
   "$kiln" build --state-dir "$tmp/$bad" --only cuda11.8-debian12-runtime --format json >"$tmp/build.json" 2>"$tmp/build.err"
 rc=$?
-check "build in a \\xff state dir: exit 1, a failed stage (got $rc)" test "$rc" -eq 1
+check "build in a \\xff state dir: exit 2, a stage failed by the silent engine (got $rc)" test "$rc" -eq 2
 check "build: stdout is valid JSON" json_assert "$tmp/build.json" "True"
 check "build: the failed stage's log path is there, the bad byte replaced" \
   json_assert "$tmp/build.json" "any(s['outcome'] == 'failed' and 'kiln-\ufffd-bad' in s['log'] for s in j['stages'])"
-[ "$rc" -eq 1 ] || tail -5 "$tmp/build.err"
+[ "$rc" -eq 2 ] || tail -5 "$tmp/build.err"
 
 echo "json bad bytes: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
