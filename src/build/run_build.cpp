@@ -56,6 +56,19 @@ engine::BuildRequest request_for(const StageContext& ctx, const StageResult& r) 
   return req;
 }
 
+// A failed build whose engine no longer answers its ping failed because of
+// the engine, whatever the stream said last (a stopped dockerd may first
+// send "context canceled" as a build error): that is the environment's
+// failure, not the Dockerfile's. "" while the engine answers.
+std::string engine_gone(engine::Client& client, const std::string& uri) {
+  try {
+    client.ping();
+    return "";
+  } catch (const std::exception& e) {
+    return "engine " + uri + " stopped answering during the build: " + e.what();
+  }
+}
+
 }  // namespace
 
 StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
@@ -95,6 +108,7 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
       b.error = e.what();
       log << "kiln: " << e.what() << '\n';
     }
+    if (!b.ok && r.environment_error.empty()) r.environment_error = engine_gone(client, ctx.engine.endpoint.uri());
     r.seconds = b.seconds;
     r.image_id = b.image_id;
     state::BuildOutcome out{b.ok ? state::BuildStatus::built : state::BuildStatus::failed, b.image_id, b.digest,
