@@ -365,6 +365,23 @@ void compare_index(const catalog::Catalog& cat, const IndexPage& page, Report& r
   }
 }
 
+namespace {
+
+// The redistrib file's driver against the release's: a row, and a change to
+// write when they differ.
+void compare_driver(Report& report, Change& ch, const std::string& head, const catalog::CudaRelease& rel,
+                    const std::string& driver, const std::string& src) {
+  Row d{head + ": driver shipped", rel.driver.str(), driver, src + ": nvidia_driver"};
+  d.differs = !same_version(rel.driver.str(), driver);
+  size_t i = add(report, std::move(d));
+  if (report.rows[i].differs) {
+    ch.set.emplace_back("driver", toml_string(driver));
+    ch.rows.push_back(i);
+  }
+}
+
+}  // namespace
+
 void compare_redistrib(const catalog::Catalog& cat, const Redistrib& r, const std::string& source, const std::string& sha,
                        Report& report) {
   const Version label = Version::must(r.release_label);
@@ -388,26 +405,10 @@ void compare_redistrib(const catalog::Catalog& cat, const Redistrib& r, const st
     row.differs = true;
     ch.set.emplace_back("full", toml_string(r.release_label));
     ch.rows.push_back(add(report, std::move(row)));
-    if (!driver.empty()) {
-      Row d{head + ": driver shipped", rel->driver.str(), driver, src + ": nvidia_driver"};
-      d.differs = !same_version(rel->driver.str(), driver);
-      size_t i = add(report, std::move(d));
-      if (report.rows[i].differs) {
-        ch.set.emplace_back("driver", toml_string(driver));
-        ch.rows.push_back(i);
-      }
-    }
+    if (!driver.empty()) compare_driver(report, ch, head, *rel, driver, src);
   } else if (rel->full == label) {
     add(report, {head + ": newest update", rel->full.str(), r.release_label, src + ": release_label"});
-    if (!driver.empty()) {
-      Row d{head + ": driver shipped", rel->driver.str(), driver, src + ": nvidia_driver"};
-      d.differs = !same_version(rel->driver.str(), driver);
-      size_t i = add(report, std::move(d));
-      if (report.rows[i].differs) {
-        ch.set.emplace_back("driver", toml_string(driver));
-        ch.rows.push_back(i);
-      }
-    }
+    if (!driver.empty()) compare_driver(report, ch, head, *rel, driver, src);
   } else {
     info(report, head + ": an older update than the catalog's newest", r.release_label, src + ": release_label", rel->full.str());
   }
