@@ -12,6 +12,16 @@
 
 namespace {
 
+// A repeatable flag takes one value per use (`--gpu T4 --gpu H100`) or a
+// comma list (`--gpu T4,H100`), never the words after it: CLI11 lets a
+// vector option swallow every following argument, so `plan --gpu T4
+// MATRIX` read MATRIX as a GPU name.
+void one_value_per_flag(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options())
+    if (opt->nonpositional() && opt->get_expected_max() > 1 && opt->get_type_size_max() == 1) opt->allow_extra_args(false)->delimiter(',');
+  for (CLI::App* sub : app.get_subcommands({})) one_value_per_flag(*sub);
+}
+
 std::string default_data_dir() {
   if (const char* env = std::getenv("KILN_DATA_DIR"); env && *env) return env;
   return KILN_DEFAULT_DATA_DIR;
@@ -36,6 +46,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_check_driver(app, common);
   kiln::cli::register_catalog(app, common);  // catalog check
   kiln::cli::register_bench(app);
+  one_value_per_flag(app);
 
   try {
     app.parse(argc, argv);

@@ -34,6 +34,12 @@ check "--gpu P100: CUDA 13.0 unusable" json_assert "$tmp/p100.json" \
   "all(c['query']['usable'] is False and any('cannot target P100' in w for w in c['query']['why_not']) for c in j['combos'] if c['versions']['cuda'].startswith('13.0') and c['status']=='valid')"
 check "--gpu P100: some CUDA 12 usable" json_assert "$tmp/p100.json" "any(c['query']['usable'] for c in j['combos'])"
 
+# A repeatable flag takes one value (or a comma list) and never the matrix after it.
+"$kiln" plan --gpu P100 matrices/pytorch.toml --format json >"$tmp/p100b.json"
+check "--gpu before the matrix keeps the matrix" json_assert "$tmp/p100b.json" "j['matrix']['name']=='pytorch' and list(j['query']['gpus'])==['P100']"
+"$kiln" plan --gpu P100,T4 --gpu H100 matrices/pytorch.toml --format json >"$tmp/three.json"
+check "--gpu comma list and repeats" json_assert "$tmp/three.json" "j['matrix']['name']=='pytorch' and all(len(c['query']['gpus'])==3 for c in j['combos'] if c['status']=='valid')"
+
 check "freshness in JSON" json_assert "$tmp/pt.json" "'catalog_collected' in j and isinstance(j['warnings'], list)"
 
 # --- "latest" and the catalog's age (KILN_TODAY stands in for the clock) ----
