@@ -1,28 +1,58 @@
 #!/usr/bin/env bash
-# Do kiln's fat-binary SASS/PTX lists equal cuobjdump's? Run on the GPU host
-# (cuobjdump lives there). Prints every mismatch; exit 1 if there is one.
-#   scripts/gpu-audit-check.sh KILN [RESULTS_DIR]     # /usr/local/cuda/lib64 + torch's libtorch_cuda.so
-#   scripts/gpu-audit-check.sh --from AUDIT.json LISTINGS_DIR   # what bench/audit.sh made
+# Does kiln's audit find every piece of device code cuobjdump finds? Run on
+# the GPU host (cuobjdump and a PyTorch venv live there). The image holds the
+# whole site-packages of the python3 on PATH (nvidia/*, torch/lib, triton,
+# every other package's extension modules) and the whole CUDA toolkit
+# directory; cuobjdump is asked about EVERY regular ELF file in them (found by
+# magic, whatever the name), and kiln must report each file cuobjdump lists
+# device code for, with the same SASS/PTX sets. Prints every mismatch and a
+# count of "listed by cuobjdump, missed by kiln"; exit 1 if any.
+#   scripts/gpu-audit-check.sh KILN [RESULTS_DIR]
+#   scripts/gpu-audit-check.sh --from AUDIT.json LISTINGS_DIR   # compare only
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" != "--from" ]; then
   kiln=${1:?usage: gpu-audit-check.sh KILN [RESULTS_DIR]}
   results=${2:-$here/bench/results}
-  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+  work=${AUDIT_WORK:-$(mktemp -d)}; [ -n "${AUDIT_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
   cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)}
-  torch_cuda=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib","libtorch_cuda.so"))' 2>/dev/null || true)
-  cuda_lib=$(readlink -f /usr/local/cuda/lib64)
-  layers=(--layer "usr/local/cuda-13.0/lib64=$cuda_lib")
-  [ -f "$torch_cuda" ] && layers+=(--layer "torch/lib/libtorch_cuda.so=$torch_cuda")
-  python3 "$here/scripts/make-audit-image.py" "$work/img.tar" "${layers[@]}" 2>/dev/null
+  site=$(python3 -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')
+  cuda=$(readlink -f /usr/local/cuda)
+  # In the image: site-packages where kiln's recipe puts it, CUDA where it is.
+  img_site=opt/venv/lib/python3.12/site-packages img_cuda=${cuda#/}
+  t=$(date +%s.%N)
+  python3 "$here/scripts/make-audit-image.py" "$work/img.tar" --layer "$img_cuda=$cuda" --layer "$img_site=$site" 2>/dev/null
+  echo "image: $(du -h "$work/img.tar" | cut -f1) ($site + $cuda) in $(python3 -c "import time;print(round(time.time()-$t,1))") s" >&2
   "$kiln" --data-dir "$here" audit "$work/img.tar" --format json >"$work/audit.json"
+  # Every regular ELF file of both trees (4-byte magic), listed by cuobjdump in parallel.
   mkdir -p "$work/listings"
-  for f in "$cuda_lib"/lib*.so* "$torch_cuda"; do
-    [ -f "$f" ] && [ ! -L "$f" ] || continue
-    case $f in "$torch_cuda") rel=torch/lib/libtorch_cuda.so ;; *) rel=usr/local/cuda-13.0/lib64/$(basename "$f") ;; esac
-    "$cuobjdump" --list-elf "$f" >"$work/listings/${rel//\//_}.elf" 2>/dev/null || true
-    "$cuobjdump" --list-ptx "$f" >"$work/listings/${rel//\//_}.ptx" 2>/dev/null || true
-  done
+  python3 - "$site" "$img_site" "$cuda" "$img_cuda" >"$work/elves.txt" <<'PY'
+import os, sys
+pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
+for src, dest in pairs:
+    for root, dirs, files in os.walk(src):
+        for n in files:
+            p = os.path.join(root, n)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            try:
+                with open(p, "rb") as f:
+                    if f.read(4) != b"\x7fELF":
+                        continue
+            except OSError:
+                continue
+            print(p + "\t" + dest + "/" + os.path.relpath(p, src))
+PY
+  list_one() {  # host-path image-path
+    local key=${2//\//_}
+    "$cuobjdump" --list-elf "$1" >"$work/listings/$key.elf" 2>/dev/null || true
+    "$cuobjdump" --list-ptx "$1" >"$work/listings/$key.ptx" 2>/dev/null || true
+  }
+  export -f list_one; export cuobjdump work
+  t=$(date +%s.%N)
+  tr '\t' '\n' <"$work/elves.txt" | xargs -d '\n' -n 2 -P "$(nproc)" bash -c 'list_one "$0" "$1"'
+  echo "cuobjdump over $(wc -l <"$work/elves.txt") ELF files in $(python3 -c "import time;print(round(time.time()-$t,1))") s" >&2
+  cut -f2 "$work/elves.txt" >"$work/listings/ALL"
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr ' ' '-' || true)
   mkdir -p "$results"
   exec > >(tee "$results/gpu-audit-check-$(date +%Y-%m-%d)-${gpu:-nogpu}.txt")
@@ -48,28 +78,42 @@ def listed(path, kind):
 #   may be what cuobjdump shows.
 def plain(names):
     return sorted({re.sub(r"^(sm_\d+)f$", r"\1", n) for n in names})
-checked = mismatches = 0
-for lib in audit["images"][0]["libraries"]:
-    elf, ptx = listed(lib["path"], "elf"), listed(lib["path"], "ptx")
+image = audit["images"][0]
+kiln_libs = {l["path"].lstrip("/"): l for l in image.get("libraries", [])}
+all_elves = open(os.path.join(listings, "ALL")).read().split("\n") if os.path.exists(os.path.join(listings, "ALL")) else list(kiln_libs)
+checked = mismatches = missed = with_code = 0
+for path in filter(None, all_elves):
+    elf, ptx = listed(path, "elf"), listed(path, "ptx")
     if elf is None:
         continue
     checked += 1
+    lib = kiln_libs.get(path)
+    if not elf and not ptx:
+        if lib and (lib.get("sass") or lib.get("ptx")) and lib.get("found_by") != "scan":
+            print(f"note {path}: kiln lists device code cuobjdump does not: SASS {' '.join(lib.get('sass', []))} PTX {' '.join(lib.get('ptx', []))}")
+        continue
+    with_code += 1
+    if lib is None:
+        missed += 1
+        print(f"MISSED {path}: cuobjdump SASS {' '.join(elf) or '-'} | PTX {' '.join(ptx) or '-'}; kiln reports nothing")
+        continue
     kiln_sass = plain(lib.get("sass", []))
     kiln_ptx = plain(p.replace("compute_", "sm_") for p in lib.get("ptx", []))
     ign_sass = plain(lib.get("sass", []) + lib.get("ignored_sass", []))
     ign_ptx = plain(p.replace("compute_", "sm_") for p in lib.get("ptx", []) + lib.get("ignored_ptx", []))
     if kiln_sass == sorted(elf) and kiln_ptx == sorted(ptx):
-        print(f"same {lib['path']}: SASS {' '.join(elf) or '-'} | PTX {' '.join(ptx) or '-'}")
+        print(f"same {path}: SASS {' '.join(elf) or '-'} | PTX {' '.join(ptx) or '-'}")
     for what, mine, with_ignored, theirs in (("SASS", kiln_sass, ign_sass, elf), ("PTX", kiln_ptx, ign_ptx, ptx)):
         if mine == sorted(theirs):
             continue
         if with_ignored == sorted(theirs):
-            print(f"note {lib['path']} {what}: cuobjdump lists kiln's ignored entries too: {' '.join(theirs) or '-'}")
+            print(f"note {path} {what}: cuobjdump lists kiln's ignored entries too: {' '.join(theirs) or '-'}")
         elif lib.get("found_by") == "scan" and set(theirs) <= set(with_ignored):
-            print(f"note {lib['path']} {what}: kiln scanned beyond .nv_fatbin: kiln {' '.join(mine) or '-'} | cuobjdump {' '.join(theirs) or '-'}")
+            print(f"note {path} {what}: kiln scanned beyond .nv_fatbin: kiln {' '.join(mine) or '-'} | cuobjdump {' '.join(theirs) or '-'}")
         else:
             mismatches += 1
-            print(f"MISMATCH {lib['path']} {what}: kiln {' '.join(mine) or '-'} | cuobjdump {' '.join(theirs) or '-'}")
-print(f"{checked} libraries compared with cuobjdump, {mismatches} mismatches")
-sys.exit(1 if mismatches else 0)
+            print(f"MISMATCH {path} {what}: kiln {' '.join(mine) or '-'} | cuobjdump {' '.join(theirs) or '-'}")
+print(f"{checked} ELF files given to cuobjdump, {with_code} with device code; "
+      f"{missed} listed by cuobjdump and missed by kiln; {mismatches} SASS/PTX mismatches")
+sys.exit(1 if mismatches or missed else 0)
 PY

@@ -21,46 +21,18 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export OUT=${OUT:-$ROOT/build/gpu-e2e-out}
 export KILN_WORK=${KILN_WORK:-/var/tmp/kiln-gpu-e2e}
-REG_ADDR=127.0.0.1:5000
-REG_DIR=${KILN_REGISTRY_DIR:-/tmp/kiln-registry}
 mkdir -p "$OUT" "$KILN_WORK"
 
 # ---- 0. the registry (before Podman starts: it reads registries.conf) --------------------
-DEB=$(ls "${KILN_DEBS:-$ROOT/.kilnpod}"/docker-registry_*.deb 2>/dev/null | head -1)
-[ -n "$DEB" ] || { echo "gpu-e2e: no docker-registry_*.deb in ${KILN_DEBS:-$ROOT/.kilnpod} (apt-get download docker-registry)" >&2; exit 2; }
-RBIN=$KILN_WORK/registry
-mkdir -p "$RBIN" "$REG_DIR" && dpkg -x "$DEB" "$RBIN"
-cat >"$KILN_WORK/registry.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $REG_DIR
-  delete:
-    enabled: true
-http:
-  addr: $REG_ADDR
-EOF
-setsid "$RBIN/usr/bin/docker-registry" serve "$KILN_WORK/registry.yml" >"$OUT/registry.log" 2>&1 </dev/null &
-mkdir -p /etc/containers/registries.conf.d
-REGCONF="[[registry]]
-location = \"$REG_ADDR\"
-insecure = true"
-if [ -e /etc/containers/registries.conf ]; then
-  printf '%s\n' "$REGCONF" >/etc/containers/registries.conf.d/50-kiln-local.conf
-else
-  printf 'unqualified-search-registries = []\n%s\n' "$REGCONF" >/etc/containers/registries.conf
-fi
+# shellcheck source=gpu-registry.sh
+source "$ROOT/scripts/gpu-registry.sh"
 
 # ---- 1. Podman, the base, kiln, the matrices: gpu-verify.sh's setup ------------------------
 # shellcheck source=gpu-verify.sh
 source "$ROOT/scripts/gpu-verify.sh"
 LOG_TAG=gpu-e2e
 log() { echo "[$LOG_TAG $(el "$T0")s] $*" | tee -a "$LOG" >&2; }
-curl -sf "http://$REG_ADDR/v2/" >/dev/null || { sleep 1; curl -sf "http://$REG_ADDR/v2/" >/dev/null; } ||
-  die "docker-registry does not answer on $REG_ADDR (see $OUT/registry.log)"
-log "docker-registry $("$RBIN/usr/bin/docker-registry" --version 2>/dev/null | awk '{print $NF}') on http://$REG_ADDR, storage $REG_DIR"
+registry_check
 
 # ---- 2. kiln run, both matrices at once (own state directories) ------------------------------
 run_matrix() {  # matrix name

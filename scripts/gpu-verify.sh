@@ -124,33 +124,65 @@ fi
 log "CUDA $CUDA; cuDNN ${CUDNN_ROOT:-in CUDA}; NCCL ${NCCL_ROOT:-in CUDA}; cmake ${CMAKE:-none}; make $(command -v make || echo none); g++ $(command -v g++ || echo none); ninja $(command -v ninja || echo none)"
 mkdir -p "$WORK/stage"/{tmp,home,root,var/tmp,var/lib,run,proc,sys,dev,opt}
 chmod 1777 "$WORK/stage/tmp" "$WORK/stage/var/tmp"
-PARTS=(usr/bin usr/sbin usr/lib/x86_64-linux-gnu usr/lib64 usr/lib/gcc usr/libexec usr/include usr/share/zoneinfo etc
-       bin sbin lib lib64 usr/local/cuda "${CUDA#/}/bin" "${CUDA#/}/nvvm" "${CUDA#/}/include" "${CUDA#/}/lib64" "${CUDA#/}/lib"
-       "${CUDA#/}/targets/x86_64-linux/include" "${CUDA#/}/targets/x86_64-linux/lib" "${CUDA#/}/version.json"
-       "${EXTRA[@]}")
-[ -n "$CUDNN_ROOT" ] && PARTS+=("${CUDNN_ROOT#/}")
-[ -n "$NCCL_ROOT" ] && PARTS+=("${NCCL_ROOT#/}")
-HAVE=(); for p in "${PARTS[@]}"; do [ -e "/$p" ] || [ -L "/$p" ] && HAVE+=("$p"); done
-# Left out: driver libraries (the host's come in at run time; the static check
-# refuses an image holding them), and CUDA/cuDNN parts the smoke suite never loads.
-EXCL=('libcuda.so*' 'libcudadebugger*' 'libnvidia-*' 'libnvcuvid*' 'libnvoptix*'
+# Left out of every base: driver libraries (the host's come in at run time; the
+# static check refuses an image holding them), and CUDA parts no smoke test loads.
+EXCL_ALL=('libcuda.so*' 'libcudadebugger*' 'libnvidia-*' 'libnvcuvid*' 'libnvoptix*'
       'libcufft*' 'libcusparse*' 'libcusolver*' 'libcurand*' 'libnpp*' 'libnvjpeg*' 'libnvblas*' 'libcupti*'
       'libnvperf*' 'libcheckpoint*' 'libcufile*' 'libnvfatbin*' 'libnvptxcompiler*' 'libcublas_static.a'
       'libcublasLt_static.a' 'libcudnn_adv*' '*_static_v*.a' 'libLLVM*' 'dri' 'gallium*' '__pycache__'
       'firmware' 'nsight*' 'compute-sanitizer' 'libgtk*' 'libicudata*')
-TARX=(); for e in "${EXCL[@]}"; do TARX+=(--exclude="$e"); done
-ENVS=(--change "ENV PATH=${TOOLPATH}$CUDA/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-      --change "ENV LD_LIBRARY_PATH=$CUDA/lib64${CUDNN_ROOT:+:$CUDNN_ROOT/lib}${NCCL_ROOT:+:$NCCL_ROOT/lib}"
-      --change "ENV NCCL_NVLS_ENABLE=0")
-[ -n "$CUDNN_ROOT" ] && ENVS+=(--change "ENV CUDNN_ROOT=$CUDNN_ROOT")
-[ -n "$NCCL_ROOT" ] && ENVS+=(--change "ENV NCCL_ROOT=$NCCL_ROOT")
-if pod image exists "$BASE"; then
-  log "base $BASE already there: kept"
-else
-  tar -C / "${TARX[@]}" "${XFORM[@]}" -cf - "${HAVE[@]}" -C "$WORK/stage" tmp home root var run proc sys dev opt 2>>"$LOG" |
-    pod import "${ENVS[@]}" - "$BASE" >>"$LOG" 2>&1 || die "podman import of the host base failed"
-fi
-log "base $BASE imported: $(pod image inspect --format '{{.Size}}' "$BASE" | awk '{printf "%.2f GB", $1/1e9}') in $(el "$T") s"
+# The distribution's Python (its standard library and ensurepip's wheels), so
+# that a recipe's `python3 -m venv` works without apt.
+PY_PARTS=(usr/lib/python3.12 usr/lib/python3 usr/share/python-wheels)
+
+# import_host_base TAG MODE: the host's userland + CUDA 13 as an image.
+#   cudnn          everything the smoke suite needs, with the venv's pip cuDNN
+#                  and NCCL on LD_LIBRARY_PATH (matrices/gpu-host*.toml)
+#   torch-devel    like nvidia/cuda:13.0-devel: toolkit, compilers, headers;
+#                  no cuDNN/NCCL at all (a PyTorch wheel brings its own)
+#   torch-runtime  like nvidia/cuda:13.0-runtime: no nvcc, no gcc, no headers
+import_host_base() {
+  local tag=$1 mode=$2 t p
+  t=$(date +%s.%N)
+  if pod image exists "$tag"; then log "base $tag already there: kept"; return 0; fi
+  local parts=(usr/bin usr/sbin usr/lib/x86_64-linux-gnu usr/lib64 usr/share/zoneinfo etc bin sbin lib lib64
+               usr/local/cuda "${CUDA#/}/lib64" "${CUDA#/}/lib" "${CUDA#/}/targets/x86_64-linux/lib" "${CUDA#/}/version.json"
+               "${PY_PARTS[@]}")
+  local excl=("${EXCL_ALL[@]}") xform=() envs=() ldp="$CUDA/lib64"
+  if [ "$mode" != torch-runtime ]; then
+    parts+=(usr/lib/gcc usr/libexec usr/include "${CUDA#/}/bin" "${CUDA#/}/nvvm" "${CUDA#/}/include"
+            "${CUDA#/}/targets/x86_64-linux/include" "${EXTRA[@]}")
+    xform=("${XFORM[@]}")
+  else
+    # No compiler in a runtime image (the static check looks for nvcc, gcc, g++, cc).
+    excl+=('gcc' 'gcc-[0-9]*' 'g++' 'g++-[0-9]*' 'x86_64-linux-gnu-gcc*' 'x86_64-linux-gnu-g++*' 'cc' 'c++'
+           'x86_64-linux-gnu-cpp*' 'cpp' 'cpp-[0-9]*' 'nvcc' 'nvcc.profile' 'cicc' 'ptxas' 'cudafe++' 'fatbinary' 'nvlink')
+  fi
+  case $mode in
+    cudnn)
+      [ -n "$CUDNN_ROOT" ] && { parts+=("${CUDNN_ROOT#/}"); envs+=(--change "ENV CUDNN_ROOT=$CUDNN_ROOT"); ldp+=":$CUDNN_ROOT/lib"; }
+      [ -n "$NCCL_ROOT" ] && { parts+=("${NCCL_ROOT#/}"); envs+=(--change "ENV NCCL_ROOT=$NCCL_ROOT"); ldp+=":$NCCL_ROOT/lib"; } ;;
+    torch-*)
+      # The host's packaged cuDNN 9.14 / NCCL 2.28.3 stay out: the wheel's are the only ones.
+      excl+=('libcudnn*' 'libnccl*' 'cudnn*.h' 'nccl*.h') ;;
+  esac
+  local have=() tarx=()
+  for p in "${parts[@]}"; do [ -e "/$p" ] || [ -L "/$p" ] && have+=("$p"); done
+  for p in "${excl[@]}"; do tarx+=(--exclude="$p"); done
+  envs+=(--change "ENV PATH=${TOOLPATH}$CUDA/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+         --change "ENV LD_LIBRARY_PATH=$ldp" --change "ENV NCCL_NVLS_ENABLE=0")
+  tar -C / "${tarx[@]}" "${xform[@]}" -cf - "${have[@]}" -C "$WORK/stage" tmp home root var run proc sys dev opt 2>>"$LOG" |
+    pod import "${envs[@]}" - "$tag" >>"$LOG" 2>&1 || die "podman import of the host base $tag ($mode) failed"
+  log "base $tag ($mode) imported: $(pod image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.2f GB", $1/1e9}') in $(el "$t") s"
+}
+# Which bases: KILN_HOST_BASES (scripts/gpu-torch-e2e.sh asks for the torch pair).
+for b in ${KILN_HOST_BASES:-cudnn}; do
+  case $b in
+    cudnn) import_host_base "$BASE" cudnn ;;
+    torch) import_host_base localhost/kiln-torchbase:cuda13-runtime torch-runtime &
+           import_host_base localhost/kiln-torchbase:cuda13-devel torch-devel; wait ;;
+  esac
+done
 
 # ---- 3. kiln build + verify -----------------------------------------------------------------
 if [ ! -x "$KBIN/kiln" ] && [ -f "$ROOT/.kilncarry/kilnbin.tar.xz" ]; then
@@ -165,7 +197,7 @@ DEVS=""; for d in /dev/nvidia[0-9]* /dev/nvidiactl /dev/nvidia-uvm; do [ -e "$d"
 # No GPU here (a dry run of the plumbing): a harmless device; the smoke suite then says no-gpu.
 [ -n "$DEVS" ] || DEVS='"/dev/null"'
 mkdir -p "$WORK/matrices"
-for m in gpu-host gpu-host-sm75; do
+for m in ${KILN_MATRICES:-gpu-host gpu-host-sm75}; do
   sed -E "s|^devices = .*|devices = [$DEVS]|; s|^driver_libs = .*|driver_libs = \"${DRV:-/usr/local/nvidia/lib64}\"|" \
     "$ROOT/matrices/$m.toml" >"$WORK/matrices/$m.toml"
 done
