@@ -14,8 +14,8 @@
 #      smoke_torch.py env/matmul/conv2d/amp/ddp/shm on every GPU) and tagged
 #   4. negative controls, each must be refused with its reason and no tag:
 #      (a) shm64  the same images, the runner's /dev/shm at 64 MB (DDP over all GPUs)
-#      (b) cudnn  a runtime base that preloads the host's packaged cuDNN 9.14
-#                 (LD_PRELOAD: the wheel's DT_RPATH beats LD_LIBRARY_PATH)
+#      (b) cudnn  a runtime base with the host's packaged cuDNN 9.14 first on
+#                 LD_LIBRARY_PATH (cuDNN's sub-libraries follow it)
 #      (c) sm70   the policy and runner say sm_70, which the arch list lacks
 #   5. a table: combination, verified, tags in the registry, versions, GEMM
 #      TFLOP/s (cuBLAS vs torch.matmul), DDP ranks/busbw, GPUs, reason
@@ -76,21 +76,25 @@ sed -E 's|^repository = .*|repository = "kiln/gpu-torch-shm64"|; s|^(gpu_classes
   awk '/^\[runners\.gpuhost\]/{print; print "shm_size = \"64m\""; next} {print}' >"$WORK/matrices/gpu-torch-shm64.toml"
 # (c) the same images, policy and runner of class sm_70: 2.11 cu130's arch list starts at 7.5
 sed -E 's|^repository = .*|repository = "kiln/gpu-torch-sm70"|; s|"sm_90"|"sm_70"|g' "$M" >"$WORK/matrices/gpu-torch-sm70.toml"
-# (b) a runtime base that preloads the host's packaged cuDNN 9.14 ahead of the wheel's 9.19
+# (b) a runtime base whose LD_LIBRARY_PATH puts the host's packaged cuDNN 9.14
+# ahead: torch's DT_RPATH still finds the wheel's libcudnn.so.9, but the
+# sub-libraries it loads later (libcudnn_graph, engines) follow
+# LD_LIBRARY_PATH: a mixed cuDNN that must be refused.
 RT=kiln.local/gpu-torch:pytorch2.11-cuda13.0-cudnn9-ubuntu24.04-runtime
-PRELOAD=localhost/kiln-torchbase:cuda13-runtime-preload-cudnn
-mkdir -p "$WORK/preload-ctx"
-cp -a /usr/lib/x86_64-linux-gnu/libcudnn*.so.9* "$WORK/preload-ctx/" 2>/dev/null
-cat >"$WORK/preload-ctx/Containerfile" <<EOF
+BADBASE=localhost/kiln-torchbase:cuda13-runtime-host-cudnn
+mkdir -p "$WORK/host-cudnn-ctx/lib"
+cp -a /usr/lib/x86_64-linux-gnu/libcudnn*.so.9* "$WORK/host-cudnn-ctx/lib/" 2>/dev/null
+RT_LD=$(pod image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$RT" 2>/dev/null | sed -n 's/^LD_LIBRARY_PATH=//p')
+cat >"$WORK/host-cudnn-ctx/Containerfile" <<EOF
 FROM $RT
 USER root
-COPY libcudnn* /usr/lib/x86_64-linux-gnu/
-ENV LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libcudnn.so.9
+COPY lib/ /opt/host-cudnn/
+ENV LD_LIBRARY_PATH=/opt/host-cudnn${RT_LD:+:$RT_LD}
 EOF
-if ls "$WORK/preload-ctx/"libcudnn.so.9* >/dev/null 2>&1 && pod build -q -t "$PRELOAD" "$WORK/preload-ctx" >>"$LOG" 2>&1; then
+if ls "$WORK/host-cudnn-ctx/lib/"libcudnn.so.9* >/dev/null 2>&1 && pod build -q -t "$BADBASE" "$WORK/host-cudnn-ctx" >>"$LOG" 2>&1; then
   sed -E 's|^name = .*|name = "gpu-torch-cudnn"|; s|^repository = .*|repository = "kiln/gpu-torch-cudnn"|;
-          s|^image = "localhost/kiln-torchbase:cuda13-runtime"|image = "'"$PRELOAD"'"|' "$M" >"$WORK/matrices/gpu-torch-cudnn.toml"
-  log "control (b) base $PRELOAD: $RT + host cuDNN $(ls /usr/lib/x86_64-linux-gnu/libcudnn.so.9.* | head -1 | sed 's/.*so\.//') preloaded"
+          s|^image = "localhost/kiln-torchbase:cuda13-runtime"|image = "'"$BADBASE"'"|' "$M" >"$WORK/matrices/gpu-torch-cudnn.toml"
+  log "control (b) base $BADBASE: $RT + the host's cuDNN $(ls /usr/lib/x86_64-linux-gnu/libcudnn.so.9.* | head -1 | sed 's/.*so[.]9[.]/9./') first on LD_LIBRARY_PATH"
 else
   log "control (b) skipped: no host cuDNN in /usr/lib/x86_64-linux-gnu or the base did not build"
 fi
