@@ -37,11 +37,42 @@ void copy_kernels(const fs::path& from, const fs::path& to) {
     if (fs::exists(from / part)) fs::copy(from / part, to / part, fs::copy_options::recursive);
 }
 
-std::vector<std::string> smoke_args(const plan::Combo& c) {
+// A library's own version call names 3 components (cuDNN 9.19.0); the
+// catalog may pin a wheel's 4 (9.19.0.56), which only smoke_torch.py can
+// compare (against the wheel's dist-info).
+std::string three(const std::string& v) {
+  auto parsed = Version::parse(v);
+  return parsed ? parsed->prefix(3).str() : v;
+}
+
+std::vector<std::string> smoke_args(const plan::Combo& c, bool exact) {
   std::vector<std::string> args{"--expect-cuda", Version::must(c.versions.cuda).prefix(2).str()};
-  if (!c.versions.nccl.empty()) args.insert(args.end(), {"--expect-nccl", c.versions.nccl});
-  if (!c.versions.cudnn.empty()) args.insert(args.end(), {"--expect-cudnn", c.versions.cudnn});
+  if (!c.versions.nccl.empty()) args.insert(args.end(), {"--expect-nccl", exact ? c.versions.nccl : three(c.versions.nccl)});
+  if (!c.versions.cudnn.empty()) args.insert(args.end(), {"--expect-cudnn", exact ? c.versions.cudnn : three(c.versions.cudnn)});
+  if (!c.versions.pytorch.empty() && exact) args.insert(args.end(), {"--expect-torch", c.versions.pytorch});
   return args;
+}
+
+// The programs the gpu check runs, each in its own container: the CUDA
+// suite always; for a PyTorch image also smoke_torch.py (with the image's
+// python3, the venv's when the image puts it first on PATH) and the LibTorch
+// suite compiled in the devel image.
+struct SmokeProgram {
+  std::string name;                     // "kiln-smoke", "torch", "libtorch": the prefix of its sections
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> args;
+};
+
+std::vector<SmokeProgram> smoke_programs(const plan::Combo& c) {
+  std::vector<SmokeProgram> out{{"kiln-smoke", {}, smoke_args(c, false)}};
+  if (c.versions.pytorch.empty()) return out;
+  out.push_back({"torch", {"python3", "/opt/kiln-smoke/smoke_torch.py"}, smoke_args(c, true)});
+  // kiln-smoke-torch has no nccl section and takes no --expect-nccl.
+  std::vector<std::string> lib{"--expect-cuda", Version::must(c.versions.cuda).prefix(2).str(), "--expect-torch",
+                               c.versions.pytorch};
+  if (!c.versions.cudnn.empty()) lib.insert(lib.end(), {"--expect-cudnn", three(c.versions.cudnn)});
+  out.push_back({"libtorch", {"/opt/kiln-smoke/kiln-smoke-torch"}, lib});
+  return out;
 }
 
 // NCCL/PyTorch/NVSHMEM switches that keep NVLink multicast off: a host that
@@ -104,22 +135,73 @@ std::string build_smoke_image(const plan::Combo& c, const plan::Plan& p, const r
   return tag;
 }
 
-// Reads kiln-smoke's JSON; the failed sections become the problems.
-void read_report(const std::string& out, CheckResult& r) {
+// One program's run: its JSON report, exit code and the problems it names.
+struct ProgramRun {
+  nlohmann::json report;
+  std::int64_t exit_code = -1;
+  bool timed_out = false;
+  std::vector<std::string> problems;
+};
+
+// Reads a smoke program's JSON; the failed sections become the problems,
+// named "<prefix>/<section>" when a prefix is given.
+void read_report(const std::string& out, const std::string& prefix, ProgramRun& r) {
+  std::string who = prefix.empty() ? "kiln-smoke" : prefix;
   try {
-    r.detail = nlohmann::json::parse(out);
+    r.report = nlohmann::json::parse(out);
   } catch (const nlohmann::json::exception&) {
-    r.problems.push_back("kiln-smoke printed no JSON report");
+    r.problems.push_back(who + " printed no JSON report");
     return;
   }
-  if (!r.detail.contains("sections")) return;
-  for (const auto& [name, s] : r.detail["sections"].items()) {
+  if (!r.report.contains("sections")) return;
+  for (const auto& [name, s] : r.report["sections"].items()) {
+    std::string label = prefix.empty() ? name : prefix + "/" + name;
     if (s.value("status", "") != "fail") continue;
     std::string why = "failed";
     if (s.contains("errors") && s["errors"].is_array() && !s["errors"].empty())
       why = s["errors"][0].is_string() ? s["errors"][0].get<std::string>() : json_text(s["errors"][0]);
-    r.problems.push_back(fmt::format("{}: {}", name, why));
+    r.problems.push_back(fmt::format("{}: {}", label, why));
   }
+}
+
+// Each program in its own container with the same GPU, device and shm
+// settings: a crash of one (a segfault in LibTorch) cannot hide another's report.
+ProgramRun run_program(engine::Client& client, const engine::ContainerSpec& base, const SmokeProgram& prog,
+                       const Options& o) {
+  engine::ContainerSpec spec = base;
+  spec.entrypoint = prog.entrypoint;
+  spec.cmd = prog.args;
+  ProgramRun r;
+  std::string id = client.create_container(spec);
+  try {
+    client.start_container(id);
+  } catch (const std::exception& e) {  // kiln-smoke-torch missing: the devel image had no torch to build it
+    client.remove_container(id);
+    r.problems.push_back(fmt::format("{} did not start ({}): {}", prog.name, prog.entrypoint.front(), e.what()));
+    return r;
+  }
+  engine::WaitResult w = client.wait_container(id, std::chrono::seconds(o.timeout_s));
+  engine::Logs logs = client.container_logs(id);
+  client.remove_container(id);
+  read_report(logs.out, prog.name == "kiln-smoke" ? "" : prog.name, r);
+  r.exit_code = w.exit_code;
+  r.timed_out = w.timed_out;
+  if (w.timed_out) r.problems.push_back(fmt::format("{} timed out after {} s", prog.name, o.timeout_s));
+  else if (w.exit_code != 0 && w.exit_code != 1 && w.exit_code != 3)
+    r.problems.push_back(fmt::format("{} exited {}: {}", prog.name, w.exit_code, logs.err.substr(0, 400)));
+  return r;
+}
+
+// Any failure fails the check; "no GPU" from any program is no-gpu (never a
+// pass); passed only when every program passed.
+std::string combined_status(const std::vector<ProgramRun>& runs) {
+  bool failed = false, error = false, no_gpu = false;
+  for (const auto& r : runs) {
+    failed |= r.timed_out || r.exit_code == 1;
+    error |= !r.timed_out && r.exit_code != 0 && r.exit_code != 1 && r.exit_code != 3;
+    no_gpu |= r.exit_code == 3;
+  }
+  return failed ? "failed" : error ? "error" : no_gpu ? "no-gpu" : "passed";
 }
 
 }  // namespace
@@ -143,33 +225,34 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
   }
   engine::ContainerSpec spec;
   spec.image = smoke;
-  spec.cmd = smoke_args(c);
   spec.network_mode = "none";
   spec.readonly_rootfs = true;
   spec.tmpfs = {{"/tmp", "rw,size=256m"}};
-  spec.shm_size = 1LL << 30;  // NCCL's shared-memory transport
+  spec.shm_size = runner.shm_size;  // NCCL's shared-memory transport, DataLoader workers
+  spec.ipc_mode = runner.ipc;
   if (runner.gpu != "none") pass_safety_env(spec);
   attach_gpus(runner, spec, image_ld_path(client.inspect_image(smoke)));
-  std::string id = client.create_container(spec);
-  client.start_container(id);
-  engine::WaitResult w = client.wait_container(id, std::chrono::seconds(o.timeout_s));
-  engine::Logs logs = client.container_logs(id);
-  client.remove_container(id);
-  read_report(logs.out, r);
-  r.detail["exit_code"] = w.exit_code;
-  if (w.timed_out) {
-    r.status = "failed";
-    r.problems.push_back(fmt::format("timed out after {} s", o.timeout_s));
-  } else if (w.exit_code == 0) {
-    r.status = "passed";
-  } else if (w.exit_code == 3) {
-    r.status = "no-gpu";  // a host without a usable GPU: never a pass
-    r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, runner.gpu));
-  } else if (w.exit_code == 1) {
-    r.status = "failed";
-  } else {
-    r.problems.push_back(fmt::format("kiln-smoke exited {}: {}", w.exit_code, logs.err.substr(0, 400)));
+  std::vector<ProgramRun> runs;
+  nlohmann::json programs = nlohmann::json::object();
+  for (const auto& prog : smoke_programs(c)) {
+    runs.push_back(run_program(client, spec, prog, o));
+    ProgramRun& run = runs.back();
+    if (prog.name == "kiln-smoke") {
+      r.detail = run.report.is_object() ? run.report : nlohmann::json::object();  // the suite's document, as before
+      r.detail["exit_code"] = run.exit_code;
+    } else {
+      r.detail[prog.name] = run.report;  // smoke_torch.py under "torch", kiln-smoke-torch under "libtorch"
+    }
+    programs[prog.name] = {{"exit_code", run.exit_code}, {"timed_out", run.timed_out},
+                           {"args", prog.args}};
+    r.problems.insert(r.problems.end(), run.problems.begin(), run.problems.end());
   }
+  r.detail["programs"] = programs;
+  r.detail["shm_size"] = runner.shm_size;
+  if (!runner.ipc.empty()) r.detail["ipc"] = runner.ipc;
+  r.status = combined_status(runs);
+  if (r.status == "no-gpu")
+    r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, runner.gpu));
   return r;
 }
 
