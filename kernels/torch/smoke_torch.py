@@ -130,6 +130,8 @@ def check_loaded(torch, s, what, stem, package, soname, expected, runtime_versio
     loaded = mapped_libraries(stem)
     wheel = wheel_library(torch, package, soname)
     main = [p for p in loaded if os.path.basename(p).startswith(soname)] or loaded
+    if wheel:  # a copy beside the wheel's (LD_PRELOAD, an earlier-loaded soname) is the one that binds: name it first
+        main.sort(key=lambda p: same_file(p, wheel["path"]))
     s.data[f"{what}_loaded"] = {"paths": loaded, "version": runtime_version,
                                 "wheel": wheel}
     if not main:
@@ -140,7 +142,10 @@ def check_loaded(torch, s, what, stem, package, soname, expected, runtime_versio
             s.fail(f"{what}: loaded {main[0]} ({runtime_version}), not the wheel's own copy "
                    f"{wheel['path']} ({wheel['version']}): something ahead of torch's RPATH "
                    "(LD_PRELOAD, an earlier-loaded soname) picks another library")
-        elif expected and wheel["version"] and len(expected.split(".")) >= 4 and wheel["version"] != expected:
+        strays = [p for p in loaded if os.path.dirname(os.path.realpath(p)) != os.path.dirname(wheel["realpath"])]
+        if strays:  # cuDNN's sub-libraries are dlopen'ed by soname: they may come from elsewhere
+            s.fail(f"{what}: {', '.join(strays)} loaded from outside the wheel's {os.path.dirname(wheel['path'])}")
+        if expected and wheel["version"] and len(expected.split(".")) >= 4 and wheel["version"] != expected:
             s.fail(f"{what}: the wheel next to torch is {wheel['version']} ({wheel['path']}), expected {expected}")
     else:
         s.notes.append(f"{what}: no pip copy next to torch (site-packages/nvidia/{package}/lib): "
@@ -179,7 +184,12 @@ def run_env(torch, args, s, usable):
     d["cuda_available"] = torch.cuda.is_available()
     d["cuda_version"] = torch.version.cuda
     d["cudnn_available"] = torch.backends.cudnn.is_available()
-    d["cudnn_version"] = cudnn_string(torch.backends.cudnn.version()) if d["cudnn_available"] else None
+    d["cudnn_version"] = None
+    if d["cudnn_available"]:
+        try:
+            d["cudnn_version"] = cudnn_string(torch.backends.cudnn.version())
+        except Exception as e:  # torch's own check: "cuDNN version incompatibility: ... found runtime version"
+            s.fail(f"{type(e).__name__}: {e}")
     d["devices"] = []
     if usable:
         for i in range(torch.cuda.device_count()):
@@ -195,9 +205,16 @@ def run_env(torch, args, s, usable):
     if usable and not d["cudnn_available"]:
         s.fail("torch sees CUDA but not cuDNN")
     if usable:
-        exercise_libraries(torch)
-        d["nccl_version"] = nccl_string(torch.cuda.nccl.version())
-        d["cudnn_version"] = cudnn_string(torch.backends.cudnn.version())
+        try:
+            exercise_libraries(torch)
+        except Exception as e:  # torch's own check: "cuDNN version incompatibility: ... found runtime version"
+            s.fail(f"a convolution or NCCL all-reduce failed: {type(e).__name__}: {e}")
+        for key, read in (("nccl_version", lambda: nccl_string(torch.cuda.nccl.version())),
+                          ("cudnn_version", lambda: cudnn_string(torch.backends.cudnn.version()))):
+            try:
+                d[key] = read()
+            except Exception as e:
+                s.fail(f"{key}: {type(e).__name__}: {e}")
         check_loaded(torch, s, "cuDNN", "libcudnn", "cudnn", "libcudnn.so", args.expect_cudnn, d["cudnn_version"])
         check_loaded(torch, s, "NCCL", "libnccl", "nccl", "libnccl.so", args.expect_nccl, d["nccl_version"])
     elif args.expect_cudnn and d["cudnn_version"] and not runtime_matches(args.expect_cudnn, d["cudnn_version"]):
