@@ -204,6 +204,64 @@ std::string combined_status(const std::vector<ProgramRun>& runs) {
   return failed ? "failed" : error ? "error" : no_gpu ? "no-gpu" : "passed";
 }
 
+// What a report shows of a gpu check: the GPUs used, the versions that
+// loaded, GEMM TFLOP/s (cuBLAS in kiln-smoke against torch.matmul), NCCL and
+// DDP busbw. Read from the programs' documents; a missing value is null.
+nlohmann::json smoke_summary(const nlohmann::json& d) {
+  auto at = [](const nlohmann::json& j, std::initializer_list<const char*> path) -> nlohmann::json {
+    const nlohmann::json* x = &j;
+    for (const char* k : path) {
+      if (!x->is_object() || !x->contains(k)) return nullptr;
+      x = &(*x)[k];
+    }
+    return *x;
+  };
+  nlohmann::json s = nlohmann::json::object();
+  nlohmann::json gpus = nlohmann::json::array();
+  for (const auto& dev : at(d, {"sections", "env", "data", "devices"}))
+    gpus.push_back(fmt::format("{} {} (sm_{})", dev.value("index", 0), dev.value("name", "?"),
+                               [&] { std::string cc = dev.value("compute_capability", ""); std::erase(cc, '.'); return cc; }()));
+  if (gpus.empty())
+    for (const auto& dev : at(d, {"torch", "sections", "env", "data", "devices"}))
+      gpus.push_back(fmt::format("{} {}", dev.value("index", 0), dev.value("name", "?")));
+  s["gpus"] = gpus;
+  s["cuda_runtime"] = at(d, {"sections", "env", "data", "runtime_version"});
+  s["cublas"] = at(d, {"sections", "env", "data", "libraries", "cublas"});
+  s["cudnn"] = at(d, {"sections", "env", "data", "libraries", "cudnn"});
+  s["nccl"] = at(d, {"sections", "env", "data", "libraries", "nccl"});
+  nlohmann::json cublas_bf16 = nullptr;
+  for (const auto& dev : at(d, {"sections", "cublas", "data", "devices"}))
+    if (cublas_bf16.is_null()) cublas_bf16 = at(dev, {"bf16", "tflops"});
+  s["gemm_bf16_tflops_cublas"] = cublas_bf16;
+  s["nccl_ranks"] = at(d, {"sections", "nccl", "data", "ranks"});
+  s["nccl_busbw_gbps"] = at(d, {"sections", "nccl", "data", "busbw_gbps"});
+  if (d.contains("torch")) {
+    const nlohmann::json env = at(d, {"torch", "sections", "env", "data"});
+    s["torch"] = at(env, {"torch_version"});
+    s["torch_cudnn"] = at(env, {"cudnn_version"});
+    s["torch_nccl"] = at(env, {"nccl_version"});
+    s["cudnn_loaded_from"] = at(env, {"cuDNN_loaded", "paths"});
+    s["gemm_bf16_tflops_torch_matmul"] = at(d, {"torch", "sections", "matmul", "data", "bf16_tflops"});
+    s["ddp_ranks"] = at(d, {"torch", "sections", "ddp", "data", "world_size"});
+    s["ddp_busbw_gbps"] = at(d, {"torch", "sections", "ddp", "data", "all_reduce", "busbw_gbps"});
+    s["shm_bytes"] = at(d, {"torch", "sections", "shm", "data", "size_bytes"});
+  }
+  auto num = [&](const char* k) { return s[k].is_number() ? fmt::format("{:.0f}", s[k].get<double>()) : std::string("-"); };
+  auto str = [&](const char* k) { return s[k].is_string() ? s[k].get<std::string>() : std::string("-"); };
+  std::string line = fmt::format("{} GPU(s): {}", gpus.size(), gpus.empty() ? "-" : gpus[0].get<std::string>());
+  for (size_t i = 1; i < gpus.size(); ++i) line += ", " + gpus[i].get<std::string>();
+  if (d.contains("torch"))
+    line += fmt::format("; torch {} cuDNN {} NCCL {}; GEMM bf16 TFLOP/s cuBLAS {} / torch.matmul {}; NCCL busbw {} GB/s; "
+                        "DDP {} rank(s) busbw {} GB/s",
+                        str("torch"), str("torch_cudnn"), str("torch_nccl"), num("gemm_bf16_tflops_cublas"),
+                        num("gemm_bf16_tflops_torch_matmul"), num("nccl_busbw_gbps"), num("ddp_ranks"), num("ddp_busbw_gbps"));
+  else
+    line += fmt::format("; cuDNN {} NCCL {}; GEMM bf16 {} TFLOP/s; NCCL {} rank(s) busbw {} GB/s", str("cudnn"), str("nccl"),
+                        num("gemm_bf16_tflops_cublas"), num("nccl_ranks"), num("nccl_busbw_gbps"));
+  s["line"] = line;
+  return s;
+}
+
 }  // namespace
 
 CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
@@ -248,6 +306,7 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
     r.problems.insert(r.problems.end(), run.problems.begin(), run.problems.end());
   }
   r.detail["programs"] = programs;
+  r.detail["summary"] = smoke_summary(r.detail);
   r.detail["shm_size"] = runner.shm_size;
   if (!runner.ipc.empty()) r.detail["ipc"] = runner.ipc;
   r.status = combined_status(runs);
