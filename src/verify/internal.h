@@ -16,6 +16,22 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::s
 // device code, component versions, PyTorch, driver libraries, compilers.
 CheckResult static_check_files(const plan::Combo& c, const image::ImageFs& fs);
 
+// The programs the gpu check runs, each in its own container: the CUDA
+// suite always; for a PyTorch image also smoke_torch.py (with the image's
+// python3, the venv's when the image puts it first on PATH) and the LibTorch
+// suite compiled in the devel image.
+struct SmokeProgram {
+  std::string name;  // "kiln-smoke", "torch", "libtorch": the prefix of its sections
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> args;
+};
+std::vector<SmokeProgram> smoke_programs(const plan::Combo& c);
+
+// The gpu check's status from each program's (exit code, timed out): any
+// failure fails it; "no GPU" (3) from any is no-gpu, never a pass; passed
+// only when every program passed.
+std::string combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs);
+
 // Builds (incrementally) the smoke image of a combination and runs it.
 CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                       const std::string& image, const Runner& runner, const Options& o);

@@ -53,15 +53,7 @@ std::vector<std::string> smoke_args(const plan::Combo& c, bool exact) {
   return args;
 }
 
-// The programs the gpu check runs, each in its own container: the CUDA
-// suite always; for a PyTorch image also smoke_torch.py (with the image's
-// python3, the venv's when the image puts it first on PATH) and the LibTorch
-// suite compiled in the devel image.
-struct SmokeProgram {
-  std::string name;                     // "kiln-smoke", "torch", "libtorch": the prefix of its sections
-  std::vector<std::string> entrypoint;
-  std::vector<std::string> args;
-};
+}  // namespace
 
 std::vector<SmokeProgram> smoke_programs(const plan::Combo& c) {
   std::vector<SmokeProgram> out{{"kiln-smoke", {}, smoke_args(c, false)}};
@@ -74,6 +66,8 @@ std::vector<SmokeProgram> smoke_programs(const plan::Combo& c) {
   out.push_back({"libtorch", {"/opt/kiln-smoke/kiln-smoke-torch"}, lib});
   return out;
 }
+
+namespace {
 
 // NCCL/PyTorch/NVSHMEM switches that keep NVLink multicast off: a host that
 // sets them (shared GPUs, where a multicast fault can take every GPU out)
@@ -192,17 +186,19 @@ ProgramRun run_program(engine::Client& client, const engine::ContainerSpec& base
   return r;
 }
 
-// Any failure fails the check; "no GPU" from any program is no-gpu (never a
-// pass); passed only when every program passed.
-std::string combined_status(const std::vector<ProgramRun>& runs) {
+}  // namespace
+
+std::string combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs) {
   bool failed = false, error = false, no_gpu = false;
-  for (const auto& r : runs) {
-    failed |= r.timed_out || r.exit_code == 1;
-    error |= !r.timed_out && r.exit_code != 0 && r.exit_code != 1 && r.exit_code != 3;
-    no_gpu |= r.exit_code == 3;
+  for (const auto& [exit_code, timed_out] : runs) {
+    failed |= timed_out || exit_code == 1;
+    error |= !timed_out && exit_code != 0 && exit_code != 1 && exit_code != 3;
+    no_gpu |= exit_code == 3;
   }
   return failed ? "failed" : error ? "error" : no_gpu ? "no-gpu" : "passed";
 }
+
+namespace {
 
 // What a report shows of a gpu check: the GPUs used, the versions that
 // loaded, GEMM TFLOP/s (cuBLAS in kiln-smoke against torch.matmul), NCCL and
@@ -309,7 +305,9 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
   r.detail["summary"] = smoke_summary(r.detail);
   r.detail["shm_size"] = runner.shm_size;
   if (!runner.ipc.empty()) r.detail["ipc"] = runner.ipc;
-  r.status = combined_status(runs);
+  std::vector<std::pair<std::int64_t, bool>> codes;
+  for (const auto& run : runs) codes.emplace_back(run.exit_code, run.timed_out);
+  r.status = combined_status(codes);
   if (r.status == "no-gpu")
     r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, runner.gpu));
   return r;

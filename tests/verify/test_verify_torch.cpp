@@ -238,3 +238,32 @@ shm_size = "2g"
   CHECK_THROWS_WITH(matrix::parse_matrix_text("name = \"t\"\n[axes]\ncuda = [\"13.0\"]\n[runners.x]\nipc = \"container:x\"\n", "t.toml"),
                     Catch::Contains("ipc must be"));
 }
+
+TEST_CASE("a PyTorch image's gpu check runs three programs with the plan's versions", "[verify][smoke]") {
+  auto programs = verify::detail::smoke_programs(torch_combo());
+  REQUIRE(programs.size() == 3);
+  // Library version calls name 3 components: kiln-smoke and LibTorch get 9.19.0;
+  // smoke_torch.py gets the wheel's 4 (it reads the dist-info).
+  CHECK(programs[0].name == "kiln-smoke");
+  CHECK(programs[0].entrypoint.empty());
+  CHECK(programs[0].args == std::vector<std::string>{"--expect-cuda", "13.0", "--expect-nccl", "2.28.9", "--expect-cudnn", "9.19.0"});
+  CHECK(programs[1].entrypoint == std::vector<std::string>{"python3", "/opt/kiln-smoke/smoke_torch.py"});
+  CHECK(programs[1].args == std::vector<std::string>{"--expect-cuda", "13.0", "--expect-nccl", "2.28.9", "--expect-cudnn",
+                                                     "9.19.0.56", "--expect-torch", "2.11.0"});
+  CHECK(programs[2].entrypoint == std::vector<std::string>{"/opt/kiln-smoke/kiln-smoke-torch"});
+  CHECK(programs[2].args == std::vector<std::string>{"--expect-cuda", "13.0", "--expect-torch", "2.11.0", "--expect-cudnn", "9.19.0"});
+  auto cuda_only = torch_combo();
+  cuda_only.versions.pytorch.clear();
+  CHECK(verify::detail::smoke_programs(cuda_only).size() == 1);
+}
+
+TEST_CASE("the programs' exit codes decide the gpu check: no GPU is never a pass", "[verify][smoke]") {
+  using verify::detail::combined_status;
+  CHECK(combined_status({{0, false}, {0, false}, {0, false}}) == "passed");
+  CHECK(combined_status({{0, false}, {3, false}, {0, false}}) == "no-gpu");
+  CHECK(combined_status({{3, false}, {3, false}, {3, false}}) == "no-gpu");
+  CHECK(combined_status({{0, false}, {1, false}, {3, false}}) == "failed");
+  CHECK(combined_status({{0, false}, {-1, true}}) == "failed");  // a timeout
+  CHECK(combined_status({{0, false}, {-1, false}}) == "error");  // did not start
+  CHECK(combined_status({{0, false}, {139, false}}) == "error");  // a crash
+}
