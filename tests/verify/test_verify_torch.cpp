@@ -45,6 +45,7 @@ struct Tree {
   std::string dist_version = "2.11.0+cu130";
   std::string cudnn_wheel = "9.19.0.56";
   std::string libtorch_cuda;  // bytes; empty: none
+  std::string libtorch_cuda_linalg;
 };
 
 std::string metadata(const std::string& name, const std::string& version) {
@@ -72,6 +73,7 @@ image::ImageFs image_of(const Tree& t) {
       file("usr/lib/x86_64-linux-gnu/libnccl.so.2.28.3", "packaged"),
   };
   if (!t.libtorch_cuda.empty()) items.push_back(file(kSite + "torch/lib/libtorch_cuda.so", t.libtorch_cuda));
+  if (!t.libtorch_cuda_linalg.empty()) items.push_back(file(kSite + "torch/lib/libtorch_cuda_linalg.so", t.libtorch_cuda_linalg));
   TestImage img;
   img.layers.push_back(make_tar(items));
   static std::list<std::string> tars;  // the image reads its bytes where they lie: they outlive the test
@@ -144,6 +146,12 @@ TEST_CASE("static check of a PyTorch image: versions against the plan", "[verify
     auto r = verify::detail::static_check_files(torch_combo(), image_of(t));
     CHECK(has_problem(r, "torch 2.11.0+cu130 is a CPU-only build (cuda = None), the plan promises a CUDA 13.0 build"));
   }
+  SECTION("a dist-info without the local tag (torch-2.11.0.dist-info) agrees with 2.11.0+cu130") {
+    Tree t;
+    t.dist_version = "2.11.0";
+    auto r = verify::detail::static_check_files(torch_combo(), image_of(t));
+    CHECK_FALSE(has_problem(r, "dist-info"));
+  }
   SECTION("another torch release, and a dist-info that disagrees with version.py") {
     Tree t;
     t.torch_version = "2.10.0+cu130";
@@ -169,6 +177,18 @@ TEST_CASE("static check reads libtorch_cuda.so's arch list by the majority rule"
     auto r = verify::detail::static_check_files(torch_combo("7.5;8.0;8.6;9.0+PTX"), image_of(t));
     CHECK(has_problem(r, "carries SASS for sm_75, sm_80, sm_90 in most of its fat binaries, the arch list 7.5;8.0;8.6;9.0+PTX promises sm_75, sm_80, sm_86, sm_90"));
     CHECK(has_problem(r, "carries PTX for none, the arch list 7.5;8.0;8.6;9.0+PTX promises compute_90"));
+  }
+  SECTION("torch's other libraries keep their own lists: a gap there is a warning, not a failure") {
+    t.libtorch_cuda_linalg = slurp(KILN_TORCH_LINALG_FIXTURE);  // sm_80, sm_90: nothing for 7.5
+    auto r = verify::detail::static_check_files(torch_combo("7.5;8.0;9.0"), image_of(t));
+    INFO(all(r));
+    CHECK_FALSE(has_problem(r, "libtorch_cuda_linalg.so"));
+    REQUIRE(r.detail.contains("warnings"));
+    CHECK_THAT(r.detail["warnings"][0].get<std::string>(), Catch::Contains("torch/lib/libtorch_cuda_linalg.so cannot run on 7.5"));
+    // The same library in a CUDA-only image is judged as any library.
+    auto cuda_only = torch_combo("7.5;8.0;9.0");
+    cuda_only.versions.pytorch.clear();
+    CHECK(has_problem(verify::detail::static_check_files(cuda_only, image_of(t)), "libtorch_cuda_linalg.so cannot run on 7.5"));
   }
   SECTION("a list shorter than what the library carries is not equal either") {
     auto r = verify::detail::static_check_files(torch_combo("8.0;9.0"), image_of(t));
