@@ -106,6 +106,14 @@ def wheel_library(torch, package, soname):
     return {"path": lib, "realpath": os.path.realpath(lib), "version": version}
 
 
+def same_bytes(a, b):
+    try:
+        import filecmp
+        return os.path.exists(b) and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
 def same_file(a, b):
     try:
         return os.path.samefile(a, b)
@@ -138,13 +146,27 @@ def check_loaded(torch, s, what, stem, package, soname, expected, runtime_versio
         s.fail(f"{what}: no {stem}* mapped after using it (/proc/self/maps)")
         return
     if wheel:
-        if not same_file(main[0], wheel["path"]):
+        if not same_file(main[0], wheel["path"]) and same_bytes(main[0], wheel["path"]):
+            s.notes.append(f"{what}: loaded {main[0]}, a byte-identical copy of the wheel's {wheel['path']}")
+        elif not same_file(main[0], wheel["path"]):
             s.fail(f"{what}: loaded {main[0]} ({runtime_version}), not the wheel's own copy "
                    f"{wheel['path']} ({wheel['version']}): something ahead of torch's RPATH "
                    "(LD_PRELOAD, an earlier-loaded soname) picks another library")
-        strays = [p for p in loaded if os.path.dirname(os.path.realpath(p)) != os.path.dirname(wheel["realpath"])]
-        if strays:  # cuDNN's sub-libraries are dlopen'ed by soname: they may come from elsewhere
-            s.fail(f"{what}: {', '.join(strays)} loaded from outside the wheel's {os.path.dirname(wheel['path'])}")
+        # cuDNN's sub-libraries are dlopen'ed by soname: LD_LIBRARY_PATH comes
+        # before libcudnn.so.9's RUNPATH ($ORIGIN), so they may come from
+        # elsewhere. A byte-identical copy of the wheel's file (the same wheel
+        # installed twice, e.g. a base image's CUDNN_ROOT on LD_LIBRARY_PATH)
+        # is the same library: noted. Any other file fails.
+        lib_dir = os.path.dirname(wheel["realpath"])
+        strays = [p for p in loaded if os.path.dirname(os.path.realpath(p)) != lib_dir]
+        different = [p for p in strays if not same_bytes(p, os.path.join(lib_dir, os.path.basename(p)))]
+        for p in strays:
+            if p not in different:
+                s.notes.append(f"{what}: {p} loaded instead of the wheel's {os.path.join(lib_dir, os.path.basename(p))} "
+                               "(byte-identical copy; something on LD_LIBRARY_PATH names another installation)")
+        s.data[f"{what}_loaded"]["outside_wheel"] = [{"path": p, "identical_to_wheel": p not in different} for p in strays]
+        if different:
+            s.fail(f"{what}: {', '.join(different)} loaded from outside the wheel's {lib_dir} (not the wheel's bytes)")
         if expected and wheel["version"] and len(expected.split(".")) >= 4 and wheel["version"] != expected:
             s.fail(f"{what}: the wheel next to torch is {wheel['version']} ({wheel['path']}), expected {expected}")
     else:
