@@ -43,7 +43,21 @@ bool is_file(const image::FileEntry& f) { return f.type == FileType::regular || 
 
 // pip wheels ship libcudnn.so.9 with no minor version; the dist-info
 // directory name carries the full one: nvidia_cudnn_cu12-9.1.0.70.dist-info.
+// The same holds for cu13's nvidia_cublas-13.1.0.3.dist-info (no _cuXX).
+std::vector<Found>* wheel_slot(Components& c, const std::string& name) {
+  static const std::regex re(R"(nvidia[-_](cuda[-_]runtime|cublas|cudnn|nccl)([-_]cu\d+)?)");
+  std::smatch m;
+  if (!std::regex_match(name, m, re)) return nullptr;
+  const std::string what = m[1];
+  if (what.starts_with("cuda")) return &c.cuda_runtime;
+  return what == "cublas" ? &c.cublas : what == "cudnn" ? &c.cudnn : &c.nccl;
+}
+
 void from_wheel(Components& c, const std::string& path) {
+  static const std::regex torch_re(R"(torch-([0-9][0-9A-Za-z.+]*)\.dist-info)");
+  std::smatch tm;
+  const std::string tbase = base_of(path);
+  if (path.find("-packages/") != std::string::npos && std::regex_match(tbase, tm, torch_re)) add(c.torch_dist, tm[1], path);
   static const std::regex re(R"(nvidia_(cuda_runtime|cublas|cudnn|nccl)(_cu\d+)?-([0-9][0-9A-Za-z.+]*)\.dist-info)");
   std::smatch m;
   const std::string base = base_of(path);
@@ -70,6 +84,11 @@ void from_python_binary(Components& c, const std::string& path) {
 bool is_torch_version_py(const std::string& p) {
   return p.ends_with("-packages/torch/version.py");
 }
+// site-packages/<dist>.dist-info/METADATA of torch and the nvidia-* wheels.
+bool is_pip_metadata(const std::string& p) {
+  static const std::regex re(R"(.*-packages/(torch|nvidia_[A-Za-z0-9_]+)-[^/]+\.dist-info/METADATA)");
+  return std::regex_match(p, re);
+}
 bool is_cudnn_header(const std::string& p) {
   const std::string b = base_of(p);
   return b == "cudnn_version.h" || std::regex_match(b, std::regex(R"(cudnn_version_v\d+\.h)"));
@@ -88,6 +107,14 @@ void read_small_file(Components& c, const std::string& path, std::string_view te
       c.torch = std::move(*t);
       c.torch->path = path;
     }
+  } else if (is_pip_metadata(path)) {
+    const auto [name, version] = parse_metadata_name_version(text);
+    const std::string dir = path.substr(0, path.rfind('/'));
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (version.empty()) return;
+    if (lower == "torch") add(c.torch_dist, version, dir);
+    else if (auto* slot = wheel_slot(c, lower)) add(*slot, version, dir);
   } else if (is_cudnn_header(path)) {
     if (auto v = parse_cudnn_version_h(text)) add(c.cudnn, *v, path);
   } else if (path.ends_with("version.txt")) {  // CUDA <= 11.0: "CUDA Version 10.2.89"
@@ -154,6 +181,23 @@ std::map<std::string, std::string> parse_cuda_version_json(std::string_view text
   return out;
 }
 
+std::pair<std::string, std::string> parse_metadata_name_version(std::string_view text) {
+  std::string name, version;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t j = text.find('\n', i);
+    if (j == std::string_view::npos) j = text.size();
+    const std::string_view line = text.substr(i, j - i);
+    i = j + 1;
+    if (trim(line).empty()) break;  // the headers end at the first blank line; the description follows
+    if (line.starts_with("Name:") && name.empty()) name = trim(line.substr(5));
+    else if (line.starts_with("Version:") && version.empty()) version = trim(line.substr(8));
+  }
+  return {name, version};
+}
+
+bool from_site_packages(const Found& f) { return f.path.find("-packages/") != std::string::npos; }
+
 std::optional<std::string> parse_cudnn_version_h(std::string_view text) {
   std::map<std::string, std::string> d;
   static const std::regex re(R"(#define\s+CUDNN_(MAJOR|MINOR|PATCHLEVEL)\s+(\d+))");
@@ -172,7 +216,7 @@ bool looks_like_cuda_library(std::string_view path) {
 
 bool is_component_file(std::string_view p, std::uint64_t size) {
   const std::string path(p);
-  return size < (1u << 20) && (path == "etc/os-release" || path == "usr/lib/os-release" || is_torch_version_py(path) ||
+  return size < (1u << 20) && (path == "etc/os-release" || path == "usr/lib/os-release" || is_torch_version_py(path) || is_pip_metadata(path) ||
                                is_cudnn_header(path) || is_cuda_version_file(path));
 }
 

@@ -35,6 +35,10 @@ struct Components {
   std::vector<Found> cublas, cudnn, nccl;
   std::vector<Found> python;        // X.Y of each python3.X interpreter
   std::optional<TorchInfo> torch;
+  // pip's layout (site-packages): torch-*.dist-info, and the nvidia-*
+  // wheels' (also in cudnn/nccl/cublas/cuda_runtime above, by dist-info
+  // name and METADATA Version). Paths name the dist-info directory.
+  std::vector<Found> torch_dist;
   std::optional<OsInfo> os;
   std::string env_cuda_version;     // config env CUDA_VERSION
   std::string env_require_cuda;     // config env NVIDIA_REQUIRE_CUDA
@@ -51,6 +55,12 @@ std::optional<TorchInfo> parse_torch_version_py(std::string_view text);
 // {"cuda": "13.0.2", "cuda_cudart": "13.0.96", ...} from version.json.
 std::map<std::string, std::string> parse_cuda_version_json(std::string_view text);
 std::optional<std::string> parse_cudnn_version_h(std::string_view text);
+// The Name and Version fields of a dist-info METADATA (RFC 822 headers).
+std::pair<std::string, std::string> parse_metadata_name_version(std::string_view text);
+
+// Whether a Found was read from pip's layout (a *-packages directory):
+// the copy torch's RPATH points at, not a system package beside it.
+bool from_site_packages(const Found& f);
 
 // Shared libraries whose names suggest CUDA device code (cuBLAS, cuDNN,
 // NCCL, torch_cuda...), worth a fat-binary scan.

@@ -34,8 +34,11 @@ std::string table(const verify::Report& r) {
     for (const auto& c : v.checks) checks += fmt::format("{}@{}={}{} ", c.check, c.runner, c.status, c.reused ? "(ledger)" : "");
     out += fmt::format("{:<34} {:<9} {:<19} {}\n", v.id, v.verified ? "yes" : "no", v.image_id.substr(0, 19), checks);
     if (!v.verified) out += fmt::format("    not verified: {}\n", v.reason);
-    for (const auto& c : v.checks)
+    for (const auto& c : v.checks) {
       for (const auto& problem : c.problems) out += fmt::format("    {} on {}: {}\n", c.check, c.runner, problem);
+      if (c.detail.contains("summary") && c.detail["summary"].contains("line") && c.detail["summary"]["line"].is_string())
+        out += fmt::format("    {} on {}: {}\n", c.check, c.runner, c.detail["summary"]["line"].get<std::string>());
+    }
   }
   out += fmt::format("\n{} of {} verified\n", r.verified(), r.combos.size());
   return out;

@@ -13,12 +13,13 @@ std::vector<verify::Runner> runners_for(const matrix::Matrix& m, const std::vect
   for (const auto& r : m.runners) {
     if (!names.empty() && std::count(names.begin(), names.end(), r.name) == 0) continue;
     engine::Endpoint ep = r.engine.empty() ? engine::Endpoint::from_env() : engine::Endpoint{r.engine.substr(7)};
-    out.push_back({r.name, ep, r.gpu, r.gpu_classes, r.backend, r.devices, r.driver_libs});
+    out.push_back({r.name, ep, r.gpu, r.gpu_classes, r.backend, r.devices, r.driver_libs,
+                   r.shm_size > 0 ? r.shm_size : verify::Runner{}.shm_size, r.ipc});
   }
   for (const auto& n : names)
     if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
       throw InputError({"--runner"}, fmt::format("the matrix has no runner '{}'", n));
-  if (out.empty()) out.push_back({"local", engine::Endpoint::from_env(), "none", {}, "engine", {}, ""});
+  if (out.empty()) out.push_back({"local", engine::Endpoint::from_env(), "none", {}, "engine", {}, "", verify::Runner{}.shm_size, ""});
   return out;
 }
 

@@ -130,6 +130,7 @@ json host_config(const ContainerSpec& s) {
   json hc = json::object();
   if (!s.binds.empty()) hc["Binds"] = s.binds;
   if (s.shm_size > 0) hc["ShmSize"] = s.shm_size;
+  if (!s.ipc_mode.empty()) hc["IpcMode"] = s.ipc_mode;
   if (s.memory > 0) hc["Memory"] = s.memory;
   if (!s.network_mode.empty()) hc["NetworkMode"] = s.network_mode;
   if (!s.tmpfs.empty()) hc["Tmpfs"] = s.tmpfs;

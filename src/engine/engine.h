@@ -82,6 +82,7 @@ struct ContainerSpec {
   // HostConfig
   std::vector<std::string> binds;  // "host:container[:ro]"
   std::int64_t shm_size = 0;       // bytes, 0: engine default
+  std::string ipc_mode;            // IpcMode: "private", "shareable", "host", "none"; "" engine default
   std::vector<DeviceMapping> devices;
   std::vector<DeviceRequest> device_requests;
   bool readonly_rootfs = false;

@@ -24,6 +24,25 @@ const std::set<std::string> kChecks{"static", "gpu"};
 const std::set<std::string> kTargetPolicies{"all", "any", "report"};
 const std::set<std::string> kBackends{"engine", "buildx"};
 const std::set<std::string> kGpuModes{"none", "nvidia", "cdi", "devices"};
+const std::set<std::string> kIpcModes{"private", "shareable", "host", "none"};
+
+// "1g", "512m", "64k", "1073741824" (docker run --shm-size's grammar, binary
+// units); 0 when it is not one.
+std::int64_t parse_shm_size(std::string_view text) {
+  std::int64_t n = 0;
+  std::size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (n > (std::int64_t(1) << 40)) return 0;
+    n = n * 10 + (text[i] - '0');
+  }
+  if (i == 0) return 0;
+  std::string unit(text.substr(i));
+  if (unit == "b" || unit.empty()) return n;
+  if (unit == "k" || unit == "kb") return n << 10;
+  if (unit == "m" || unit == "mb") return n << 20;
+  if (unit == "g" || unit == "gb") return n << 30;
+  return 0;
+}
 
 bool is_axis(std::string_view key) {
   return std::any_of(std::begin(kAxes), std::end(kAxes), [&](const char* a) { return key == a; });
@@ -285,7 +304,7 @@ class Parser {
         continue;
       }
       TomlFields f = fields(*rt);
-      f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs"});
+      f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc"});
       Runner r;
       r.name = std::string(key.str());
       r.engine = f.str("engine").value_or("");
@@ -294,6 +313,14 @@ class Parser {
       r.gpu_classes = gpu_classes(f, m);
       r.devices = f.strings("devices");
       r.driver_libs = f.str("driver_libs").value_or("");
+      if (auto shm = f.str("shm_size")) {
+        r.shm_size = parse_shm_size(*shm);
+        if (r.shm_size <= 0)
+          error(f.where("shm_size"), fmt::format("shm_size \"{}\" is not a size: a number of bytes with an optional k, m or g (\"1g\", \"64m\")", *shm));
+      }
+      r.ipc = f.str("ipc").value_or("");
+      if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
+        error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
       r.where = f.where();
       check(r.name, r.where, grammar::tag, "runner name");
       for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");

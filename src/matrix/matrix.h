@@ -76,6 +76,11 @@ struct Runner {
   // the driver's libraries (mounted read-only, put on LD_LIBRARY_PATH).
   std::vector<std::string> devices;
   std::string driver_libs;
+  // The smoke container's /dev/shm (bytes; 0: kiln's default, 1 GiB) and
+  // IPC namespace ("" engine default, "private", "shareable", "host", "none"):
+  // NCCL's shared-memory transport and DataLoader workers live in /dev/shm.
+  std::int64_t shm_size = 0;
+  std::string ipc;
   Location where;
 };
 

@@ -39,6 +39,8 @@ void fill_verify(Row& row, const verify::ComboVerdict& v) {
   for (const auto& c : v.checks) {
     row.checks.push_back(c.check == "static" ? "static=" + c.status : fmt::format("{}@{}={}", c.check, c.runner, c.status));
     if (c.check == "gpu" && c.status == "passed" && row.gemm_bf16_tflops.empty()) row.gemm_bf16_tflops = bf16_tflops(c);
+    if (c.check == "gpu" && c.detail.contains("summary") && c.detail["summary"].value("line", "") != "")
+      row.measured.push_back(fmt::format("{} on {}: {}", c.status, c.runner, c.detail["summary"].value("line", "")));
   }
 }
 
@@ -94,6 +96,7 @@ std::string table(const RunReport& r) {
     out += fmt::format("{:<34} {:<8} {:<8} {:<19} {:<9} {}\n", row.id, row.plan_status, row.build.empty() ? "-" : row.build,
                        row.image_id.empty() ? "-" : row.image_id.substr(0, 19), row.verified ? "yes" : "no", tags);
     if (row.tags.empty() && !row.why.empty()) out += fmt::format("    not tagged: {}\n", row.why);
+    for (const auto& m : row.measured) out += fmt::format("    gpu {}\n", m);
     if (!row.record_missing.empty())
       out += fmt::format("    tagged, but the verification record was NOT attached: {}\n", row.record_missing);
   }
@@ -108,7 +111,8 @@ std::string markdown(const RunReport& r) {
   out += "| combination | build | checks | verified | tags | why not |\n| --- | --- | --- | --- | --- | --- |\n";
   for (const auto& row : r.rows) {
     if (row.plan_status == "excluded") continue;
-    out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", row.id, row.build.empty() ? "-" : row.build, join(row.checks, ", "),
+    out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", row.id, row.build.empty() ? "-" : row.build,
+                       join(row.checks, ", ") + (row.measured.empty() ? "" : "<br>" + join(row.measured, "<br>")),
                        row.verified ? "yes" : "no", row.tags.empty() ? "-" : join(row.tags, "<br>"), row.tags.empty() ? row.why : (row.record_missing.empty() ? "" : "tagged, but the verification record was NOT attached: " + row.record_missing));
   }
   if (!r.gpu_columns.empty()) {
@@ -135,7 +139,7 @@ nlohmann::json to_json(const RunReport& r) {
   for (const auto& row : r.rows)
     rows.push_back({{"id", row.id}, {"plan", row.plan_status}, {"build", row.build}, {"image_id", row.image_id},
                     {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"why", row.why}, {"record_missing", row.record_missing},
-                    {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops}});
+                    {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops}, {"measured", row.measured}});
   return {{"schema", "kiln.run/v1"}, {"matrix", r.matrix}, {"generated_at", r.generated_at},
           {"summary", {{"valid", r.valid}, {"verified", r.verified}, {"tagged", r.tagged}}}, {"combos", rows}};
 }

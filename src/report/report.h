@@ -26,6 +26,7 @@ struct Row {
   std::string record_missing;       // tagged, but its verification record was not attached: why
   std::map<std::string, std::string> gpus;  // target GPU -> native | ptx-jit | unsupported
   std::string gemm_bf16_tflops;     // from a passed gpu check, when measured
+  std::vector<std::string> measured;  // per gpu check: GPUs used, versions loaded, GEMM/busbw (its detail.summary.line)
 };
 
 struct RunReport {

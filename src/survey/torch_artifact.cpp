@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "audit/fatbin.h"
+#include "audit/torch_arch.h"
 #include "survey/internal.h"
 #include "util/diag.h"
 #include "util/sha256.h"
@@ -40,29 +41,12 @@ bool is_torch_metadata(std::string_view path) {
   return normalize_name(path.substr(0, path.find('-'))) == "torch";
 }
 
-ComputeCapability cc_of(const audit::Arch& a) { return {a.major, a.minor, a.variant}; }
-
-// TORCH_CUDA_ARCH_LIST applies to every .cu file torch compiles, so its
-// entries sit in (nearly) every fat binary of libtorch_cuda.so; a few files
-// add kernels for single architectures on top (FP8/attention kernels for
-// sm_89, sm_90a, sm_100a...). Measured on torch 2.11.0+cu130 (cuobjdump
-// --list-elf): sm_75/80/86/90/100/120 in 444 fat binaries each, sm_100a and
-// sm_103a in 59, sm_90a in 4, sm_89, sm_120a and sm_121a in 1 — and
-// torch.cuda.get_arch_list() names the six. So an architecture belongs to
-// the list when it is in at least half as many fat binaries as the most
-// common one; the others are reported apart.
+// The rule (majority of fat binaries) is audit::torch_arch_list's, shared
+// with verify's static check.
 void add_arch(TorchArtifact& t, const std::vector<audit::FatbinEntry>& entries) {
-  std::map<std::pair<audit::EntryKind, audit::Arch>, size_t> count;
-  size_t most = 0;
-  for (const auto& e : entries)
-    if (e.counted) most = std::max(most, ++count[{e.kind, e.arch}]);
-  for (const auto& [key, n] : count) {
-    const auto& [kind, arch] = key;
-    if (2 * n < most) t.arch_specific.push_back(kind == audit::EntryKind::ptx ? arch.ptx_name() : arch.sass_name());
-    else (kind == audit::EntryKind::ptx ? t.arch.ptx : t.arch.sass).push_back(cc_of(arch));
-  }
-  std::sort(t.arch.sass.begin(), t.arch.sass.end());
-  std::sort(t.arch.ptx.begin(), t.arch.ptx.end());
+  audit::TorchArchList read = audit::torch_arch_list(entries);
+  t.arch = std::move(read.list);
+  t.arch_specific = std::move(read.specific);
   t.arch_read = true;
 }
 

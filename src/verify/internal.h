@@ -12,11 +12,36 @@ namespace kiln::verify::detail {
 CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::string& image,
                          engine::Client& client, const Options& o);
 
+// The part of the static check that reads the image's files (no engine):
+// device code, component versions, PyTorch, driver libraries, compilers.
+CheckResult static_check_files(const plan::Combo& c, const image::ImageFs& fs);
+
+// The programs the gpu check runs, each in its own container: the CUDA
+// suite always; for a PyTorch image also smoke_torch.py (with the image's
+// python3, the venv's when the image puts it first on PATH) and the LibTorch
+// suite compiled in the devel image.
+struct SmokeProgram {
+  std::string name;  // "kiln-smoke", "torch", "libtorch": the prefix of its sections
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> args;
+};
+std::vector<SmokeProgram> smoke_programs(const plan::Combo& c);
+
+// The gpu check's status from each program's (exit code, timed out): any
+// failure fails it; "no GPU" (3) from any is no-gpu, never a pass; passed
+// only when every program passed.
+std::string combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs);
+
 // Builds (incrementally) the smoke image of a combination and runs it.
 CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                       const std::string& image, const Runner& runner, const Options& o);
 
-// The policy's decision from the checks that ran (or were reused).
-void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners);
+// The policy's decision from the checks that ran (or were reused). A GPU
+// class the arch list cannot serve is refused, whatever the checks say.
+void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners, const ArchList& arch);
+
+// Why a GPU class (a policy's or a runner's "sm_70") cannot run an image
+// built for `arch`, in words; "" when it can (SASS or PTX JIT).
+std::string class_refusal(const std::string& gpu_class, const ArchList& arch);
 
 }  // namespace kiln::verify::detail

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "util/cc.h"
 #include "verify/internal.h"
 
 namespace kiln::verify::detail {
@@ -30,8 +31,19 @@ std::string first_problem(const CheckResult& c) {
 
 }  // namespace
 
-void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners) {
+std::string class_refusal(const std::string& gpu_class, const ArchList& arch) {
+  auto cc = ComputeCapability::parse(gpu_class);
+  if (!cc || arch.empty() || support_for(arch, *cc).support != Support::unsupported) return "";
+  return fmt::format("GPU class {} cannot run this image: its arch list {} has no SASS of compute capability {}.x at or "
+                     "below {} and no PTX at or below {} (SASS runs on its own major version, PTX JIT-compiles only "
+                     "for newer GPUs); it is never verified for {}",
+                     gpu_class, arch.str(), cc->major, cc->str(), cc->str(), gpu_class);
+}
+
+void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners, const ArchList& arch) {
   std::vector<std::string> missing;
+  for (const auto& cls : policy.gpu_classes)
+    if (auto why = class_refusal(cls, arch); !why.empty()) missing.push_back(why);
   for (const auto& check : policy.verify) {
     if (check == "static") {
       auto it = std::find_if(v.checks.begin(), v.checks.end(), [](const CheckResult& c) { return c.check == "static"; });
@@ -40,6 +52,7 @@ void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Run
       continue;
     }
     for (const auto& cls : policy.gpu_classes) {
+      if (!class_refusal(cls, arch).empty()) continue;  // refused above
       if (gpu_passed_for(v, cls, runners)) continue;
       bool have_runner = std::any_of(runners.begin(), runners.end(), [&](const Runner& r) {
         return r.gpu != "none" && std::count(r.gpu_classes.begin(), r.gpu_classes.end(), cls) > 0;

@@ -57,6 +57,14 @@ CheckResult checked(state::Ledger& ledger, const Options& o, const std::string& 
   return r;
 }
 
+// A runner whose GPU class the arch list cannot serve gets no gpu check: a
+// pass there would vouch for code that never ran on its GPU.
+std::string runner_refusal(const Runner& r, const ArchList& arch) {
+  for (const auto& cls : r.gpu_classes)
+    if (auto why = detail::class_refusal(cls, arch); !why.empty()) return fmt::format("runner {}: {}", r.name, why);
+  return "";
+}
+
 ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                           const Options& o, state::Ledger& ledger) {
   ComboVerdict v{c.id, "", false, "", {}};
@@ -75,10 +83,16 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
   if (wants(c.policy, "gpu"))
     for (const auto& r : o.runners) {
       if (r.gpu == "none" && !o.smoke_on_cpu) continue;
+      if (auto why = runner_refusal(r, c.arch); !why.empty()) {  // not run: it could only fail, or pass on the wrong GPU
+        CheckResult refused{"gpu", r.name, "failed", {why}, {{"refused", true}}, false};
+        record(ledger, v.image_id, refused);
+        v.checks.push_back(std::move(refused));
+        continue;
+      }
       v.checks.push_back(checked(ledger, o, v.image_id, r.name, "gpu",
                                  [&] { return detail::gpu_check(c, p, renderer, image, r, o); }));
     }
-  decide(v, c.policy, o.runners);
+  decide(v, c.policy, o.runners, c.arch);
   return v;
 }
 
@@ -114,7 +128,7 @@ ComboVerdict recorded_verdict(const plan::Combo& c, const std::string& image_id,
       for (const auto& p : r.detail["problems"]) r.problems.push_back(p.get<std::string>());
     v.checks.push_back(std::move(r));
   }
-  decide(v, c.policy, runners);
+  decide(v, c.policy, runners, c.arch);
   if (v.checks.empty()) v.reason = "not verified yet: run kiln verify";
   return v;
 }

@@ -37,12 +37,37 @@ void copy_kernels(const fs::path& from, const fs::path& to) {
     if (fs::exists(from / part)) fs::copy(from / part, to / part, fs::copy_options::recursive);
 }
 
-std::vector<std::string> smoke_args(const plan::Combo& c) {
+// A library's own version call names 3 components (cuDNN 9.19.0); the
+// catalog may pin a wheel's 4 (9.19.0.56), which only smoke_torch.py can
+// compare (against the wheel's dist-info).
+std::string three(const std::string& v) {
+  auto parsed = Version::parse(v);
+  return parsed ? parsed->prefix(3).str() : v;
+}
+
+std::vector<std::string> smoke_args(const plan::Combo& c, bool exact) {
   std::vector<std::string> args{"--expect-cuda", Version::must(c.versions.cuda).prefix(2).str()};
-  if (!c.versions.nccl.empty()) args.insert(args.end(), {"--expect-nccl", c.versions.nccl});
-  if (!c.versions.cudnn.empty()) args.insert(args.end(), {"--expect-cudnn", c.versions.cudnn});
+  if (!c.versions.nccl.empty()) args.insert(args.end(), {"--expect-nccl", exact ? c.versions.nccl : three(c.versions.nccl)});
+  if (!c.versions.cudnn.empty()) args.insert(args.end(), {"--expect-cudnn", exact ? c.versions.cudnn : three(c.versions.cudnn)});
+  if (!c.versions.pytorch.empty() && exact) args.insert(args.end(), {"--expect-torch", c.versions.pytorch});
   return args;
 }
+
+}  // namespace
+
+std::vector<SmokeProgram> smoke_programs(const plan::Combo& c) {
+  std::vector<SmokeProgram> out{{"kiln-smoke", {}, smoke_args(c, false)}};
+  if (c.versions.pytorch.empty()) return out;
+  out.push_back({"torch", {"python3", "/opt/kiln-smoke/smoke_torch.py"}, smoke_args(c, true)});
+  // kiln-smoke-torch has no nccl section and takes no --expect-nccl.
+  std::vector<std::string> lib{"--expect-cuda", Version::must(c.versions.cuda).prefix(2).str(), "--expect-torch",
+                               c.versions.pytorch};
+  if (!c.versions.cudnn.empty()) lib.insert(lib.end(), {"--expect-cudnn", three(c.versions.cudnn)});
+  out.push_back({"libtorch", {"/opt/kiln-smoke/kiln-smoke-torch"}, lib});
+  return out;
+}
+
+namespace {
 
 // NCCL/PyTorch/NVSHMEM switches that keep NVLink multicast off: a host that
 // sets them (shared GPUs, where a multicast fault can take every GPU out)
@@ -104,22 +129,133 @@ std::string build_smoke_image(const plan::Combo& c, const plan::Plan& p, const r
   return tag;
 }
 
-// Reads kiln-smoke's JSON; the failed sections become the problems.
-void read_report(const std::string& out, CheckResult& r) {
+// One program's run: its JSON report, exit code and the problems it names.
+struct ProgramRun {
+  nlohmann::json report;
+  std::int64_t exit_code = -1;
+  bool timed_out = false;
+  std::vector<std::string> problems;
+};
+
+// Reads a smoke program's JSON; the failed sections become the problems,
+// named "<prefix>/<section>" when a prefix is given.
+void read_report(const std::string& out, const std::string& prefix, ProgramRun& r) {
+  std::string who = prefix.empty() ? "kiln-smoke" : prefix;
   try {
-    r.detail = nlohmann::json::parse(out);
+    r.report = nlohmann::json::parse(out);
   } catch (const nlohmann::json::exception&) {
-    r.problems.push_back("kiln-smoke printed no JSON report");
+    r.problems.push_back(who + " printed no JSON report");
     return;
   }
-  if (!r.detail.contains("sections")) return;
-  for (const auto& [name, s] : r.detail["sections"].items()) {
+  if (!r.report.contains("sections")) return;
+  for (const auto& [name, s] : r.report["sections"].items()) {
+    std::string label = prefix.empty() ? name : prefix + "/" + name;
     if (s.value("status", "") != "fail") continue;
     std::string why = "failed";
     if (s.contains("errors") && s["errors"].is_array() && !s["errors"].empty())
       why = s["errors"][0].is_string() ? s["errors"][0].get<std::string>() : json_text(s["errors"][0]);
-    r.problems.push_back(fmt::format("{}: {}", name, why));
+    r.problems.push_back(fmt::format("{}: {}", label, why));
   }
+}
+
+// Each program in its own container with the same GPU, device and shm
+// settings: a crash of one (a segfault in LibTorch) cannot hide another's report.
+ProgramRun run_program(engine::Client& client, const engine::ContainerSpec& base, const SmokeProgram& prog,
+                       const Options& o) {
+  engine::ContainerSpec spec = base;
+  spec.entrypoint = prog.entrypoint;
+  spec.cmd = prog.args;
+  ProgramRun r;
+  std::string id = client.create_container(spec);
+  try {
+    client.start_container(id);
+  } catch (const std::exception& e) {  // kiln-smoke-torch missing: the devel image had no torch to build it
+    client.remove_container(id);
+    r.problems.push_back(fmt::format("{} did not start ({}): {}", prog.name, prog.entrypoint.front(), e.what()));
+    return r;
+  }
+  engine::WaitResult w = client.wait_container(id, std::chrono::seconds(o.timeout_s));
+  engine::Logs logs = client.container_logs(id);
+  client.remove_container(id);
+  read_report(logs.out, prog.name == "kiln-smoke" ? "" : prog.name, r);
+  r.exit_code = w.exit_code;
+  r.timed_out = w.timed_out;
+  if (w.timed_out) r.problems.push_back(fmt::format("{} timed out after {} s", prog.name, o.timeout_s));
+  else if (w.exit_code != 0 && w.exit_code != 1 && w.exit_code != 3)
+    r.problems.push_back(fmt::format("{} exited {}: {}", prog.name, w.exit_code, logs.err.substr(0, 400)));
+  return r;
+}
+
+}  // namespace
+
+std::string combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs) {
+  bool failed = false, error = false, no_gpu = false;
+  for (const auto& [exit_code, timed_out] : runs) {
+    failed |= timed_out || exit_code == 1;
+    error |= !timed_out && exit_code != 0 && exit_code != 1 && exit_code != 3;
+    no_gpu |= exit_code == 3;
+  }
+  return failed ? "failed" : error ? "error" : no_gpu ? "no-gpu" : "passed";
+}
+
+namespace {
+
+// What a report shows of a gpu check: the GPUs used, the versions that
+// loaded, GEMM TFLOP/s (cuBLAS in kiln-smoke against torch.matmul), NCCL and
+// DDP busbw. Read from the programs' documents; a missing value is null.
+nlohmann::json smoke_summary(const nlohmann::json& d) {
+  auto at = [](const nlohmann::json& j, std::initializer_list<const char*> path) -> nlohmann::json {
+    const nlohmann::json* x = &j;
+    for (const char* k : path) {
+      if (!x->is_object() || !x->contains(k)) return nullptr;
+      x = &(*x)[k];
+    }
+    return *x;
+  };
+  nlohmann::json s = nlohmann::json::object();
+  nlohmann::json gpus = nlohmann::json::array();
+  for (const auto& dev : at(d, {"sections", "env", "data", "devices"}))
+    gpus.push_back(fmt::format("{} {} (sm_{})", dev.value("index", 0), dev.value("name", "?"),
+                               [&] { std::string cc = dev.value("compute_capability", ""); std::erase(cc, '.'); return cc; }()));
+  if (gpus.empty())
+    for (const auto& dev : at(d, {"torch", "sections", "env", "data", "devices"}))
+      gpus.push_back(fmt::format("{} {}", dev.value("index", 0), dev.value("name", "?")));
+  s["gpus"] = gpus;
+  s["cuda_runtime"] = at(d, {"sections", "env", "data", "runtime_version"});
+  s["cublas"] = at(d, {"sections", "env", "data", "libraries", "cublas"});
+  s["cudnn"] = at(d, {"sections", "env", "data", "libraries", "cudnn"});
+  s["nccl"] = at(d, {"sections", "env", "data", "libraries", "nccl"});
+  nlohmann::json cublas_bf16 = nullptr;
+  for (const auto& dev : at(d, {"sections", "cublas", "data", "devices"}))
+    if (cublas_bf16.is_null()) cublas_bf16 = at(dev, {"bf16", "tflops"});
+  s["gemm_bf16_tflops_cublas"] = cublas_bf16;
+  s["nccl_ranks"] = at(d, {"sections", "nccl", "data", "ranks"});
+  s["nccl_busbw_gbps"] = at(d, {"sections", "nccl", "data", "busbw_gbps"});
+  if (d.contains("torch")) {
+    const nlohmann::json env = at(d, {"torch", "sections", "env", "data"});
+    s["torch"] = at(env, {"torch_version"});
+    s["torch_cudnn"] = at(env, {"cudnn_version"});
+    s["torch_nccl"] = at(env, {"nccl_version"});
+    s["cudnn_loaded_from"] = at(env, {"cuDNN_loaded", "paths"});
+    s["gemm_bf16_tflops_torch_matmul"] = at(d, {"torch", "sections", "matmul", "data", "bf16_tflops"});
+    s["ddp_ranks"] = at(d, {"torch", "sections", "ddp", "data", "world_size"});
+    s["ddp_busbw_gbps"] = at(d, {"torch", "sections", "ddp", "data", "all_reduce", "busbw_gbps"});
+    s["shm_bytes"] = at(d, {"torch", "sections", "shm", "data", "size_bytes"});
+  }
+  auto num = [&](const char* k) { return s[k].is_number() ? fmt::format("{:.0f}", s[k].get<double>()) : std::string("-"); };
+  auto str = [&](const char* k) { return s[k].is_string() ? s[k].get<std::string>() : std::string("-"); };
+  std::string line = fmt::format("{} GPU(s): {}", gpus.size(), gpus.empty() ? "-" : gpus[0].get<std::string>());
+  for (size_t i = 1; i < gpus.size(); ++i) line += ", " + gpus[i].get<std::string>();
+  if (d.contains("torch"))
+    line += fmt::format("; torch {} cuDNN {} NCCL {}; GEMM bf16 TFLOP/s cuBLAS {} / torch.matmul {}; NCCL busbw {} GB/s; "
+                        "DDP {} rank(s) busbw {} GB/s",
+                        str("torch"), str("torch_cudnn"), str("torch_nccl"), num("gemm_bf16_tflops_cublas"),
+                        num("gemm_bf16_tflops_torch_matmul"), num("nccl_busbw_gbps"), num("ddp_ranks"), num("ddp_busbw_gbps"));
+  else
+    line += fmt::format("; cuDNN {} NCCL {}; GEMM bf16 {} TFLOP/s; NCCL {} rank(s) busbw {} GB/s", str("cudnn"), str("nccl"),
+                        num("gemm_bf16_tflops_cublas"), num("nccl_ranks"), num("nccl_busbw_gbps"));
+  s["line"] = line;
+  return s;
 }
 
 }  // namespace
@@ -143,33 +279,37 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
   }
   engine::ContainerSpec spec;
   spec.image = smoke;
-  spec.cmd = smoke_args(c);
   spec.network_mode = "none";
   spec.readonly_rootfs = true;
   spec.tmpfs = {{"/tmp", "rw,size=256m"}};
-  spec.shm_size = 1LL << 30;  // NCCL's shared-memory transport
+  spec.shm_size = runner.shm_size;  // NCCL's shared-memory transport, DataLoader workers
+  spec.ipc_mode = runner.ipc;
   if (runner.gpu != "none") pass_safety_env(spec);
   attach_gpus(runner, spec, image_ld_path(client.inspect_image(smoke)));
-  std::string id = client.create_container(spec);
-  client.start_container(id);
-  engine::WaitResult w = client.wait_container(id, std::chrono::seconds(o.timeout_s));
-  engine::Logs logs = client.container_logs(id);
-  client.remove_container(id);
-  read_report(logs.out, r);
-  r.detail["exit_code"] = w.exit_code;
-  if (w.timed_out) {
-    r.status = "failed";
-    r.problems.push_back(fmt::format("timed out after {} s", o.timeout_s));
-  } else if (w.exit_code == 0) {
-    r.status = "passed";
-  } else if (w.exit_code == 3) {
-    r.status = "no-gpu";  // a host without a usable GPU: never a pass
-    r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, runner.gpu));
-  } else if (w.exit_code == 1) {
-    r.status = "failed";
-  } else {
-    r.problems.push_back(fmt::format("kiln-smoke exited {}: {}", w.exit_code, logs.err.substr(0, 400)));
+  std::vector<ProgramRun> runs;
+  nlohmann::json programs = nlohmann::json::object();
+  for (const auto& prog : smoke_programs(c)) {
+    runs.push_back(run_program(client, spec, prog, o));
+    ProgramRun& run = runs.back();
+    if (prog.name == "kiln-smoke") {
+      r.detail = run.report.is_object() ? run.report : nlohmann::json::object();  // the suite's document, as before
+      r.detail["exit_code"] = run.exit_code;
+    } else {
+      r.detail[prog.name] = run.report;  // smoke_torch.py under "torch", kiln-smoke-torch under "libtorch"
+    }
+    programs[prog.name] = {{"exit_code", run.exit_code}, {"timed_out", run.timed_out},
+                           {"args", prog.args}};
+    r.problems.insert(r.problems.end(), run.problems.begin(), run.problems.end());
   }
+  r.detail["programs"] = programs;
+  r.detail["summary"] = smoke_summary(r.detail);
+  r.detail["shm_size"] = runner.shm_size;
+  if (!runner.ipc.empty()) r.detail["ipc"] = runner.ipc;
+  std::vector<std::pair<std::int64_t, bool>> codes;
+  for (const auto& run : runs) codes.emplace_back(run.exit_code, run.timed_out);
+  r.status = combined_status(codes);
+  if (r.status == "no-gpu")
+    r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, runner.gpu));
   return r;
 }
 

@@ -32,6 +32,8 @@ struct Runner {
   std::string backend = "engine";        // to build smoke images
   std::vector<std::string> devices;      // gpu = "devices": /dev/nvidia0, /dev/nvidiactl, ...
   std::string driver_libs;               // gpu = "devices": host driver library directory
+  std::int64_t shm_size = 1LL << 30;     // the smoke container's /dev/shm: NCCL, DataLoader workers
+  std::string ipc;                       // IpcMode; "": the engine's default
 };
 
 struct Options {
