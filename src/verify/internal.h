@@ -32,6 +32,10 @@ std::vector<SmokeProgram> smoke_programs(const plan::Combo& c);
 // only when every program passed.
 std::string combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs);
 
+// The gpu check's summary for reports: GPUs used, versions loaded, GEMM
+// bf16 TFLOP/s (cuBLAS and torch.matmul), NCCL and DDP busbw, and a line.
+nlohmann::json smoke_summary(const nlohmann::json& gpu_detail);
+
 // Builds (incrementally) the smoke image of a combination and runs it.
 CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                       const std::string& image, const Runner& runner, const Options& o);

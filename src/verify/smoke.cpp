@@ -198,8 +198,6 @@ std::string combined_status(const std::vector<std::pair<std::int64_t, bool>>& ru
   return failed ? "failed" : error ? "error" : no_gpu ? "no-gpu" : "passed";
 }
 
-namespace {
-
 // What a report shows of a gpu check: the GPUs used, the versions that
 // loaded, GEMM TFLOP/s (cuBLAS in kiln-smoke against torch.matmul), NCCL and
 // DDP busbw. Read from the programs' documents; a missing value is null.
@@ -257,8 +255,6 @@ nlohmann::json smoke_summary(const nlohmann::json& d) {
   s["line"] = line;
   return s;
 }
-
-}  // namespace
 
 CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                       const std::string& image, const Runner& runner, const Options& o) {

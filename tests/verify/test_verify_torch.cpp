@@ -13,6 +13,7 @@
 #include "image/image.h"
 #include "image_builder.h"
 #include "matrix/matrix.h"
+#include "report/report.h"
 #include "verify/internal.h"
 
 using namespace kiln;
@@ -286,4 +287,39 @@ TEST_CASE("the programs' exit codes decide the gpu check: no GPU is never a pass
   CHECK(combined_status({{0, false}, {-1, true}}) == "failed");  // a timeout
   CHECK(combined_status({{0, false}, {-1, false}}) == "error");  // did not start
   CHECK(combined_status({{0, false}, {139, false}}) == "error");  // a crash
+}
+
+// The numbers a report shows come from the smoke documents a GPU run wrote
+// (bench/results: kiln-smoke on an H100, smoke_torch.py on 2x H200).
+TEST_CASE("gpu check summary and the run report's GEMM column read real smoke documents") {
+  auto load = [](const char* name) {
+    std::ifstream in(std::string(KILN_SOURCE_DIR) + "/bench/results/" + name);
+    REQUIRE(in);
+    return nlohmann::json::parse(in);
+  };
+  nlohmann::json detail = load("2026-11-25-H100-80GB-HBM3-smoke-a-sm90.json");
+  detail["torch"] = load("smoke-torch-2026-12-01-2xH200.json");
+  nlohmann::json s = kiln::verify::detail::smoke_summary(detail);
+  CHECK(s["gemm_bf16_tflops_cublas"].get<double>() == Approx(806.87).epsilon(0.001));
+  CHECK(s["gemm_bf16_tflops_torch_matmul"].get<double>() == Approx(815.69).epsilon(0.001));
+  CHECK(s["ddp_ranks"] == 2);
+  CHECK(s["ddp_busbw_gbps"].get<double>() == Approx(298.35).epsilon(0.001));
+  CHECK(s["torch"] == "2.11.0+cu130");
+  CHECK(s["gpus"].size() == 1);
+  CHECK(s["line"].get<std::string>().find("NVIDIA H100 80GB HBM3") != std::string::npos);
+
+  kiln::verify::CheckResult gpu{"gpu", "h100", "passed", {}, detail, false};
+  gpu.detail["summary"] = s;
+  kiln::verify::Report v;
+  v.combos.push_back({"c", "sha256:1", true, "", {gpu}});
+  kiln::plan::Plan p;
+  p.matrix_name = "m";
+  kiln::plan::Combo c;
+  c.id = "c";
+  c.status = kiln::plan::Status::valid;
+  p.combos.push_back(c);
+  auto r = kiln::report::assemble(p, nullptr, &v, nullptr);
+  REQUIRE(r.rows.size() == 1);
+  CHECK(r.rows[0].gemm_bf16_tflops == "807");
+  CHECK(r.rows[0].measured.size() == 1);
 }
