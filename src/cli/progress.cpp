@@ -85,6 +85,30 @@ void Progress::close() {
   drawn_ = 0;
 }
 
+LayerProgress::LayerProgress(Progress::Mode mode, std::string what) : mode_(mode), what_(std::move(what)) {}
+
+void LayerProgress::update(std::size_t done, std::size_t total, std::uint64_t bytes, std::size_t cached) {
+  const auto now = std::chrono::steady_clock::now();
+  if (mode_ == Progress::Mode::quiet || now - since_ < std::chrono::seconds(1)) return;
+  if (mode_ == Progress::Mode::plain && printed_.time_since_epoch().count() && now - printed_ < std::chrono::seconds(10)) return;
+  printed_ = now;
+  std::string line = fmt::format("{}: layer {}/{}", clip(what_, 80), std::min(done + 1, total), total);
+  if (bytes) line += fmt::format(", {:.1f} MB read", double(bytes) / 1e6);
+  if (cached) line += fmt::format(", {} from cache", cached);
+  line += fmt::format(", {:.0f} s", since(since_));
+  if (mode_ == Progress::Mode::live) {
+    std::cerr << "\r\033[2K" << line << std::flush;
+    drawn_ = true;
+  } else {
+    std::cerr << line << '\n';
+  }
+}
+
+void LayerProgress::close() {
+  if (drawn_) std::cerr << "\r\033[2K" << std::flush;
+  drawn_ = false;
+}
+
 std::string summary_table(const build::Report& r) {
   std::string out = fmt::format("\n{:<36} {:<8} {:<10} {:>8}  {}\n", "COMBINATION", "RESULT", "ENGINE", "SECONDS", "IMAGE / WHY");
   for (const auto& s : r.stages) {

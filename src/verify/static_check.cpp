@@ -3,7 +3,9 @@
 // archive (no container runs, no GPU needed).
 #include <fmt/format.h>
 
+#include "audit/audit.h"
 #include "audit/components.h"
+#include "audit/layer_cache.h"
 #include "audit/verdict.h"
 #include "render/render.h"
 #include "util/cc.h"
@@ -74,8 +76,8 @@ void expect(const char* what, const std::string& planned, const std::vector<audi
 
 // The device code the image carries, read from its fat binaries, against
 // the arch list it promises (the label equals the plan's, checked above).
-void check_device_code(const plan::Combo& c, const image::ImageFs& fs, Findings& f) {
-  const auto scans = audit::scan_image_binaries(fs, audit::looks_like_cuda_library);
+void check_device_code(const plan::Combo& c, const image::ImageFs& fs, const audit::Prescanned& pre, Findings& f) {
+  const auto scans = audit::scan_image_binaries(fs, audit::looks_like_cuda_library, &pre);
   nlohmann::json libs = nlohmann::json::array();
   for (const auto& s : scans) {
     if (!s.info || !s.info->has_device_code()) continue;
@@ -88,8 +90,9 @@ void check_device_code(const plan::Combo& c, const image::ImageFs& fs, Findings&
   for (auto& gap : audit::arch_promise_gaps(scans, c.arch)) f.problem(std::move(gap));
 }
 
-void check_contents(const plan::Combo& c, const image::ImageFs& fs, Findings& f) {
-  check_device_code(c, fs, f);
+void check_contents(const plan::Combo& c, const audit::ScannedImage& scanned, Findings& f) {
+  const image::ImageFs& fs = scanned.fs;
+  check_device_code(c, fs, scanned.pre, f);
   audit::Components comp = audit::detect_components(fs);
   expect("CUDA runtime", c.versions.cuda, comp.cuda_runtime, 2, f);
   expect("NCCL", c.versions.nccl, comp.nccl, 3, f);
@@ -139,7 +142,10 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::s
   }
   check_config(c, p, *info, f);
   engine::SavedArchive saved(client, image, o.state_dir + "/tmp");
-  check_contents(c, image::read_image_archive(saved.path()), f);
+  // One pass over the saved image, its layers shared with images verified
+  // before taken from the audit layer cache (audit/layer_cache.h).
+  audit::LayerCache cache(audit::LayerCache::default_dir(), audit::LayerCache::default_max_bytes());
+  check_contents(c, audit::read_scanned(image::archive_source(saved.path()), {}, &cache), f);
   r.problems = std::move(f.problems);
   r.detail = std::move(f.detail);
   r.status = r.problems.empty() ? "passed" : "failed";
