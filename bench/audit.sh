@@ -50,7 +50,7 @@ read -r kiln_s kiln_mb kiln_rc < <(measure "$kiln" --data-dir "$here" audit --no
 read -r trust_s trust_mb trust_rc < <(measure "$kiln" --data-dir "$here" audit --no-cache --no-verify-digests "$work/bench.tar")
 # The layer cache: a first audit fills a fresh cache, a second image sharing
 # the base reads only its new layer. Layers read come from the JSON.
-layers_read() { python3 -c 'import json,sys; i=json.load(sys.stdin)["images"][0]; print(f"{i[\"layers_read\"]}/{i[\"layers\"]}")'; }
+layers_read() { python3 -c 'import json,sys; i=json.load(sys.stdin)["images"][0]; print(str(i["layers_read"]) + "/" + str(i["layers"]))'; }
 rm -rf "$work/cache"
 read -r fill_s fill_mb _ < <(measure "$kiln" --data-dir "$here" audit --cache-dir "$work/cache" "$work/bench.tar")
 read -r shared_s shared_mb _ < <(measure "$kiln" --data-dir "$here" audit --cache-dir "$work/cache" "$work/bench2.tar")

@@ -58,14 +58,18 @@ ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::v
 ScannedImage read_scanned(std::shared_ptr<image::BlobSource> source, image::ReadOptions options, LayerCache* cache,
                           const ReadProgress& progress) {
   ScannedImage out;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0;   // of the files walked in the layers read (uncompressed)
+  std::size_t layers = 0;    // in the image, once the layout is read
   options.keep = [](std::string_view path, std::uint64_t size) { return is_component_file(path, size); };
   options.on_file = [&](const std::string& path, std::size_t layer, std::size_t member, std::uint64_t size,
                         image::ByteStream& in) {
     if (looks_like_cuda_library(path)) out.pre.emplace(std::pair(layer, member), scan_library_stream(path, size, in));
+    bytes += size;
+    if (progress) progress(layer, layers, bytes, out.layers_cached);  // within a big layer too (the caller throttles)
   };
   if (progress)
     options.layer_start = [&](std::size_t i, std::size_t total, const image::LayerInfo&) {
+      layers = total;
       progress(i, total, bytes, out.layers_cached);
     };
   if (cache)
@@ -82,7 +86,6 @@ ScannedImage read_scanned(std::shared_ptr<image::BlobSource> source, image::Read
   options.layer_read = [&](std::size_t i, const image::LayerInfo& layer, const std::string& diff_id,
                            const image::LayerRecord& record) {
     ++out.layers_read;
-    bytes += layer.size;
     // Only bytes whose digest was checked are cached under that digest.
     const std::string key = cache_key(layer, diff_id);
     if (!cache || !layer.verified || key.empty()) return;

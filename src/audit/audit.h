@@ -37,9 +37,10 @@ struct ImageAudit {
 
 class LayerCache;  // audit/layer_cache.h
 
-// Progress of one image's read: `done` layers of `total` read or taken from
-// the cache (`cached` of them), `bytes` the stored size of those read (0
-// where the layout names none: docker save).
+// Progress of one image's read: layer `done` of `total` (0-based; `total`
+// when finished) being read or taken from the cache (`cached` so far),
+// `bytes` of files walked in the layers read (uncompressed). Called at each
+// layer and each file: the callee throttles.
 using ReadProgress = std::function<void(std::size_t done, std::size_t total, std::uint64_t bytes, std::size_t cached)>;
 
 // An image read once, its libraries scanned as they passed (by layer and

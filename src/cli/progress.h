@@ -3,6 +3,7 @@
 // lines; nothing in quiet mode (JSON output). Then a summary table.
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -50,6 +51,7 @@ class LayerProgress {
   Progress::Mode mode_;
   std::string what_;
   std::chrono::steady_clock::time_point since_ = std::chrono::steady_clock::now(), printed_{};
+  std::size_t last_done_ = SIZE_MAX;
   bool drawn_ = false;
 };
 
