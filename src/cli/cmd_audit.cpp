@@ -281,7 +281,7 @@ void register_audit(CLI::App& app, Common& common) {
   sub->add_option("--gpu", args->gpus, "GPU name or sm_XY to judge (repeatable; default P100 V100 T4 A100 L4 H100 B200)");
   sub->add_option("--format", args->format, "table, json or md")->check(CLI::IsMember({"table", "json", "md"}));
   sub->add_option("--driver", args->driver,
-                  "Judge each image (each tag of a docker://HOST/REPO) on this driver version, e.g. 535.54.03");
+                  "With docker://HOST/REPO: judge each tag on this driver version, e.g. 535.54.03 (one image: see check-driver)");
   add_input_flags(sub, args->input);
   set_action(sub, [&common, args] { return run_audit(common, *args); });
 }

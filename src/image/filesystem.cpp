@@ -245,8 +245,15 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
   Builder b(options, fs.files_, fs.warnings_);
   // Layers that lie in a file are hashed on other threads, all at once,
   // while the walk below seeks over the bodies it does not need.
+  // Layers a cache holds are neither read nor hashed: asked first, so the
+  // hasher below starts on the others only.
+  std::vector<std::optional<LayerRecord>> cached(fs.layers_.size());
+  if (options.cached_layer)
+    for (std::size_t i = 0; i < fs.layers_.size(); ++i)
+      cached[i] = options.cached_layer(i, fs.layers_[i], i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string());
   std::vector<std::optional<FileRegion>> regions;
-  for (const auto& layer : fs.layers_) regions.push_back(source->region(layer.blob));
+  for (std::size_t i = 0; i < fs.layers_.size(); ++i)
+    regions.push_back(cached[i] ? std::nullopt : source->region(fs.layers_[i].blob));
   detail::RegionHasher hasher(options.verify_digests ? regions : decltype(regions)(regions.size()));
   if (!options.verify_digests)
     fs.warnings_.push_back(source->describe() + ": layer digests not checked (trusted on request): the bytes read "
@@ -256,15 +263,14 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
     const std::string diff_id = i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string();
     const std::string where = layer_where(*source, layer, i, diff_id);
     if (options.layer_start) options.layer_start(i, fs.layers_.size(), layer);
-    if (options.cached_layer) {
-      if (auto r = options.cached_layer(i, layer, diff_id)) {
-        for (auto& [m, bytes] : r->kept) fs.kept_[{i, m}] = std::move(bytes);
-        fs.warnings_.insert(fs.warnings_.end(), r->warnings.begin(), r->warnings.end());
-        b.replay(std::move(*r), i);
-        layer.verified = layer.from_cache = true;  // checked when its record was written
-        b.apply();
-        continue;
-      }
+    if (auto& r = cached[i]) {
+      for (auto& [m, bytes] : r->kept) fs.kept_[{i, m}] = std::move(bytes);
+      fs.warnings_.insert(fs.warnings_.end(), r->warnings.begin(), r->warnings.end());
+      b.replay(std::move(*r), i);
+      r.reset();
+      layer.verified = layer.from_cache = true;  // checked when its record was written
+      b.apply();
+      continue;
     }
     const std::size_t warned_before = fs.warnings_.size();
     detail::Budget budget(options.limits, where, &handed_out);

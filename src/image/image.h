@@ -182,7 +182,8 @@ struct ReadOptions {
       on_file;
   // A layer cache. cached_layer(index, layer, diff_id) may hand back the
   // record of a layer read before (by its digest): it is applied as read,
-  // and the blob is neither opened nor hashed (LayerInfo::from_cache).
+  // and the blob is neither opened nor hashed (LayerInfo::from_cache). It is
+  // asked for every layer, in order, before any layer is read.
   // layer_read(index, layer, record) sees each layer that was read, after
   // its digest was checked (LayerInfo::verified says whether one was).
   std::function<std::optional<LayerRecord>(std::size_t index, const LayerInfo& layer, const std::string& diff_id)>
