@@ -251,10 +251,14 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
   if (options.cached_layer)
     for (std::size_t i = 0; i < fs.layers_.size(); ++i)
       cached[i] = options.cached_layer(i, fs.layers_[i], i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string());
-  std::vector<std::optional<FileRegion>> regions;
-  for (std::size_t i = 0; i < fs.layers_.size(); ++i)
-    regions.push_back(cached[i] ? std::nullopt : source->region(fs.layers_[i].blob));
-  detail::RegionHasher hasher(options.verify_digests ? regions : decltype(regions)(regions.size()));
+  // region() of every layer, cached or not: it is also where a layout's blob
+  // that is not a regular file (a FIFO, a device) is refused, unopened.
+  std::vector<std::optional<FileRegion>> regions, to_hash(fs.layers_.size());
+  for (std::size_t i = 0; i < fs.layers_.size(); ++i) {
+    regions.push_back(source->region(fs.layers_[i].blob));
+    if (options.verify_digests && !cached[i]) to_hash[i] = regions[i];
+  }
+  detail::RegionHasher hasher(to_hash);
   if (!options.verify_digests)
     fs.warnings_.push_back(source->describe() + ": layer digests not checked (trusted on request): the bytes read "
                            "may not be the image's");
