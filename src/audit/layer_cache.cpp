@@ -27,6 +27,14 @@ constexpr std::string_view kMagic = "kiln-audit-layer";
 // detect_components (is_component_file), or this serialisation. Entries of
 // another revision are misses and are rewritten.
 constexpr int kRevision = 1;
+// What is serialised below, field by field: a field added to one of these
+// (or to image::LayerRecord) must be written and read here and kRevision
+// bumped, or a cached layer would silently lose it. These sizes (x86_64,
+// libstdc++) make that a compile error rather than a stale answer.
+static_assert(sizeof(FatbinInfo) == 184 && sizeof(FatbinEntry) == 48 && sizeof(FatbinScan) == 256,
+              "audit::FatbinInfo/FatbinEntry/FatbinScan changed: update layer_cache.cpp's (de)serialisation and bump kRevision");
+static_assert(sizeof(image::FileEntry) == 72 && sizeof(image::LayerRecord) == 144,
+              "image::FileEntry/LayerRecord changed: update layer_cache.cpp's (de)serialisation and bump kRevision");
 constexpr std::uint64_t kMaxEntryBytes = std::uint64_t(64) << 20;  // a damaged size field cannot make us hold more
 
 json arch_list(const std::vector<Arch>& v) {
