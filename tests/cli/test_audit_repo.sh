@@ -164,6 +164,29 @@ check "table: every layer from the cache the second time" grep -q "layers: 0 rea
 "$kiln" audit "docker://$addr/$repo" --gpu T4 --driver 535.54.03 --format md >"$tmp/repo.md"
 check "markdown table" grep -q "| \`v2\` | \`sha256:" "$tmp/repo.md"
 
+# A multi-platform index: the linux/amd64 image is audited, as for one tag.
+push "$tmp/v1.tar" i-auditrepo/multi:amd && push "$tmp/v2.tar" i-auditrepo/multi:arm
+python3 - "$addr" <<'PY'
+import hashlib, json, sys, urllib.request
+addr = sys.argv[1]
+mt = "application/vnd.docker.distribution.manifest.v2+json"
+def get(tag):
+    req = urllib.request.Request(f"http://{addr}/v2/i-auditrepo/multi/manifests/{tag}", headers={"Accept": mt})
+    body = urllib.request.urlopen(req).read()
+    return {"mediaType": mt, "digest": "sha256:" + hashlib.sha256(body).hexdigest(), "size": len(body)}
+index = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+         "manifests": [dict(get("arm"), platform={"architecture": "arm64", "os": "linux"}),
+                       dict(get("amd"), platform={"architecture": "amd64", "os": "linux"})]}
+req = urllib.request.Request(f"http://{addr}/v2/i-auditrepo/multi/manifests/multi", data=json.dumps(index).encode(),
+                             method="PUT", headers={"Content-Type": index["mediaType"]})
+urllib.request.urlopen(req)
+PY
+check "pushed a multi-platform index" test $? -eq 0
+"$kiln" audit "docker://$addr/i-auditrepo/multi" --gpu T4 --format json >"$tmp/multi.json" 2>/dev/null
+check "index repository exit 0" test $? -eq 0
+check "the index tag is judged by its linux/amd64 image" json_assert "$tmp/multi.json" \
+  "{t['tag']: t['gpus']['T4']['support'] for t in j['repositories'][0]['tags']} == {'amd': 'native', 'arm': 'unsupported', 'multi': 'native'}"
+
 "$kiln" audit "docker://$addr/i-auditrepo/none" --gpu T4 2>"$tmp/err.txt" >/dev/null
 check "unknown repository exit 2" test $? -eq 2
 check "unknown repository named" grep -q "docker://$addr/i-auditrepo/none: error: " "$tmp/err.txt"
