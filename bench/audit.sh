@@ -8,6 +8,9 @@
 # The image is a docker-save tar of /usr/local/cuda/lib64 (cuBLAS, cuDNN,
 # NCCL ...) plus PyTorch's lib/ when a torch is importable, written by
 # scripts/make-audit-image.py. BENCH_WORK picks the scratch dir.
+# The audit layer cache (docs/audit.md): the cold runs use --no-cache; then
+# a fresh cache is filled by one audit and a second image that shares every
+# layer but a small last one is audited with it (layers read, time, ratio).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 kiln=${1:-$here/build/src/cli/kiln}
@@ -25,6 +28,10 @@ layers=(--layer "usr/local/cuda-13.0/lib64=$cuda_lib")
 python3 "$here/scripts/make-audit-image.py" "$work/bench.tar" "${layers[@]}" \
   --text 'usr/local/cuda-13.0/version.json={"cuda":{"version":"13.0.2"}}' --env CUDA_VERSION=13.0.2
 size=$(du -b "$work/bench.tar" | cut -f1)
+# The same image with another small last layer: shares its base with bench.tar.
+python3 "$here/scripts/make-audit-image.py" "$work/bench2.tar" "${layers[@]}" \
+  --text 'usr/local/cuda-13.0/version.json={"cuda":{"version":"13.0.2"}}' --text 'etc/bench-marker=second image' \
+  --env CUDA_VERSION=13.0.2
 
 # Wall time and peak RSS of a command, via the kernel's rusage of the child.
 measure() {
@@ -38,15 +45,24 @@ PY
 }
 
 cat /dev/null "$work/bench.tar" >/dev/null  # same page-cache state for both
-read -r kiln_s kiln_mb kiln_rc < <(measure "$kiln" --data-dir "$here" audit "$work/bench.tar")
+read -r kiln_s kiln_mb kiln_rc < <(measure "$kiln" --data-dir "$here" audit --no-cache "$work/bench.tar")
 # The same without hashing the layers (what the peer checks: nothing).
-read -r trust_s trust_mb trust_rc < <(measure "$kiln" --data-dir "$here" audit --no-verify-digests "$work/bench.tar")
+read -r trust_s trust_mb trust_rc < <(measure "$kiln" --data-dir "$here" audit --no-cache --no-verify-digests "$work/bench.tar")
+# The layer cache: a first audit fills a fresh cache, a second image sharing
+# the base reads only its new layer. Layers read come from the JSON.
+layers_read() { python3 -c 'import json,sys; i=json.load(sys.stdin)["images"][0]; print(str(i["layers_read"]) + "/" + str(i["layers"]))'; }
+rm -rf "$work/cache"
+read -r fill_s fill_mb _ < <(measure "$kiln" --data-dir "$here" audit --cache-dir "$work/cache" "$work/bench.tar")
+read -r shared_s shared_mb _ < <(measure "$kiln" --data-dir "$here" audit --cache-dir "$work/cache" "$work/bench2.tar")
+fill_read=$(rm -rf "$work/cache2"; "$kiln" --data-dir "$here" audit --cache-dir "$work/cache2" "$work/bench.tar" --format json | layers_read)
+shared_read=$("$kiln" --data-dir "$here" audit --cache-dir "$work/cache2" "$work/bench2.tar" --format json | layers_read)
+cache_mb=$(du -sm "$work/cache" | cut -f1)
 # KILN_BASELINE=/path/to/older/kiln: time it on the same image (before/after).
 if [ -n "${KILN_BASELINE:-}" ]; then
   read -r base_s base_mb base_rc < <(measure "$KILN_BASELINE" --data-dir "$here" audit "$work/bench.tar")
-  read -r kiln2_s kiln2_mb _ < <(measure "$kiln" --data-dir "$here" audit "$work/bench.tar")
+  read -r kiln2_s kiln2_mb _ < <(measure "$kiln" --data-dir "$here" audit --no-cache "$work/bench.tar")
 fi
-"$kiln" --data-dir "$here" audit "$work/bench.tar" --format json >"$work/kiln-audit.json"
+"$kiln" --data-dir "$here" audit --no-cache "$work/bench.tar" --format json >"$work/kiln-audit.json"
 
 peer() {  # extract every layer, then list the device code of each CUDA ELF
   rm -rf "$work/x" && mkdir -p "$work/x/rootfs"
@@ -66,6 +82,8 @@ out="$results/audit-$stamp.txt"
   echo "image: $work/bench.tar, $((size / 1000000)) MB; kiln $("$kiln" --version)"
   echo "kiln audit: ${kiln_s} s, peak ${kiln_mb} MB (exit $kiln_rc)"
   echo "kiln audit --no-verify-digests: ${trust_s} s, peak ${trust_mb} MB (exit $trust_rc)"
+  echo "layer cache: first audit (fills it) ${fill_s} s, peak ${fill_mb} MB, layers read ${fill_read}; second image sharing the base: ${shared_s} s, peak ${shared_mb} MB, layers read ${shared_read}; cache ${cache_mb} MB"
+  python3 -c "import sys; print(f'second audit vs first: {float(sys.argv[1]) / max(float(sys.argv[2]), 0.01):.1f}x faster')" "$fill_s" "$shared_s"
   [ -n "${KILN_BASELINE:-}" ] && echo "baseline $KILN_BASELINE: ${base_s} s, peak ${base_mb} MB (exit $base_rc); kiln again: ${kiln2_s} s, peak ${kiln2_mb} MB"
   if [ -x "$cuobjdump" ]; then
     read -r peer_s _ _ < <(measure bash -c peer)

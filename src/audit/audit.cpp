@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "audit/layer_cache.h"
+
 namespace kiln::audit {
 
 namespace {
@@ -53,22 +55,67 @@ ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::v
   return audit_with(fs, std::move(input), gpus, c, nullptr);
 }
 
-ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::string input,
-                              const std::vector<GpuTarget>& gpus, const catalog::Catalog& c, image::ReadOptions options) {
-  Prescanned pre;
+ScannedImage read_scanned(std::shared_ptr<image::BlobSource> source, image::ReadOptions options, LayerCache* cache,
+                          const ReadProgress& progress) {
+  ScannedImage out;
+  std::uint64_t bytes = 0;   // of the files walked in the layers read (uncompressed)
+  std::size_t layers = 0;    // in the image, once the layout is read
   options.keep = [](std::string_view path, std::uint64_t size) { return is_component_file(path, size); };
   options.on_file = [&](const std::string& path, std::size_t layer, std::size_t member, std::uint64_t size,
                         image::ByteStream& in) {
-    if (looks_like_cuda_library(path)) pre.emplace(std::pair(layer, member), scan_library_stream(path, size, in));
+    if (looks_like_cuda_library(path)) out.pre.emplace(std::pair(layer, member), scan_library_stream(path, size, in));
+    bytes += size;
+    if (progress) progress(layer, layers, bytes, out.layers_cached);  // within a big layer too (the caller throttles)
   };
-  const image::ImageFs fs = image::read_image(std::move(source), options);
-  return audit_with(fs, std::move(input), gpus, c, &pre);
+  if (progress)
+    options.layer_start = [&](std::size_t i, std::size_t total, const image::LayerInfo&) {
+      layers = total;
+      progress(i, total, bytes, out.layers_cached);
+    };
+  if (cache)
+    options.cached_layer = [&](std::size_t i, const image::LayerInfo& layer, const std::string& diff_id)
+        -> std::optional<image::LayerRecord> {
+      const std::string key = cache_key(layer, diff_id);
+      if (key.empty()) return std::nullopt;
+      auto entry = cache->get(key);
+      if (!entry) return std::nullopt;
+      for (auto& [member, scan] : entry->scans) out.pre.insert_or_assign(std::pair(i, member), std::move(scan));
+      ++out.layers_cached;
+      return std::move(entry->record);
+    };
+  options.layer_read = [&](std::size_t i, const image::LayerInfo& layer, const std::string& diff_id,
+                           const image::LayerRecord& record) {
+    ++out.layers_read;
+    // Only bytes whose digest was checked are cached under that digest.
+    const std::string key = cache_key(layer, diff_id);
+    if (!cache || !layer.verified || key.empty()) return;
+    LayerEntry entry{record, {}};
+    for (auto it = out.pre.lower_bound({i, 0}); it != out.pre.end() && it->first.first == i; ++it)
+      entry.scans.emplace_back(it->first.second, it->second);
+    cache->put(key, entry);
+  };
+  out.fs = image::read_image(std::move(source), options);
+  if (progress) progress(out.fs.layers().size(), out.fs.layers().size(), bytes, out.layers_cached);
+  return out;
+}
+
+ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::string input,
+                              const std::vector<GpuTarget>& gpus, const catalog::Catalog& c, image::ReadOptions options,
+                              LayerCache* cache, const ReadProgress& progress) {
+  const std::size_t warned = cache ? cache->warnings().size() : 0;  // a cache serves several images
+  ScannedImage s = read_scanned(std::move(source), std::move(options), cache, progress);
+  ImageAudit a = audit_with(s.fs, std::move(input), gpus, c, &s.pre);
+  a.layers_read = s.layers_read;
+  a.layers_cached = s.layers_cached;
+  if (cache) a.warnings.insert(a.warnings.end(), cache->warnings().begin() + warned, cache->warnings().end());
+  return a;
 }
 
 ImageAudit audit_image_archive(const std::filesystem::path& path, std::string input, const std::vector<GpuTarget>& gpus,
-                               const catalog::Catalog& c, image::ReadOptions options) {
+                               const catalog::Catalog& c, image::ReadOptions options, LayerCache* cache,
+                               const ReadProgress& progress) {
   auto source = image::archive_source(path, options.limits);  // a FIFO, socket or device: refused unopened
-  return audit_image_source(std::move(source), std::move(input), gpus, c, std::move(options));
+  return audit_image_source(std::move(source), std::move(input), gpus, c, std::move(options), cache, progress);
 }
 
 }  // namespace kiln::audit

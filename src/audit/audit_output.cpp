@@ -130,6 +130,12 @@ std::string unknown_floor(const ImageVerdict& v) { return v.unreadable.empty() ?
 
 std::string short_digest(const std::string& d) { return d.size() > 19 ? d.substr(0, 19) : d; }
 
+// "3 layers: 1 read, 2 from cache" when the cache was used.
+std::string layers_cell(const ImageAudit& a) {
+  if (a.layers_cached == 0) return fmt::format("{} layers", a.layers);
+  return fmt::format("{} layers: {} read, {} from cache", a.layers, a.layers_read, a.layers_cached);
+}
+
 size_t without_code(const ImageAudit& a) {
   size_t n = 0;
   for (const auto& s : a.libraries) n += s.info && !s.info->has_device_code();
@@ -140,7 +146,8 @@ size_t without_code(const ImageAudit& a) {
 
 json to_json(const ImageAudit& a) {
   json j = {{"input", a.input}, {"source", a.source}, {"config_digest", or_null(a.config.digest)}, {"tags", a.config.repo_tags},
-            {"layers", a.layers}, {"components", components_json(a.components)}, {"warnings", a.warnings}, {"error", nullptr}};
+            {"layers", a.layers}, {"layers_read", a.layers_read}, {"layers_from_cache", a.layers_cached},
+            {"components", components_json(a.components)}, {"warnings", a.warnings}, {"error", nullptr}};
   const ImageVerdict& v = a.verdict;
   j["cuda_runtime"] = v.runtime ? json{{"version", v.runtime->version.str()}, {"source", v.runtime->source},
                                        {"release", v.release ? json(v.release->version.str()) : json(nullptr)}}
@@ -162,7 +169,7 @@ json to_json(const std::vector<ImageAudit>& audits, const std::vector<GpuTarget>
 }
 
 std::string to_table(const ImageAudit& a, const catalog::Catalog& c) {
-  std::string out = fmt::format("IMAGE {}  ({}, {} layers, {})\n", a.input, a.source, a.layers, short_digest(a.config.digest));
+  std::string out = fmt::format("IMAGE {}  ({}, {}, {})\n", a.input, a.source, layers_cell(a), short_digest(a.config.digest));
   for (const auto& [k, v] : component_rows(a)) out += fmt::format("  {:<20} {}\n", k, v);
   out += fmt::format("\n  {:<56} {:<40} {}\n", "LIBRARY", "SASS", "PTX");
   for (const auto& s : a.libraries) {
@@ -182,8 +189,8 @@ std::string to_table(const ImageAudit& a, const catalog::Catalog& c) {
 }
 
 std::string to_markdown(const ImageAudit& a, const catalog::Catalog& c) {
-  std::string out = fmt::format("## `{}`\n\n{}, {} layers, `{}`\n\n| component | version |\n| --- | --- |\n", a.input, a.source,
-                                a.layers, a.config.digest);
+  std::string out = fmt::format("## `{}`\n\n{}, {}, `{}`\n\n| component | version |\n| --- | --- |\n", a.input, a.source,
+                                layers_cell(a), a.config.digest);
   for (const auto& [k, v] : component_rows(a)) out += fmt::format("| {} | {} |\n", k, v);
   out += "\n| library | SASS | PTX |\n| --- | --- | --- |\n";
   for (const auto& s : a.libraries) {
@@ -199,6 +206,104 @@ std::string to_markdown(const ImageAudit& a, const catalog::Catalog& c) {
   out += fmt::format("\n**Minimum driver:** {}\n", a.verdict.min_driver.empty() ? unknown_floor(a.verdict) : a.verdict.min_driver + " — " + a.verdict.driver_why);
   if (!a.warnings.empty()) out += "\n**Warnings:**\n\n";
   for (const auto& w : a.warnings) out += "- " + w + "\n";
+  return out;
+}
+
+namespace {
+
+// One tag on one GPU: the verdict, the driver cell and why.
+struct TagCell {
+  std::string support, driver, why;
+  bool driver_ok = true;
+};
+
+TagCell tag_cell(const RepositoryAudit& r, const ImageAudit& a, const GpuVerdict& g) {
+  TagCell t{support_name(g), g.min_driver.empty() ? "-" : "needs " + g.min_driver, gpu_why(g), true};
+  if (!r.driver) return t;
+  // The driver question for this GPU alone: the image's verdict narrowed to it.
+  ImageVerdict one = a.verdict;
+  one.gpus = {g};
+  const auto why = why_not_on_driver(one, *r.driver);
+  t.driver_ok = why.empty();
+  if (t.driver_ok) t.driver = "ok";
+  else if (!g.min_driver.empty() && Version::must(g.min_driver) > *r.driver) t.driver = "needs " + g.min_driver;
+  else t.driver = "no";
+  if (!why.empty() && t.why.empty()) t.why = why.front();
+  else if (!why.empty() && g.support != Support::unsupported) t.why = why.front();
+  return t;
+}
+
+std::string tag_note(const RepositoryTag& t) {
+  if (!t.skipped.empty()) return "skipped: " + t.skipped;
+  return "error: " + t.error;
+}
+
+// The distinct images' cache use, once under the table.
+std::string layers_summary(const RepositoryAudit& r) {
+  std::size_t read = 0, cached = 0;
+  for (const auto& a : r.images) {
+    read += a.layers_read;
+    cached += a.layers_cached;
+  }
+  return fmt::format("{} tags, {} distinct images; layers: {} read, {} from cache", r.tags.size(), r.images.size(), read, cached);
+}
+
+}  // namespace
+
+json to_json(const RepositoryAudit& r, std::size_t first_image) {
+  json j = {{"name", r.repository}, {"driver", r.driver ? json(r.driver->str()) : json(nullptr)}, {"tags", json::array()}};
+  for (const auto& t : r.tags) {
+    json row = {{"tag", t.tag}, {"digest", or_null(t.digest)}, {"skipped", or_null(t.skipped)}, {"error", or_null(t.error)},
+                {"image", nullptr}, {"gpus", json::object()}};
+    if (t.image < r.images.size()) {
+      row["image"] = first_image + t.image;
+      const ImageAudit& a = r.images[t.image];
+      for (const auto& g : a.verdict.gpus) {
+        const TagCell c = tag_cell(r, a, g);
+        row["gpus"][g.gpu.name] = {{"support", c.support}, {"min_driver", or_null(g.min_driver)},
+                                   {"driver_ok", r.driver ? json(c.driver_ok) : json(nullptr)}, {"why", or_null(c.why)}};
+      }
+    }
+    j["tags"].push_back(std::move(row));
+  }
+  return j;
+}
+
+std::string to_table(const RepositoryAudit& r, const catalog::Catalog& c) {
+  std::string out = fmt::format("REPOSITORY {}{}\n\n  {:<32} {:<19} {:<16} {:<12} {:<16} {}\n", r.repository,
+                                r.driver ? " on driver " + r.driver->str() : "", "TAG", "DIGEST", "GPU", "VERDICT", "DRIVER", "WHY");
+  for (const auto& t : r.tags) {
+    if (t.image >= r.images.size()) {
+      out += fmt::format("  {:<32} {:<19} {}\n", t.tag, short_digest(t.digest), tag_note(t));
+      continue;
+    }
+    const ImageAudit& a = r.images[t.image];
+    for (const auto& g : a.verdict.gpus) {
+      const TagCell cell = tag_cell(r, a, g);
+      out += fmt::format("  {:<32} {:<19} {:<16} {:<12} {:<16} {}\n", t.tag, short_digest(t.digest),
+                         catalog::gpu_label(g.gpu.name, g.gpu.cc, c).substr(0, 16), cell.support, cell.driver, cell.why);
+    }
+  }
+  out += "\n  " + layers_summary(r) + "\n";
+  return out;
+}
+
+std::string to_markdown(const RepositoryAudit& r, const catalog::Catalog& c) {
+  std::string out = fmt::format("## `{}`{}\n\n| tag | digest | GPU | verdict | driver | why |\n| --- | --- | --- | --- | --- | --- |\n",
+                                r.repository, r.driver ? " on driver " + r.driver->str() : "");
+  for (const auto& t : r.tags) {
+    if (t.image >= r.images.size()) {
+      out += fmt::format("| `{}` | `{}` | | | | {} |\n", t.tag, short_digest(t.digest), tag_note(t));
+      continue;
+    }
+    const ImageAudit& a = r.images[t.image];
+    for (const auto& g : a.verdict.gpus) {
+      const TagCell cell = tag_cell(r, a, g);
+      out += fmt::format("| `{}` | `{}` | {} | {} | {} | {} |\n", t.tag, short_digest(t.digest),
+                         catalog::gpu_label(g.gpu.name, g.gpu.cc, c), cell.support, cell.driver, cell.why);
+    }
+  }
+  out += "\n" + layers_summary(r) + ".\n";
   return out;
 }
 

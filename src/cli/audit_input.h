@@ -6,6 +6,7 @@
 
 #include "audit/audit.h"
 #include "catalog/catalog.h"
+#include "cli/progress.h"
 
 namespace CLI {
 class App;
@@ -18,7 +19,20 @@ struct InputOptions {
   bool plain_http = false;     // docker:// over HTTP from any host (loopback hosts always are)
   bool verify_digests = true;  // false: layers are trusted, not hashed (image::ReadOptions)
   image::Limits limits;        // --max-member-size, --max-total-size, --max-expansion
+  bool use_cache = true;       // --no-cache: read every layer, store nothing
+  std::string cache_dir;       // --cache-dir; empty: audit::LayerCache::default_dir()
+  Progress::Mode progress = Progress::Mode::quiet;  // the layer progress line on stderr
 };
+
+// True for docker://HOST[:PORT]/REPO with neither tag nor digest: every tag
+// of the repository is audited (audit_repository).
+bool names_repository(const std::string& image);
+// Every tag of the repository `image` names: kiln's record and staging tags
+// skipped, tags naming one manifest audited once. Throws InputError naming
+// IMAGE when the tag list cannot be read; a tag that cannot be read is a row
+// with its error.
+audit::RepositoryAudit audit_repository(const std::string& image, const std::vector<audit::GpuTarget>& gpus,
+                                        const catalog::Catalog& c, const InputOptions& opts = {});
 
 // IMAGE is a `docker save` or OCI tar, an OCI layout directory,
 // `docker-daemon:NAME`, `docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]` (read

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "audit/layer_cache.h"
 #include "cli/audit_input.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
@@ -29,6 +30,24 @@ image::ReadOptions read_options(const InputOptions& opts) {
   return r;
 }
 
+// The layer cache the flags ask for; null with --no-cache.
+std::unique_ptr<audit::LayerCache> layer_cache(const InputOptions& opts) {
+  if (!opts.use_cache) return nullptr;
+  return std::make_unique<audit::LayerCache>(opts.cache_dir.empty() ? audit::LayerCache::default_dir() : fs::path(opts.cache_dir),
+                                             audit::LayerCache::default_max_bytes());
+}
+
+// Reads an image with the cache and the progress line the flags ask for.
+audit::ImageAudit audit_source(std::shared_ptr<image::BlobSource> source, const std::string& input,
+                               const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c, const InputOptions& opts) {
+  auto cache = layer_cache(opts);
+  LayerProgress progress(opts.progress, input);
+  return audit::audit_image_source(std::move(source), input, gpus, c, read_options(opts), cache.get(),
+                                   [&](std::size_t done, std::size_t total, std::uint64_t bytes, std::size_t cached) {
+                                     progress.update(done, total, bytes, cached);
+                                   });
+}
+
 audit::ImageAudit from_engine(const std::string& input, const std::string& name, const std::vector<audit::GpuTarget>& gpus,
                               const catalog::Catalog& c, const InputOptions& opts) {
   std::unique_ptr<engine::SavedArchive> saved;
@@ -40,7 +59,7 @@ audit::ImageAudit from_engine(const std::string& input, const std::string& name,
   } catch (const engine::Unreachable& e) {
     throw InputError({input}, fmt::format("no such file, and no engine to ask for image \"{}\": {}", name, e.what()));
   }
-  audit::ImageAudit a = audit::audit_image_archive(saved->path(), input, gpus, c, read_options(opts));
+  audit::ImageAudit a = audit_source(image::archive_source(saved->path(), opts.limits), input, gpus, c, opts);
   a.source = "engine " + engine::Endpoint::from_env().uri();
   return a;
 }
@@ -52,9 +71,24 @@ audit::ImageAudit from_registry(const std::string& input, const std::string& ref
   registry::Options opts;
   // Docker's rule: a registry on this machine speaks plain HTTP; any other needs TLS unless told.
   opts.insecure = in.plain_http || registry::is_loopback_host(ref.host);
-  audit::ImageAudit a = audit::audit_image_source(image::registry_source(ref, std::move(opts)), input, gpus, c, read_options(in));
+  audit::ImageAudit a = audit_source(image::registry_source(ref, std::move(opts)), input, gpus, c, in);
   a.source = "registry " + ref.host;
   return a;
+}
+
+registry::Options registry_options(const registry::Reference& ref, const InputOptions& in) {
+  registry::Options opts;
+  opts.host = ref.host;
+  opts.insecure = in.plain_http || registry::is_loopback_host(ref.host);
+  return opts;
+}
+
+// kiln's own tags beside the images it promotes: records attached by the
+// sha256-<hex>.kiln fallback, and the staging tags of a push in progress.
+std::string kiln_tag_kind(const std::string& tag) {
+  if (tag.starts_with("kiln-push-")) return "kiln's staging tag of a push";
+  if (tag.size() == 7 + 64 + 5 && tag.starts_with("sha256-") && tag.ends_with(".kiln")) return "kiln's record tag (attached verification record)";
+  return {};
 }
 
 // An argument that names a file, not an engine image ("x.tar", "./dir").
@@ -68,18 +102,35 @@ struct AuditArgs {
   std::vector<std::string> images;
   std::vector<std::string> gpus;
   std::string format = "table";
+  std::string driver;
   InputOptions input;
 };
 
 int run_audit(const Common& common, const AuditArgs& a) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
   const auto gpus = audit::resolve_gpus(a.gpus.empty() ? audit::default_gpu_names() : a.gpus, cat);
+  std::optional<Version> driver;
+  if (!a.driver.empty()) {
+    driver = Version::parse(a.driver);
+    if (!driver) throw InputError({"--driver"}, "not a driver version: " + a.driver);
+  }
+  InputOptions input = a.input;
+  // A progress line for people: on a terminal always; into a log only when
+  // the output is not a JSON document meant for a program.
+  input.progress = isatty(STDERR_FILENO) ? Progress::Mode::live : a.format == "json" ? Progress::Mode::quiet : Progress::Mode::plain;
   std::vector<audit::ImageAudit> done;
+  std::vector<audit::RepositoryAudit> repositories;
   nlohmann::json failed = nlohmann::json::array();
   int rc = 0;
   for (const auto& image : a.images) {
     try {
-      done.push_back(audit_input(image, gpus, cat, a.input));
+      if (names_repository(image)) {
+        repositories.push_back(audit_repository(image, gpus, cat, input));
+        repositories.back().driver = driver;
+        for (const auto& t : repositories.back().tags) rc = t.error.empty() ? rc : 2;
+      } else {
+        done.push_back(audit_input(image, gpus, cat, input));
+      }
     } catch (const InputError& e) {
       for (const auto& d : e.diagnostics()) std::cerr << d.str() << '\n';
       failed.push_back({{"input", image}, {"error", e.diagnostics().front().message}});
@@ -88,10 +139,16 @@ int run_audit(const Common& common, const AuditArgs& a) {
   }
   if (a.format == "json") {
     nlohmann::json j = audit::to_json(done, gpus, cat);
+    if (!repositories.empty()) j["repositories"] = nlohmann::json::array();
+    for (const auto& r : repositories) {
+      j["repositories"].push_back(audit::to_json(r, j["images"].size()));
+      for (const auto& img : r.images) j["images"].push_back(audit::to_json(img));
+    }
     for (auto& f : failed) j["images"].push_back(f);
     std::cout << json_text(j, 2) << '\n';
   } else {
     for (const auto& d : done) std::cout << (a.format == "md" ? audit::to_markdown(d, cat) : audit::to_table(d, cat)) << '\n';
+    for (const auto& r : repositories) std::cout << (a.format == "md" ? audit::to_markdown(r, cat) : audit::to_table(r, cat)) << '\n';
   }
   return rc;
 }
@@ -110,7 +167,7 @@ audit::ImageAudit audit_input(const std::string& image, const std::vector<audit:
       if (looks_like_path(image)) throw InputError({image}, "no such file or directory");
       return from_engine(image, image, gpus, c, opts);
     }
-    audit::ImageAudit a = audit::audit_image_archive(image, image, gpus, c, read_options(opts));
+    audit::ImageAudit a = audit_source(image::archive_source(image, opts.limits), image, gpus, c, opts);
     a.source = fs::is_directory(image) ? "OCI layout directory" : "archive";
     return a;
   } catch (const image::ImageError& e) {
@@ -121,7 +178,81 @@ audit::ImageAudit audit_input(const std::string& image, const std::vector<audit:
   }
 }
 
+bool names_repository(const std::string& image) {
+  constexpr std::string_view scheme = "docker://";
+  if (!image.starts_with(scheme) || image.find('@') != std::string::npos) return false;
+  const std::string rest = image.substr(scheme.size());
+  const auto slash = rest.find('/');
+  // HOST[:PORT]/REPO: a ':' after the host's first '/' would be a tag.
+  return slash != std::string::npos && slash + 1 < rest.size() && rest.find(':', slash) == std::string::npos;
+}
+
+audit::RepositoryAudit audit_repository(const std::string& image, const std::vector<audit::GpuTarget>& gpus,
+                                        const catalog::Catalog& c, const InputOptions& opts) {
+  const std::string reference = image.substr(std::string_view("docker://").size());
+  audit::RepositoryAudit out;
+  out.repository = reference;
+  registry::Reference ref;
+  std::vector<std::string> tags;
+  std::map<std::string, std::size_t> by_digest;  // manifest digest -> index in out.images
+  try {
+    ref = registry::parse_reference(reference);
+    registry::Client client(registry_options(ref, opts));
+    tags = client.tags(ref.repo);
+    for (const auto& tag : tags) {
+      audit::RepositoryTag row{tag, {}, SIZE_MAX, kiln_tag_kind(tag), {}};
+      if (row.skipped.empty()) {
+        try {
+          auto d = client.head_manifest(ref.repo, tag);
+          if (!d) row.error = "not found: the tag list names it, its manifest is gone";
+          else row.digest = d->digest;
+        } catch (const std::exception& e) {
+          row.error = e.what();
+        }
+      }
+      out.tags.push_back(std::move(row));
+    }
+  } catch (const std::invalid_argument& e) {
+    throw InputError({image}, e.what());
+  } catch (const std::exception& e) {
+    throw InputError({image}, std::string(e.what()).find("not found") != std::string::npos || dynamic_cast<const registry::NotFound*>(&e)
+                                  ? std::string("not found: ") + e.what()
+                                  : e.what());
+  }
+  if (tags.empty()) std::cerr << image << ": the repository has no tags\n";
+  for (auto& row : out.tags) {
+    if (!row.skipped.empty()) {
+      std::cerr << image << ": skipped tag " << row.tag << ": " << row.skipped << '\n';
+      continue;
+    }
+    if (!row.error.empty()) continue;
+    if (auto it = by_digest.find(row.digest); it != by_digest.end()) {  // audited under another tag
+      row.image = it->second;
+      continue;
+    }
+    const std::string by_tag = "docker://" + ref.host + "/" + ref.repo + ":" + row.tag;
+    try {
+      registry::Reference one = ref;
+      one.tag = row.tag;
+      one.digest = row.digest;  // the manifest the tag named when listed, even if it moves meanwhile
+      audit::ImageAudit a = audit_source(image::registry_source(one, registry_options(one, opts)), by_tag, gpus, c, opts);
+      a.source = "registry " + ref.host;
+      by_digest.emplace(row.digest, out.images.size());
+      row.image = out.images.size();
+      out.images.push_back(std::move(a));
+    } catch (const std::exception& e) {
+      row.error = e.what();
+      std::cerr << by_tag << ": error: " << row.error << '\n';
+    }
+  }
+  return out;
+}
+
 void add_input_flags(CLI::App* sub, InputOptions& opts) {
+  sub->add_flag("!--no-cache", opts.use_cache,
+                "Read every layer: neither use nor fill the audit layer cache (docs/audit.md, Layer cache)");
+  sub->add_option("--cache-dir", opts.cache_dir,
+                  "Audit layer cache directory (default $KILN_AUDIT_CACHE, $XDG_CACHE_HOME/kiln/audit or ~/.cache/kiln/audit)");
   sub->add_flag("--plain-http", opts.plain_http,
                 "Read docker:// images over plain HTTP from any host (loopback hosts always are)");
   sub->add_flag("!--no-verify-digests", opts.verify_digests,
@@ -145,10 +276,12 @@ void register_audit(CLI::App& app, Common& common) {
   auto args = std::make_shared<AuditArgs>();
   CLI::App* sub = app.add_subcommand("audit", "Which GPUs and drivers an image can serve, read from its bytes");
   sub->add_option("image", args->images,
-                  "docker save / OCI tar, OCI layout dir, docker://HOST/REPO[:TAG|@DIGEST], docker-daemon:NAME or engine image name")
+                  "docker save / OCI tar, OCI layout dir, docker://HOST/REPO[:TAG|@DIGEST] (no tag: every tag), docker-daemon:NAME or engine image name")
       ->required();
   sub->add_option("--gpu", args->gpus, "GPU name or sm_XY to judge (repeatable; default P100 V100 T4 A100 L4 H100 B200)");
   sub->add_option("--format", args->format, "table, json or md")->check(CLI::IsMember({"table", "json", "md"}));
+  sub->add_option("--driver", args->driver,
+                  "With docker://HOST/REPO: judge each tag on this driver version, e.g. 535.54.03 (one image: see check-driver)");
   add_input_flags(sub, args->input);
   set_action(sub, [&common, args] { return run_audit(common, *args); });
 }

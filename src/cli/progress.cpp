@@ -85,6 +85,35 @@ void Progress::close() {
   drawn_ = 0;
 }
 
+LayerProgress::LayerProgress(Progress::Mode mode, std::string what) : mode_(mode), what_(std::move(what)) {}
+
+void LayerProgress::update(std::size_t done, std::size_t total, std::uint64_t bytes, std::size_t cached) {
+  const auto now = std::chrono::steady_clock::now();
+  if (mode_ == Progress::Mode::quiet || now - since_ < std::chrono::seconds(1)) return;
+  // A terminal: ten redraws a second at most, and at each new layer; a log:
+  // a line every 10 s at most.
+  const auto every = mode_ == Progress::Mode::live ? std::chrono::milliseconds(100) : std::chrono::milliseconds(10'000);
+  const bool new_layer = mode_ == Progress::Mode::live && done != last_done_;
+  if (printed_.time_since_epoch().count() && now - printed_ < every && !new_layer) return;
+  printed_ = now;
+  last_done_ = done;
+  std::string line = fmt::format("{}: layer {}/{}", clip(what_, 80), std::min(done + 1, total), total);
+  if (bytes) line += fmt::format(", {:.1f} MB of files read", double(bytes) / 1e6);
+  if (cached) line += fmt::format(", {} from cache", cached);
+  line += fmt::format(", {:.0f} s", since(since_));
+  if (mode_ == Progress::Mode::live) {
+    std::cerr << "\r\033[2K" << line << std::flush;
+    drawn_ = true;
+  } else {
+    std::cerr << line << '\n';
+  }
+}
+
+void LayerProgress::close() {
+  if (drawn_) std::cerr << "\r\033[2K" << std::flush;
+  drawn_ = false;
+}
+
 std::string summary_table(const build::Report& r) {
   std::string out = fmt::format("\n{:<36} {:<8} {:<10} {:>8}  {}\n", "COMBINATION", "RESULT", "ENGINE", "SECONDS", "IMAGE / WHY");
   for (const auto& s : r.stages) {

@@ -86,6 +86,16 @@ class Builder {
     ch_.adds.emplace_back(std::move(*path), std::move(f));
   }
 
+  // What this layer gathered so far, for a layer cache (before apply()).
+  LayerRecord record() const { return {ch_.opaque_dirs, ch_.whiteouts, ch_.adds, {}, {}}; }
+  // A layer read before: its changes as they were gathered then.
+  void replay(LayerRecord&& r, std::size_t layer) {
+    ch_.opaque_dirs = std::move(r.opaque_dirs);
+    ch_.whiteouts = std::move(r.whiteouts);
+    ch_.adds = std::move(r.adds);
+    for (auto& [path, f] : ch_.adds) f.layer = layer;
+  }
+
   void apply() {
     for (const auto& d : ch_.opaque_dirs) erase_children(files_, d);
     for (const auto& w : ch_.whiteouts) {
@@ -235,9 +245,20 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
   Builder b(options, fs.files_, fs.warnings_);
   // Layers that lie in a file are hashed on other threads, all at once,
   // while the walk below seeks over the bodies it does not need.
-  std::vector<std::optional<FileRegion>> regions;
-  for (const auto& layer : fs.layers_) regions.push_back(source->region(layer.blob));
-  detail::RegionHasher hasher(options.verify_digests ? regions : decltype(regions)(regions.size()));
+  // Layers a cache holds are neither read nor hashed: asked first, so the
+  // hasher below starts on the others only.
+  std::vector<std::optional<LayerRecord>> cached(fs.layers_.size());
+  if (options.cached_layer)
+    for (std::size_t i = 0; i < fs.layers_.size(); ++i)
+      cached[i] = options.cached_layer(i, fs.layers_[i], i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string());
+  // region() of every layer, cached or not: it is also where a layout's blob
+  // that is not a regular file (a FIFO, a device) is refused, unopened.
+  std::vector<std::optional<FileRegion>> regions, to_hash(fs.layers_.size());
+  for (std::size_t i = 0; i < fs.layers_.size(); ++i) {
+    regions.push_back(source->region(fs.layers_[i].blob));
+    if (options.verify_digests && !cached[i]) to_hash[i] = regions[i];
+  }
+  detail::RegionHasher hasher(to_hash);
   if (!options.verify_digests)
     fs.warnings_.push_back(source->describe() + ": layer digests not checked (trusted on request): the bytes read "
                            "may not be the image's");
@@ -245,6 +266,17 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
     auto& layer = fs.layers_[i];
     const std::string diff_id = i < fs.config_.diff_ids.size() ? fs.config_.diff_ids[i] : std::string();
     const std::string where = layer_where(*source, layer, i, diff_id);
+    if (options.layer_start) options.layer_start(i, fs.layers_.size(), layer);
+    if (auto& r = cached[i]) {
+      for (auto& [m, bytes] : r->kept) fs.kept_[{i, m}] = std::move(bytes);
+      fs.warnings_.insert(fs.warnings_.end(), r->warnings.begin(), r->warnings.end());
+      b.replay(std::move(*r), i);
+      r.reset();
+      layer.verified = layer.from_cache = true;  // checked when its record was written
+      b.apply();
+      continue;
+    }
+    const std::size_t warned_before = fs.warnings_.size();
     detail::Budget budget(options.limits, where, &handed_out);
     auto on_member = [&](archive* a, archive_entry* e, std::size_t m, const std::optional<FileRegion>& body) {
       b.member(where, e, i, m);
@@ -273,6 +305,13 @@ ImageFs read_image(std::shared_ptr<BlobSource> source, const ReadOptions& option
     };
     layer.verified = stream_layer(*source, layer, where, diff_id, options.verify_digests, on_member, {}, {regions[i], &hasher, i, &budget});
     if (!layer.verified && options.verify_digests) fs.warnings_.push_back(where + ": no digest to verify against");
+    if (options.layer_read) {
+      LayerRecord r = b.record();
+      for (auto it = fs.kept_.lower_bound({i, 0}); it != fs.kept_.end() && it->first.first == i; ++it)
+        r.kept.emplace(it->first.second, it->second);
+      r.warnings.assign(fs.warnings_.begin() + warned_before, fs.warnings_.end());
+      options.layer_read(i, layer, diff_id, r);
+    }
     b.apply();
   }
   return fs;

@@ -143,7 +143,19 @@ struct LayerInfo {
   std::string digest;      // expected "sha256:<hex>", empty when the layout names none
   std::uint64_t size = 0;  // expected size in bytes, 0 when unknown
   std::string media_type;
-  bool verified = false;   // digest checked while streaming
+  bool verified = false;   // digest checked while streaming (or when the cached record of it was written)
+  bool from_cache = false; // applied from ReadOptions::cached_layer, its blob not read
+};
+
+// What one layer contributed to the final filesystem, as gathered before it
+// was applied: enough to apply it again without reading its blob (a layer
+// cache keyed by the layer's digest: audit/layer_cache.h).
+struct LayerRecord {
+  std::vector<std::string> opaque_dirs;                 // directories of .wh..wh..opq
+  std::vector<std::string> whiteouts;                   // paths hidden by .wh.<name>
+  std::vector<std::pair<std::string, FileEntry>> adds;  // in member order; FileEntry::layer is set on apply
+  std::map<std::size_t, std::string> kept;              // member -> bytes kept by ReadOptions::keep
+  std::vector<std::string> warnings;                    // what reading it warned about
 };
 
 struct ReadOptions {
@@ -168,6 +180,18 @@ struct ReadOptions {
   // on_file: read what it wants of the member (the rest is skipped).
   std::function<void(const std::string& path, std::size_t layer, std::size_t member, std::uint64_t size, ByteStream& in)>
       on_file;
+  // A layer cache. cached_layer(index, layer, diff_id) may hand back the
+  // record of a layer read before (by its digest): it is applied as read,
+  // and the blob is neither opened nor hashed (LayerInfo::from_cache). It is
+  // asked for every layer, in order, before any layer is read.
+  // layer_read(index, layer, record) sees each layer that was read, after
+  // its digest was checked (LayerInfo::verified says whether one was).
+  std::function<std::optional<LayerRecord>(std::size_t index, const LayerInfo& layer, const std::string& diff_id)>
+      cached_layer;
+  std::function<void(std::size_t index, const LayerInfo& layer, const std::string& diff_id, const LayerRecord& record)>
+      layer_read;
+  // Progress: called before layer `index` of `total` is read or taken from the cache.
+  std::function<void(std::size_t index, std::size_t total, const LayerInfo& layer)> layer_start;
 };
 
 class ImageFs {

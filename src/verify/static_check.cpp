@@ -3,7 +3,9 @@
 // archive (no container runs, no GPU needed).
 #include <fmt/format.h>
 
+#include "audit/audit.h"
 #include "audit/components.h"
+#include "audit/layer_cache.h"
 #include "audit/torch_arch.h"
 #include "audit/verdict.h"
 #include "render/render.h"
@@ -115,8 +117,8 @@ bool torch_side_library(const std::string& gap) {
 
 // The device code the image carries, read from its fat binaries, against
 // the arch list it promises (the label equals the plan's, checked above).
-void check_device_code(const plan::Combo& c, const image::ImageFs& fs, Findings& f) {
-  const auto scans = audit::scan_image_binaries(fs, audit::looks_like_cuda_library);
+void check_device_code(const plan::Combo& c, const image::ImageFs& fs, const audit::Prescanned& pre, Findings& f) {
+  const auto scans = audit::scan_image_binaries(fs, audit::looks_like_cuda_library, &pre);
   if (!c.versions.pytorch.empty()) check_torch_arch(c, scans, f);
   nlohmann::json libs = nlohmann::json::array();
   for (const auto& s : scans) {
@@ -210,8 +212,10 @@ void check_torch(const plan::Combo& c, const audit::Components& comp, Findings& 
   }
 }
 
-void check_contents(const plan::Combo& c, const image::ImageFs& fs, Findings& f) {
-  check_device_code(c, fs, f);
+// `pre`: fat binaries already scanned while the layers were read (or taken
+// from the layer cache); empty, the files are scanned here.
+void check_contents(const plan::Combo& c, const image::ImageFs& fs, const audit::Prescanned& pre, Findings& f) {
+  check_device_code(c, fs, pre, f);
   audit::Components comp = audit::detect_components(fs);
   expect("CUDA runtime", c.versions.cuda, comp.cuda_runtime, 2, f);
   if (!c.versions.pytorch.empty()) {
@@ -250,7 +254,7 @@ void check_contents(const plan::Combo& c, const image::ImageFs& fs, Findings& f)
 
 CheckResult static_check_files(const plan::Combo& c, const image::ImageFs& fs) {
   Findings f;
-  check_contents(c, fs, f);
+  check_contents(c, fs, {}, f);
   CheckResult r{"static", "", "failed", std::move(f.problems), std::move(f.detail), false};
   r.status = r.problems.empty() ? "passed" : "failed";
   return r;
@@ -268,7 +272,11 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::s
   }
   check_config(c, p, *info, f);
   engine::SavedArchive saved(client, image, o.state_dir + "/tmp");
-  check_contents(c, image::read_image_archive(saved.path()), f);
+  // One pass over the saved image, its layers shared with images verified
+  // before taken from the audit layer cache (audit/layer_cache.h).
+  audit::LayerCache cache(audit::LayerCache::default_dir(), audit::LayerCache::default_max_bytes());
+  const audit::ScannedImage scanned = audit::read_scanned(image::archive_source(saved.path()), {}, &cache);
+  check_contents(c, scanned.fs, scanned.pre, f);
   r.problems = std::move(f.problems);
   r.detail = std::move(f.detail);
   r.status = r.problems.empty() ? "passed" : "failed";
