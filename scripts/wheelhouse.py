@@ -41,6 +41,7 @@ import re
 import sys
 import sysconfig
 import time
+import urllib.parse
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from email.parser import Parser
@@ -390,7 +391,7 @@ def write_simple_index(root, out, wheels):
         with open(os.path.join(pdir, "index.html"), "w") as f:
             f.write(f"<!DOCTYPE html>\n<html><body>\n<h1>Links for {html.escape(key)}</h1>\n")
             for fname, sha in sorted(files):
-                href = html.escape(f"{rel}/{fname}#sha256={sha}", quote=True)
+                href = html.escape(f"{rel}/{urllib.parse.quote(fname)}#sha256={sha}", quote=True)
                 f.write(f'<a href="{href}">{html.escape(fname)}</a>\n')
             f.write("</body></html>\n")
 
