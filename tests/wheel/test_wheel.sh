@@ -27,7 +27,7 @@ T=$(mktemp -d /tmp/kiln-wheel-test.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for i in a b c; do docker image rm -f "kiln.local/i-wheel-$i:cuda11.8-debian12-runtime" >/dev/null 2>&1; done
+  for i in a b c; do docker image rm -f "kiln.local/i-wheel-$i:pytorch2.6-cuda11.8-debian12-runtime" >/dev/null 2>&1; done
   [[ -n ${KILN_TEST_KEEP:-} ]] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
@@ -100,6 +100,7 @@ matrix() {  # NAME, then [pip] lines
   local name=$1; shift
   {
     printf 'name = "%s"\n[axes]\npytorch = ["2.6"]\ncuda = ["11.8"]\nos = ["debian12"]\nflavor = ["runtime"]\n' "$name"
+    printf '[[base]]\nos = "debian12"\nimage = "kiln/debian:12"\n'
     printf '[runners.bx]\nengine = "unix://%s"\nbackend = "buildx"\n' "$sock"
     printf '[pip]\npackages = ["kiln-demo-app==2.0", "kiln.demo-core==1.0+cu130"]\n'
     printf '%s\n' "$@"
@@ -116,16 +117,16 @@ runs() {  # IMAGE: the entry point inside the image, with no network
 # (a) air-gapped: a local wheelhouse, no index.
 matrix i-wheel-a 'find_links = ["wheels"]' 'no_index = true'
 "$kiln" --data-dir "$data" generate "$T/m/i-wheel-a.toml" -o "$T/gen-a" >/dev/null 2>&1
-df=$T/gen-a/cuda11.8-debian12-runtime/Dockerfile
+df=$T/gen-a/pytorch2.6-cuda11.8-debian12-runtime/Dockerfile
 check "(a) Dockerfile says where the wheels come from" grep -q '^#   wheelhouse wheels (the matrix' "$df"
 check "(a) bind mount, --no-index, --find-links the mount, torch-like pin, constraints" \
   bash -c "grep -q -- '--mount=type=bind,source=kiln-wheels/1,target=/tmp/kiln-wheels/1' '$df' && grep -q -- '--no-index' '$df' && grep -q -- '--find-links /tmp/kiln-wheels/1' '$df' && grep -q '\"kiln.demo-core==1.0+cu130\"' '$df' && grep -q \"'nvidia-cudnn-cu11==9.1.0.70'\" '$df' && ! grep -q -- '--index-url' '$df'"
 build i-wheel-a
 check "(a) kiln build exit 0" test $? -eq 0 || cat "$T/i-wheel-a.out"
-img=kiln.local/i-wheel-a:cuda11.8-debian12-runtime
+img=kiln.local/i-wheel-a:pytorch2.6-cuda11.8-debian12-runtime
 check "(a) the image runs the stand-in's entry point" runs "$img"
 check "(a) no wheel in any layer (bind mount, not COPY)" bash -c "! docker save '$img' | grep -aq 'kiln_demo_app-2.0-py3-none-any.whl'"
-check "(a) python3 came from apt (the base has none)" grep -q 'apt-get install -y --no-install-recommends python3' "$T/state-i-wheel-a/logs/i-wheel-a/cuda11.8-debian12-runtime.log"
+check "(a) python3 came from apt (the base has none)" grep -q 'apt-get install -y --no-install-recommends python3' "$T/state-i-wheel-a/logs/i-wheel-a/pytorch2.6-cuda11.8-debian12-runtime.log"
 build i-wheel-a --format json
 check "(a) rerun: cached (wheelhouse listing in the input hash)" grep -q '"cached": 1' "$T/i-wheel-a.out"
 touch -d '2020-01-01' "$T/m/wheels/kiln_demo_app-2.0-py3-none-any.whl"
@@ -140,7 +141,7 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/simple/" >/dev/null && b
 matrix i-wheel-b "index_url = \"http://127.0.0.1:$port/simple\""
 build i-wheel-b
 check "(b) kiln build from an index_url exit 0" test $? -eq 0 || cat "$T/i-wheel-b.out"
-check "(b) the image runs the stand-in's entry point" runs kiln.local/i-wheel-b:cuda11.8-debian12-runtime
+check "(b) the image runs the stand-in's entry point" runs kiln.local/i-wheel-b:pytorch2.6-cuda11.8-debian12-runtime
 check "(b) pip fetched from the index" grep -q 'GET /simple/kiln-demo-core/' "$T/http.log"
 
 # (c) a private index: Basic auth, the netrc through a build secret.
@@ -163,16 +164,16 @@ check "(c) secret's environment variable unset: exit 2, named" bash -c "[[ $? -e
 export KILN_TEST_NETRC="machine 127.0.0.1 login kiln password $token"
 PATH="$T/bin:$PATH" bash -c 'echo "$0 $*" >>'"$T"'/argv.log; exec "$0" "$@"' "$kiln" --data-dir "$data" build "$T/m/i-wheel-c.toml" --state-dir "$T/state-i-wheel-c" >"$T/i-wheel-c.out" 2>&1
 check "(c) kiln build through the secret exit 0" test $? -eq 0 || cat "$T/i-wheel-c.out"
-imgc=kiln.local/i-wheel-c:cuda11.8-debian12-runtime
+imgc=kiln.local/i-wheel-c:pytorch2.6-cuda11.8-debian12-runtime
 check "(c) the image runs the stand-in's entry point" runs "$imgc"
 check "(c) the index saw authorized requests" grep -q '"GET /simple/kiln-demo-core/ HTTP/1.1" 200' "$T/private.log"
 check "(c) buildx got the secret by its source's name" grep -q -- '--secret id=kiln-pip-netrc,env=KILN_TEST_NETRC' "$T/argv.log"
 docker history --no-trunc "$imgc" >"$T/history.txt"
 docker save "$imgc" >"$T/image.tar"
 for what in "docker history --no-trunc:$T/history.txt" "docker save tar bytes:$T/image.tar" \
-            "kiln's build log:$T/state-i-wheel-c/logs/i-wheel-c/cuda11.8-debian12-runtime.log" \
+            "kiln's build log:$T/state-i-wheel-c/logs/i-wheel-c/pytorch2.6-cuda11.8-debian12-runtime.log" \
             "kiln's output:$T/i-wheel-c.out" \
-            "the rendered Dockerfile:$T/state-i-wheel-c/contexts/i-wheel-c/cuda11.8-debian12-runtime/Dockerfile" \
+            "the rendered Dockerfile:$T/state-i-wheel-c/contexts/i-wheel-c/pytorch2.6-cuda11.8-debian12-runtime/Dockerfile" \
             "argv of kiln and of docker buildx:$T/argv.log"; do
   f=${what#*:}
   check "(c) the password is not in $(echo "${what%%:*}") ($(wc -c <"$f") bytes)" bash -c "[[ -s '$f' ]] && ! grep -aqF '$token' '$f'"
