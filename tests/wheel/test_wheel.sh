@@ -129,6 +129,10 @@ check "(a) no wheel in any layer (bind mount, not COPY)" bash -c "! docker save 
 check "(a) python3 came from apt (the base has none)" grep -q 'apt-get install -y --no-install-recommends python3' "$T/state-i-wheel-a/logs/i-wheel-a/pytorch2.6-cuda11.8-debian12-runtime.log"
 build i-wheel-a --format json
 check "(a) rerun: cached (wheelhouse listing in the input hash)" grep -q '"cached": 1' "$T/i-wheel-a.out"
+# Docker's classic builder (backend "engine") does not read RUN --mount: refused, exit 2.
+sed 's/backend = "buildx"/backend = "engine"/; s/^name = "i-wheel-a"/name = "i-wheel-a2"/' "$T/m/i-wheel-a.toml" >"$T/m/i-wheel-a2.toml"
+build i-wheel-a2
+check "(a) wheelhouse on Docker's classic builder: exit 2, says why" bash -c "[[ $? -eq 2 ]] && grep -q 'does not read; use a runner with backend = \"buildx\"' '$T/i-wheel-a2.out'"
 touch -d '2020-01-01' "$T/m/wheels/kiln_demo_app-2.0-py3-none-any.whl"
 build i-wheel-a --format json
 check "(a) a changed wheelhouse file rebuilds" grep -q '"built": 1' "$T/i-wheel-a.out"
