@@ -46,14 +46,51 @@ import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from email.parser import Parser
 
-try:
-    from packaging.markers import default_environment
-    from packaging.requirements import Requirement
-    from packaging.version import Version
-except ImportError:  # pragma: no cover - depends on the host
-    from pip._vendor.packaging.markers import default_environment
-    from pip._vendor.packaging.requirements import Requirement
-    from pip._vendor.packaging.version import Version
+default_environment = Requirement = Version = None
+
+
+def load_packaging(site=None):
+    """`packaging`, else pip's vendored copy -- this Python's, or at last the
+    venv's own (a system python3 without pip can still read a venv with pip)."""
+    global default_environment, Requirement, Version
+    for extra in ([None, site] if site else [None]):
+        if extra:
+            sys.path.append(extra)
+        for mod in ("packaging", "pip._vendor.packaging"):
+            try:
+                markers = __import__(mod + ".markers", fromlist=["x"])
+                reqs = __import__(mod + ".requirements", fromlist=["x"])
+                vers = __import__(mod + ".version", fromlist=["x"])
+            except ImportError:
+                continue
+            default_environment, Requirement, Version = markers.default_environment, reqs.Requirement, vers.Version
+            return
+    sys.exit("wheelhouse: error: neither `packaging` nor pip's vendored copy can be imported "
+             "(run it with the venv's python, or install python3-packaging)")
+
+
+def marker_environment(site):
+    """Markers evaluated for the venv's Python, not the one running this
+    script: its version from pyvenv.cfg or the lib/pythonX.Y path."""
+    env = default_environment()
+    prefix = os.path.realpath(os.path.join(site, "..", "..", ".."))
+    full = None
+    cfg = os.path.join(prefix, "pyvenv.cfg")
+    if os.path.exists(cfg):
+        with open(cfg) as f:
+            for line in f:
+                key, _, value = line.partition("=")
+                if key.strip() in ("version", "version_info"):
+                    full = value.strip()
+    m = re.search(r"python(\d+)\.(\d+)", site)
+    if m and not (full and full.startswith(f"{m.group(1)}.{m.group(2)}.")):
+        full = f"{m.group(1)}.{m.group(2)}.0"
+    if full:
+        parts = full.split(".")
+        env["python_full_version"] = full
+        env["python_version"] = ".".join(parts[:2])
+        env["implementation_version"] = full
+    return env
 
 LEFT_OUT = {"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"}
 CHUNK = 1 << 20
@@ -131,9 +168,8 @@ def load_dists(site):
     return dists
 
 
-def closure(dists, wanted):
+def closure(dists, wanted, env):
     """The distributions the requirements need, with markers evaluated."""
-    env = default_environment()
     todo = [(Requirement(w), "command line") for w in wanted]
     chosen, missing = {}, []  # key -> extras already followed
     while todo:
@@ -441,8 +477,9 @@ def main(argv=None):
         return run_check(a.out, a.jobs)
 
     site = find_site(a.site)
+    load_packaging(site)
     dists = load_dists(site)
-    chosen, missing = closure(dists, a.requirements or ["torch"])
+    chosen, missing = closure(dists, a.requirements or ["torch"], marker_environment(site))
     if missing:
         for m in missing:
             print(f"wheelhouse: error: not installed in {site}: {m}", file=sys.stderr)
