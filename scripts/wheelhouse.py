@@ -266,8 +266,9 @@ def plan_members(d):
                 if base in wrappers or base.removesuffix(".exe") in wrappers:
                     continue  # an entry-point wrapper: pip writes it again
                 name, script = f"{data_dir}/scripts/{base}", True
-            elif under.startswith("include/"):
-                name, script = f"{data_dir}/headers/{under.split('/', 2)[-1]}", False
+            elif re.match(r"include/site/python[^/]+/[^/]+/", under):
+                # pip's headers scheme in a venv: include/site/pythonX.Y/<dist>/
+                name, script = f"{data_dir}/headers/{under.split('/', 4)[4]}", False
             else:
                 name, script = f"{data_dir}/data/{under}", False
         if name in seen:
