@@ -14,6 +14,7 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 build_packages=(
   g++ cmake ninja-build pkg-config git python3
+  python3-venv          # venvs with ensurepip (tests/wheel: wheelhouse.py round trip)
   libtomlplusplus-dev   # matrices and catalog (TOML with exact source positions)
   nlohmann-json3-dev    # plan.json, kiln.json, Engine/registry APIs
   libcli11-dev          # the command line

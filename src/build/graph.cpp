@@ -22,6 +22,27 @@ bool selected(const std::string& id, const std::vector<std::string>& only) {
 
 }  // namespace
 
+// Hard links cost no copy of a 4 GB wheelhouse; BuildKit and the engine
+// read the context directory, so a symlink would not do.
+void link_context_dirs(const Node& n) {
+  namespace fs = std::filesystem;
+  for (const auto& [name, source] : n.rendered.context_dirs) {
+    fs::path target = fs::path(n.context_dir) / name;
+    fs::remove_all(target);
+    fs::create_directories(target);
+    for (auto it = fs::recursive_directory_iterator(source); it != fs::end(it); ++it) {
+      fs::path to = target / it->path().lexically_relative(source);
+      if (it->is_directory()) {
+        fs::create_directories(to);
+      } else if (it->is_regular_file()) {
+        std::error_code ec;
+        fs::create_hard_link(fs::canonical(it->path()), to, ec);
+        if (ec) fs::copy_file(it->path(), to, fs::copy_options::overwrite_existing);
+      }
+    }
+  }
+}
+
 Graph make_graph(const plan::Plan& p, const render::Renderer& r, const Options& o) {
   // The selection, closed under "needs its parent".
   std::set<std::string> wanted;
@@ -44,6 +65,7 @@ Graph make_graph(const plan::Plan& p, const render::Renderer& r, const Options& 
       index[c.id] = static_cast<int>(g.nodes.size());
       g.nodes.push_back(std::move(n));
     }
+  for (const auto& n : g.nodes) link_context_dirs(n);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const std::string& parent = g.nodes[i].rendered.parent;
     if (parent.empty()) continue;

@@ -28,6 +28,13 @@ Graph make_graph(const plan::Plan& p, const render::Renderer& r, const Options& 
 
 // sha256 over everything that decides the image: the stage's files (sorted
 // by name), the parent's or base's image id, the catalog version.
+// Names, sizes and mtimes of the regular files under dir, sorted.
+std::string directory_listing(const std::string& dir);
+
+// Links (or, across file systems, copies) each rendered context_dirs entry
+// into the node's context directory, replacing what an earlier build left.
+void link_context_dirs(const Node& n);
+
 std::string input_hash(const Node& n, const std::string& from_image_id, const std::string& catalog_version);
 
 }  // namespace kiln::build::detail

@@ -53,6 +53,7 @@ engine::BuildRequest request_for(const StageContext& ctx, const StageResult& r) 
   if (ctx.node.parent >= 0) req.build_args["KILN_PARENT"] = ctx.parent_result->local_image;
   req.no_cache = ctx.options.no_cache;
   req.network = ctx.options.network;
+  for (const auto& s : ctx.node.rendered.secrets) req.secrets.push_back({s.id, s.env, s.file});
   return req;
 }
 

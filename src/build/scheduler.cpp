@@ -1,6 +1,10 @@
 // Runs the graph: `jobs` workers take ready stages (parents done), each on
 // its engine; a failure skips the failed stage's dependants only.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <map>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -71,6 +75,39 @@ void assign_engines(Graph& g, const Options& o, const std::string& matrix, const
     if (n.parent >= 0) n.engine = g.nodes[n.parent].engine;
     else if (int e = last_engine(n.rendered.id); e >= 0) n.engine = e;
     else n.engine = static_cast<int>(next++ % o.engines.size());
+  }
+}
+
+// What a stage's Dockerfile needs of its engine, refused before anything
+// builds (exit 2): build secrets only through buildx (the engine backend
+// would have to put them in a build arg or the context); RUN --mount only
+// where BuildKit or Buildah reads the Dockerfile (not Docker's classic
+// builder); and a secret's source present, so a build never runs without it.
+void check_backends(const Graph& g, const Options& o) {
+  std::map<int, bool> podman;
+  for (const auto& n : g.nodes) {
+    const EngineSpec& e = o.engines[n.engine];
+    const render::Rendered& x = n.rendered;
+    for (const auto& s : x.secrets) {
+      if (e.backend != "buildx")
+        throw EnvironmentError(fmt::format(
+            "{} needs build secret '{}' ([pip] secret), and engine '{}' builds with backend \"{}\" (POST /build), which "
+            "cannot pass a secret without writing it into a build argument or the build context; use a runner with "
+            "backend = \"buildx\"", x.id, s.id, e.name, e.backend));
+      if (!s.env.empty() && !std::getenv(s.env.c_str()))
+        throw EnvironmentError(fmt::format("{} needs build secret '{}' from environment variable {}, which is not set",
+                                           x.id, s.id, s.env));
+      if (!s.file.empty() && access(s.file.c_str(), R_OK) != 0)
+        throw EnvironmentError(fmt::format("{} needs build secret '{}' from file {}, which cannot be read", x.id, s.id,
+                                           s.file));
+    }
+    if (x.run_mounts && e.backend == "engine") {
+      if (!podman.count(n.engine)) podman[n.engine] = engine::Client(e.endpoint).version().podman;
+      if (!podman[n.engine])
+        throw EnvironmentError(fmt::format(
+            "{} mounts its wheelhouse with RUN --mount, which Docker's classic builder (engine '{}', backend \"engine\") "
+            "does not read; use a runner with backend = \"buildx\" (or Podman's engine)", x.id, e.name));
+    }
   }
 }
 
@@ -204,6 +241,7 @@ Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options&
     state::Ledger ledger(o.state_dir + "/state.db");
     ledger.recover();  // attempts of a killed kiln become `interrupted`
     assign_engines(g, o, p.matrix_name, ledger);
+    check_backends(g, o);
     for (const auto& n : g.nodes) {
       std::vector<std::string> chain;
       for (int i = static_cast<int>(&n - g.nodes.data()); i >= 0; i = g.nodes[i].parent)

@@ -139,10 +139,19 @@ struct CudaRecipe {
   Provenance provenance;
 };
 
+// recipes/install/pytorch.toml: where pip finds the wheels (a matrix's
+// [pip] section replaces these key by key) and what it pins.
 struct TorchRecipe {
-  std::string index;  // pattern with {cuda_nodot}
+  std::string index_url;  // pattern with {cuda_nodot}
+  std::vector<std::string> extra_index_urls;
+  std::vector<std::string> find_links;  // URLs (a matrix may add local directories)
+  bool no_index = false;
   std::string venv;
-  std::vector<std::string> packages;  // patterns with {pytorch}
+  std::vector<std::string> packages;  // patterns with {pytorch}, {cuda_nodot}, {cuda_major}
+  // pip constraints (pin what the packages pull, install nothing themselves):
+  // patterns with {cuda_major}, {cudnn}, {nccl}; one whose value the catalog
+  // does not know is left out, never guessed.
+  std::vector<std::string> constraints;
   std::map<std::string, std::vector<std::string>> python_packages;  // by OS family
 };
 

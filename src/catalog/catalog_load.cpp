@@ -397,10 +397,14 @@ void load_torch_recipe(Reader& r, const toml::table& doc, Catalog& c) {
   top.only({"pip", "os"});
   if (const toml::table* pip = top.table("pip", true)) {
     auto f = r.fields(*pip);
-    f.only({"index", "venv", "packages"});
-    c.torch_recipe.index = f.str("index", true).value_or("");
+    f.only({"index_url", "extra_index_urls", "find_links", "no_index", "venv", "packages", "constraints"});
+    c.torch_recipe.index_url = f.str("index_url").value_or("");
+    c.torch_recipe.extra_index_urls = f.strings("extra_index_urls");
+    c.torch_recipe.find_links = f.strings("find_links");
+    c.torch_recipe.no_index = f.boolean("no_index").value_or(false);
     c.torch_recipe.venv = f.str("venv", true).value_or("");
     c.torch_recipe.packages = f.strings("packages", true);
+    c.torch_recipe.constraints = f.strings("constraints");
   }
   if (const toml::table* os = top.table("os", true)) {
     for (const auto& [family, node] : *os) {

@@ -114,6 +114,12 @@ class EngineBuilder final : public Builder {
 }  // namespace
 
 BuildResult Client::build(const BuildRequest& req, const ProgressFn& progress, const LogSink& log) {
+  // POST /build has no way to pass a secret without writing it into a
+  // build arg or the context (and so into the image or its history).
+  if (!req.secrets.empty())
+    throw SecretsUnsupported("the engine backend (POST /build: Docker's classic builder, Podman's compatible API) "
+                             "cannot pass build secret '" + req.secrets.front().id +
+                             "'; build this matrix on a runner with backend = \"buildx\"");
   auto t0 = std::chrono::steady_clock::now();
   BuildResult res;
   try {

@@ -36,6 +36,9 @@ std::vector<std::string> buildx_argv(const BuildRequest& r, const BuildxOptions&
   if (!r.target.empty()) a.insert(a.end(), {"--target", r.target});
   if (r.no_cache) a.push_back("--no-cache");
   if (!r.network.empty()) a.insert(a.end(), {"--network", r.network});
+  // The source's name only: buildx reads the value itself.
+  for (const auto& s : r.secrets)
+    a.insert(a.end(), {"--secret", s.env.empty() ? "id=" + s.id + ",src=" + s.file : "id=" + s.id + ",env=" + s.env});
   a.push_back(r.context_dir.string());
   return a;
 }

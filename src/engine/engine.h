@@ -133,6 +133,20 @@ struct BuildRequest {
   std::string target;
   bool no_cache = false;
   std::string network;  // RUN steps' network: "" engine default, "host", "none"
+  // Build secrets (RUN --mount=type=secret,id=ID): the value comes from an
+  // environment variable or a file named here and reaches the builder
+  // through BuildKit's session, never argv, build args or a layer. Only
+  // the buildx backend can pass them; the engine backend refuses
+  // (SecretsUnsupported) rather than build without or leak them.
+  struct Secret {
+    std::string id, env, file;  // exactly one of env, file
+  };
+  std::vector<Secret> secrets;
+};
+
+// A request with secrets on a backend that cannot pass them.
+struct SecretsUnsupported : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
 };
 
 struct BuildResult {

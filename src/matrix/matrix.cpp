@@ -1,6 +1,7 @@
 #include "matrix/matrix.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 
 #include <fmt/format.h>
@@ -60,7 +61,7 @@ class Parser {
     grammar::check_single_line(doc, file_, diags_, {"description"});
     TomlFields top = fields(doc);
     top.only({"name", "description", "targets", "arch_list", "axes", "include", "exclude", "policy",
-              "registry", "tags", "image", "base", "runners"});
+              "registry", "tags", "image", "base", "runners", "pip"});
     m.name = top.str("name", true).value_or("");
     // The name becomes directories (contexts/NAME, logs/NAME) and the image
     // repository (kiln.local/NAME, kiln/NAME): "../../x" must never get there.
@@ -81,6 +82,7 @@ class Parser {
     read_image(top, m);
     read_bases(top, m);
     read_runners(top, m);
+    read_pip(top, m);
     check_rules_against_axes(m);
     check_overrides_against_axes(m);
     check_contradictions(m);
@@ -329,6 +331,87 @@ class Parser {
       if (!kGpuModes.count(r.gpu)) error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
       m.runners.push_back(std::move(r));
     }
+  }
+
+  // An index URL lands in the Dockerfile: credentials in it would be in the
+  // image's history. They go through the build secret.
+  void check_index_url(const std::string& text, const Location& at, std::string_view what) {
+    if (!check(text, at, grammar::url, what)) return;
+    std::string_view rest = std::string_view(text).substr(text.find("//") + 2);
+    if (rest.substr(0, rest.find('/')).find('@') != std::string_view::npos)
+      error(at, fmt::format("{} {} holds credentials; they would be written into the Dockerfile and the image's "
+                            "history: put them in a netrc file given as [pip] secret", what, grammar::quoted(text)));
+  }
+
+  // A path in the matrix is relative to the matrix file.
+  std::string beside_matrix(const std::string& path) const {
+    namespace fs = std::filesystem;
+    fs::path p(path);
+    if (p.is_relative()) p = fs::path(file_).parent_path() / p;
+    return fs::absolute(p).lexically_normal().string();
+  }
+
+  void read_pip(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("pip");
+    if (!t) return;
+    TomlFields f = fields(*t);
+    f.only({"index_url", "extra_index_urls", "find_links", "no_index", "packages", "secret", "secret_env", "secret_file"});
+    Pip& pip = m.pip;
+    pip.where = f.where();
+    if (is_string(f, "index_url")) {
+      pip.index_url = f.str("index_url").value_or("");
+      check_index_url(*pip.index_url, f.where("index_url"), "[pip] index_url");
+    }
+    if (f.raw().contains("extra_index_urls")) {
+      pip.extra_index_urls.emplace();
+      for (const Value& v : values(f, "extra_index_urls", false)) {
+        check_index_url(v.text, v.where, "[pip] extra_index_urls entry");
+        pip.extra_index_urls->push_back(v.text);
+      }
+    }
+    if (f.raw().contains("find_links")) {
+      pip.find_links.emplace();
+      for (const Value& v : values(f, "find_links", false)) {
+        FindLinks fl{v.text, "", v.where};
+        if (v.text.starts_with("http://") || v.text.starts_with("https://")) {
+          check_index_url(v.text, v.where, "[pip] find_links URL");
+        } else if (check(v.text, v.where, grammar::single_line, "[pip] find_links directory")) {
+          fl.directory = beside_matrix(v.text);
+          std::error_code ec;
+          if (!std::filesystem::is_directory(fl.directory, ec))
+            error(v.where, fmt::format("[pip] find_links {} is neither an http(s) URL nor a directory ({} does not exist "
+                                       "or is not a directory)", grammar::quoted(v.text), fl.directory));
+        }
+        pip.find_links->push_back(std::move(fl));
+      }
+    }
+    pip.no_index = f.boolean("no_index");
+    if (f.raw().contains("packages")) {
+      pip.packages.emplace();
+      for (const Value& v : values(f, "packages", false)) {
+        check(v.text, v.where, grammar::pip_requirement, "[pip] packages entry");
+        pip.packages->push_back(v.text);
+      }
+      if (pip.packages->empty()) error(f.where("packages"), "[pip] packages = [] would install nothing");
+    }
+    pip.secret = f.str("secret").value_or("");
+    pip.secret_env = f.str("secret_env").value_or("");
+    std::string file = f.str("secret_file").value_or("");
+    if (!pip.secret.empty()) {
+      check(pip.secret, f.where("secret"), grammar::tag, "[pip] secret id");
+      if (pip.secret_env.empty() == file.empty())
+        error(f.where("secret"), "[pip] secret needs exactly one source: secret_env (an environment variable's name) "
+                                 "or secret_file (a netrc file); the matrix never holds the value");
+    } else if (!pip.secret_env.empty() || !file.empty()) {
+      error(f.where(pip.secret_env.empty() ? "secret_file" : "secret_env"),
+            "[pip] secret_env/secret_file without 'secret' (the id the build reads it under)");
+    }
+    if (!pip.secret_env.empty() &&
+        (pip.secret_env.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+             std::string::npos || std::isdigit(static_cast<unsigned char>(pip.secret_env.front()))))
+      error(f.where("secret_env"), fmt::format("[pip] secret_env {} is not an environment variable name",
+                                               grammar::quoted(pip.secret_env)));
+    if (!file.empty()) pip.secret_file = beside_matrix(file);
   }
 
   // A rule may only name axes the matrix has; an exclude value that no axis

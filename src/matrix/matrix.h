@@ -84,6 +84,29 @@ struct Runner {
   Location where;
 };
 
+// [pip]: where the PyTorch wheels come from. Each key given replaces the
+// install recipe's (recipes/install/pytorch.toml [pip]); docs/matrix.md.
+struct FindLinks {
+  std::string text;       // as written
+  std::string directory;  // a local wheelhouse: absolute path; "" for a URL
+  Location where;
+};
+
+struct Pip {
+  std::optional<std::string> index_url;
+  std::optional<std::vector<std::string>> extra_index_urls;
+  std::optional<std::vector<FindLinks>> find_links;
+  std::optional<bool> no_index;
+  std::optional<std::vector<std::string>> packages;
+  // A build secret for a private index: its id (the RUN step reads
+  // /run/secrets/<id>, a netrc file) and where kiln takes it from, an
+  // environment variable's name or a file; never the value itself.
+  std::string secret;
+  std::string secret_env;
+  std::string secret_file;  // absolute
+  Location where;
+};
+
 struct Matrix {
   std::string path;
   std::string name;
@@ -106,6 +129,7 @@ struct Matrix {
   // The images' platform ([image] platform): "x86_64" (default) or "aarch64".
   // GPUs that come only in aarch64 systems are never served by x86_64 images.
   std::string platform = "x86_64";
+  Pip pip;
 
   const Axis* axis(std::string_view name) const;
 };

@@ -48,10 +48,19 @@ struct Install {
   std::vector<std::string> env;        // "K=V" the recipe sets for this flavor
   std::vector<std::string> components;
   bool remove_driver_libs = false;
-  std::string torch_index;                   // pip index URL
-  std::vector<std::string> torch_packages;   // "torch==2.6.0"
+  // PyTorch through pip: the recipe's [pip] with the matrix's [pip] over it.
+  std::string torch_index;                   // pip index URL; "" with no_index
+  std::vector<std::string> torch_extra_indexes;
+  std::vector<std::string> torch_find_links;    // URLs as given
+  std::vector<std::string> torch_wheel_dirs;    // local wheelhouses (absolute), mounted into the RUN step
+  std::vector<std::string> torch_wheel_dirs_as_written;  // for the Dockerfile's comment
+  bool torch_no_index = false;
+  std::vector<std::string> torch_packages;   // "torch==2.11.0+cu130"
+  std::vector<std::string> torch_constraints;  // "nvidia-cudnn-cu13==9.19.0.56"
   std::vector<std::string> python_packages;  // apt packages for the venv
   std::string venv;
+  // A build secret (a netrc file) for a private index: its id and source.
+  std::string pip_secret, pip_secret_env, pip_secret_file;
 };
 
 struct Combo {

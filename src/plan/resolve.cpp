@@ -58,8 +58,49 @@ const matrix::BaseOverride* base_override(const Combo& combo, const matrix::Matr
   return best;
 }
 
+// pip's sources and pins: the recipe's [pip], each key the matrix's [pip]
+// gives replacing the recipe's. Patterns whose value the catalog does not
+// know ({cudnn} of a build without one) are left out, not guessed.
+void resolve_pip(Install& in, const catalog::TorchRecipe& r, const matrix::Pip& mp,
+                 const std::map<std::string, std::string>& vars) {
+  auto known = [&](const std::string& pattern) {
+    for (const auto& [name, value] : vars)
+      if (value.empty() && pattern.find("{" + name + "}") != std::string::npos) return false;
+    return true;
+  };
+  auto expand_all = [&](const std::vector<std::string>& patterns) {
+    std::vector<std::string> out;
+    for (const auto& p : patterns)
+      if (known(p)) out.push_back(expand_braces(p, vars));
+    return out;
+  };
+  in.torch_no_index = mp.no_index.value_or(r.no_index);
+  if (!in.torch_no_index) {
+    in.torch_index = expand_braces(mp.index_url.value_or(r.index_url), vars);
+    in.torch_extra_indexes = expand_all(mp.extra_index_urls.value_or(r.extra_index_urls));
+  }
+  if (mp.find_links) {
+    for (const auto& fl : *mp.find_links) {
+      if (fl.directory.empty()) {
+        in.torch_find_links.push_back(fl.text);
+      } else {
+        in.torch_wheel_dirs.push_back(fl.directory);
+        in.torch_wheel_dirs_as_written.push_back(fl.text);
+      }
+    }
+  } else {
+    in.torch_find_links = expand_all(r.find_links);
+  }
+  in.torch_packages = expand_all(mp.packages.value_or(r.packages));
+  in.torch_constraints = expand_all(r.constraints);
+  in.venv = r.venv;
+  in.pip_secret = mp.secret;
+  in.pip_secret_env = mp.secret_env;
+  in.pip_secret_file = mp.secret_file;
+}
+
 bool resolve_pytorch(Combo& combo, const Catalog& c, const catalog::CudaRelease& cuda,
-                     const catalog::OsInfo& os) {
+                     const catalog::OsInfo& os, const matrix::Pip& pip) {
   std::string want = axis(combo, "pytorch");
   if (want.empty() || want == "none") return true;
   const catalog::TorchRelease* rel = c.find_pytorch(Version::must(want));
@@ -123,12 +164,13 @@ bool resolve_pytorch(Combo& combo, const Catalog& c, const catalog::CudaRelease&
 
   const catalog::TorchRecipe& r = c.torch_recipe;
   std::map<std::string, std::string> vars{{"pytorch", combo.versions.pytorch},
-                                          {"cuda_nodot", std::to_string(cuda.version.major()) + std::to_string(cuda.version.minor())}};
-  combo.install.torch_index = expand_braces(r.index, vars);
-  for (const auto& p : r.packages) combo.install.torch_packages.push_back(expand_braces(p, vars));
+                                          {"cuda_nodot", std::to_string(cuda.version.major()) + std::to_string(cuda.version.minor())},
+                                          {"cuda_major", std::to_string(cuda.version.major())},
+                                          {"cudnn", combo.versions.cudnn},
+                                          {"nccl", combo.versions.nccl}};
+  resolve_pip(combo.install, r, pip, vars);
   auto pp = r.python_packages.find(os.family);
   if (pp != r.python_packages.end()) combo.install.python_packages = pp->second;
-  combo.install.venv = r.venv;
   return true;
 }
 
@@ -221,7 +263,7 @@ void resolve(Combo& combo, const matrix::Matrix& m, const Catalog& c) {
                         os.name, cuda_recipes_for(c, os)));
     return;
   }
-  if (!resolve_pytorch(combo, c, cuda, os)) return;
+  if (!resolve_pytorch(combo, c, cuda, os, m.pip)) return;
   if (!resolve_standalone_cudnn(combo, c, cuda, recipe->method == "nvidia-base")) return;
   if (!resolve_base(combo, m, c, cuda, os, *recipe)) return;
   if (!combo.versions.nccl.empty())

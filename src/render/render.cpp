@@ -94,6 +94,51 @@ grammar::Problem apt_components(std::string_view t) { return t.empty() ? std::nu
 grammar::Problem optional_url(std::string_view t) { return t.empty() ? std::nullopt : grammar::url(t); }
 grammar::Problem optional_path(std::string_view t) { return t.empty() ? std::nullopt : grammar::absolute_path(t); }
 grammar::Problem optional_image(std::string_view t) { return t.empty() ? std::nullopt : grammar::image_reference(t); }
+grammar::Problem url_or_path(std::string_view t) {
+  return t.starts_with("/") ? grammar::absolute_path(t) : grammar::url(t);
+}
+// A RUN flag: one word, no quotes or shell metacharacters.
+grammar::Problem run_flag(std::string_view t) {
+  for (char c : t)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-=,/._").find(c) != std::string_view::npos))
+      return fmt::format("holds '{}', which does not belong in a RUN --mount flag", c);
+  return std::nullopt;
+}
+
+// Where the PyTorch step's wheels come from, for the Dockerfile's comment
+// and the RUN step's flags: local wheelhouses are bind-mounted from the
+// build context (kiln-wheels/N), never copied into a layer.
+constexpr const char* kWheelsInContext = "kiln-wheels";
+constexpr const char* kWheelsInImage = "/tmp/kiln-wheels";
+
+struct PipSetup {
+  std::vector<std::string> sources, mounts, find_links;
+};
+
+PipSetup pip_setup(const plan::Install& in) {
+  PipSetup s;
+  if (in.torch_no_index) s.sources.push_back("no index (air-gapped): only the find-links below");
+  else if (!in.torch_index.empty()) s.sources.push_back("index " + in.torch_index);
+  for (const auto& u : in.torch_extra_indexes) s.sources.push_back("extra index " + u);
+  s.find_links = in.torch_find_links;
+  for (const auto& u : in.torch_find_links) s.sources.push_back("find-links " + u);
+  for (size_t i = 0; i < in.torch_wheel_dirs.size(); ++i) {
+    std::string n = std::to_string(i + 1);
+    std::string src = std::string(kWheelsInContext) + "/" + n, dst = std::string(kWheelsInImage) + "/" + n;
+    s.sources.push_back(fmt::format("wheelhouse {} (the matrix's find_links directory; kiln links it into the build "
+                                    "context as {}/ and bind-mounts it: no layer holds the wheels)",
+                                    in.torch_wheel_dirs_as_written[i], src));
+    s.mounts.push_back(fmt::format("--mount=type=bind,source={},target={}", src, dst));
+    s.find_links.push_back(dst);
+  }
+  if (!in.pip_secret.empty()) {
+    s.sources.push_back(fmt::format("credentials: build secret '{}' (a netrc file at /run/secrets/{}; never in a layer, "
+                                    "an argument or the environment)", in.pip_secret, in.pip_secret));
+    s.mounts.push_back("--mount=type=secret,id=" + in.pip_secret);
+  }
+  return s;
+}
+
 grammar::Problem user_name(std::string_view t) {
   if (t.empty() || t.front() == '-' || !std::all_of(t.begin(), t.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
@@ -139,7 +184,16 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.flag("remove_driver_libs", c.install.remove_driver_libs);
   d.list("recipe_env", c.install.env, grammar::env_assignment);
   d.flag("with_pytorch", !v.pytorch.empty());
-  d.str("torch_index", c.install.torch_index, optional_url);
+  PipSetup pip = pip_setup(c.install);
+  d.optional("torch_index", c.install.torch_index, optional_url);
+  d.list("torch_extra_indexes", c.install.torch_extra_indexes, grammar::url);
+  d.list("torch_find_links", pip.find_links, url_or_path);
+  d.flag("torch_no_index", c.install.torch_no_index);
+  d.list("torch_constraints", c.install.torch_constraints, grammar::pip_requirement);
+  d.list("pip_sources", pip.sources, grammar::single_line);
+  d.list("pip_mounts", pip.mounts, run_flag);
+  d.flag("pip_run_mounts", !pip.mounts.empty());
+  d.optional("pip_secret", c.install.pip_secret, grammar::tag);
   d.list("torch_packages", c.install.torch_packages, grammar::pip_requirement);
   d.list("python_packages", c.install.python_packages, grammar::debian_package);
   d.str("venv", c.install.venv, optional_path);
@@ -259,6 +313,14 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
   Rendered r{combo.id, out, plan::to_json(combo), local_image(p, combo.id), "", combo.base, {}};
   if (const plan::Combo* parent = parent_of(combo, p)) r.parent = parent->id;
   if (combo.versions.flavor == "devel") r.context = context_;
+  // The stage that runs the pip step needs the wheels and the secret.
+  if (!combo.versions.pytorch.empty()) {
+    const plan::Install& in = combo.install;
+    for (size_t i = 0; i < in.torch_wheel_dirs.size(); ++i)
+      r.context_dirs[std::string(kWheelsInContext) + "/" + std::to_string(i + 1)] = in.torch_wheel_dirs[i];
+    if (!in.pip_secret.empty()) r.secrets.push_back({in.pip_secret, in.pip_secret_env, in.pip_secret_file});
+    r.run_mounts = !in.torch_wheel_dirs.empty() || !in.pip_secret.empty();
+  }
   r.inputs["matrix"] = p.matrix_name;
   r.inputs["catalog_version"] = p.catalog_version;
   r.inputs["local_image"] = r.local_image;

@@ -13,6 +13,12 @@
 
 namespace kiln::render {
 
+// A build secret a stage needs: its id and where kiln takes it from (an
+// environment variable's name or a file); never the value.
+struct BuildSecret {
+  std::string id, env, file;
+};
+
 struct Rendered {
   std::string id;
   std::string dockerfile;
@@ -21,6 +27,11 @@ struct Rendered {
   std::string parent;       // id of the combination this one builds FROM, or ""
   std::string base;         // the external base when there is no parent
   std::map<std::string, std::string> context;  // extra build-context files: name -> bytes
+  // Directories the build context must hold (name -> host directory), e.g.
+  // a local wheelhouse that a RUN --mount=type=bind reads: never a layer.
+  std::map<std::string, std::string> context_dirs;
+  std::vector<BuildSecret> secrets;
+  bool run_mounts = false;  // the Dockerfile uses RUN --mount (BuildKit or Buildah)
 };
 
 // The name a built, not yet verified image has on the engine. Release tags

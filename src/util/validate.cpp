@@ -360,7 +360,9 @@ void check_catalog_strings(const toml::table& doc, const std::string& file, std:
       {"repository", catalog_repository}, {"cudnn_variant", tag},
       {"name", tag},                      {"os", tag},
       {"family", tag},                    {"os_family", tag},
-      {"index", filled_url},              {"packages", filled_pip},
+      {"index_url", filled_url},          {"packages", filled_pip},
+      {"extra_index_urls", filled_url},   {"find_links", filled_url},
+      {"constraints", filled_pip},
       {"venv", absolute_path}};
   auto checker = [&](bool name_is_label) {
     return [&, name_is_label](std::string_view key, const std::string* value, const toml::source_region& src) {

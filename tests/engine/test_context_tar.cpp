@@ -98,3 +98,19 @@ TEST_CASE("a symbolic link in a context is refused before anything is sent", "[e
 TEST_CASE("a missing context directory is an error naming it", "[engine][context]") {
   CHECK_THROWS_WITH(ContextTar("/nonexistent/ctx"), Catch::Contains("/nonexistent/ctx"));
 }
+
+// POST /build has no channel for a secret but a build argument or the
+// context, both recorded: the engine builder refuses before connecting.
+TEST_CASE("the engine builder refuses a build with secrets, naming buildx", "[engine][secrets]") {
+  kiln::engine::BuildRequest req;
+  req.context_dir = ".";
+  req.secrets.push_back({"pip-netrc", "PIP_NETRC", ""});
+  kiln::engine::Client client(kiln::engine::Endpoint{"/nonexistent/kiln-test.sock"});
+  try {
+    client.build(req, nullptr, nullptr);
+    FAIL("no exception");
+  } catch (const kiln::engine::SecretsUnsupported& e) {
+    CHECK(std::string(e.what()).find("cannot pass build secret 'pip-netrc'") != std::string::npos);
+    CHECK(std::string(e.what()).find("backend = \"buildx\"") != std::string::npos);
+  }
+}

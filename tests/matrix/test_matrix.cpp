@@ -2,6 +2,10 @@
 // user can act on; good input must read back exactly.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "matrix/matrix.h"
 
 using namespace kiln;
@@ -204,4 +208,40 @@ TEST_CASE("runner names and device paths are checked", "[matrix][bad-input]") {
   auto e = errors_of(std::string(head) + "[runners.\"../r\"]\ngpu='devices'\ndevices=['dev/nvidia0']\n");
   CHECK(e.find("runner name \"../r\"") != std::string::npos);
   CHECK(e.find("device \"dev/nvidia0\" is not an absolute path") != std::string::npos);
+}
+
+TEST_CASE("[pip] reads index, find-links (URL or directory beside the matrix) and the secret's source", "[matrix][pip]") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("kiln-matrix-pip-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "wheelhouse");
+  std::string path = (dir / "m.toml").string();
+  auto m = parse_matrix_text("name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n[pip]\n"
+                             "index_url='https://pypi.internal/simple'\nextra_index_urls=['https://e.internal/simple']\n"
+                             "find_links=['wheelhouse', 'https://w.internal/links']\nno_index=true\n"
+                             "packages=['torch==2.11.0+cu130']\nsecret='pip-netrc'\nsecret_file='netrc'\n", path);
+  CHECK(*m.pip.index_url == "https://pypi.internal/simple");
+  CHECK(*m.pip.extra_index_urls == std::vector<std::string>{"https://e.internal/simple"});
+  REQUIRE(m.pip.find_links->size() == 2);
+  CHECK((*m.pip.find_links)[0].directory == (dir / "wheelhouse").string());
+  CHECK((*m.pip.find_links)[1].directory.empty());
+  CHECK(*m.pip.no_index);
+  CHECK(m.pip.secret == "pip-netrc");
+  CHECK(m.pip.secret_file == (dir / "netrc").string());
+  CHECK(m.pip.secret_env.empty());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("[pip] refuses credentials in URLs, a secret without one source, a missing wheelhouse", "[matrix][pip][bad-input]") {
+  const std::string axes = "name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n[pip]\n";
+  auto e = errors_of(axes + "index_url='https://ci:hunter2@pypi.internal/simple'\n");
+  CHECK(e.find("m.toml:7:11: error: [pip] index_url") != std::string::npos);
+  CHECK(e.find("holds credentials") != std::string::npos);
+  CHECK(errors_of(axes + "extra_index_urls=['https://u:p@e/simple']\n").find("holds credentials") != std::string::npos);
+  CHECK(errors_of(axes + "secret='s'\n").find("needs exactly one source") != std::string::npos);
+  CHECK(errors_of(axes + "secret='s'\nsecret_env='A'\nsecret_file='f'\n").find("needs exactly one source") != std::string::npos);
+  CHECK(errors_of(axes + "secret_env='A'\n").find("without 'secret'") != std::string::npos);
+  CHECK(errors_of(axes + "secret='s'\nsecret_env='1BAD-NAME'\n").find("not an environment variable name") != std::string::npos);
+  CHECK(errors_of(axes + "find_links=['no-such-wheelhouse-dir']\n").find("neither an http(s) URL nor a directory") != std::string::npos);
+  CHECK(errors_of(axes + "packages=['torch; rm -rf /']\n").find("[pip] packages entry") != std::string::npos);
+  CHECK(errors_of(axes + "index='https://x'\n").find("unknown key 'index'") != std::string::npos);
 }

@@ -308,3 +308,48 @@ TEST_CASE("a value that would inject a Dockerfile line is refused at render", "[
   CHECK(bad([](plan::Combo& c) { c.install.env.push_back("A=1 B=2"); }).find("'recipe_env'") != std::string::npos);
   CHECK(bad([](plan::Combo& c) { c.tags.push_back("r/x:a b"); }).find("'tags'") != std::string::npos);
 }
+
+TEST_CASE("[pip] options reach the pip step: mounts, find-links, no index, secret by id only", "[render][pip]") {
+  fs::path dir = scratch("pip");
+  fs::create_directories(dir / "wheelhouse");
+  std::string text = "name = 'p'\n[axes]\npytorch = ['2.11']\ncuda = ['13.0']\nos = ['ubuntu24.04']\nflavor = ['runtime']\n"
+                     "[pip]\nfind_links = ['wheelhouse', 'https://links.internal/torch']\nno_index = true\n"
+                     "index_url = 'https://never.internal/simple'\nsecret = 'pip-netrc'\nsecret_env = 'PIP_NETRC'\n";
+  plan::Plan p = plan::make_plan(matrix::parse_matrix_text(text, (dir / "m.toml").string()), cat());
+  REQUIRE(p.combos.size() == 1);
+  REQUIRE(p.combos[0].status == plan::Status::valid);
+  render::Rendered r = render::Renderer(kSrc + "/templates").render(p.combos[0], p);
+  const std::string& d = r.dockerfile;
+  CHECK(d.find("RUN --mount=type=bind,source=kiln-wheels/1,target=/tmp/kiln-wheels/1 \\\n"
+               "    --mount=type=secret,id=pip-netrc \\\n    set -eux;") != std::string::npos);
+  CHECK(d.find("--no-index") != std::string::npos);
+  CHECK(d.find("--index-url") == std::string::npos);  // no_index leaves the index out
+  CHECK(d.find("--find-links https://links.internal/torch") != std::string::npos);
+  CHECK(d.find("--find-links /tmp/kiln-wheels/1") != std::string::npos);
+  CHECK(d.find("NETRC=/run/secrets/pip-netrc /opt/venv/bin/pip install") != std::string::npos);
+  CHECK(d.find("\"torch==2.11.0+cu130\"") != std::string::npos);
+  CHECK(d.find("'nvidia-cudnn-cu13==9.19.0.56' 'nvidia-nccl-cu13==2.28.9'") != std::string::npos);
+  CHECK(d.find("#   wheelhouse wheelhouse (the matrix's find_links directory") != std::string::npos);
+  CHECK(d.find("PIP_NETRC") == std::string::npos);  // the source's name is kiln's business, not the image's
+  REQUIRE(r.context_dirs.size() == 1);
+  CHECK(r.context_dirs.at("kiln-wheels/1") == (dir / "wheelhouse").string());
+  REQUIRE(r.secrets.size() == 1);
+  CHECK((r.secrets[0].id == "pip-netrc" && r.secrets[0].env == "PIP_NETRC" && r.secrets[0].file.empty()));
+  CHECK(r.run_mounts);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("without [pip] the pip step needs no RUN --mount and apt runs only without a venv", "[render][pip]") {
+  plan::Plan p = plan_for("pytorch");
+  const plan::Combo* c = nullptr;
+  for (const auto& x : p.combos)
+    if (x.id == "pytorch2.11-cuda13.0-cudnn9-ubuntu24.04-runtime") c = &x;
+  REQUIRE(c);
+  render::Rendered r = render::Renderer(kSrc + "/templates").render(*c, p);
+  CHECK(r.dockerfile.find("--mount") == std::string::npos);
+  CHECK(r.dockerfile.find("if ! { command -v python3 >/dev/null 2>&1 && python3 -m venv /opt/venv; }; then") != std::string::npos);
+  CHECK(r.dockerfile.find("--index-url https://download.pytorch.org/whl/cu130") != std::string::npos);
+  CHECK_FALSE(r.run_mounts);
+  CHECK(r.context_dirs.empty());
+  CHECK(r.secrets.empty());
+}

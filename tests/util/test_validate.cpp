@@ -68,7 +68,7 @@ TEST_CASE("quoted() makes any text safe to print in one line", "[util][grammar]"
 
 TEST_CASE("catalog strings are checked by the grammar of their key", "[util][grammar]") {
   toml::table doc = toml::parse(std::string_view("[[cuda]]\nruntime = [\"ok1\", \"bad\\nRUN id\"]\ndevel_env = [\"A=b c\"]\n"
-                         "index = \"https://x/cu{cuda_nodot}\"\npackages = [\"torch=={pytorch}\"]\nnote = \"free\\ntext\"\n"),
+                         "index_url = \"https://x/cu{cuda_nodot}\"\npackages = [\"torch=={pytorch}\"]\nnote = \"free\\ntext\"\n"),
                                  std::string_view("c.toml"));
   std::vector<Diagnostic> diags;
   grammar::check_catalog_strings(doc, "c.toml", diags);

@@ -6,15 +6,24 @@ FROM nvidia/cuda:13.0.2-devel-ubuntu24.04
 
 # PyTorch 2.11.0 wheel (bundles CUDA runtime, cuDNN 9.19.0.56, NCCL 2.28.9)
 # in a virtual environment made with the distribution's Python 3.12.
+# Where pip finds the wheels:
+#   index https://download.pytorch.org/whl/cu130
+# apt runs only when the base cannot make the venv itself (no Python, or no
+# ensurepip): a base with both builds with no apt repository reachable.
+# Constraints pin the bundled cuDNN and NCCL without installing anything.
 RUN set -eux; \
-    apt-get update; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        python3 \
-        python3-venv \
-        python3-pip; \
-    rm -rf /var/lib/apt/lists/*; \
-    python3 -m venv /opt/venv; \
-    /opt/venv/bin/pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu130 "torch==2.11.0"
+    if ! { command -v python3 >/dev/null 2>&1 && python3 -m venv /opt/venv; }; then \
+      rm -rf /opt/venv; \
+      apt-get update; \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv python3-pip; \
+      rm -rf /var/lib/apt/lists/*; \
+      python3 -m venv /opt/venv; \
+    fi; \
+    printf '%s\n' 'nvidia-cudnn-cu13==9.19.0.56' 'nvidia-nccl-cu13==2.28.9' > /tmp/kiln-constraints.txt; \
+    /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/kiln-constraints.txt \
+        --index-url https://download.pytorch.org/whl/cu130 \
+        "torch==2.11.0+cu130"; \
+    rm -f /tmp/kiln-constraints.txt
 ENV PATH=/opt/venv/bin:$PATH
 
 # A devel image must compile for every planned architecture with its own

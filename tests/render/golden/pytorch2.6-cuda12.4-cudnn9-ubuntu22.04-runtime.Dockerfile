@@ -6,15 +6,24 @@ FROM nvidia/cuda:12.4.1-runtime-ubuntu22.04
 
 # PyTorch 2.6.0 wheel (bundles CUDA runtime, cuDNN 9.1.0.70, NCCL 2.21.5)
 # in a virtual environment made with the distribution's Python 3.10.
+# Where pip finds the wheels:
+#   index https://download.pytorch.org/whl/cu124
+# apt runs only when the base cannot make the venv itself (no Python, or no
+# ensurepip): a base with both builds with no apt repository reachable.
+# Constraints pin the bundled cuDNN and NCCL without installing anything.
 RUN set -eux; \
-    apt-get update; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        python3 \
-        python3-venv \
-        python3-pip; \
-    rm -rf /var/lib/apt/lists/*; \
-    python3 -m venv /opt/venv; \
-    /opt/venv/bin/pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu124 "torch==2.6.0"
+    if ! { command -v python3 >/dev/null 2>&1 && python3 -m venv /opt/venv; }; then \
+      rm -rf /opt/venv; \
+      apt-get update; \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv python3-pip; \
+      rm -rf /var/lib/apt/lists/*; \
+      python3 -m venv /opt/venv; \
+    fi; \
+    printf '%s\n' 'nvidia-cudnn-cu12==9.1.0.70' 'nvidia-nccl-cu12==2.21.5' > /tmp/kiln-constraints.txt; \
+    /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/kiln-constraints.txt \
+        --index-url https://download.pytorch.org/whl/cu124 \
+        "torch==2.6.0+cu124"; \
+    rm -f /tmp/kiln-constraints.txt
 ENV PATH=/opt/venv/bin:$PATH
 
 # What the NVIDIA container runtime reads at container start.
