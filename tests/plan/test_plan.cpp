@@ -71,7 +71,7 @@ TEST_CASE("torch 2.6.0 + CUDA 12.4 resolves to the versions its wheel bundles", 
   REQUIRE(c.tags.size() == 1);
   CHECK(c.tags[0] == "127.0.0.1:5000/kiln/pytorch:2.6.0-cuda12.4-cudnn9-runtime");
   CHECK(c.install.torch_index == "https://download.pytorch.org/whl/cu124");
-  CHECK(c.install.torch_packages == std::vector<std::string>{"torch==2.6.0+cu124"});
+  CHECK(c.install.torch_packages == std::vector<std::string>{"torch==2.6.0"});
   // The bundled cuDNN and NCCL exact, as pip constraints named for the CUDA major.
   CHECK(c.install.torch_constraints == std::vector<std::string>{"nvidia-cudnn-cu12==9.1.0.70", "nvidia-nccl-cu12==2.21.5"});
   REQUIRE(c.targets.size() == 3);

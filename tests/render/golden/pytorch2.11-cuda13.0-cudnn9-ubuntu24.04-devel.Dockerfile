@@ -22,7 +22,7 @@ RUN set -eux; \
     printf '%s\n' 'nvidia-cudnn-cu13==9.19.0.56' 'nvidia-nccl-cu13==2.28.9' > /tmp/kiln-constraints.txt; \
     /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/kiln-constraints.txt \
         --index-url https://download.pytorch.org/whl/cu130 \
-        "torch==2.11.0+cu130"; \
+        "torch==2.11.0"; \
     rm -f /tmp/kiln-constraints.txt
 ENV PATH=/opt/venv/bin:$PATH
 

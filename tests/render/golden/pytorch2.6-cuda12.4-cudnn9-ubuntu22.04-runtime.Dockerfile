@@ -22,7 +22,7 @@ RUN set -eux; \
     printf '%s\n' 'nvidia-cudnn-cu12==9.1.0.70' 'nvidia-nccl-cu12==2.21.5' > /tmp/kiln-constraints.txt; \
     /opt/venv/bin/pip install --no-cache-dir --constraint /tmp/kiln-constraints.txt \
         --index-url https://download.pytorch.org/whl/cu124 \
-        "torch==2.6.0+cu124"; \
+        "torch==2.6.0"; \
     rm -f /tmp/kiln-constraints.txt
 ENV PATH=/opt/venv/bin:$PATH
 
