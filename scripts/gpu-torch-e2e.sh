@@ -67,8 +67,13 @@ run_matrix() {  # matrix-file name; kiln run it with its own state directory
   for x in md json html; do
     for r in "$st/reports/"*".$x"; do [ -f "$r" ] && cp "$r" "$OUT/$DATE-$GPU_SLUG-torch-$m.$x"; done
   done
-  # the raw verify detail (every smoke section's JSON), per combination
-  kiln verify "$WORK/matrices/$m.toml" --state-dir "$st" --format json >"$OUT/$m-verify.json" 2>/dev/null
+  # Every check's full detail (each smoke program's JSON) as the ledger holds it.
+  python3 - "$st/state.db" >"$OUT/$m-verdicts.json" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT image_digest, runner, check_name, status, detail FROM verdicts ORDER BY id").fetchall()
+print(json.dumps([{"image_id": d, "runner": r, "check": c, "status": s, "detail": json.loads(j)} for d, r, c, s, j in rows], indent=1))
+PY
 }
 run_matrix gpu-torch
 
@@ -113,7 +118,7 @@ RC=${PIPESTATUS[0]}
 pod images >>"$LOG" 2>&1
 cp "$LOG" "$OUT/$DATE-$GPU_SLUG-torch.log" 2>/dev/null
 # The device tool brings back only a few files: the raw logs go back as one archive.
-AUX=(); for f in "$OUT"/*-run.log "$OUT"/*-run.json "$OUT"/*-verify.json "$OUT"/wheelhouse.log "$OUT"/wheel-server.log \
+AUX=(); for f in "$OUT"/*-run.log "$OUT"/*-run.json "$OUT"/*-verdicts.json "$OUT"/wheelhouse.log "$OUT"/wheel-server.log \
                  "$OUT"/podman-service.log "$OUT"/registry.log "$OUT"/gpu-verify.log "$OUT"/registry-tags.txt; do
   [ -f "$f" ] && AUX+=("$(basename "$f")"); done
 [ ${#AUX[@]} -gt 0 ] && tar -C "$OUT" -czf "$OUT/$DATE-$GPU_SLUG-torch-logs.tar.gz" "${AUX[@]}"

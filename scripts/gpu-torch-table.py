@@ -2,8 +2,8 @@
 """The table of scripts/gpu-torch-e2e.sh: one row per matrix and combination.
 
 usage: gpu-torch-table.py REGISTRY GPUS SECONDS OUT MATRIX...
-Reads OUT/<matrix>-run.json (kiln run) and OUT/<matrix>-verify.json (kiln
-verify: the checks' detail), asks the registry which tags exist, prints the
+Reads OUT/<matrix>-run.json (kiln run) and OUT/<matrix>-verdicts.json (the
+ledger's checks with their detail), asks the registry which tags exist, prints the
 table and says whether every case came out as expected (exit 0) or not (1).
 Expected: gpu-torch's runtime and devel verified and tagged with their .kiln
 record; in every control (gpu-torch-*) the runtime image refused and absent
@@ -34,31 +34,26 @@ def registry_tags(reg, repo):
         return []
 
 
-def gpu_sections(verify_doc, combo_id):
-    """{section name: section} merged over every gpu check of the combination."""
+def checks_of(verdicts, image_id, name):
+    """The ledger's rows of one check for one image, newest last."""
+    return [v for v in (verdicts or []) if v.get("image_id") == image_id and v.get("check") == name]
+
+
+def gpu_sections(verdicts, image_id):
+    """{section name: section} over the newest gpu check of the image: the
+    CUDA suite's sections as they are, smoke_torch.py's as torch.<name>,
+    LibTorch's as libtorch.<name>."""
     out = {}
-    for c in (verify_doc or {}).get("combos", []):
-        if c.get("id") != combo_id:
-            continue
-        for check in c.get("checks", []):
-            if check.get("check") != "gpu":
-                continue
-            det = check.get("detail") or {}
-            for name, s in (det.get("sections") or {}).items():
-                out[name] = s
-            for prog in (det.get("programs") or {}):  # smoke_torch.py under "torch", LibTorch under "libtorch"
-                for name, s in ((det.get(prog) or {}).get("sections") or {}).items():
-                    out[f"{prog}.{name}"] = s
+    rows = checks_of(verdicts, image_id, "gpu")
+    if not rows:
+        return out
+    det = rows[-1].get("detail") or {}
+    for name, s in (det.get("sections") or {}).items():
+        out[name] = s
+    for prog in (det.get("programs") or {}):
+        for name, s in ((det.get(prog) or {}).get("sections") or {}).items():
+            out[f"{prog}.{name}"] = s
     return out
-
-
-def static_detail(verify_doc, combo_id):
-    for c in (verify_doc or {}).get("combos", []):
-        if c.get("id") == combo_id:
-            for check in c.get("checks", []):
-                if check.get("check") == "static":
-                    return check.get("detail") or {}
-    return {}
 
 
 def find(sections, suffix):
@@ -76,14 +71,10 @@ def num(x, fmt="{:.0f}"):
 
 
 def measurements(sections):
-    env = find(sections, "env").get("data", {}) if find(sections, "env") else {}
-    versions = []
-    for k in ("torch", "torch_cuda", "cudnn", "nccl"):
-        v = env.get(k) or env.get(f"{k}_version")
-        if isinstance(v, dict):
-            v = v.get("version")
-        if v:
-            versions.append(f"{k} {v}")
+    env = (sections.get("env") or {}).get("data", {})
+    tenv = (sections.get("torch.env") or {}).get("data", {})
+    versions = [f"{k} {tenv[key]}" for k, key in (("torch", "torch_version"), ("cuDNN", "cudnn_version"),
+                                                   ("NCCL", "nccl_version")) if tenv.get(key)]
     cublas = find(sections, "cublas").get("data", {})
     bf16 = [d.get("bf16", {}).get("tflops") for d in cublas.get("devices", []) if isinstance(d, dict)]
     bf16 = [x for x in bf16 if x]
@@ -92,12 +83,13 @@ def measurements(sections):
     gemm = f"{num(min(bf16)) if bf16 else '-'} / {num(torch_bf16)}"
     ddp = find(sections, "ddp")
     dd = ddp.get("data", {}) if ddp else {}
-    ddp_s = f"{ddp.get('status', '-')} {dd.get('world_size', dd.get('ranks', '-'))} / {num(dd.get('busbw_gbps'))}" if ddp else "-"
+    ddp_s = f"{ddp.get('status', '-')} {dd.get('world_size', dd.get('ranks', '-'))} / {num((dd.get('all_reduce') or {}).get('busbw_gbps'))}" if ddp else "-"
     shm = find(sections, "shm")
     sd = shm.get("data", {}) if shm else {}
-    shm_s = f"{shm.get('status', '-')} {num((sd.get('shm_bytes') or 0) / 2**20)} MiB" if shm else "-"
-    gpus = sorted({d.get("name", "?") for d in env.get("devices", []) if isinstance(d, dict)})
-    return ", ".join(versions) or "-", gemm, ddp_s, shm_s, f"{len(env.get('devices', []))} x {', '.join(gpus)}" if gpus else "-"
+    shm_s = f"{shm.get('status', '-')} {num((sd.get('size_bytes') or 0) / 2**20)} MiB" if shm else "-"
+    devs = max(env.get("devices") or [], tenv.get("devices") or [], key=len)
+    gpus = sorted({d.get("name", "?") for d in devs if isinstance(d, dict)})
+    return ", ".join(versions) or "-", gemm, ddp_s, shm_s, f"{len(devs)} x {', '.join(gpus)}" if gpus else "-"
 
 
 def main():
@@ -109,7 +101,7 @@ def main():
     rows, verdicts = [], {}
     for m in matrices:
         run = load(f"{out}/{m}-run.json")
-        ver = load(f"{out}/{m}-verify.json")
+        ver = load(f"{out}/{m}-verdicts.json")
         if run is None:
             rows.append((m, "-", "-", "-", "-", "-", "-", "-", f"no kiln run JSON (see {m}-run.log)"))
             continue
@@ -120,7 +112,7 @@ def main():
                 continue
             tags = [t.rsplit(":", 1)[-1] for t in c.get("tags", [])]
             in_reg = [t for t in tags if t in present]
-            vers, gemm, ddp, shm, used = measurements(gpu_sections(ver, c["id"]))
+            vers, gemm, ddp, shm, used = measurements(gpu_sections(ver, c.get("image_id")))
             rows.append((f"{m} / {c['id']}", "yes" if c.get("verified") else "no",
                          ", ".join(in_reg) or "none", vers, gemm, ddp, shm, used, (c.get("why") or "")[:220]))
             verdicts[(m, c["id"].rsplit("-", 1)[-1])] = (bool(c.get("verified")), bool(in_reg), c.get("why") or "")
