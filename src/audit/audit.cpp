@@ -13,17 +13,26 @@ std::string_view base_name(std::string_view path) {
 
 bool in_stubs_dir(std::string_view path) { return path.starts_with("stubs/") || path.find("/stubs/") != std::string_view::npos; }
 
-bool is_driver_library(std::string_view path) {
-  const std::string_view b = base_name(path);
-  return b.starts_with("libcuda.so") || b.starts_with("libnvidia-ml.so") || b.starts_with("libnvidia-ptxjitcompiler.so");
-}
+// The compute libraries of the driver package, which the container runtime
+// mounts from the host (libnvidia-container's "compute" list, the CDI specs
+// of nvidia-ctk: TECH-NOTES "CDI specs"); the only definition, used by
+// audit's warning and verify's static check alike.
+constexpr std::string_view kDriverLibraries[] = {"libcuda.so", "libcudadebugger.so", "libnvidia-ml.so",
+                                                 "libnvidia-ptxjitcompiler.so", "libnvidia-nvvm.so"};
 
 }  // namespace
+
+bool is_driver_library(std::string_view path) {
+  const std::string_view b = base_name(path);
+  if (in_stubs_dir(path)) return false;  // for linking only, never on the loader's path
+  return std::any_of(std::begin(kDriverLibraries), std::end(kDriverLibraries),
+                     [&](std::string_view lib) { return b.starts_with(lib); });
+}
 
 std::vector<std::string> driver_libraries(const image::ImageFs& fs) {
   std::vector<std::string> out;
   for (const auto& [path, f] : fs.files())
-    if (f.type != image::FileType::directory && is_driver_library(path) && !in_stubs_dir(path)) out.push_back(path);
+    if (f.type != image::FileType::directory && is_driver_library(path)) out.push_back(path);
   return out;
 }
 
@@ -36,7 +45,10 @@ ImageAudit audit_with(const image::ImageFs& fs, std::string input, const std::ve
   a.config = fs.config();
   a.layers = fs.layers().size();
   a.components = detect_components(fs);
-  a.libraries = scan_image_binaries(fs, looks_like_cuda_library, pre);
+  std::vector<FatbinScan> elf = scan_image_binaries(fs, pre);
+  a.elf_files = elf.size();
+  for (auto& s : elf)  // listed: device code (counted or not) or an error
+    if (!s.info || !s.error.empty() || !s.info->entries.empty() || s.info->unknown_entries) a.libraries.push_back(std::move(s));
   a.verdict = judge(a.components, a.libraries, gpus, c);
   a.warnings = fs.warnings();
   for (const auto& lib : driver_libraries(fs))
@@ -59,7 +71,7 @@ ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::st
   options.keep = [](std::string_view path, std::uint64_t size) { return is_component_file(path, size); };
   options.on_file = [&](const std::string& path, std::size_t layer, std::size_t member, std::uint64_t size,
                         image::ByteStream& in) {
-    if (looks_like_cuda_library(path)) pre.emplace(std::pair(layer, member), scan_library_stream(path, size, in));
+    if (size >= kMinElfSize) pre.emplace(std::pair(layer, member), scan_file_stream(path, size, in));
   };
   const image::ImageFs fs = image::read_image(std::move(source), options);
   return audit_with(fs, std::move(input), gpus, c, &pre);

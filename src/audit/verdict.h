@@ -45,6 +45,10 @@ struct LibraryVerdict {
   // bad ELF): what it needs is not known, so it never counts as serving the
   // GPU. support is then `unsupported` and reason says why (fail closed).
   bool unknown = false;
+  // Unsupported, but the catalog (libraries.toml) calls the library optional:
+  // only `operations` fail on this GPU; the rest of the image still runs.
+  bool optional = false;
+  std::string operations;
 };
 
 struct GpuVerdict {
@@ -58,6 +62,14 @@ struct GpuVerdict {
   std::vector<std::string> unsupported;   // paths of libraries that do not serve it
   std::vector<std::string> jit;           // paths that serve it only through PTX
   std::vector<std::string> unknown;       // paths whose fat binary could not be read
+  // Optional libraries (catalog) that do not serve it while the core ones
+  // do: the verdict reads `partial`, and each line says what fails
+  // ("libtorch_cuda_linalg.so: linear algebra (torch.linalg ...) has no sm_75 code").
+  std::vector<std::string> partial;
+  std::vector<std::string> failing_operations;
+  // No library of the image carries device code (and none is unreadable):
+  // nothing limits or proves anything, shown as "no device code", never native.
+  bool no_device_code = false;
   std::string min_driver;                 // empty when unsupported or unknown
   std::string driver_why;
   // Unsupported whatever the device code says: an aarch64-only GPU and an
@@ -83,8 +95,10 @@ struct ImageVerdict {
   const catalog::Catalog* catalog = nullptr;
 };
 
-// "native", "ptx-jit", "unsupported", or "unknown" when only unreadable
-// libraries keep the GPU from being served.
+// "native", "ptx-jit", "partial" (the core libraries serve it, optional
+// ones named in `partial` do not), "no device code" (nothing in the image
+// carries any), "unsupported", or "unknown" when only unreadable libraries
+// keep the GPU from being served.
 const char* support_name(const GpuVerdict& g);
 
 // Judges each GPU against each scanned library that has device code.

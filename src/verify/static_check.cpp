@@ -3,7 +3,9 @@
 // archive (no container runs, no GPU needed).
 #include <fmt/format.h>
 
+#include "audit/audit.h"
 #include "audit/components.h"
+#include "audit/scan.h"
 #include "audit/verdict.h"
 #include "render/render.h"
 #include "util/cc.h"
@@ -75,7 +77,7 @@ void expect(const char* what, const std::string& planned, const std::vector<audi
 // The device code the image carries, read from its fat binaries, against
 // the arch list it promises (the label equals the plan's, checked above).
 void check_device_code(const plan::Combo& c, const image::ImageFs& fs, Findings& f) {
-  const auto scans = audit::scan_image_binaries(fs, audit::looks_like_cuda_library);
+  const auto scans = audit::scan_image_binaries(fs);
   nlohmann::json libs = nlohmann::json::array();
   for (const auto& s : scans) {
     if (!s.info || !s.info->has_device_code()) continue;
@@ -101,13 +103,8 @@ void check_contents(const plan::Combo& c, const image::ImageFs& fs, Findings& f)
   }
   // The host's driver must be the one that runs: a libcuda.so inside the
   // image can shadow it and fail with driver/library mismatches.
-  for (const auto& [path, entry] : fs.files()) {
-    auto slash = path.rfind('/');
-    std::string name = path.substr(slash == std::string::npos ? 0 : slash + 1);
-    bool stub = path.find("/stubs/") != std::string::npos;  // for linking only, not on the loader path
-    if (!stub && (name.rfind("libcuda.so", 0) == 0 || name.rfind("libnvidia-ml.so", 0) == 0))
-      f.problem(fmt::format("the image ships the driver library /{}: it would shadow the host's", path));
-  }
+  for (const auto& path : audit::driver_libraries(fs))
+    f.problem(fmt::format("the image ships the driver library /{}: it would shadow the host's", path));
   // /usr/local/cuda is a symlink to cuda-X.Y in nvidia/cuda images and in
   // toolkit installs: follow links, or a devel image "has no nvcc".
   auto exists = [&](std::string_view p) -> bool {
