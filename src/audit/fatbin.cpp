@@ -102,12 +102,23 @@ class Bytes {
   std::uint32_t u32(std::uint64_t off) { return std::uint32_t(le(off, 4)); }
   std::uint64_t u64(std::uint64_t off) { return le(off, 8); }
 
+  // Up to `max` bytes at `at` (at < size()), as many as the window holds
+  // without a refill when it holds enough: a forward walk reads each byte once.
+  std::span<const std::byte> some(std::uint64_t at, std::uint64_t max) {
+    const std::uint64_t want = std::min(max, size_ - at);
+    if (fd_ >= 0 && at >= win_at_ && at - win_at_ < win_.size()) {
+      const std::uint64_t held = std::min<std::uint64_t>(win_.size() - (at - win_at_), want);
+      if (held == want || held >= kWindow / 4) return {win_.data() + (at - win_at_), std::size_t(held)};
+    }
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(want, kWindow));
+    return {this->at(at, n), n};
+  }
+
   bool all_zero(std::uint64_t from, std::uint64_t to) {
     for (std::uint64_t pos = from; pos < to;) {
-      const std::size_t n = std::size_t(std::min<std::uint64_t>(kWindow, to - pos));
-      const std::byte* p = at(pos, n);
-      if (!std::all_of(p, p + n, [](std::byte x) { return x == std::byte{0}; })) return false;
-      pos += n;
+      const auto b = some(pos, to - pos);
+      if (!std::all_of(b.begin(), b.end(), [](std::byte x) { return x == std::byte{0}; })) return false;
+      pos += b.size();
     }
     return true;
   }
@@ -115,8 +126,10 @@ class Bytes {
   // The first offset in [from, to) where the n-byte `needle` starts; `to` if none.
   std::uint64_t find(std::uint64_t from, std::uint64_t to, const unsigned char* needle, std::size_t n) {
     for (std::uint64_t pos = from; pos < to && to - pos >= n;) {
-      const std::size_t len = std::size_t(std::min<std::uint64_t>(kWindow, to - pos));
-      const auto* p = reinterpret_cast<const unsigned char*>(at(pos, len));
+      auto b = some(pos, to - pos);
+      if (b.size() < n && b.size() < to - pos) b = {at(pos, n), n};  // the window's tail: read on from here
+      const std::size_t len = b.size();
+      const auto* p = reinterpret_cast<const unsigned char*>(b.data());
       if (const void* hit = ::memmem(p, len, needle, n)) return pos + std::uint64_t(static_cast<const unsigned char*>(hit) - p);
       if (pos + len == to) break;
       pos += len - (n - 1);  // a needle may straddle the window edge
