@@ -75,6 +75,7 @@ bool is_elf_magic(const std::byte* p, std::uint64_t n) { return n >= 4 && std::m
 class Bytes {
  public:
   static constexpr std::size_t kWindow = std::size_t(256) << 10;
+  static constexpr std::size_t kHeaderRead = std::size_t(4) << 10;
 
   explicit Bytes(std::span<const std::byte> mem) : mem_(mem), size_(mem.size()) {}
   // A crafted file of look-alikes could make the window refill over and
@@ -89,7 +90,9 @@ class Bytes {
   const std::byte* at(std::uint64_t at, std::size_t n) {
     if (fd_ < 0) return mem_.data() + at;
     if (at >= win_at_ && at - win_at_ + n <= win_.size()) return win_.data() + (at - win_at_);
-    fill(at, std::max<std::uint64_t>(n, std::min<std::uint64_t>(kWindow, size_ - at)));
+    // Header reads jump over payloads: a small read each; walks (find,
+    // all_zero) ask for whole windows.
+    fill(at, std::max<std::uint64_t>(n, std::min<std::uint64_t>(kHeaderRead, size_ - at)));
     return win_.data();
   }
   std::uint64_t le(std::uint64_t off, std::size_t n) {
