@@ -179,3 +179,27 @@ TEST_CASE("partial: the core libraries serve the GPU, an optional one (catalog) 
   CHECK_THAT(to_markdown(a, cat), Catch::Contains("| T4 (sm_75) | 7.5 | partial |"));
 }
 #endif
+
+TEST_CASE("libraries.toml: roles are checked with file:line", "[audit][verdict][catalog]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("kiln-libs-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(KILN_SOURCE_DIR "/recipes", dir, fs::copy_options::recursive);
+  auto errors = [&](const std::string& text) -> std::string {
+    std::ofstream(dir / "catalog/libraries.toml") << text;
+    try {
+      catalog::Catalog::load(dir.string());
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK_THAT(errors("[[library]]\nname = \"libx.so\"\ncomponent = \"X\"\nrole = \"optional\"\nsource = [\"L1\"]\n"),
+             Catch::Contains("libraries.toml:") && Catch::Contains("operations"));
+  CHECK_THAT(errors("[[library]]\nname = \"libx.so\"\ncomponent = \"X\"\nrole = \"sometimes\"\nsource = [\"L1\"]\n"),
+             Catch::Contains("'role' must be"));
+  CHECK_THAT(errors("[[library]]\nname = \"lib/x.so\"\ncomponent = \"X\"\nrole = \"core\"\nsource = [\"L1\"]\n"),
+             Catch::Contains("library file name"));
+  CHECK(errors("[[library]]\nname = \"libx.so\"\ncomponent = \"X\"\nrole = \"core\"\nsource = [\"L1\"]\n").empty());
+  fs::remove_all(dir);
+}
