@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Do kiln's fat-binary SASS/PTX lists equal cuobjdump's? Run on the GPU host
 # (cuobjdump lives there). Prints every mismatch; exit 1 if there is one.
-#   scripts/gpu-audit-check.sh KILN [RESULTS_DIR]     # /usr/local/cuda/lib64 + torch's libtorch_cuda.so
+#   scripts/gpu-audit-check.sh KILN [RESULTS_DIR]     # every ELF under /usr/local/cuda and torch's site-packages
 #   scripts/gpu-audit-check.sh --from AUDIT.json LISTINGS_DIR   # what bench/audit.sh made
+# Also counts the ELF files that cuobjdump lists device code for and kiln
+# does not list at all (issue 14: kiln reads every ELF, chosen by magic).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" != "--from" ]; then
@@ -10,18 +12,23 @@ if [ "${1:-}" != "--from" ]; then
   results=${2:-$here/bench/results}
   work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
   cuobjdump=${CUOBJDUMP:-$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)}
-  torch_cuda=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib","libtorch_cuda.so"))' 2>/dev/null || true)
-  cuda_lib=$(readlink -f /usr/local/cuda/lib64)
-  layers=(--layer "usr/local/cuda-13.0/lib64=$cuda_lib")
-  [ -f "$torch_cuda" ] && layers+=(--layer "torch/lib/libtorch_cuda.so=$torch_cuda")
+  site=$(python3 -c 'import torch,os;print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null || true)
+  cuda=$(readlink -f /usr/local/cuda)
+  trees=("usr/local/cuda=$cuda")
+  [ -n "$site" ] && [ -d "$site" ] && trees+=("opt/venv/site-packages=$site")
+  layers=()
+  for t in "${trees[@]}"; do layers+=(--layer "$t"); done
   python3 "$here/scripts/make-audit-image.py" "$work/img.tar" "${layers[@]}" 2>/dev/null
   "$kiln" --data-dir "$here" audit "$work/img.tar" --format json >"$work/audit.json"
   mkdir -p "$work/listings"
-  for f in "$cuda_lib"/lib*.so* "$torch_cuda"; do
-    [ -f "$f" ] && [ ! -L "$f" ] || continue
-    case $f in "$torch_cuda") rel=torch/lib/libtorch_cuda.so ;; *) rel=usr/local/cuda-13.0/lib64/$(basename "$f") ;; esac
-    "$cuobjdump" --list-elf "$f" >"$work/listings/${rel//\//_}.elf" 2>/dev/null || true
-    "$cuobjdump" --list-ptx "$f" >"$work/listings/${rel//\//_}.ptx" 2>/dev/null || true
+  for t in "${trees[@]}"; do
+    dest=${t%%=*} src=${t#*=}
+    find "$src" -type f | sort | while read -r f; do
+      [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue  # every ELF, by magic
+      rel=$dest/${f#"$src/"}
+      "$cuobjdump" --list-elf "$f" >"$work/listings/${rel//\//_}.elf" 2>/dev/null || true
+      "$cuobjdump" --list-ptx "$f" >"$work/listings/${rel//\//_}.ptx" 2>/dev/null || true
+    done
   done
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr ' ' '-' || true)
   mkdir -p "$results"
@@ -50,7 +57,7 @@ def plain(names):
     return sorted({re.sub(r"^(sm_\d+)f$", r"\1", n) for n in names})
 checked = mismatches = 0
 for lib in audit["images"][0]["libraries"]:
-    elf, ptx = listed(lib["path"], "elf"), listed(lib["path"], "ptx")
+    elf, ptx = listed(lib["path"], "elf"), listed(lib["path"], "ptx") or []
     if elf is None:
         continue
     checked += 1
@@ -70,6 +77,19 @@ for lib in audit["images"][0]["libraries"]:
         else:
             mismatches += 1
             print(f"MISMATCH {lib['path']} {what}: kiln {' '.join(mine) or '-'} | cuobjdump {' '.join(theirs) or '-'}")
-print(f"{checked} libraries compared with cuobjdump, {mismatches} mismatches")
-sys.exit(1 if mismatches else 0)
+# ELF files cuobjdump lists device code for that kiln does not list at all.
+listed_by_kiln = {lib["path"].replace("/", "_") for lib in audit["images"][0]["libraries"]}
+missed = 0
+for name in sorted(os.listdir(listings)):
+    if not name.endswith(".elf"):
+        continue
+    base = name[:-len(".elf")]
+    if base in listed_by_kiln:
+        continue
+    theirs = sorted(set(listed(base, "elf") or []) | set(listed(base, "ptx") or []))
+    if theirs:
+        missed += 1
+        print(f"MISSED {base}: cuobjdump lists {' '.join(theirs)}, kiln lists nothing")
+print(f"{checked} libraries compared with cuobjdump, {mismatches} mismatches, {missed} ELF files with device code kiln missed")
+sys.exit(1 if mismatches or missed else 0)
 PY
