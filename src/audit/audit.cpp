@@ -71,7 +71,9 @@ ImageAudit audit_image_source(std::shared_ptr<image::BlobSource> source, std::st
   options.keep = [](std::string_view path, std::uint64_t size) { return is_component_file(path, size); };
   options.on_file = [&](const std::string& path, std::size_t layer, std::size_t member, std::uint64_t size,
                         image::ByteStream& in) {
-    if (size >= kMinElfSize) pre.emplace(std::pair(layer, member), scan_file_stream(path, size, in));
+    if (size < kMinElfSize) return;
+    auto s = scan_file_stream(path, size, in);
+    pre.emplace(std::pair(layer, member), s ? std::make_unique<const FatbinScan>(std::move(*s)) : nullptr);
   };
   const image::ImageFs fs = image::read_image(std::move(source), options);
   return audit_with(fs, std::move(input), gpus, c, &pre);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,8 +25,9 @@ namespace kiln::audit {
 std::optional<FatbinScan> scan_file_stream(const std::string& path, std::uint64_t size, image::ByteStream& in);
 
 // Results scanned while the layers were first read, by (layer, member);
-// nullopt for a member that is not ELF.
-using Prescanned = std::map<std::pair<std::size_t, std::size_t>, std::optional<FatbinScan>>;
+// null for a member that is not ELF (a pointer: an image of 100,000 files
+// keeps 100,000 entries).
+using Prescanned = std::map<std::pair<std::size_t, std::size_t>, std::unique_ptr<const FatbinScan>>;
 
 // Every ELF regular file of the final filesystem, scanned; one result per
 // ELF file (sorted by path), an error in one never stops the others. With
