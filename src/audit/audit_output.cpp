@@ -67,7 +67,7 @@ json gpu_json(const GpuVerdict& g) {
   for (const auto& l : g.libraries)
     libs[l.path] = {{"support", l.unknown ? "unknown" : to_string(l.support)}, {"via", or_null(l.via)}, {"reason", or_null(l.reason)},
                     {"min_driver", or_null(l.min_driver)}, {"optional", l.optional}, {"operations", or_null(l.operations)}};
-  return {{"cc", g.gpu.cc.str()},           {"support", support_name(g)},   {"unsupported_libraries", g.unsupported},
+  return {{"cc", g.gpu.cc.str()},           {"support", support_name(g)},   {"core_support", to_string(g.support)},   {"unsupported_libraries", g.unsupported},
           {"unknown_libraries", g.unknown}, {"ptx_jit_libraries", g.jit},     {"min_driver", or_null(g.min_driver)}, {"min_driver_reason", or_null(g.driver_why)},
           {"reason", or_null(g.reason)}, {"partial_libraries", g.partial}, {"failing_operations", g.failing_operations},
           {"libraries", libs}};

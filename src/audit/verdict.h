@@ -115,7 +115,8 @@ LibraryVerdict judge_library(const std::string& path, const FatbinInfo& info, co
 // PTX; the framework library that is built for exactly that list
 // (libtorch_cuda.so) must also carry SASS for each entry and PTX for each
 // +PTX entry. One line per broken promise, naming the library. Unreadable
-// libraries count as breaking it.
+// libraries count as breaking it. Only shared libraries (".so" in the file
+// name) are held to it: an executable's kernels (a toolkit tool) are not.
 std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans, const ArchList& promised);
 
 // Does an image with this verdict run on `driver`? Reasons it does not:

@@ -151,7 +151,7 @@ struct TorchRecipe {
 // fail on a GPU its device code misses while the rest works (`partial`).
 // Libraries the file does not name count as core.
 struct LibraryRole {
-  std::string name;        // file name prefix: "libtorch_cuda_linalg.so" matches "…/libtorch_cuda_linalg.so"
+  std::string name;        // file name prefix: "libtorch_cuda_linalg.so" matches "…/libtorch_cuda_linalg.so"; "nvprof"
   std::string component;   // "PyTorch", "CUDA toolkit"
   bool core = true;
   std::string operations;  // what fails without it: "linear algebra (torch.linalg)"

@@ -449,7 +449,7 @@ void load_libraries(Reader& r, const toml::table& doc, Catalog& c) {
     l.core = role != "optional";
     l.operations = f.str("operations", !l.core).value_or("");
     l.provenance = r.provenance(f);
-    if (!l.name.starts_with("lib") || l.name.find('/') != std::string::npos)
+    if (l.name.empty() || l.name.find('/') != std::string::npos)
       f.error(f.where("name"), fmt::format("'name' must be a library file name such as libfoo.so, not \"{}\"", l.name));
     r.unique(seen, l.name, f.where("name"), fmt::format("library \"{}\"", l.name));
     c.libraries.push_back(std::move(l));
