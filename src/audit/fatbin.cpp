@@ -261,7 +261,7 @@ class ElfReader {
   ElfReader(Bytes& file, FatbinInfo& info) : b_(file), info_(info) {}
 
   void read() {
-    read_headers();
+    if (!read_headers()) return;  // big-endian: no CUDA host loads it, so no device code
     info_.linked = type_ == ET_DYN || type_ == ET_EXEC;
     // 1. The fat-binary sections, whole: every container in them is strict.
     for (const auto& s : sections_) {
@@ -300,11 +300,14 @@ class ElfReader {
  private:
   std::uint64_t word(std::uint64_t at) { return is64_ ? b_.u64(at) : b_.u32(at); }
 
-  void read_headers() {
-    // CUDA hosts are all little-endian; a big-endian ELF is refused.
+  // False for a big-endian ELF: CUDA hosts are all little-endian, so such
+  // a file (test data of some package, another platform's binary) can hold
+  // nothing a CUDA runtime registers.
+  bool read_headers() {
     if (b_.size() < EI_NIDENT) throw FatbinError("truncated ELF header");
     const std::byte* id = b_.at(0, EI_NIDENT);
-    if (id[EI_DATA] != std::byte{ELFDATA2LSB}) throw FatbinError("not a little-endian ELF file");
+    if (id[EI_DATA] == std::byte{ELFDATA2MSB}) return false;
+    if (id[EI_DATA] != std::byte{ELFDATA2LSB}) throw FatbinError("bad ELF data encoding");
     if (id[EI_CLASS] != std::byte{ELFCLASS64} && id[EI_CLASS] != std::byte{ELFCLASS32}) throw FatbinError("bad ELF class");
     is64_ = id[EI_CLASS] == std::byte{ELFCLASS64};
     if (b_.size() < (is64_ ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr))) throw FatbinError("truncated ELF header");
@@ -332,6 +335,7 @@ class ElfReader {
         if (is64_) loads_.push_back({b_.u64(at + 8), b_.u64(at + 16), b_.u64(at + 32)});
         else loads_.push_back({b_.u32(at + 4), b_.u32(at + 8), b_.u32(at + 16)});
       }
+    return true;
   }
 
   [[noreturn]] void past_the_end(std::uint64_t shoff) {

@@ -2,6 +2,7 @@
 // its magic whatever its name or mode (executables, Python extensions,
 // unhinted and stripped binaries); verdicts say what is known (no device
 // code, partial); one definition of a driver library.
+#include <elf.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -69,6 +70,19 @@ TEST_CASE("driver libraries: one definition for audit and verify", "[audit][driv
   const auto fs = image::read_image(image::tar_source(bytes_of(tar)));
   // What verify's static check refuses (static_check.cpp: one problem per path).
   CHECK(driver_libraries(fs) == std::vector<std::string>{"usr/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1"});
+}
+
+TEST_CASE("a big-endian ELF holds nothing a CUDA host loads; a bad encoding is an error", "[audit][fatbin]") {
+  std::string elf(64, '\0');
+  elf.replace(0, 4, "\x7f" "ELF");
+  elf[EI_CLASS] = ELFCLASS64;
+  elf[EI_DATA] = ELFDATA2MSB;
+  auto bytes = [](const std::string& s) { return std::span(reinterpret_cast<const std::byte*>(s.data()), s.size()); };
+  const FatbinInfo info = read_fatbin(bytes(elf));
+  CHECK_FALSE(info.has_device_code());
+  CHECK(info.entries.empty());
+  elf[EI_DATA] = 7;
+  CHECK_THROWS_WITH(read_fatbin(bytes(elf)), Catch::Contains("bad ELF data encoding"));
 }
 
 TEST_CASE("an image with no device code says so for every GPU, never native", "[audit][verdict]") {
