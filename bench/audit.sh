@@ -69,9 +69,12 @@ peer() {  # extract every layer, then list the device code of each CUDA ELF
   tar -xf "$work/bench.tar" -C "$work/x"
   python3 -c 'import json,sys;[print(l) for l in json.load(open(sys.argv[1]))[0]["Layers"]]' "$work/x/manifest.json" |
     while read -r l; do tar -xf "$work/x/$l" -C "$work/x/rootfs"; done
-  mkdir -p "$work/listings"
-  find "$work/x/rootfs" -type f -name 'lib*.so*' | sort | while read -r f; do
+  mkdir -p "$work/listings" && : >"$work/listings/ALL"
+  # Every ELF file, as kiln reads them (by magic, not by name).
+  find "$work/x/rootfs" -type f | sort | while read -r f; do
+    [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
     rel=${f#"$work/x/rootfs/"}
+    echo "$rel" >>"$work/listings/ALL"  # gpu-audit-check.sh --from: every ELF given to cuobjdump
     "$cuobjdump" --list-elf "$f" >"$work/listings/${rel//\//_}.elf" 2>/dev/null || true
     "$cuobjdump" --list-ptx "$f" >"$work/listings/${rel//\//_}.ptx" 2>/dev/null || true
   done

@@ -8,7 +8,11 @@
 # device code for, with the same SASS/PTX sets. Prints every mismatch and a
 # count of "listed by cuobjdump, missed by kiln"; exit 1 if any.
 #   scripts/gpu-audit-check.sh KILN [RESULTS_DIR]
-#   scripts/gpu-audit-check.sh --from AUDIT.json LISTINGS_DIR   # compare only
+#   scripts/gpu-audit-check.sh --from AUDIT.json LISTINGS_DIR   # compare only (what bench/audit.sh made)
+# The compare reads the audit JSON as kiln writes it: images[0].libraries
+# (path, sass, ptx, ignored_sass, ignored_ptx, found_by: every ELF file with
+# device code or an unreadable fat binary) and images[0].elf_files (how many
+# ELF files kiln examined, with or without device code).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" != "--from" ]; then
@@ -79,15 +83,22 @@ def listed(path, kind):
 def plain(names):
     return sorted({re.sub(r"^(sm_\d+)f$", r"\1", n) for n in names})
 image = audit["images"][0]
-kiln_libs = {l["path"].lstrip("/"): l for l in image.get("libraries", [])}
-all_elves = open(os.path.join(listings, "ALL")).read().split("\n") if os.path.exists(os.path.join(listings, "ALL")) else list(kiln_libs)
+key = lambda p: p.lstrip("/").replace("/", "_")  # how a listing file is named
+kiln_libs = {key(l["path"]): l for l in image.get("libraries", [])}
+# Every ELF file cuobjdump was given: ALL (image paths, one a line) when the
+# listing wrote one, else the names of the listing files themselves.
+all_path = os.path.join(listings, "ALL")
+if os.path.exists(all_path):
+    all_elves = [p for p in open(all_path).read().split("\n") if p]
+else:
+    all_elves = sorted(n[:-len(".elf")] for n in os.listdir(listings) if n.endswith(".elf"))
 checked = mismatches = missed = with_code = 0
-for path in filter(None, all_elves):
-    elf, ptx = listed(path, "elf"), listed(path, "ptx")
+for path in all_elves:
+    elf, ptx = listed(path, "elf"), listed(path, "ptx") or []
     if elf is None:
         continue
     checked += 1
-    lib = kiln_libs.get(path)
+    lib = kiln_libs.get(key(path))
     if not elf and not ptx:
         if lib and (lib.get("sass") or lib.get("ptx")) and lib.get("found_by") != "scan":
             print(f"note {path}: kiln lists device code cuobjdump does not: SASS {' '.join(lib.get('sass', []))} PTX {' '.join(lib.get('ptx', []))}")
@@ -113,7 +124,13 @@ for path in filter(None, all_elves):
         else:
             mismatches += 1
             print(f"MISMATCH {path} {what}: kiln {' '.join(mine) or '-'} | cuobjdump {' '.join(theirs) or '-'}")
-print(f"{checked} ELF files given to cuobjdump, {with_code} with device code; "
+# kiln counts the ELF files it examined (by magic, 52 bytes or more); the
+# walk above found these. A file with device code kiln missed is MISSED
+# above; a difference here alone is shown, not failed.
+kiln_elves = image.get("elf_files")
+if kiln_elves is not None and kiln_elves != len(all_elves):
+    print(f"note ELF files: kiln examined {kiln_elves}, cuobjdump was given {len(all_elves)}")
+print(f"{checked} ELF files given to cuobjdump ({kiln_elves} examined by kiln), {with_code} with device code; "
       f"{missed} listed by cuobjdump and missed by kiln; {mismatches} SASS/PTX mismatches")
 sys.exit(1 if mismatches or missed else 0)
 PY

@@ -15,17 +15,26 @@ std::string_view base_name(std::string_view path) {
 
 bool in_stubs_dir(std::string_view path) { return path.starts_with("stubs/") || path.find("/stubs/") != std::string_view::npos; }
 
-bool is_driver_library(std::string_view path) {
-  const std::string_view b = base_name(path);
-  return b.starts_with("libcuda.so") || b.starts_with("libnvidia-ml.so") || b.starts_with("libnvidia-ptxjitcompiler.so");
-}
+// The compute libraries of the driver package, which the container runtime
+// mounts from the host (libnvidia-container's "compute" list, the CDI specs
+// of nvidia-ctk: TECH-NOTES "CDI specs"); the only definition, used by
+// audit's warning and verify's static check alike.
+constexpr std::string_view kDriverLibraries[] = {"libcuda.so", "libcudadebugger.so", "libnvidia-ml.so",
+                                                 "libnvidia-ptxjitcompiler.so", "libnvidia-nvvm.so"};
 
 }  // namespace
+
+bool is_driver_library(std::string_view path) {
+  const std::string_view b = base_name(path);
+  if (in_stubs_dir(path)) return false;  // for linking only, never on the loader's path
+  return std::any_of(std::begin(kDriverLibraries), std::end(kDriverLibraries),
+                     [&](std::string_view lib) { return b.starts_with(lib); });
+}
 
 std::vector<std::string> driver_libraries(const image::ImageFs& fs) {
   std::vector<std::string> out;
   for (const auto& [path, f] : fs.files())
-    if (f.type != image::FileType::directory && is_driver_library(path) && !in_stubs_dir(path)) out.push_back(path);
+    if (f.type != image::FileType::directory && is_driver_library(path)) out.push_back(path);
   return out;
 }
 
@@ -38,7 +47,10 @@ ImageAudit audit_with(const image::ImageFs& fs, std::string input, const std::ve
   a.config = fs.config();
   a.layers = fs.layers().size();
   a.components = detect_components(fs);
-  a.libraries = scan_image_binaries(fs, looks_like_cuda_library, pre);
+  std::vector<FatbinScan> elf = scan_image_binaries(fs, pre);
+  a.elf_files = elf.size();
+  for (auto& s : elf)  // listed: device code (counted or not) or an error
+    if (!s.info || !s.error.empty() || !s.info->entries.empty() || s.info->unknown_entries) a.libraries.push_back(std::move(s));
   a.verdict = judge(a.components, a.libraries, gpus, c);
   a.warnings = fs.warnings();
   for (const auto& lib : driver_libraries(fs))
@@ -63,9 +75,13 @@ ScannedImage read_scanned(std::shared_ptr<image::BlobSource> source, image::Read
   options.keep = [](std::string_view path, std::uint64_t size) { return is_component_file(path, size); };
   options.on_file = [&](const std::string& path, std::size_t layer, std::size_t member, std::uint64_t size,
                         image::ByteStream& in) {
-    if (looks_like_cuda_library(path)) out.pre.emplace(std::pair(layer, member), scan_library_stream(path, size, in));
     bytes += size;
     if (progress) progress(layer, layers, bytes, out.layers_cached);  // within a big layer too (the caller throttles)
+    if (size < kMinElfSize) return;
+    // Every member is asked (by its magic, not its name); a non-ELF one is
+    // recorded as null, so a cached layer answers for all of its members.
+    auto s = scan_file_stream(path, size, in);
+    out.pre.emplace(std::pair(layer, member), s ? std::make_unique<const FatbinScan>(std::move(*s)) : nullptr);
   };
   if (progress)
     options.layer_start = [&](std::size_t i, std::size_t total, const image::LayerInfo&) {
@@ -79,7 +95,8 @@ ScannedImage read_scanned(std::shared_ptr<image::BlobSource> source, image::Read
       if (key.empty()) return std::nullopt;
       auto entry = cache->get(key);
       if (!entry) return std::nullopt;
-      for (auto& [member, scan] : entry->scans) out.pre.insert_or_assign(std::pair(i, member), std::move(scan));
+      for (auto& [member, scan] : entry->scans)
+        out.pre.insert_or_assign(std::pair(i, member), scan ? std::make_unique<const FatbinScan>(std::move(*scan)) : nullptr);
       ++out.layers_cached;
       return std::move(entry->record);
     };
@@ -91,7 +108,7 @@ ScannedImage read_scanned(std::shared_ptr<image::BlobSource> source, image::Read
     if (!cache || !layer.verified || key.empty()) return;
     LayerEntry entry{record, {}};
     for (auto it = out.pre.lower_bound({i, 0}); it != out.pre.end() && it->first.first == i; ++it)
-      entry.scans.emplace_back(it->first.second, it->second);
+      entry.scans.emplace_back(it->first.second, it->second ? std::optional<FatbinScan>(*it->second) : std::nullopt);
     cache->put(key, entry);
   };
   out.fs = image::read_image(std::move(source), options);

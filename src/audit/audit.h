@@ -14,6 +14,7 @@
 
 #include "audit/components.h"
 #include "audit/fatbin.h"
+#include "audit/scan.h"
 #include "audit/verdict.h"
 #include "catalog/catalog.h"
 #include "image/image.h"
@@ -27,7 +28,10 @@ struct ImageAudit {
   image::ImageConfig config;
   std::size_t layers = 0;
   Components components;
-  std::vector<FatbinScan> libraries;  // every CUDA-looking library scanned
+  // ELF files (chosen by their magic, whatever their names) that carry
+  // device code, counted or not, or whose fat binaries could not be read.
+  std::vector<FatbinScan> libraries;
+  std::size_t elf_files = 0;  // ELF files examined, with or without device code
   ImageVerdict verdict;
   std::vector<std::string> warnings;  // image reading, pitfalls, and the verdict's
   // Layers whose blob was read, and layers taken from the layer cache
@@ -60,7 +64,7 @@ ImageAudit audit_image(const image::ImageFs& fs, std::string input, const std::v
 
 // The same in one pass over the archive: the layers are read once, hashing
 // them, building the final filesystem, keeping the small component files and
-// scanning every library-looking member as it passes; results for members
+// scanning every ELF member (by its magic) as it passes; results for members
 // that the final filesystem hides are dropped. Files that could not be
 // matched that way (a library reached through a tar hardlink of another
 // name) are read in a second, partial pass. `source` is set by the caller.
@@ -73,9 +77,12 @@ ImageAudit audit_image_archive(const std::filesystem::path& path, std::string in
                                const catalog::Catalog& c, image::ReadOptions options = {}, LayerCache* cache = nullptr,
                                const ReadProgress& progress = {});
 
-// Driver libraries (libcuda.so*, libnvidia-ml.so*, libnvidia-ptxjitcompiler.so*)
-// outside a stubs/ directory: they shadow the host's driver library that the
-// container runtime mounts, and fail with driver/library mismatches.
+// A driver library (libcuda.so*, libnvidia-ml.so*, libnvidia-ptxjitcompiler.so*,
+// libcudadebugger.so*, libnvidia-nvvm.so*) outside a stubs/ directory: it
+// shadows the host's driver library that the container runtime mounts, and
+// fails with driver/library mismatches. One definition for audit and verify.
+bool is_driver_library(std::string_view path);
+// Every non-directory entry of the final filesystem that is one.
 std::vector<std::string> driver_libraries(const image::ImageFs& fs);
 
 nlohmann::json to_json(const ImageAudit& a);

@@ -66,10 +66,11 @@ json gpu_json(const GpuVerdict& g) {
   json libs = json::object();
   for (const auto& l : g.libraries)
     libs[l.path] = {{"support", l.unknown ? "unknown" : to_string(l.support)}, {"via", or_null(l.via)}, {"reason", or_null(l.reason)},
-                    {"min_driver", or_null(l.min_driver)}};
-  return {{"cc", g.gpu.cc.str()},           {"support", support_name(g)},   {"unsupported_libraries", g.unsupported},
+                    {"min_driver", or_null(l.min_driver)}, {"optional", l.optional}, {"operations", or_null(l.operations)}};
+  return {{"cc", g.gpu.cc.str()},           {"support", support_name(g)},   {"core_support", to_string(g.support)},   {"unsupported_libraries", g.unsupported},
           {"unknown_libraries", g.unknown}, {"ptx_jit_libraries", g.jit},     {"min_driver", or_null(g.min_driver)}, {"min_driver_reason", or_null(g.driver_why)},
-          {"reason", or_null(g.reason)}, {"libraries", libs}};
+          {"reason", or_null(g.reason)}, {"partial_libraries", g.partial}, {"failing_operations", g.failing_operations},
+          {"libraries", libs}};
 }
 
 std::string versions(const std::vector<Found>& v) {
@@ -112,13 +113,19 @@ std::string ptx_cell(const FatbinInfo& i) {
 // the libraries that need the JIT.
 std::string gpu_why(const GpuVerdict& g) {
   if (!g.reason.empty()) return g.reason;
+  if (g.no_device_code) return "no ELF file of the image carries CUDA device code: nothing limits or proves a GPU";
   for (const auto& l : g.libraries)
-    if (l.support == Support::unsupported && !l.unknown)
+    if (l.support == Support::unsupported && !l.unknown && !l.optional)
       return fmt::format("{}: {}{}", l.path, l.reason,
                          g.unsupported.size() > 1 ? fmt::format(" (+{} more libraries)", g.unsupported.size() - 1) : "");
   for (const auto& l : g.libraries)
     if (l.unknown)
       return fmt::format("{}: {}{}", l.path, l.reason, g.unknown.size() > 1 ? fmt::format(" (+{} more libraries)", g.unknown.size() - 1) : "");
+  if (!g.partial.empty() && g.support != Support::unsupported) {
+    std::string out;
+    for (const auto& f : g.failing_operations) out += (out.empty() ? "" : "; ") + f;
+    return out;
+  }
   for (const auto& l : g.libraries)
     if (l.support == Support::ptx_jit)
       return fmt::format("{} via {}{}", l.path, l.via, g.jit.size() > 1 ? fmt::format(" (+{} more libraries)", g.jit.size() - 1) : "");
@@ -147,7 +154,8 @@ size_t without_code(const ImageAudit& a) {
 json to_json(const ImageAudit& a) {
   json j = {{"input", a.input}, {"source", a.source}, {"config_digest", or_null(a.config.digest)}, {"tags", a.config.repo_tags},
             {"layers", a.layers}, {"layers_read", a.layers_read}, {"layers_from_cache", a.layers_cached},
-            {"components", components_json(a.components)}, {"warnings", a.warnings}, {"error", nullptr}};
+            {"components", components_json(a.components)}, {"warnings", a.warnings}, {"error", nullptr},
+            {"elf_files", a.elf_files}};
   const ImageVerdict& v = a.verdict;
   j["cuda_runtime"] = v.runtime ? json{{"version", v.runtime->version.str()}, {"source", v.runtime->source},
                                        {"release", v.release ? json(v.release->version.str()) : json(nullptr)}}
@@ -177,7 +185,8 @@ std::string to_table(const ImageAudit& a, const catalog::Catalog& c) {
     else if (s.info->has_device_code())
       out += fmt::format("  {:<56} {:<40} {}\n", s.path, join_names(sass_names(*s.info)), ptx_cell(*s.info));
   }
-  if (size_t n = without_code(a)) out += fmt::format("  ({} more CUDA libraries without device code)\n", n);
+  if (size_t n = without_code(a)) out += fmt::format("  ({} more ELF files with only unregistered or relocatable device code)\n", n);
+  out += fmt::format("  ({} ELF files examined, {} with device code)\n", a.elf_files, a.libraries.size() - without_code(a));
   out += fmt::format("\n  {:<16} {:<6} {:<12} {:<11} {}\n", "GPU", "CC", "VERDICT", "MIN DRIVER", "WHY");
   for (const auto& g : a.verdict.gpus)
     out += fmt::format("  {:<16} {:<6} {:<12} {:<11} {}\n", catalog::gpu_label(g.gpu.name, g.gpu.cc, c).substr(0, 16),
@@ -198,7 +207,8 @@ std::string to_markdown(const ImageAudit& a, const catalog::Catalog& c) {
     else if (s.info->has_device_code())
       out += fmt::format("| `{}` | {} | {} |\n", s.path, join_names(sass_names(*s.info)), ptx_cell(*s.info));
   }
-  if (size_t n = without_code(a)) out += fmt::format("\n{} more CUDA libraries carry no device code.\n", n);
+  if (size_t n = without_code(a)) out += fmt::format("\n{} more ELF files carry only unregistered or relocatable device code.\n", n);
+  out += fmt::format("\n{} ELF files examined.\n", a.elf_files);
   out += "\n| GPU | CC | verdict | min driver | why |\n| --- | --- | --- | --- | --- |\n";
   for (const auto& g : a.verdict.gpus)
     out += fmt::format("| {} | {} | {} | {} | {} |\n", catalog::gpu_label(g.gpu.name, g.gpu.cc, c), g.gpu.cc.str(),

@@ -206,14 +206,6 @@ std::optional<std::string> parse_cudnn_version_h(std::string_view text) {
   return d["MAJOR"] + "." + d["MINOR"] + "." + (d.count("PATCHLEVEL") ? d["PATCHLEVEL"] : "0");
 }
 
-bool looks_like_cuda_library(std::string_view path) {
-  const std::string b = base_of(path);
-  if (!b.starts_with("lib") || b.find(".so") == std::string::npos) return false;
-  static const char* const hints[] = {"cuda", "cublas", "cudnn", "nccl", "cufft", "curand", "cusparse", "cusolver",
-                                      "npp", "nvrtc", "nvjpeg", "cupti", "nvjitlink", "flash", "torch", "caffe2"};
-  return std::any_of(std::begin(hints), std::end(hints), [&](const char* h) { return b.find(h) != std::string::npos; });
-}
-
 bool is_component_file(std::string_view p, std::uint64_t size) {
   const std::string path(p);
   return size < (1u << 20) && (path == "etc/os-release" || path == "usr/lib/os-release" || is_torch_version_py(path) || is_pip_metadata(path) ||
@@ -240,101 +232,6 @@ Components detect_components(const image::ImageFs& fs) {
   if (auto it = env.find("NVIDIA_REQUIRE_CUDA"); it != env.end()) c.env_require_cuda = it->second;
   c.architecture = fs.config().architecture;
   return c;
-}
-
-namespace {
-
-constexpr std::uint64_t kSpillOver = 64u << 20;
-
-// A library that lies plainly in the archive file (an uncompressed layer on
-// disk) is mapped where it is: only its ELF and fat-binary headers are read.
-// A streamed one (a compressed layer, a registry): big ones (libcublasLt:
-// 541 MB) go through a temporary file that is mapped, so only the headers
-// are ever resident; small ones are read into memory. A sparse member goes
-// to the file too, its holes left as holes (never written). What the stream
-// hands out, and so what is held or written, is bounded by the image
-// reader's limits (image::Limits): a breach is an ImageError for the image.
-FatbinScan scan_stream(const std::string& path, std::uint64_t size, image::ByteStream& in) {
-  if (const auto r = in.region(); r && r->size > 0) {  // lies plainly in the archive: read it there
-    FatbinScan s{path};
-    try {
-      s.info = read_fatbin_region(r->file->fd(), r->offset, r->size);
-    } catch (const FatbinError& e) {
-      record_scan_error(s, e);
-    }
-    return s;
-  }
-  std::array<std::byte, 1 << 16> buf;
-  if (size <= kSpillOver && !in.sparse()) {
-    std::vector<std::byte> bytes;
-    bytes.reserve(size);
-    while (std::size_t n = in.read(buf.data(), buf.size())) bytes.insert(bytes.end(), buf.begin(), buf.begin() + n);
-    return scan_fatbin(path, bytes);
-  }
-  std::string tmpl = (std::filesystem::temp_directory_path() / "kiln-elf-XXXXXX").string();
-  int fd = mkstemp(tmpl.data());
-  if (fd < 0) return {path, std::nullopt, "cannot create a temporary file in " + std::filesystem::temp_directory_path().string()};
-  ::unlink(tmpl.c_str());  // gone once closed, whatever happens
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }  // also when the stream throws (a limit reached)
-  } closer{fd};
-  // Runs are written where they lie: a sparse member's holes stay holes.
-  // The size is set last, once the stream has accepted the claimed size.
-  bool ok = true;
-  std::uint64_t at = 0;
-  while (std::size_t n = ok ? in.read_run(buf.data(), buf.size(), at) : 0)
-    for (std::size_t done = 0; ok && done < n;) {
-      ssize_t w = ::pwrite(fd, buf.data() + done, n - done, static_cast<off_t>(at + done));
-      ok = w > 0;
-      done += ok ? std::size_t(w) : 0;
-    }
-  struct stat st {};
-  if (ok && ::fstat(fd, &st) == 0 && std::uint64_t(st.st_size) < size) ok = ::ftruncate(fd, static_cast<off_t>(size)) == 0;
-  FatbinScan s{path};
-  if (!ok) s.error = "cannot write a temporary copy";
-  else try {
-    s.info = read_fatbin_file("/proc/self/fd/" + std::to_string(fd));
-  } catch (const FatbinError& e) {
-    record_scan_error(s, e);
-  }
-  return s;
-}
-
-}  // namespace
-
-FatbinScan scan_library_stream(const std::string& path, std::uint64_t size, image::ByteStream& in) {
-  return scan_stream(path, size, in);
-}
-
-std::vector<FatbinScan> scan_image_binaries(const image::ImageFs& fs, bool (*select)(std::string_view),
-                                            const Prescanned* pre) {
-  std::vector<std::string> paths;
-  std::vector<FatbinScan> out;
-  for (const auto& [path, f] : fs.files()) {
-    if (!is_file(f) || !select(path)) continue;
-    // Scanned while the layers were first read: the result of the member
-    // the final filesystem names (a hidden or overwritten one is never asked for).
-    if (pre) {
-      const auto r = fs.resolve(path);
-      const image::FileEntry* e = r ? fs.find(*r) : nullptr;
-      if (auto it = e ? pre->find({e->layer, e->member}) : pre->end(); it != pre->end()) {
-        out.push_back(it->second);
-        out.back().path = path;
-        continue;
-      }
-    }
-    paths.push_back(path);
-  }
-  fs.stream_files(paths, [&](const std::vector<std::string>& names, std::uint64_t size, image::ByteStream& in) {
-    FatbinScan s = scan_stream(names.front(), size, in);
-    for (const auto& p : names) {
-      out.push_back(s);
-      out.back().path = p;
-    }
-  });
-  std::sort(out.begin(), out.end(), [](const FatbinScan& a, const FatbinScan& b) { return a.path < b.path; });
-  return out;
 }
 
 }  // namespace kiln::audit

@@ -62,26 +62,8 @@ std::pair<std::string, std::string> parse_metadata_name_version(std::string_view
 // the copy torch's RPATH points at, not a system package beside it.
 bool from_site_packages(const Found& f);
 
-// Shared libraries whose names suggest CUDA device code (cuBLAS, cuDNN,
-// NCCL, torch_cuda...), worth a fat-binary scan.
-bool looks_like_cuda_library(std::string_view path);
-
 // The small files detect_components reads (os-release, torch/version.py,
 // cudnn_version.h, CUDA version.json/txt), by path and size.
 bool is_component_file(std::string_view path, std::uint64_t size);
-
-// One library's fat binaries from a stream of its bytes (big ones spill to
-// an unlinked temporary file that is mapped).
-FatbinScan scan_library_stream(const std::string& path, std::uint64_t size, image::ByteStream& in);
-
-// Results scanned while the layers were first read, by (layer, member).
-using Prescanned = std::map<std::pair<std::size_t, std::size_t>, FatbinScan>;
-
-// Reads each selected regular file from the image and scans its fat
-// binaries; one result per file, an error in one never stops the others.
-// With `pre`, files found there are not read again.
-std::vector<FatbinScan> scan_image_binaries(const image::ImageFs& fs,
-                                            bool (*select)(std::string_view) = looks_like_cuda_library,
-                                            const Prescanned* pre = nullptr);
 
 }  // namespace kiln::audit

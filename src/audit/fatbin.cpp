@@ -6,16 +6,13 @@
 #include "util/cc.h"
 
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
-#include <sys/mman.h>
+#include <elf.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <string.h>
 
 namespace kiln::audit {
@@ -34,15 +31,6 @@ constexpr std::uint64_t kFlagZstd = 0x8000;
 constexpr std::uint64_t kFlagArchSpecific = 0x100000;    // sm_90a, compute_120a
 constexpr std::uint64_t kFlagFamilySpecific = 0x200000;  // sm_100f, compute_110f
 
-std::uint64_t load_le(std::span<const std::byte> b, std::size_t at, std::size_t n) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t(b[at + i]) << (8 * i);
-  return v;
-}
-std::uint16_t u16(std::span<const std::byte> b, std::size_t at) { return std::uint16_t(load_le(b, at, 2)); }
-std::uint32_t u32(std::span<const std::byte> b, std::size_t at) { return std::uint32_t(load_le(b, at, 4)); }
-std::uint64_t u64(std::span<const std::byte> b, std::size_t at) { return load_le(b, at, 8); }
-
 std::string hex(std::uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
@@ -57,43 +45,6 @@ Compression compression_of(std::uint64_t flags) {
   if (flags & kFlagZstd) return Compression::zstd;
   if (flags & kFlagLz4) return Compression::lz4;
   return Compression::none;
-}
-
-// One entry at `at` inside a container body ending at `end`; returns its size.
-std::size_t parse_entry(std::span<const std::byte> b, std::size_t at, std::size_t end, FatbinInfo& info) {
-  if (end - at < kEntryMinHeader) fail("truncated fat-binary entry header", at);
-  const std::uint16_t kind = u16(b, at);
-  const std::uint32_t header_size = u32(b, at + 4);
-  const std::uint64_t payload = u64(b, at + 8);
-  if (header_size < kEntryMinHeader || header_size > end - at)
-    fail("fat-binary entry header size " + std::to_string(header_size) + " out of range", at);
-  if (payload > end - at - header_size)
-    fail("fat-binary entry payload size " + std::to_string(payload) + " exceeds its container", at);
-  if (kind != 1 && kind != 2) {  // neither PTX nor ELF: count it, skip it
-    ++info.unknown_entries;
-    return header_size + payload;
-  }
-  const std::uint32_t arch = u32(b, at + 0x1C);
-  if (arch == 0 || arch > 9999) fail("implausible architecture number " + std::to_string(arch), at);
-  const std::uint64_t flags = u64(b, at + 0x28);
-  FatbinEntry e;
-  e.kind = kind == 1 ? EntryKind::ptx : EntryKind::sass;
-  e.arch = Arch{arch / 10, arch % 10, 0};
-  if (flags & kFlagArchSpecific) e.arch.variant = 'a';
-  else if (flags & kFlagFamilySpecific) e.arch.variant = 'f';
-  e.compression = compression_of(flags);
-  e.header_size = header_size;
-  e.payload_size = payload;
-  e.version_minor = u16(b, at + 0x18);
-  e.version_major = u16(b, at + 0x1A);
-  if (e.compression != Compression::none) e.uncompressed_size = u64(b, at + 0x38);
-  if (info.entries.size() >= kMaxEntries) fail("too many fat-binary entries", at);
-  info.entries.push_back(e);
-  return header_size + payload;
-}
-
-bool all_zero(std::span<const std::byte> b) {
-  return std::all_of(b.begin(), b.end(), [](std::byte x) { return x == std::byte{0}; });
 }
 
 void sort_unique(std::vector<Arch>& v) {
@@ -114,44 +65,164 @@ void finish(FatbinInfo& info) {
   for (auto* v : {&info.sass, &info.ptx, &info.ignored_sass, &info.ignored_ptx}) sort_unique(*v);
 }
 
-bool is_elf(std::span<const std::byte> b) {
-  return b.size() >= 4 && std::memcmp(b.data(), "\x7f" "ELF", 4) == 0;
-}
+bool is_elf_magic(const std::byte* p, std::uint64_t n) { return n >= 4 && std::memcmp(p, "\x7f" "ELF", 4) == 0; }
 
-// libelf parses only the headers; section bytes are sliced from `bytes`
-// ourselves, bounds-checked, so a lying sh_offset/sh_size is an error.
-struct ElfHandle {
-  Elf* elf = nullptr;
-  ~ElfHandle() { if (elf) elf_end(elf); }
+// Random access to one file's bytes: in memory (tests, fuzzers, small
+// members), or read with pread through one bounded window. A library of any
+// size then costs a fixed buffer: nothing is mapped, so no touched page of
+// a 600 MB library counts against the process, and page-cache reads of the
+// headers are all it takes.
+class Bytes {
+ public:
+  static constexpr std::size_t kWindow = std::size_t(256) << 10;
+  static constexpr std::size_t kHeaderRead = std::size_t(4) << 10;
+
+  explicit Bytes(std::span<const std::byte> mem) : mem_(mem), size_(mem.size()) {}
+  // A crafted file of look-alikes could make the window refill over and
+  // over; real libraries read each byte about once, so the budget is loose.
+  Bytes(int fd, std::uint64_t base, std::uint64_t size)
+      : fd_(fd), base_(base), size_(size), budget_(size * 8 + (std::uint64_t(256) << 20)) {}
+
+  std::uint64_t size() const { return size_; }
+
+  // n bytes at `at`, valid until the next call. The caller keeps at + n
+  // within size(); n above kWindow only for a one-off read.
+  const std::byte* at(std::uint64_t at, std::size_t n) {
+    if (fd_ < 0) return mem_.data() + at;
+    if (at >= win_at_ && at - win_at_ + n <= win_.size()) return win_.data() + (at - win_at_);
+    // Header reads jump over payloads: a small read each; walks (find,
+    // all_zero) ask for whole windows.
+    fill(at, std::max<std::uint64_t>(n, std::min<std::uint64_t>(kHeaderRead, size_ - at)));
+    return win_.data();
+  }
+  std::uint64_t le(std::uint64_t off, std::size_t n) {
+    const std::byte* p = at(off, n);
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t(p[i]) << (8 * i);
+    return v;
+  }
+  std::uint16_t u16(std::uint64_t off) { return std::uint16_t(le(off, 2)); }
+  std::uint32_t u32(std::uint64_t off) { return std::uint32_t(le(off, 4)); }
+  std::uint64_t u64(std::uint64_t off) { return le(off, 8); }
+
+  // Up to `max` bytes at `at` (at < size()), as many as the window holds
+  // without a refill when it holds enough: a forward walk reads each byte once.
+  std::span<const std::byte> some(std::uint64_t at, std::uint64_t max) {
+    const std::uint64_t want = std::min(max, size_ - at);
+    if (fd_ >= 0 && at >= win_at_ && at - win_at_ < win_.size()) {
+      const std::uint64_t held = std::min<std::uint64_t>(win_.size() - (at - win_at_), want);
+      if (held == want || held >= kWindow / 4) return {win_.data() + (at - win_at_), std::size_t(held)};
+    }
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(want, kWindow));
+    return {this->at(at, n), n};
+  }
+
+  bool all_zero(std::uint64_t from, std::uint64_t to) {
+    for (std::uint64_t pos = from; pos < to;) {
+      const auto b = some(pos, to - pos);
+      if (!std::all_of(b.begin(), b.end(), [](std::byte x) { return x == std::byte{0}; })) return false;
+      pos += b.size();
+    }
+    return true;
+  }
+
+  // The first offset in [from, to) where the n-byte `needle` starts; `to` if none.
+  std::uint64_t find(std::uint64_t from, std::uint64_t to, const unsigned char* needle, std::size_t n) {
+    for (std::uint64_t pos = from; pos < to && to - pos >= n;) {
+      auto b = some(pos, to - pos);
+      if (b.size() < n && b.size() < to - pos) b = {at(pos, n), n};  // the window's tail: read on from here
+      const std::size_t len = b.size();
+      const auto* p = reinterpret_cast<const unsigned char*>(b.data());
+      if (const void* hit = ::memmem(p, len, needle, n)) return pos + std::uint64_t(static_cast<const unsigned char*>(hit) - p);
+      if (pos + len == to) break;
+      pos += len - (n - 1);  // a needle may straddle the window edge
+    }
+    return to;
+  }
+
+ private:
+  void fill(std::uint64_t at, std::uint64_t n) {
+    if (n > budget_) throw FatbinError("read the file over and over (fat-binary look-alikes?) at offset " + hex(at));
+    budget_ -= n;
+    win_.resize(std::size_t(n));
+    for (std::size_t done = 0; done < n;) {
+      const ssize_t r = ::pread(fd_, win_.data() + done, std::size_t(n) - done, off_t(base_ + at + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        win_.clear();
+        throw FatbinError(r == 0 ? "the file ends early (truncated?) at offset " + hex(at + done)
+                                 : std::string("cannot read: ") + std::strerror(errno));
+      }
+      done += std::size_t(r);
+    }
+    win_at_ = at;
+  }
+
+  std::span<const std::byte> mem_;
+  int fd_ = -1;
+  std::uint64_t base_ = 0, size_ = 0, budget_ = 0;
+  std::vector<std::byte> win_;
+  std::uint64_t win_at_ = 0;
 };
 
-void init_libelf() {
-  static std::once_flag once;
-  std::call_once(once, [] { elf_version(EV_CURRENT); });
+// One entry at `at` inside a container body ending at `end`; returns its size.
+std::uint64_t parse_entry(Bytes& b, std::uint64_t at, std::uint64_t end, FatbinInfo& info) {
+  if (end - at < kEntryMinHeader) fail("truncated fat-binary entry header", at);
+  const std::byte* h = b.at(at, kEntryMinHeader);
+  auto f = [&](std::size_t o, std::size_t n) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t(h[o + i]) << (8 * i);
+    return v;
+  };
+  const auto kind = std::uint16_t(f(0, 2));
+  const auto header_size = std::uint32_t(f(4, 4));
+  const std::uint64_t payload = f(8, 8);
+  if (header_size < kEntryMinHeader || header_size > end - at)
+    fail("fat-binary entry header size " + std::to_string(header_size) + " out of range", at);
+  if (payload > end - at - header_size)
+    fail("fat-binary entry payload size " + std::to_string(payload) + " exceeds its container", at);
+  if (kind != 1 && kind != 2) {  // neither PTX nor ELF: count it, skip it
+    ++info.unknown_entries;
+    return header_size + payload;
+  }
+  const auto arch = std::uint32_t(f(0x1C, 4));
+  if (arch == 0 || arch > 9999) fail("implausible architecture number " + std::to_string(arch), at);
+  const std::uint64_t flags = f(0x28, 8);
+  FatbinEntry e;
+  e.kind = kind == 1 ? EntryKind::ptx : EntryKind::sass;
+  e.arch = Arch{arch / 10, arch % 10, 0};
+  if (flags & kFlagArchSpecific) e.arch.variant = 'a';
+  else if (flags & kFlagFamilySpecific) e.arch.variant = 'f';
+  e.compression = compression_of(flags);
+  e.header_size = header_size;
+  e.payload_size = payload;
+  e.version_minor = std::uint16_t(f(0x18, 2));
+  e.version_major = std::uint16_t(f(0x1A, 2));
+  if (e.compression != Compression::none) e.uncompressed_size = f(0x38, 8);
+  if (info.entries.size() >= kMaxEntries) fail("too many fat-binary entries", at);
+  info.entries.push_back(e);
+  return header_size + payload;
+}
+
+// One container at `at`, strict, within [at, limit). Returns its end.
+std::uint64_t parse_container(Bytes& b, std::uint64_t at, std::uint64_t limit, bool relocatable, FatbinInfo& into,
+                              std::size_t& steps) {
+  if (limit - at < kContainerHeader) fail("truncated fat-binary container header", at);
+  const std::uint16_t header_size = b.u16(at + 6);
+  const std::uint64_t body = b.u64(at + 8);
+  if (header_size < kContainerHeader || header_size > limit - at)
+    fail("fat-binary container header size " + std::to_string(header_size) + " out of range", at);
+  if (body > limit - at - header_size)
+    fail("fat-binary container size " + std::to_string(body) + " exceeds its section (truncated?)", at);
+  const std::uint64_t end = at + header_size + body;
+  const std::size_t first = into.entries.size();
+  // Each step moves forward by at least kEntryMinHeader: no endless loop.
+  for (std::uint64_t e = at + header_size; e < end; ++steps) e += parse_entry(b, e, end, into);
+  for (std::size_t i = first; i < into.entries.size(); ++i) into.entries[i].relocatable = relocatable;
+  return end;
 }
 
 bool is_fatbin_section(std::string_view name) { return name == ".nv_fatbin" || name == "__nv_relfatbin"; }
-
-std::span<const std::byte> section_bytes(std::span<const std::byte> file, const GElf_Shdr& sh,
-                                         const std::string& name) {
-  if (sh.sh_type == SHT_NOBITS) throw FatbinError("section " + name + " has no file bytes (NOBITS)");
-  if (sh.sh_flags & SHF_COMPRESSED) throw FatbinError("section " + name + " is ELF-compressed (not supported)");
-  if (sh.sh_offset > file.size() || sh.sh_size > file.size() - sh.sh_offset)
-    throw FatbinError("section " + name + " (offset " + hex(sh.sh_offset) + ", size " + hex(sh.sh_size) +
-                      ") extends past the end of the file (" + hex(file.size()) + " bytes; truncated?)");
-  return file.subspan(sh.sh_offset, sh.sh_size);
-}
-
-// libelf quietly reports no sections when the section header table lies
-// past the end of a truncated file; that must be an error, not "no GPU code".
-void check_section_table(Elf* elf, const GElf_Ehdr& eh, std::size_t file_size) {
-  if (eh.e_shoff == 0) return;  // no section table at all (stripped of it)
-  const std::uint64_t count = eh.e_shnum ? eh.e_shnum : 1;  // 0: extended count in section 0
-  if (eh.e_shoff > file_size || count * eh.e_shentsize > file_size - eh.e_shoff)
-    throw FatbinError("ELF section header table at " + hex(eh.e_shoff) + " extends past the end of the file (" +
-                      hex(file_size) + " bytes; truncated?)");
-  (void)elf;
-}
 
 // .nvFatBinSegment holds one wrapper per registered fat binary (what
 // __cudaRegisterFatBinary gets): u32 magic, u32 version, u64 pointer to the
@@ -161,46 +232,45 @@ constexpr std::size_t kWrapperSize = 24, kWrapperSize32 = 16;
 // Scanning for the magic tries candidates that may walk many entry headers
 // before failing; bound the total so a crafted file stays linear.
 constexpr std::size_t kMaxScanSteps = std::size_t(4) << 20;
-constexpr std::size_t kScanWindow = std::size_t(16) << 20;
+// Section names live in .shstrtab: a few KB in real files.
+constexpr std::uint64_t kMaxNameTable = std::uint64_t(16) << 20;
+constexpr std::uint64_t kMaxSections = std::uint64_t(1) << 20;
 
+// What the reader needs of a section header (both ELF classes).
 struct Section {
   std::string name;
-  GElf_Shdr sh;
+  std::uint32_t type = 0;
+  std::uint64_t flags = 0, addr = 0, offset = 0, size = 0;
+  std::uint32_t link = 0, info = 0;
+};
+struct Segment {  // PT_LOAD
+  std::uint64_t offset = 0, vaddr = 0, filesz = 0;
 };
 
 // A file range [begin, end) holding the bytes of a mapped address range.
 struct Region {
-  std::size_t begin = 0, end = 0;
+  std::uint64_t begin = 0, end = 0;
   const std::string* section = nullptr;  // nullptr: a PT_LOAD segment
 };
 
+// The ELF header, section table and PT_LOAD segments, parsed here (both
+// classes, little-endian only) from a few small reads: only the headers
+// and the fat-binary bytes are ever read, never the whole file.
 class ElfReader {
  public:
-  ElfReader(std::span<const std::byte> file, FatbinInfo& info) : b_(file), info_(info) {}
+  ElfReader(Bytes& file, FatbinInfo& info) : b_(file), info_(info) {}
 
   void read() {
-    // libelf converts non-native byte order in place; CUDA hosts are all
-    // little-endian, so refuse the rest rather than let it write to our input.
-    if (b_.size() < EI_NIDENT || b_[EI_DATA] != std::byte{ELFDATA2LSB}) throw FatbinError("not a little-endian ELF file");
-    init_libelf();
-    // elf_memory takes char*; with native byte order it only reads.
-    h_.elf = elf_memory(const_cast<char*>(reinterpret_cast<const char*>(b_.data())), b_.size());
-    if (!h_.elf || elf_kind(h_.elf) != ELF_K_ELF) throw FatbinError(std::string("bad ELF: ") + elf_errmsg(-1));
-    GElf_Ehdr eh;
-    if (!gelf_getehdr(h_.elf, &eh)) throw FatbinError(std::string("bad ELF header: ") + elf_errmsg(-1));
-    check_section_table(h_.elf, eh, b_.size());
-    info_.linked = eh.e_type == ET_DYN || eh.e_type == ET_EXEC;
-    is64_ = gelf_getclass(h_.elf) == ELFCLASS64;
-    load_sections();
+    if (!read_headers()) return;  // big-endian: no CUDA host loads it, so no device code
+    info_.linked = type_ == ET_DYN || type_ == ET_EXEC;
     // 1. The fat-binary sections, whole: every container in them is strict.
     for (const auto& s : sections_) {
       if (!is_fatbin_section(s.name)) continue;
       info_.sections.push_back(s.name);
-      const auto bytes = section_bytes(b_, s.sh, s.name);
-      const std::size_t base = static_cast<std::size_t>(bytes.data() - b_.data());
-      fat_.push_back({base, base + bytes.size(), &s.name});
+      const auto [begin, end] = section_range(s);
+      fat_.push_back({begin, end, &s.name});
       try {
-        walk_section(base, base + bytes.size(), s.name == "__nv_relfatbin");
+        walk_section(begin, end, s.name == "__nv_relfatbin");
       } catch (const FatbinError& e) {
         throw FatbinError("section " + s.name + ": " + e.what());
       }
@@ -218,8 +288,8 @@ class ElfReader {
     //    where no wrapper says where to look, and in large-data sections.
     const bool resolved_any = info_.wrappers > info_.wrappers_unresolved;
     for (const auto& s : sections_) {
-      if (is_fatbin_section(s.name) || s.name == ".nvFatBinSegment" || s.sh.sh_type != SHT_PROGBITS ||
-          !(s.sh.sh_flags & SHF_ALLOC) || (s.sh.sh_flags & SHF_EXECINSTR) || (s.sh.sh_flags & SHF_COMPRESSED))
+      if (is_fatbin_section(s.name) || s.name == ".nvFatBinSegment" || s.type != SHT_PROGBITS || !(s.flags & SHF_ALLOC) ||
+          (s.flags & SHF_EXECINSTR) || (s.flags & SHF_COMPRESSED))
         continue;
       const bool large = s.name.starts_with(".ldata") || s.name.starts_with(".lrodata");
       if (resolved_any && !large) continue;
@@ -228,39 +298,104 @@ class ElfReader {
   }
 
  private:
-  void load_sections() {
-    std::size_t shstrndx = 0;
-    if (elf_getshdrstrndx(h_.elf, &shstrndx) != 0) throw FatbinError(std::string("bad ELF section table: ") + elf_errmsg(-1));
-    for (Elf_Scn* scn = elf_nextscn(h_.elf, nullptr); scn; scn = elf_nextscn(h_.elf, scn)) {
-      GElf_Shdr sh;
-      if (!gelf_getshdr(scn, &sh)) throw FatbinError(std::string("bad ELF section header: ") + elf_errmsg(-1));
-      const char* name = elf_strptr(h_.elf, shstrndx, sh.sh_name);
-      sections_.push_back({name ? name : "", sh});
+  std::uint64_t word(std::uint64_t at) { return is64_ ? b_.u64(at) : b_.u32(at); }
+
+  // False for a big-endian ELF: CUDA hosts are all little-endian, so such
+  // a file (test data of some package, another platform's binary) can hold
+  // nothing a CUDA runtime registers.
+  bool read_headers() {
+    if (b_.size() < EI_NIDENT) throw FatbinError("truncated ELF header");
+    const std::byte* id = b_.at(0, EI_NIDENT);
+    if (id[EI_DATA] == std::byte{ELFDATA2MSB}) return false;
+    if (id[EI_DATA] != std::byte{ELFDATA2LSB}) throw FatbinError("bad ELF data encoding");
+    if (id[EI_CLASS] != std::byte{ELFCLASS64} && id[EI_CLASS] != std::byte{ELFCLASS32}) throw FatbinError("bad ELF class");
+    is64_ = id[EI_CLASS] == std::byte{ELFCLASS64};
+    if (b_.size() < (is64_ ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr))) throw FatbinError("truncated ELF header");
+    type_ = b_.u16(16);
+    const std::uint64_t phoff = word(is64_ ? 32 : 28), shoff = word(is64_ ? 40 : 32);
+    const std::uint64_t o = is64_ ? 54 : 42;  // e_phentsize, then e_phnum, e_shentsize, e_shnum, e_shstrndx
+    const std::uint16_t phentsize = b_.u16(o), shentsize = b_.u16(o + 4);
+    std::uint64_t phnum = b_.u16(o + 2), shnum = b_.u16(o + 6), shstrndx = b_.u16(o + 8);
+    if (shoff != 0) {  // 0: no section table at all (stripped of it)
+      if (shentsize < (is64_ ? sizeof(Elf64_Shdr) : sizeof(Elf32_Shdr)))
+        throw FatbinError("bad ELF section header size " + std::to_string(shentsize));
+      if (shoff > b_.size() || b_.size() - shoff < shentsize) past_the_end(shoff);
+      const Section zero = section_at(shoff);  // extended numbering lives in section 0
+      if (shnum == 0) shnum = zero.size;
+      if (shstrndx == SHN_XINDEX) shstrndx = zero.link;
+      if (phnum == PN_XNUM) phnum = zero.info;
+      if (shnum > kMaxSections || shnum * shentsize > b_.size() - shoff) past_the_end(shoff);
+      for (std::uint64_t i = 0; i < shnum; ++i) sections_.push_back(section_at(shoff + i * shentsize));
+      name_sections(shstrndx);
+    }
+    if (phentsize >= (is64_ ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) && phoff < b_.size())
+      for (std::uint64_t i = 0; i < phnum && i < 4096 && phentsize <= (b_.size() - phoff) / (i + 1); ++i) {
+        const std::uint64_t at = phoff + i * phentsize;
+        if (b_.u32(at) != PT_LOAD) continue;
+        if (is64_) loads_.push_back({b_.u64(at + 8), b_.u64(at + 16), b_.u64(at + 32)});
+        else loads_.push_back({b_.u32(at + 4), b_.u32(at + 8), b_.u32(at + 16)});
+      }
+    return true;
+  }
+
+  [[noreturn]] void past_the_end(std::uint64_t shoff) {
+    throw FatbinError("ELF section header table at " + hex(shoff) + " extends past the end of the file (" + hex(b_.size()) +
+                      " bytes; truncated?)");
+  }
+
+  Section section_at(std::uint64_t at) {
+    Section s;
+    s.type = b_.u32(at + 4);
+    if (is64_) {
+      s.flags = b_.u64(at + 8), s.addr = b_.u64(at + 16), s.offset = b_.u64(at + 24), s.size = b_.u64(at + 32);
+      s.link = b_.u32(at + 40), s.info = b_.u32(at + 44);
+    } else {
+      s.flags = b_.u32(at + 8), s.addr = b_.u32(at + 12), s.offset = b_.u32(at + 16), s.size = b_.u32(at + 20);
+      s.link = b_.u32(at + 24), s.info = b_.u32(at + 28);
+    }
+    s.name = std::to_string(b_.u32(at));  // the name's offset, resolved by name_sections
+    return s;
+  }
+
+  // Names from the section-name table; a name that cannot be read is empty
+  // (such a section is then neither a fat-binary section nor scanned by name).
+  void name_sections(std::uint64_t shstrndx) {
+    std::string table;
+    if (shstrndx < sections_.size()) {
+      const Section& t = sections_[shstrndx];
+      if (t.type != SHT_NOBITS && t.offset <= b_.size() && t.size <= b_.size() - t.offset && t.size <= kMaxNameTable) {
+        table.resize(t.size);
+        for (std::uint64_t done = 0; done < t.size;) {
+          const std::size_t n = std::size_t(std::min<std::uint64_t>(Bytes::kWindow, t.size - done));
+          std::memcpy(table.data() + done, b_.at(t.offset + done, n), n);
+          done += n;
+        }
+      }
+    }
+    for (auto& s : sections_) {
+      const std::uint64_t off = std::stoull(s.name);
+      s.name = off < table.size() ? std::string(table.c_str() + off) : std::string();
     }
   }
 
-  // One container at `at`, strict, within [at, limit). Returns its end.
-  std::size_t container(std::size_t at, std::size_t limit, bool relocatable, FatbinInfo& into) {
-    const auto b = b_.subspan(0, limit);
-    if (limit - at < kContainerHeader) fail("truncated fat-binary container header", at);
-    const std::uint16_t header_size = u16(b, at + 6);
-    const std::uint64_t body = u64(b, at + 8);
-    if (header_size < kContainerHeader || header_size > limit - at)
-      fail("fat-binary container header size " + std::to_string(header_size) + " out of range", at);
-    if (body > limit - at - header_size)
-      fail("fat-binary container size " + std::to_string(body) + " exceeds its section (truncated?)", at);
-    const std::size_t end = at + header_size + body;
-    const std::size_t first = into.entries.size();
-    // Each step moves forward by at least kEntryMinHeader: no endless loop.
-    for (std::size_t e = at + header_size; e < end; ++steps_) e += parse_entry(b, e, end, into);
-    for (std::size_t i = first; i < into.entries.size(); ++i) into.entries[i].relocatable = relocatable;
-    return end;
+  // The file bytes of a fat-binary or wrapper section, checked.
+  std::pair<std::uint64_t, std::uint64_t> section_range(const Section& s) {
+    if (s.type == SHT_NOBITS) throw FatbinError("section " + s.name + " has no file bytes (NOBITS)");
+    if (s.flags & SHF_COMPRESSED) throw FatbinError("section " + s.name + " is ELF-compressed (not supported)");
+    if (s.offset > b_.size() || s.size > b_.size() - s.offset)
+      throw FatbinError("section " + s.name + " (offset " + hex(s.offset) + ", size " + hex(s.size) +
+                        ") extends past the end of the file (" + hex(b_.size()) + " bytes; truncated?)");
+    return {s.offset, s.offset + s.size};
+  }
+
+  std::uint64_t container(std::uint64_t at, std::uint64_t limit, bool relocatable, FatbinInfo& into) {
+    return parse_container(b_, at, limit, relocatable, into, steps_);
   }
 
   // Adds a trial container's entries; false when it has none.
   // (libcufft: ~12,700 containers hold only entries of kind 8, arch 75,
   // flags 0x12011, probably LTO-IR for its callbacks; counted as unknown.)
-  bool merge(const FatbinInfo& trial, std::size_t at) {
+  bool merge(const FatbinInfo& trial, std::uint64_t at) {
     if (trial.entries.empty() && trial.unknown_entries == 0) return false;
     if (info_.entries.size() + trial.entries.size() > kMaxEntries) fail("too many fat-binary entries", at);
     info_.entries.insert(info_.entries.end(), trial.entries.begin(), trial.entries.end());
@@ -268,21 +403,20 @@ class ElfReader {
     return true;
   }
 
-  void mark(std::size_t at, std::size_t end) {
+  void mark(std::uint64_t at, std::uint64_t end) {
     seen_[at] = end;
     ++info_.containers;
   }
 
-  void walk_section(std::size_t begin, std::size_t end, bool relocatable) {
-    std::size_t at = begin;
+  void walk_section(std::uint64_t begin, std::uint64_t end, bool relocatable) {
+    std::uint64_t at = begin;
     while (at < end) {
       // Sections are 8-aligned; zero padding after the last container is fine.
-      if (end - at < kContainerHeader || u32(b_, at) != kContainerMagic) {
-        if (all_zero(b_.subspan(at, end - at))) break;
-        fail(end - at < kContainerHeader ? "truncated fat-binary container header" : "bad fat-binary magic " + hex(u32(b_, at)),
-             at);
+      if (end - at < kContainerHeader || b_.u32(at) != kContainerMagic) {
+        if (b_.all_zero(at, end)) break;
+        fail(end - at < kContainerHeader ? "truncated fat-binary container header" : "bad fat-binary magic " + hex(b_.u32(at)), at);
       }
-      const std::size_t next = container(at, end, relocatable, info_);
+      const std::uint64_t next = container(at, end, relocatable, info_);
       mark(at, next);
       at = next;
     }
@@ -292,30 +426,25 @@ class ElfReader {
   // holds it, else the PT_LOAD segment; nullopt when neither does.
   std::optional<Region> region_of(std::uint64_t va) const {
     for (const auto& s : sections_) {
-      const auto& sh = s.sh;
-      if (!(sh.sh_flags & SHF_ALLOC) || sh.sh_type == SHT_NOBITS || (sh.sh_flags & SHF_COMPRESSED)) continue;
-      if (va < sh.sh_addr || va - sh.sh_addr >= sh.sh_size) continue;
-      if (sh.sh_offset > b_.size()) return std::nullopt;
-      const std::size_t end = sh.sh_offset + std::min<std::uint64_t>(sh.sh_size, b_.size() - sh.sh_offset);
-      const std::uint64_t at = sh.sh_offset + (va - sh.sh_addr);
+      if (!(s.flags & SHF_ALLOC) || s.type == SHT_NOBITS || (s.flags & SHF_COMPRESSED)) continue;
+      if (va < s.addr || va - s.addr >= s.size) continue;
+      if (s.offset > b_.size()) return std::nullopt;
+      const std::uint64_t end = s.offset + std::min<std::uint64_t>(s.size, b_.size() - s.offset);
+      const std::uint64_t at = s.offset + (va - s.addr);
       if (at >= end) return std::nullopt;
-      return Region{std::size_t(at), end, &s.name};
+      return Region{at, end, &s.name};
     }
-    std::size_t n = 0;
-    if (elf_getphdrnum(h_.elf, &n) != 0) return std::nullopt;
-    for (std::size_t i = 0; i < n && i < 4096; ++i) {
-      GElf_Phdr ph;
-      if (!gelf_getphdr(h_.elf, int(i), &ph) || ph.p_type != PT_LOAD) continue;
-      if (va < ph.p_vaddr || va - ph.p_vaddr >= ph.p_filesz || ph.p_offset > b_.size()) continue;
-      const std::size_t end = ph.p_offset + std::min<std::uint64_t>(ph.p_filesz, b_.size() - ph.p_offset);
-      const std::uint64_t at = ph.p_offset + (va - ph.p_vaddr);
+    for (const auto& l : loads_) {
+      if (va < l.vaddr || va - l.vaddr >= l.filesz || l.offset > b_.size()) continue;
+      const std::uint64_t end = l.offset + std::min<std::uint64_t>(l.filesz, b_.size() - l.offset);
+      const std::uint64_t at = l.offset + (va - l.vaddr);
       if (at >= end) return std::nullopt;
-      return Region{std::size_t(at), end, nullptr};
+      return Region{at, end, nullptr};
     }
     return std::nullopt;
   }
 
-  bool in_fat_section(std::size_t at) const {
+  bool in_fat_section(std::uint64_t at) const {
     return std::any_of(fat_.begin(), fat_.end(), [&](const Region& r) { return at >= r.begin && at < r.end; });
   }
 
@@ -326,17 +455,16 @@ class ElfReader {
   }
 
   void follow_wrappers(const Section& s) {
-    if (s.sh.sh_type == SHT_NOBITS) return;
-    const auto seg = section_bytes(b_, s.sh, s.name);
-    const std::size_t base = static_cast<std::size_t>(seg.data() - b_.data());
+    if (s.type == SHT_NOBITS) return;
+    const auto [base, seg_end] = section_range(s);
     // ELF64: u32 magic, u32 version, u64 data, u64 filelist; ELF32: all u32.
     const std::size_t size = is64_ ? kWrapperSize : kWrapperSize32;
-    for (std::size_t w = 0; w + size <= seg.size(); w += size) {
-      if (u32(seg, w) != kWrapperMagic) continue;  // not a wrapper (padding)
+    for (std::uint64_t w = 0; w + size <= seg_end - base; w += size) {
+      if (b_.u32(base + w) != kWrapperMagic) continue;  // not a wrapper (padding)
       ++info_.wrappers;
-      const std::uint64_t va = is64_ ? u64(seg, w + 8) : u32(seg, w + 8);
+      const std::uint64_t va = word(base + w + 8);
       const auto r = va ? region_of(va) : std::nullopt;
-      if (!r || r->end - r->begin < kContainerHeader || u32(b_, r->begin) != kContainerMagic) {
+      if (!r || r->end - r->begin < kContainerHeader || b_.u32(r->begin) != kContainerMagic) {
         ++info_.wrappers_unresolved;
         continue;
       }
@@ -344,21 +472,21 @@ class ElfReader {
       // The chain at the target: containers follow each other until the
       // magic stops or one already read is reached.
       if (seen_.count(r->begin)) continue;
-      std::size_t at = r->begin;
+      std::uint64_t at = r->begin;
       try {  // the container the wrapper names must be sound
-        const std::size_t next = container(at, r->end, false, info_);
+        const std::uint64_t next = container(at, r->end, false, info_);
         mark(at, next);
         at = next;
       } catch (const FatbinError& e) {
-        throw FatbinError("fat binary of wrapper " + std::to_string(w / size) + " in " + s.name + " (at " +
-                          hex(base + w) + "): " + e.what());
+        throw FatbinError("fat binary of wrapper " + std::to_string(w / size) + " in " + s.name + " (at " + hex(base + w) +
+                          "): " + e.what());
       }
       note_section(r->section, FoundBy::wrappers);
       // Containers that follow it directly belong to the same image: read
       // them until the magic stops, one does not parse, or one was read.
-      while (r->end - at >= kContainerHeader && u32(b_, at) == kContainerMagic && !seen_.count(at)) {
+      while (r->end - at >= kContainerHeader && b_.u32(at) == kContainerMagic && !seen_.count(at)) {
         FatbinInfo trial;
-        std::size_t next = 0;
+        std::uint64_t next = 0;
         try {
           next = container(at, r->end, false, trial);
         } catch (const FatbinError&) {
@@ -374,35 +502,23 @@ class ElfReader {
   // Every offset in the section where the container magic parses as a
   // whole container (version 1, header 16, entries within bounds) counts.
   void scan(const Section& s) {
-    const auto& sh = s.sh;
-    if (sh.sh_offset >= b_.size()) return;
-    const std::size_t begin = sh.sh_offset, end = sh.sh_offset + std::min<std::uint64_t>(sh.sh_size, b_.size() - sh.sh_offset);
+    if (s.offset >= b_.size()) return;
+    const std::uint64_t end = s.offset + std::min<std::uint64_t>(s.size, b_.size() - s.offset);
     static constexpr unsigned char magic[4] = {0x50, 0xED, 0x55, 0xBA};
-    const auto* base = reinterpret_cast<const unsigned char*>(b_.data());
-    std::size_t at = begin;
-    while (end - at >= kContainerHeader) {
-      // A window at a time, so pages already passed can be given back.
-      const std::size_t window_end = end - at > kScanWindow ? at + kScanWindow : end;
-      const void* hit = ::memmem(base + at, window_end - at, magic, sizeof magic);
-      if (!hit) {
-        if (window_end == end) break;
-        at = window_end - (sizeof magic - 1);  // a magic may straddle the window edge
-        release(at);
-        continue;
-      }
-      at = static_cast<std::size_t>(static_cast<const unsigned char*>(hit) - base);
-      release(at);
+    std::uint64_t at = s.offset;
+    while (at < end && end - at >= kContainerHeader) {  // a container read before may end past this section
+      at = b_.find(at, end, magic, sizeof magic);
       if (end - at < kContainerHeader) break;
       if (auto it = seen_.find(at); it != seen_.end()) {
         at = it->second;
         continue;
       }
-      if (u16(b_, at + 4) != 1 || u16(b_, at + 6) != kContainerHeader || u64(b_, at + 8) == 0) {
+      if (b_.u16(at + 4) != 1 || b_.u16(at + 6) != kContainerHeader || b_.u64(at + 8) == 0) {
         ++at;
         continue;
       }
       FatbinInfo trial;
-      std::size_t next = 0;
+      std::uint64_t next = 0;
       try {
         next = container(at, end, false, trial);
       } catch (const FatbinError&) {
@@ -420,38 +536,15 @@ class ElfReader {
     }
   }
 
-  // Drops the pages before `upto` from a read-only file mapping (they are
-  // not written; a later touch reads them again), so scanning a 300 MB
-  // section does not keep 300 MB resident. Only for read_fatbin_file's map.
-  void release(std::size_t upto) {
-    if (!release_pages_) return;
-    static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    const auto addr = reinterpret_cast<std::uintptr_t>(b_.data());
-    const std::uintptr_t from = (addr + released_ + page - 1) / page * page, to = (addr + upto) / page * page;
-    if (to < from + kScanWindow) return;
-    ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
-    released_ = to - addr;
-  }
-
- public:
-  bool release_pages_ = false;
-
- private:
-  std::size_t released_ = 0;
-  std::span<const std::byte> b_;
+  Bytes& b_;
   FatbinInfo& info_;
-  ElfHandle h_;
   bool is64_ = true;
+  std::uint16_t type_ = 0;
   std::vector<Section> sections_;
+  std::vector<Segment> loads_;
   std::vector<Region> fat_;
-  std::map<std::size_t, std::size_t> seen_;  // container offset -> its end
+  std::map<std::uint64_t, std::uint64_t> seen_;  // container offset -> its end
   std::size_t steps_ = 0;
-};
-
-struct Mapping {
-  void* addr = MAP_FAILED;
-  std::size_t size = 0;
-  ~Mapping() { if (addr != MAP_FAILED) munmap(addr, size); }
 };
 
 }  // namespace
@@ -507,40 +600,31 @@ bool FatbinInfo::any_compressed() const {
                      [](const FatbinEntry& e) { return e.counted && e.compression != Compression::none; });
 }
 
-void parse_fatbin_containers(std::span<const std::byte> b, FatbinInfo& info) {
-  std::size_t at = 0;
+namespace {
+
+void parse_containers(Bytes& b, FatbinInfo& info) {
+  std::uint64_t at = 0;
+  std::size_t steps = 0;
   while (at < b.size()) {
     // Sections are 8-aligned; zero padding after the last container is fine.
-    if (b.size() - at < kContainerHeader || u32(b, at) != kContainerMagic) {
-      if (all_zero(b.subspan(at))) break;
-      fail(b.size() - at < kContainerHeader ? "truncated fat-binary container header" : "bad fat-binary magic " + hex(u32(b, at)), at);
+    if (b.size() - at < kContainerHeader || b.u32(at) != kContainerMagic) {
+      if (b.all_zero(at, b.size())) break;
+      fail(b.size() - at < kContainerHeader ? "truncated fat-binary container header" : "bad fat-binary magic " + hex(b.u32(at)), at);
     }
-    const std::uint16_t header_size = u16(b, at + 6);
-    const std::uint64_t body = u64(b, at + 8);
-    if (header_size < kContainerHeader || header_size > b.size() - at)
-      fail("fat-binary container header size " + std::to_string(header_size) + " out of range", at);
-    if (body > b.size() - at - header_size)
-      fail("fat-binary container size " + std::to_string(body) + " exceeds its section (truncated?)", at);
-    const std::size_t end = at + header_size + body;
-    // Each step moves forward by at least kEntryMinHeader: no endless loop.
-    for (std::size_t e = at + header_size; e < end;) e += parse_entry(b, e, end, info);
+    at = parse_container(b, at, b.size(), false, info, steps);
     ++info.containers;
-    at = end;
   }
   finish(info);
 }
 
-namespace {
-
-FatbinInfo read_fatbin_impl(std::span<const std::byte> bytes, bool release_pages) {
+FatbinInfo read_fatbin_impl(Bytes& bytes) {
   FatbinInfo info;
-  if (is_elf(bytes)) {
-    ElfReader r(bytes, info);
-    r.release_pages_ = release_pages;
-    r.read();
-  } else if (bytes.size() >= 4 && u32(bytes, 0) == kContainerMagic) {
+  const std::byte* head = bytes.at(0, std::size_t(std::min<std::uint64_t>(4, bytes.size())));
+  if (is_elf_magic(head, bytes.size())) {
+    ElfReader(bytes, info).read();
+  } else if (bytes.size() >= 4 && bytes.u32(0) == kContainerMagic) {
     info.sections.emplace_back("(bare fatbin)");
-    parse_fatbin_containers(bytes, info);
+    parse_containers(bytes, info);
   } else {
     throw NotElfError("neither an ELF file nor a fat binary");
   }
@@ -550,28 +634,27 @@ FatbinInfo read_fatbin_impl(std::span<const std::byte> bytes, bool release_pages
 
 }  // namespace
 
-FatbinInfo read_fatbin(std::span<const std::byte> bytes) { return read_fatbin_impl(bytes, false); }
+void parse_fatbin_containers(std::span<const std::byte> bytes, FatbinInfo& info) {
+  Bytes b(bytes);
+  parse_containers(b, info);
+}
 
+bool is_elf(std::span<const std::byte> head) { return is_elf_magic(head.data(), head.size()); }
+
+FatbinInfo read_fatbin(std::span<const std::byte> bytes) {
+  Bytes b(bytes);
+  return read_fatbin_impl(b);
+}
 
 FatbinInfo read_fatbin_region(int fd, std::uint64_t offset, std::uint64_t size) {
   if (size == 0) throw NotElfError("empty file");
-  // A mapped page past the end of the file faults (SIGBUS): a truncated
-  // archive must be an error here, not a crash later.
   struct stat st {};
   if (::fstat(fd, &st) != 0 || offset > static_cast<std::uint64_t>(st.st_size) ||
       size > static_cast<std::uint64_t>(st.st_size) - offset)
     throw FatbinError("truncated: " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
                       " run past the end of the file");
-  static const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  const std::uint64_t start = offset / page * page, lead = offset - start;
-  Mapping m;
-  m.size = static_cast<std::size_t>(lead + size);
-  m.addr = ::mmap(nullptr, m.size, PROT_READ, MAP_PRIVATE, fd, static_cast<off_t>(start));
-  if (m.addr == MAP_FAILED) throw FatbinError(std::string("cannot map: ") + std::strerror(errno));
-  // Only headers are read, scattered over hundreds of MB: no read-ahead
-  // around each of them (it would stay resident until the unmap).
-  ::madvise(m.addr, m.size, MADV_RANDOM);
-  return read_fatbin_impl({static_cast<const std::byte*>(m.addr) + lead, static_cast<std::size_t>(size)}, true);
+  Bytes b(fd, offset, size);
+  return read_fatbin_impl(b);
 }
 
 FatbinInfo read_fatbin_file(const std::filesystem::path& path) {

@@ -108,7 +108,11 @@ struct NotElfError : FatbinError {
 // Throws FatbinError; never reads outside `bytes`.
 FatbinInfo read_fatbin(std::span<const std::byte> bytes);
 
-// Same, for a file on disk (mapped read-only, not copied).
+// Whether these first bytes of a file start an ELF file (the magic).
+bool is_elf(std::span<const std::byte> head);
+
+// Same, for a file on disk, read with pread through one bounded buffer
+// (never mapped, never held whole: memory does not grow with the file).
 FatbinInfo read_fatbin_file(const std::filesystem::path& path);
 // Same, for `size` bytes at `offset` of an open file: a library that lies
 // inside an uncompressed image archive, read where it is.

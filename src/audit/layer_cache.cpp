@@ -26,7 +26,9 @@ constexpr std::string_view kMagic = "kiln-audit-layer";
 // results (fatbin.h), which members are scanned, which files are kept for
 // detect_components (is_component_file), or this serialisation. Entries of
 // another revision are misses and are rewritten.
-constexpr int kRevision = 1;
+// 2: every ELF member by its magic (audit/scan.h), non-ELF members recorded
+//    as such ("not_elf"); the pread fat-binary reader; big-endian ELF = no device code.
+constexpr int kRevision = 2;
 // What is serialised below, field by field: a field added to one of these
 // (or to image::LayerRecord) must be written and read here and kRevision
 // bumped, or a cached layer would silently lose it. These sizes (x86_64,
@@ -98,11 +100,17 @@ json body_of(const LayerEntry& e) {
   json kept = json::array();
   for (const auto& [m, bytes] : r.kept)
     kept.push_back({m, json::binary(std::vector<std::uint8_t>(bytes.begin(), bytes.end()))});
-  json scans = json::array();
-  for (const auto& [m, s] : e.scans)
-    scans.push_back({m, s.path, s.error, s.info ? to_cbor_json(*s.info) : json()});
+  json scans = json::array(), not_elf = json::array();
+  for (const auto& [m, s] : e.scans) {
+    if (!s) {
+      not_elf.push_back(m);
+      continue;
+    }
+    scans.push_back({m, s->path, s->error, s->info ? to_cbor_json(*s->info) : json()});
+  }
   return {{"opaque", r.opaque_dirs}, {"whiteouts", r.whiteouts}, {"adds", std::move(adds)},
-          {"kept", std::move(kept)}, {"warnings", r.warnings},   {"scans", std::move(scans)}};
+          {"kept", std::move(kept)}, {"warnings", r.warnings},   {"scans", std::move(scans)},
+          {"not_elf", std::move(not_elf)}};
 }
 
 LayerEntry entry_of(const json& j) {
@@ -130,6 +138,7 @@ LayerEntry entry_of(const json& j) {
     if (!s.at(3).is_null()) scan.info = fatbin_info(s.at(3));
     e.scans.emplace_back(s.at(0).get<std::size_t>(), std::move(scan));
   }
+  for (const auto& m : j.at("not_elf")) e.scans.emplace_back(m.get<std::size_t>(), std::nullopt);
   return e;
 }
 

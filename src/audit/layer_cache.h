@@ -18,10 +18,12 @@ namespace kiln::audit {
 
 // One layer's part of an audit: what it adds to and hides from the final
 // filesystem (paths, types, whiteouts), the small component files it holds,
-// and the fat-binary scan of each library member it holds.
+// and the fat-binary scan of each member the ELF scanner looked at (every
+// regular member of kMinElfSize bytes or more): nullopt for one that is not
+// ELF, so a cached layer answers for all of its members and none is read again.
 struct LayerEntry {
   image::LayerRecord record;
-  std::vector<std::pair<std::size_t, FatbinScan>> scans;  // tar member -> scan
+  std::vector<std::pair<std::size_t, std::optional<FatbinScan>>> scans;  // tar member -> scan (nullopt: not ELF)
 };
 
 // A directory of entries named by layer digest, at most `max_bytes` of them:

@@ -19,6 +19,11 @@ namespace {
 using catalog::Catalog;
 using catalog::CudaRelease;
 
+std::string_view base_name(std::string_view path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
@@ -92,7 +97,13 @@ GpuVerdict judge_gpu(GpuTarget gpu, const std::vector<FatbinScan>& scans, const 
     }
     if (!scan.info->has_device_code()) continue;
     LibraryVerdict lv = judge_library(scan.path, *scan.info, gpu, runtime, c);
-    if (lv.support == Support::unsupported) {
+    const catalog::LibraryRole* role = lv.support == Support::unsupported ? c.library_role(scan.path) : nullptr;
+    if (role && !role->core) {  // only what it does fails here
+      lv.optional = true;
+      lv.operations = role->operations;
+      g.partial.push_back(lv.path);
+      g.failing_operations.push_back(fmt::format("{}: {} has no {} code", base_name(lv.path), role->operations, gpu.cc.sm()));
+    } else if (lv.support == Support::unsupported) {
       g.support = Support::unsupported;
       g.unsupported.push_back(lv.path);
     } else if (lv.support == Support::ptx_jit) {
@@ -104,6 +115,7 @@ GpuVerdict judge_gpu(GpuTarget gpu, const std::vector<FatbinScan>& scans, const 
     g.libraries.push_back(std::move(lv));
   }
   if (!g.unknown.empty()) g.support = Support::unsupported;
+  g.no_device_code = g.libraries.empty();
   catalog::DriverFloor arch = catalog::architecture_floor(c, gpu.name, gpu.cc);
   if (!arch.driver.empty() && (floor.driver.empty() || arch.driver > floor.driver)) floor = arch;
   if (auto limits = catalog::gpu_image_limits(c, gpu.name, gpu.cc, platform, cudnn); !limits.empty()) {
@@ -144,7 +156,11 @@ void runtime_warnings(ImageVerdict& v, const Components& comp, const std::vector
 }  // namespace
 
 const char* support_name(const GpuVerdict& g) {
-  return g.support == Support::unsupported && g.reason.empty() && g.unsupported.empty() && !g.unknown.empty() ? "unknown" : to_string(g.support);
+  if (g.support == Support::unsupported)
+    return g.reason.empty() && g.unsupported.empty() && !g.unknown.empty() ? "unknown" : to_string(g.support);
+  if (g.no_device_code) return "no device code";
+  if (!g.partial.empty()) return "partial";
+  return to_string(g.support);
 }
 
 std::vector<std::string> default_gpu_names() { return {"P100", "V100", "T4", "A100", "L4", "H100", "B200"}; }
@@ -245,6 +261,9 @@ std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans,
     if (std::find(ccs.begin(), ccs.end(), p) == ccs.end()) ccs.push_back(p);
   std::vector<std::string> gaps;
   for (const auto& s : scans) {
+    // The promise is about the shared libraries workloads load; a tool's
+    // own kernels (Debian's nvprof: sm_52 only) are audited, not promised.
+    if (base_name(s.path).find(".so") == std::string_view::npos) continue;
     if (!s.info || !s.error.empty()) {  // unreadable, or not even ELF: kiln built it, so either is a defect
       gaps.push_back(fmt::format("{}: fat binary unreadable ({}): the arch list {} cannot be checked", s.path, s.error, promised.str()));
       continue;

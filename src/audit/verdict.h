@@ -45,6 +45,10 @@ struct LibraryVerdict {
   // bad ELF): what it needs is not known, so it never counts as serving the
   // GPU. support is then `unsupported` and reason says why (fail closed).
   bool unknown = false;
+  // Unsupported, but the catalog (libraries.toml) calls the library optional:
+  // only `operations` fail on this GPU; the rest of the image still runs.
+  bool optional = false;
+  std::string operations;
 };
 
 struct GpuVerdict {
@@ -58,6 +62,14 @@ struct GpuVerdict {
   std::vector<std::string> unsupported;   // paths of libraries that do not serve it
   std::vector<std::string> jit;           // paths that serve it only through PTX
   std::vector<std::string> unknown;       // paths whose fat binary could not be read
+  // Optional libraries (catalog) that do not serve it while the core ones
+  // do: the verdict reads `partial`, and each line says what fails
+  // ("libtorch_cuda_linalg.so: linear algebra (torch.linalg ...) has no sm_75 code").
+  std::vector<std::string> partial;
+  std::vector<std::string> failing_operations;
+  // No library of the image carries device code (and none is unreadable):
+  // nothing limits or proves anything, shown as "no device code", never native.
+  bool no_device_code = false;
   std::string min_driver;                 // empty when unsupported or unknown
   std::string driver_why;
   // Unsupported whatever the device code says: an aarch64-only GPU and an
@@ -83,8 +95,10 @@ struct ImageVerdict {
   const catalog::Catalog* catalog = nullptr;
 };
 
-// "native", "ptx-jit", "unsupported", or "unknown" when only unreadable
-// libraries keep the GPU from being served.
+// "native", "ptx-jit", "partial" (the core libraries serve it, optional
+// ones named in `partial` do not), "no device code" (nothing in the image
+// carries any), "unsupported", or "unknown" when only unreadable libraries
+// keep the GPU from being served.
 const char* support_name(const GpuVerdict& g);
 
 // Judges each GPU against each scanned library that has device code.
@@ -101,7 +115,8 @@ LibraryVerdict judge_library(const std::string& path, const FatbinInfo& info, co
 // PTX; the framework library that is built for exactly that list
 // (libtorch_cuda.so) must also carry SASS for each entry and PTX for each
 // +PTX entry. One line per broken promise, naming the library. Unreadable
-// libraries count as breaking it.
+// libraries count as breaking it. Only shared libraries (".so" in the file
+// name) are held to it: an executable's kernels (a toolkit tool) are not.
 std::vector<std::string> arch_promise_gaps(const std::vector<FatbinScan>& scans, const ArchList& promised);
 
 // Does an image with this verdict run on `driver`? Reasons it does not:

@@ -106,6 +106,14 @@ const Gpu* Catalog::find_gpu(std::string_view name) const {
   return nullptr;
 }
 
+const LibraryRole* Catalog::library_role(std::string_view path) const {
+  const auto slash = path.rfind('/');
+  const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  for (const auto& l : libraries)
+    if (base.starts_with(l.name)) return &l;
+  return nullptr;
+}
+
 const Architecture* Catalog::architecture_of(const ComputeCapability& cc) const {
   for (const auto& a : architectures)
     for (const auto& x : a.cc)

@@ -155,6 +155,18 @@ struct TorchRecipe {
   std::map<std::string, std::vector<std::string>> python_packages;  // by OS family
 };
 
+// A library of a component (libraries.toml): whether the component needs it
+// on every GPU it serves (core), or only for some operations, which then
+// fail on a GPU its device code misses while the rest works (`partial`).
+// Libraries the file does not name count as core.
+struct LibraryRole {
+  std::string name;        // file name prefix: "libtorch_cuda_linalg.so" matches "…/libtorch_cuda_linalg.so"; "nvprof"
+  std::string component;   // "PyTorch", "CUDA toolkit"
+  bool core = true;
+  std::string operations;  // what fails without it: "linear algebra (torch.linalg)"
+  Provenance provenance;
+};
+
 struct Catalog {
   std::string version;  // catalog_version: recorded in images and hashes
   std::string root;     // the recipes/ directory it came from
@@ -172,6 +184,7 @@ struct Catalog {
   std::vector<NvidiaBase> nvidia_bases;
   std::vector<CudaRecipe> cuda_recipes;
   TorchRecipe torch_recipe;
+  std::vector<LibraryRole> libraries;  // catalog/libraries.toml (optional file)
 
   // Reads recipes/catalog/*.toml and recipes/install/*.toml; throws
   // InputError naming file:line:col for anything malformed.
@@ -189,6 +202,8 @@ struct Catalog {
   // the nearest newer one of that major; null when the major is unknown.
   const CudnnRelease* cudnn_entry_for(const Version& v) const;
   const Gpu* find_gpu(std::string_view name) const;  // case-insensitive
+  // The role of the library at `path` (by file name); null: not named (core).
+  const LibraryRole* library_role(std::string_view path) const;
   const Architecture* architecture_of(const ComputeCapability& cc) const;
   const OsInfo* find_os(std::string_view name) const;
   const NvidiaBase* find_nvidia_base(const Version& cuda) const;

@@ -435,6 +435,32 @@ void load_sources(const std::string& file, std::vector<Diagnostic>& diags, Catal
       c.sources[std::string(key.str())] = node.value<std::string>().value_or("");
 }
 
+// libraries.toml: `[[library]] name, component, role = "core"|"optional",
+// operations` (what fails without it; required for optional ones), source.
+void load_libraries(Reader& r, const toml::table& doc, Catalog& c) {
+  auto top = r.fields(doc);
+  top.only({"library", "source"});
+  r.default_sources = top.strings("source");
+  std::map<std::string, Location> seen;
+  for (const toml::table* t : top.tables("library", true)) {
+    auto f = r.fields(*t);
+    f.only({"name", "component", "role", "operations", "source", "confidence", "inferred", "note"});
+    LibraryRole l;
+    l.name = f.str("name", true).value_or("");
+    l.component = f.str("component", true).value_or("");
+    const std::string role = f.str("role", true).value_or("core");
+    if (role != "core" && role != "optional") f.error(f.where("role"), "'role' must be \"core\" or \"optional\"");
+    l.core = role != "optional";
+    l.operations = f.str("operations", !l.core).value_or("");
+    l.provenance = r.provenance(f);
+    if (l.name.empty() || l.name.find('/') != std::string::npos)
+      f.error(f.where("name"), fmt::format("'name' must be a library file name such as libfoo.so, not \"{}\"", l.name));
+    r.unique(seen, l.name, f.where("name"), fmt::format("library \"{}\"", l.name));
+    c.libraries.push_back(std::move(l));
+  }
+  r.default_sources.clear();
+}
+
 using Loader = void (*)(Reader&, const toml::table&, Catalog&);
 
 void load_one(const std::string& file, Loader loader, std::vector<Diagnostic>& diags, Catalog& c) {
@@ -465,6 +491,7 @@ Catalog Catalog::load(const std::string& recipes_dir) {
   load_one(cat + "pytorch.toml", load_pytorch, diags, c);
   load_one(cat + "gpus.toml", load_gpus, diags, c);
   load_one(cat + "bases.toml", load_bases, diags, c);
+  if (fs::exists(cat + "libraries.toml")) load_one(cat + "libraries.toml", load_libraries, diags, c);
   load_one(inst + "cuda.toml", load_cuda_recipes, diags, c);
   load_one(inst + "pytorch.toml", load_torch_recipe, diags, c);
   if (!diags.empty()) throw InputError(std::move(diags));

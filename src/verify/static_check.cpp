@@ -6,6 +6,7 @@
 #include "audit/audit.h"
 #include "audit/components.h"
 #include "audit/layer_cache.h"
+#include "audit/scan.h"
 #include "audit/torch_arch.h"
 #include "audit/verdict.h"
 #include "render/render.h"
@@ -118,7 +119,7 @@ bool torch_side_library(const std::string& gap) {
 // The device code the image carries, read from its fat binaries, against
 // the arch list it promises (the label equals the plan's, checked above).
 void check_device_code(const plan::Combo& c, const image::ImageFs& fs, const audit::Prescanned& pre, Findings& f) {
-  const auto scans = audit::scan_image_binaries(fs, audit::looks_like_cuda_library, &pre);
+  const auto scans = audit::scan_image_binaries(fs, &pre);  // every ELF file, by its magic (audit/scan.h)
   if (!c.versions.pytorch.empty()) check_torch_arch(c, scans, f);
   nlohmann::json libs = nlohmann::json::array();
   for (const auto& s : scans) {
@@ -226,13 +227,8 @@ void check_contents(const plan::Combo& c, const image::ImageFs& fs, const audit:
   }
   // The host's driver must be the one that runs: a libcuda.so inside the
   // image can shadow it and fail with driver/library mismatches.
-  for (const auto& [path, entry] : fs.files()) {
-    auto slash = path.rfind('/');
-    std::string name = path.substr(slash == std::string::npos ? 0 : slash + 1);
-    bool stub = path.find("/stubs/") != std::string::npos;  // for linking only, not on the loader path
-    if (!stub && (name.rfind("libcuda.so", 0) == 0 || name.rfind("libnvidia-ml.so", 0) == 0))
-      f.problem(fmt::format("the image ships the driver library /{}: it would shadow the host's", path));
-  }
+  for (const auto& path : audit::driver_libraries(fs))
+    f.problem(fmt::format("the image ships the driver library /{}: it would shadow the host's", path));
   // /usr/local/cuda is a symlink to cuda-X.Y in nvidia/cuda images and in
   // toolkit installs: follow links, or a devel image "has no nvcc".
   auto exists = [&](std::string_view p) -> bool {

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "audit/components.h"
+#include "audit/scan.h"
 #include "image_builder.h"
 
 using namespace kiln::audit;
@@ -42,10 +43,6 @@ TEST_CASE("component parsers", "[audit][components]") {
     CHECK(parse_cudnn_version_h(text).has_value());
   }
 
-  CHECK(looks_like_cuda_library("usr/local/cuda/lib64/libcublasLt.so.13"));
-  CHECK(looks_like_cuda_library("opt/venv/lib/python3.11/site-packages/torch/lib/libtorch_cuda.so"));
-  CHECK_FALSE(looks_like_cuda_library("usr/lib/x86_64-linux-gnu/libc.so.6"));
-  CHECK_FALSE(looks_like_cuda_library("usr/local/cuda/version.json"));
 }
 
 TEST_CASE("detect components in a built image", "[audit][components]") {
@@ -105,17 +102,13 @@ TEST_CASE("scan an image's CUDA libraries for fat binaries", "[audit][components
   const std::string tar = tar_of(img.docker_save(true));
   const auto fs = kiln::image::read_image(kiln::image::tar_source(bytes_of(tar)));
   const auto scans = scan_image_binaries(fs);
-  REQUIRE(scans.size() == 2);
+  // Chosen by the ELF magic, not the name: the text placeholders named
+  // like libraries are not ELF, so they cost their first bytes and are not listed.
+  REQUIRE(scans.size() == 1);
   CHECK(scans[0].path == "opt/torch/lib/libtorch_cuda.so");
   REQUIRE(scans[0].info);
   CHECK(scans[0].info->sass == std::vector<Arch>{{8, 0, 0}});
   CHECK(scans[0].info->ptx == std::vector<Arch>{{9, 0, 0}});
-  CHECK(scans[1].path == "usr/lib/libcublas.so.12.4.5.8");
-  // Not ELF at all: nothing the loader could load, so no device code (said
-  // so); a damaged ELF or fat binary is unknown instead (test_verdict.cpp).
-  REQUIRE(scans[1].info);
-  CHECK_FALSE(scans[1].info->has_device_code());
-  CHECK_THAT(scans[1].error, Catch::Contains("neither an ELF") && Catch::Contains("counted as no device code"));
 #else
   WARN("nvcc not found at configure time: skipped");
 #endif

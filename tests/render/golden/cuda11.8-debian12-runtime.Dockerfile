@@ -15,12 +15,16 @@ RUN set -eux; \
         libcudart11.0 \
         libcublas11 \
         libcublaslt11; \
-    # Debian's toolkit pulls in libcuda1 and libnvidia-ml1, *driver* libraries:
-    # they must come from the host at run time, or they shadow the host's and
-    # fail there (stubs/ stays: it is for linking only).
+    # Debian's toolkit pulls in libcuda1, libnvidia-ml1 and
+    # libnvidia-ptxjitcompiler1, *driver* libraries: they must come from the
+    # host at run time, or they shadow the host's and fail there (stubs/
+    # stays: it is for linking only). The names are audit::is_driver_library's.
     rm -rf /usr/lib/x86_64-linux-gnu/nvidia/current; \
-    rm -f /usr/lib/x86_64-linux-gnu/libcuda.so* /usr/lib/x86_64-linux-gnu/libnvidia-ml.so* \
-          /etc/alternatives/libcuda* /etc/alternatives/*nvidia-ml*; \
+    rm -f /usr/lib/x86_64-linux-gnu/libcuda.so* /usr/lib/x86_64-linux-gnu/libcudadebugger.so* \
+          /usr/lib/x86_64-linux-gnu/libnvidia-ml.so* /usr/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so* \
+          /usr/lib/x86_64-linux-gnu/libnvidia-nvvm.so* \
+          /etc/alternatives/libcuda* /etc/alternatives/*nvidia-ml* /etc/alternatives/*ptxjitcompiler* \
+          /etc/alternatives/*nvidia-nvvm*; \
     rm -rf /var/lib/apt/lists/*
 
 # What the NVIDIA container runtime reads at container start.
