@@ -98,14 +98,15 @@ USER root
 COPY lib/ /opt/host-cudnn/
 ENV LD_LIBRARY_PATH=/opt/host-cudnn${RT_LD:+:$RT_LD}
 EOF
-if ls "$WORK/host-cudnn-ctx/lib/"libcudnn.so.9* >/dev/null 2>&1 && pod build -q -t "$BADBASE" "$WORK/host-cudnn-ctx" >>"$LOG" 2>&1; then
+if [ "${KILN_TORCH_CONTROLS:-1}" = 1 ] && ls "$WORK/host-cudnn-ctx/lib/"libcudnn.so.9* >/dev/null 2>&1 && pod build -q -t "$BADBASE" "$WORK/host-cudnn-ctx" >>"$LOG" 2>&1; then
   sed -E 's|^name = .*|name = "gpu-torch-cudnn"|; s|^repository = .*|repository = "kiln/gpu-torch-cudnn"|;
           s|^image = "localhost/kiln-torchbase:cuda13-runtime"|image = "'"$BADBASE"'"|' "$M" >"$WORK/matrices/gpu-torch-cudnn.toml"
   log "control (b) base $BADBASE: $RT + the host's cuDNN $(ls /usr/lib/x86_64-linux-gnu/libcudnn.so.9.* | head -1 | sed 's/.*so[.]9[.]/9./') first on LD_LIBRARY_PATH"
 else
   log "control (b) skipped: no host cuDNN in /usr/lib/x86_64-linux-gnu or the base did not build"
 fi
-for c in shm64 sm70 cudnn; do [ -f "$WORK/matrices/gpu-torch-$c.toml" ] && { run_matrix "gpu-torch-$c" & }; done
+[ "${KILN_TORCH_CONTROLS:-1}" = 1 ] || log "controls skipped (KILN_TORCH_CONTROLS=0)"
+for c in shm64 sm70 cudnn; do [ "${KILN_TORCH_CONTROLS:-1}" = 1 ] || break; [ -f "$WORK/matrices/gpu-torch-$c.toml" ] && { run_matrix "gpu-torch-$c" & }; done
 wait
 
 # ---- 5. the registry and the table ------------------------------------------------------------

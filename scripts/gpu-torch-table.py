@@ -56,13 +56,6 @@ def gpu_sections(verdicts, image_id):
     return out
 
 
-def find(sections, suffix):
-    for name, s in sections.items():
-        if name == suffix or name.endswith("." + suffix):
-            return s
-    return {}
-
-
 def num(x, fmt="{:.0f}"):
     try:
         return fmt.format(float(x))
@@ -75,16 +68,16 @@ def measurements(sections):
     tenv = (sections.get("torch.env") or {}).get("data", {})
     versions = [f"{k} {tenv[key]}" for k, key in (("torch", "torch_version"), ("cuDNN", "cudnn_version"),
                                                    ("NCCL", "nccl_version")) if tenv.get(key)]
-    cublas = find(sections, "cublas").get("data", {})
+    cublas = (sections.get("cublas") or {}).get("data", {})
     bf16 = [d.get("bf16", {}).get("tflops") for d in cublas.get("devices", []) if isinstance(d, dict)]
     bf16 = [x for x in bf16 if x]
-    mm = find(sections, "matmul").get("data", {})
+    mm = (sections.get("torch.matmul") or {}).get("data", {})
     torch_bf16 = mm.get("bf16_tflops") or (mm.get("bf16") or {}).get("tflops") if isinstance(mm, dict) else None
     gemm = f"{num(min(bf16)) if bf16 else '-'} / {num(torch_bf16)}"
-    ddp = find(sections, "ddp")
+    ddp = sections.get("torch.ddp") or {}
     dd = ddp.get("data", {}) if ddp else {}
     ddp_s = f"{ddp.get('status', '-')} {dd.get('world_size', dd.get('ranks', '-'))} / {num((dd.get('all_reduce') or {}).get('busbw_gbps'))}" if ddp else "-"
-    shm = find(sections, "shm")
+    shm = sections.get("torch.shm") or {}
     sd = shm.get("data", {}) if shm else {}
     shm_s = f"{shm.get('status', '-')} {num((sd.get('size_bytes') or 0) / 2**20)} MiB" if shm else "-"
     devs = max(env.get("devices") or [], tenv.get("devices") or [], key=len)

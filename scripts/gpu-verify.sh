@@ -179,8 +179,8 @@ import_host_base() {
 for b in ${KILN_HOST_BASES:-cudnn}; do
   case $b in
     cudnn) import_host_base "$BASE" cudnn ;;
-    torch) import_host_base localhost/kiln-torchbase:cuda13-runtime torch-runtime &
-           import_host_base localhost/kiln-torchbase:cuda13-devel torch-devel; wait ;;
+    torch) import_host_base localhost/kiln-torchbase:cuda13-runtime torch-runtime & rt=$!
+           import_host_base localhost/kiln-torchbase:cuda13-devel torch-devel; wait "$rt" ;;  # not the registry
   esac
 done
 

@@ -33,6 +33,7 @@ struct RunArgs {
 };
 
 struct Loaded {
+  catalog::Catalog cat;
   matrix::Matrix m;
   plan::Plan p;
 };
@@ -41,7 +42,7 @@ Loaded load(const Common& common, const std::string& path) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
   matrix::Matrix m = matrix::parse_matrix_file(path.empty() ? common.default_matrix() : path);
   plan::Plan p = plan::make_plan(m, cat);
-  return {std::move(m), std::move(p)};
+  return {std::move(cat), std::move(m), std::move(p)};
 }
 
 promote::Options promote_options(const matrix::Matrix& m, const RunArgs& a) {
@@ -108,6 +109,7 @@ int run_all(const Common& common, const RunArgs& a) {
     vo.only = a.only;
     vo.smoke_on_cpu = a.smoke_on_cpu;
     vo.kernels_dir = common.data_dir + "/kernels";
+    vo.catalog = &l.cat;
     verify::Report v = verify::verify_plan(l.p, renderer, vo);
 
     std::cerr << "promote: release tags for verified combinations\n";

@@ -57,6 +57,7 @@ int run_verify(const Common& common, const VerifyArgs& a) {
   o.smoke_on_cpu = a.smoke_on_cpu;
   o.timeout_s = a.timeout_s;
   o.kernels_dir = common.data_dir + "/kernels";
+  o.catalog = &cat;
   auto lock = lock_state_dir(a.state_dir, "verify");  // it records verdicts
   verify::Report report;
   try {

@@ -14,7 +14,8 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::s
 
 // The part of the static check that reads the image's files (no engine):
 // device code, component versions, PyTorch, driver libraries, compilers.
-CheckResult static_check_files(const plan::Combo& c, const image::ImageFs& fs);
+// `cat` (may be null): its libraries.toml turns gaps in optional libraries into warnings.
+CheckResult static_check_files(const plan::Combo& c, const image::ImageFs& fs, const catalog::Catalog* cat = nullptr);
 
 // The programs the gpu check runs, each in its own container: the CUDA
 // suite always; for a PyTorch image also smoke_torch.py (with the image's

@@ -118,7 +118,9 @@ bool torch_side_library(const std::string& gap) {
 
 // The device code the image carries, read from its fat binaries, against
 // the arch list it promises (the label equals the plan's, checked above).
-void check_device_code(const plan::Combo& c, const image::ImageFs& fs, const audit::Prescanned& pre, Findings& f) {
+// `cat` (may be null) names the libraries a component can do without.
+void check_device_code(const plan::Combo& c, const image::ImageFs& fs, const audit::Prescanned& pre,
+                       const catalog::Catalog* cat, Findings& f) {
   const auto scans = audit::scan_image_binaries(fs, &pre);  // every ELF file, by its magic (audit/scan.h)
   if (!c.versions.pytorch.empty()) check_torch_arch(c, scans, f);
   nlohmann::json libs = nlohmann::json::array();
@@ -135,8 +137,17 @@ void check_device_code(const plan::Combo& c, const image::ImageFs& fs, const aud
     // is built for, checked for equality above; its other libraries keep
     // their own lists (2.11.0+cu130's libtorch_cuda_linalg.so, MAGMA: no
     // sm_75 in 99 fat binaries). A gap there is upstream's: reported, not failed.
-    if (!c.versions.pytorch.empty() && torch_side_library(gap)) f.detail["warnings"].push_back(std::move(gap));
-    else f.problem(std::move(gap));
+    if (!c.versions.pytorch.empty() && torch_side_library(gap)) {
+      f.detail["warnings"].push_back(std::move(gap));
+    } else if (const catalog::LibraryRole* role = cat ? cat->library_role(gap.substr(0, gap.find(' '))) : nullptr;
+               role && !role->core) {
+      // A library the catalog calls optional for its component (NVSHMEM,
+      // cuFFT...): what `kiln audit` calls `partial`. Named, not failed.
+      f.detail["warnings"].push_back(fmt::format("{} (optional: {} fail there)", gap,
+                                                 role->operations.empty() ? role->component : role->operations));
+    } else {
+      f.problem(std::move(gap));
+    }
   }
 }
 
@@ -215,8 +226,9 @@ void check_torch(const plan::Combo& c, const audit::Components& comp, Findings& 
 
 // `pre`: fat binaries already scanned while the layers were read (or taken
 // from the layer cache); empty, the files are scanned here.
-void check_contents(const plan::Combo& c, const image::ImageFs& fs, const audit::Prescanned& pre, Findings& f) {
-  check_device_code(c, fs, pre, f);
+void check_contents(const plan::Combo& c, const image::ImageFs& fs, const audit::Prescanned& pre,
+                    const catalog::Catalog* cat, Findings& f) {
+  check_device_code(c, fs, pre, cat, f);
   audit::Components comp = audit::detect_components(fs);
   expect("CUDA runtime", c.versions.cuda, comp.cuda_runtime, 2, f);
   if (!c.versions.pytorch.empty()) {
@@ -248,9 +260,9 @@ void check_contents(const plan::Combo& c, const image::ImageFs& fs, const audit:
 
 }  // namespace
 
-CheckResult static_check_files(const plan::Combo& c, const image::ImageFs& fs) {
+CheckResult static_check_files(const plan::Combo& c, const image::ImageFs& fs, const catalog::Catalog* cat) {
   Findings f;
-  check_contents(c, fs, {}, f);
+  check_contents(c, fs, {}, cat, f);
   CheckResult r{"static", "", "failed", std::move(f.problems), std::move(f.detail), false};
   r.status = r.problems.empty() ? "passed" : "failed";
   return r;
@@ -272,7 +284,7 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::s
   // before taken from the audit layer cache (audit/layer_cache.h).
   audit::LayerCache cache(audit::LayerCache::default_dir(), audit::LayerCache::default_max_bytes());
   const audit::ScannedImage scanned = audit::read_scanned(image::archive_source(saved.path()), {}, &cache);
-  check_contents(c, scanned.fs, scanned.pre, f);
+  check_contents(c, scanned.fs, scanned.pre, o.catalog, f);
   r.problems = std::move(f.problems);
   r.detail = std::move(f.detail);
   r.status = r.problems.empty() ? "passed" : "failed";

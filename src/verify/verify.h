@@ -46,6 +46,9 @@ struct Options {
   bool smoke_on_cpu = false;
   int timeout_s = 300;
   std::string kernels_dir = "kernels";  // the smoke suite's sources
+  // libraries.toml's roles: a device-code gap in a library the catalog calls
+  // optional for its component is a warning, as in `kiln audit` (partial).
+  const catalog::Catalog* catalog = nullptr;
 };
 
 struct CheckResult {

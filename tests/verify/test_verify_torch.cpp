@@ -10,6 +10,7 @@
 #include <list>
 
 #include "audit/components.h"
+#include "catalog/catalog.h"
 #include "image/image.h"
 #include "image_builder.h"
 #include "matrix/matrix.h"
@@ -47,6 +48,7 @@ struct Tree {
   std::string cudnn_wheel = "9.19.0.56";
   std::string libtorch_cuda;  // bytes; empty: none
   std::string libtorch_cuda_linalg;
+  std::string nvshmem_host;  // bytes for usr/lib/x86_64-linux-gnu/libnvshmem_host.so.3; empty: none
 };
 
 std::string metadata(const std::string& name, const std::string& version) {
@@ -75,6 +77,7 @@ image::ImageFs image_of(const Tree& t) {
   };
   if (!t.libtorch_cuda.empty()) items.push_back(file(kSite + "torch/lib/libtorch_cuda.so", t.libtorch_cuda));
   if (!t.libtorch_cuda_linalg.empty()) items.push_back(file(kSite + "torch/lib/libtorch_cuda_linalg.so", t.libtorch_cuda_linalg));
+  if (!t.nvshmem_host.empty()) items.push_back(file("usr/lib/x86_64-linux-gnu/libnvshmem_host.so.3", t.nvshmem_host));
   TestImage img;
   img.layers.push_back(make_tar(items));
   static std::list<std::string> tars;  // the image reads its bytes where they lie: they outlive the test
@@ -190,6 +193,20 @@ TEST_CASE("static check reads libtorch_cuda.so's arch list by the majority rule"
     auto cuda_only = torch_combo("7.5;8.0;9.0");
     cuda_only.versions.pytorch.clear();
     CHECK(has_problem(verify::detail::static_check_files(cuda_only, image_of(t)), "libtorch_cuda_linalg.so cannot run on 7.5"));
+  }
+  SECTION("a library the catalog calls optional (libraries.toml) keeps its own list: a warning, as audit's partial") {
+    t.nvshmem_host = slurp(KILN_TORCH_LINALG_FIXTURE);  // sm_80, sm_90: nothing for 7.5
+    auto cuda_only = torch_combo("7.5;8.0;9.0");
+    cuda_only.versions.pytorch.clear();
+    const auto cat = kiln::catalog::Catalog::load(std::string(KILN_SOURCE_DIR) + "/recipes");
+    auto r = verify::detail::static_check_files(cuda_only, image_of(t), &cat);
+    INFO(all(r));
+    CHECK_FALSE(has_problem(r, "libnvshmem_host.so.3"));
+    REQUIRE(r.detail.contains("warnings"));
+    CHECK_THAT(r.detail["warnings"].dump(), Catch::Contains("libnvshmem_host.so.3 cannot run on 7.5") &&
+                                                Catch::Contains("optional: NVSHMEM symmetric memory"));
+    // Without the catalog's word every library is core.
+    CHECK(has_problem(verify::detail::static_check_files(cuda_only, image_of(t)), "libnvshmem_host.so.3 cannot run on 7.5"));
   }
   SECTION("a list shorter than what the library carries is not equal either") {
     auto r = verify::detail::static_check_files(torch_combo("8.0;9.0"), image_of(t));
