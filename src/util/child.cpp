@@ -89,7 +89,9 @@ struct Pipe {
   }
 };
 
-pid_t spawn(const ChildSpec& spec, Pipe& in, Pipe& out) {
+// `child_mask`: the signal mask the child starts with (the caller's own,
+// from before it blocked the forwarded signals around the spawn).
+pid_t spawn(const ChildSpec& spec, Pipe& in, Pipe& out, const sigset_t& child_mask) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in.fd[0], 0);
@@ -97,8 +99,9 @@ pid_t spawn(const ChildSpec& spec, Pipe& in, Pipe& out) {
   posix_spawn_file_actions_addopen(&fa, spec.capture_fd == 1 ? 2 : 1, "/dev/null", O_WRONLY, 0);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
   posix_spawnattr_setpgroup(&attr, 0);  // a group of its own, led by the child
+  posix_spawnattr_setsigmask(&attr, &child_mask);
   std::vector<std::string> argv = spec.argv, env = spec.env;
   auto av = c_strings(argv);
   auto ev = c_strings(env);
@@ -162,8 +165,24 @@ ChildResult run_child(const ChildSpec& spec, const std::function<bool(std::strin
   if (spec.argv.empty()) throw std::invalid_argument("run_child: no program");
   install_forwarding();
   Pipe in, out;
-  pid_t pid = spawn(spec, in, out);
+  // A SIGTERM that lands between the spawn and the group's registration
+  // would end kiln without reaching the child: this thread holds the
+  // forwarded signals until the group is in the table (then a pending one
+  // is delivered and forwarded). Seen under load: the child had already
+  // started its own children when kiln was told to stop.
+  sigset_t forwarded, old_mask;
+  sigemptyset(&forwarded);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
+  pthread_sigmask(SIG_BLOCK, &forwarded, &old_mask);
+  pid_t pid = 0;
+  try {
+    pid = spawn(spec, in, out, old_mask);
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    throw;
+  }
   GroupSlot slot(pid);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   in.close(0);
   out.close(1);
   write_all(in.fd[1], spec.input);
