@@ -24,7 +24,6 @@ build_packages=(
   libarchive-dev        # build contexts and image archives, streamed
   libsqlite3-dev        # the state ledger
   libssl-dev            # sha256 of contexts and layers
-  libelf-dev            # CUDA fat binaries in ELF files
   catch2                # unit tests
   busybox-static        # a tiny static userland for test images (engine tests)
 )
