@@ -75,7 +75,8 @@ rows = db.execute("SELECT image_digest, runner, check_name, status, detail FROM 
 print(json.dumps([{"image_id": d, "runner": r, "check": c, "status": s, "detail": json.loads(j)} for d, r, c, s, j in rows], indent=1))
 PY
 }
-run_matrix gpu-torch
+# KILN_TORCH_STEPS=controls: only the controls (the positive pair ran before, same $KILN_WORK).
+[ "${KILN_TORCH_STEPS:-all}" = controls ] || run_matrix gpu-torch
 
 # ---- 4. the negative controls -----------------------------------------------------------------
 M=$WORK/matrices/gpu-torch.toml
@@ -86,8 +87,9 @@ sed -E 's|^repository = .*|repository = "kiln/gpu-torch-sm70"|; s|"sm_90"|"sm_70
 # (b) a runtime base whose LD_LIBRARY_PATH puts the host's packaged cuDNN 9.14
 # ahead: torch's DT_RPATH still finds the wheel's libcudnn.so.9, but the
 # sub-libraries it loads later (libcudnn_graph, engines) follow
-# LD_LIBRARY_PATH: a mixed cuDNN that must be refused.
-RT=kiln.local/gpu-torch:pytorch2.11-cuda13.0-cudnn9-ubuntu24.04-runtime
+# LD_LIBRARY_PATH: a mixed cuDNN that must be refused. Made from the torch
+# base (not from the built image: its recipe's useradd would meet its own user).
+RT=localhost/kiln-torchbase:cuda13-runtime
 BADBASE=localhost/kiln-torchbase:cuda13-runtime-host-cudnn
 mkdir -p "$WORK/host-cudnn-ctx/lib"
 cp -a /usr/lib/x86_64-linux-gnu/libcudnn*.so.9* "$WORK/host-cudnn-ctx/lib/" 2>/dev/null
@@ -106,8 +108,13 @@ else
   log "control (b) skipped: no host cuDNN in /usr/lib/x86_64-linux-gnu or the base did not build"
 fi
 [ "${KILN_TORCH_CONTROLS:-1}" = 1 ] || log "controls skipped (KILN_TORCH_CONTROLS=0)"
-for c in shm64 sm70 cudnn; do [ "${KILN_TORCH_CONTROLS:-1}" = 1 ] || break; [ -f "$WORK/matrices/gpu-torch-$c.toml" ] && { run_matrix "gpu-torch-$c" & }; done
-wait
+PIDS=()
+for c in shm64 sm70 cudnn; do
+  [ "${KILN_TORCH_CONTROLS:-1}" = 1 ] || break
+  [ -f "$WORK/matrices/gpu-torch-$c.toml" ] && { run_matrix "gpu-torch-$c" & PIDS+=($!); }
+done
+# Only these: a bare `wait` would also wait for the Podman service gpu-verify.sh started.
+[ ${#PIDS[@]} -eq 0 ] || wait "${PIDS[@]}"
 
 # ---- 5. the registry and the table ------------------------------------------------------------
 for r in gpu-torch gpu-torch-shm64 gpu-torch-sm70 gpu-torch-cudnn; do
