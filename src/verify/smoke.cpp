@@ -242,16 +242,21 @@ nlohmann::json smoke_summary(const nlohmann::json& d) {
   }
   auto num = [&](const char* k) { return s[k].is_number() ? fmt::format("{:.0f}", s[k].get<double>()) : std::string("-"); };
   auto str = [&](const char* k) { return s[k].is_string() ? s[k].get<std::string>() : std::string("-"); };
+  // One rank moves nothing between GPUs: its busbw is 0 by definition, not a measurement.
+  auto busbw = [&](const char* ranks, const char* gbps) {
+    return s[ranks].is_number() && s[ranks].get<int>() < 2 ? std::string("n/a (one rank)") : num(gbps) + " GB/s";
+  };
   std::string line = fmt::format("{} GPU(s): {}", gpus.size(), gpus.empty() ? "-" : gpus[0].get<std::string>());
   for (size_t i = 1; i < gpus.size(); ++i) line += ", " + gpus[i].get<std::string>();
   if (d.contains("torch"))
-    line += fmt::format("; torch {} cuDNN {} NCCL {}; GEMM bf16 TFLOP/s cuBLAS {} / torch.matmul {}; NCCL busbw {} GB/s; "
-                        "DDP {} rank(s) busbw {} GB/s",
+    line += fmt::format("; torch {} cuDNN {} NCCL {}; GEMM bf16 TFLOP/s cuBLAS {} / torch.matmul {}; NCCL busbw {}; "
+                        "DDP {} rank(s) busbw {}",
                         str("torch"), str("torch_cudnn"), str("torch_nccl"), num("gemm_bf16_tflops_cublas"),
-                        num("gemm_bf16_tflops_torch_matmul"), num("nccl_busbw_gbps"), num("ddp_ranks"), num("ddp_busbw_gbps"));
+                        num("gemm_bf16_tflops_torch_matmul"), busbw("nccl_ranks", "nccl_busbw_gbps"), num("ddp_ranks"),
+                        busbw("ddp_ranks", "ddp_busbw_gbps"));
   else
-    line += fmt::format("; cuDNN {} NCCL {}; GEMM bf16 {} TFLOP/s; NCCL {} rank(s) busbw {} GB/s", str("cudnn"), str("nccl"),
-                        num("gemm_bf16_tflops_cublas"), num("nccl_ranks"), num("nccl_busbw_gbps"));
+    line += fmt::format("; cuDNN {} NCCL {}; GEMM bf16 {} TFLOP/s; NCCL {} rank(s) busbw {}", str("cudnn"), str("nccl"),
+                        num("gemm_bf16_tflops_cublas"), num("nccl_ranks"), busbw("nccl_ranks", "nccl_busbw_gbps"));
   s["line"] = line;
   return s;
 }

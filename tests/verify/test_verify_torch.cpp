@@ -324,6 +324,14 @@ TEST_CASE("gpu check summary and the run report's GEMM column read real smoke do
   CHECK(s["torch"] == "2.11.0+cu130");
   CHECK(s["gpus"].size() == 1);
   CHECK(s["line"].get<std::string>().find("NVIDIA H100 80GB HBM3") != std::string::npos);
+  // The H100 run had one GPU (NCCL 1 rank): no busbw to show; DDP had 2 ranks.
+  CHECK(s["line"].get<std::string>().find("NCCL busbw n/a (one rank)") != std::string::npos);
+  CHECK(s["line"].get<std::string>().find("DDP 2 rank(s) busbw 298 GB/s") != std::string::npos);
+
+  nlohmann::json one = detail;
+  one["torch"] = load("smoke-torch-2026-12-01-1xH200.json");
+  CHECK(kiln::verify::detail::smoke_summary(one)["line"].get<std::string>().find("DDP 1 rank(s) busbw n/a (one rank)") !=
+        std::string::npos);
 
   kiln::verify::CheckResult gpu{"gpu", "h100", "passed", {}, detail, false};
   gpu.detail["summary"] = s;
