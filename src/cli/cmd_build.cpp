@@ -53,7 +53,8 @@ int run_build(const Common& common, const BuildArgs& a) {
   build::Options o{engines_for(m, a.builders), a.jobs, a.fail_fast, a.no_cache, a.state_dir, a.only};
   auto lock = lock_state_dir(a.state_dir, "build");  // input read: now the ledger is ours alone
   bool json = a.format == "json";
-  Progress progress(json ? Progress::Mode::quiet : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain));
+  Progress progress(json ? Progress::Mode::quiet : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain),
+                    past_build_times(a.state_dir));
   build::Report report;
   try {
     report = build::build_plan(p, renderer, o, [&](const build::Event& e) { progress.on(e); });

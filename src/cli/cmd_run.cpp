@@ -98,9 +98,9 @@ int run_all(const Common& common, const RunArgs& a) {
     std::cerr << fmt::format("kiln run {}: {} valid combinations ({} excluded by the plan)\n", l.p.matrix_name,
                              l.p.count(plan::Status::valid), l.p.count(plan::Status::excluded));
     build::Options bo{engines_for(l.m, {}), a.jobs, false, false, a.state_dir, a.only};
-    Progress progress(json ? Progress::Mode::quiet : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain));
+    Progress progress(json ? Progress::Mode::quiet : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain),
+                      past_build_times(a.state_dir));
     build::Report b = build::build_plan(l.p, renderer, bo, [&](const build::Event& e) { progress.on(e); });
-    progress.close();
 
     std::cerr << "verify: static checks and the smoke suite on the runners\n";
     verify::Options vo;
@@ -110,10 +110,14 @@ int run_all(const Common& common, const RunArgs& a) {
     vo.smoke_on_cpu = a.smoke_on_cpu;
     vo.kernels_dir = common.data_dir + "/kernels";
     vo.catalog = &l.cat;
+    vo.on_step = [&](const std::string& what) { progress.step(what); };
     verify::Report v = verify::verify_plan(l.p, renderer, vo);
 
-    std::cerr << "promote: release tags for verified combinations\n";
-    promote::Report pr = promote::promote_plan(l.p, promote_options(l.m, a));
+    progress.step("promote: release tags for verified combinations");
+    promote::Options po = promote_options(l.m, a);
+    po.on_step = [&](const std::string& what) { progress.step(what); };
+    promote::Report pr = promote::promote_plan(l.p, po);
+    progress.close();
 
     report::RunReport rr = report::assemble(l.p, &b, &v, &pr);
     auto files = report::write(rr, a.state_dir + "/reports");

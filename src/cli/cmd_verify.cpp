@@ -2,10 +2,13 @@
 // matrix policy decides which combinations are verified.
 #include <iostream>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "catalog/catalog.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "matrix/matrix.h"
 #include "util/diag.h"
 #include "cli/runners.h"
@@ -59,13 +62,18 @@ int run_verify(const Common& common, const VerifyArgs& a) {
   o.kernels_dir = common.data_dir + "/kernels";
   o.catalog = &cat;
   auto lock = lock_state_dir(a.state_dir, "verify");  // it records verdicts
+  Progress progress(a.format == "json" ? Progress::Mode::quiet
+                                       : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain));
+  o.on_step = [&](const std::string& what) { progress.step(what); };
   verify::Report report;
   try {
     report = verify::verify_plan(p, renderer, o);
   } catch (const build::EnvironmentError& e) {
+    progress.close();
     std::cerr << "kiln: error: " << e.what() << '\n';
     return 2;
   }
+  progress.close();
   if (a.format == "json") std::cout << json_text(verify::to_json(report), 2) << '\n';
   else std::cout << table(report);
   return report.verified() == report.combos.size() ? 0 : 1;

@@ -1,8 +1,13 @@
 #include "cli/progress.h"
 
+#include <cmath>
+#include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include <fmt/format.h>
+
+#include "state/ledger.h"
 
 namespace kiln::cli {
 
@@ -14,7 +19,37 @@ std::string clip(std::string s, size_t n) {
   if (s.size() > n) s = s.substr(0, n - 1) + "…";
   return s;
 }
+std::string minutes(double s) {
+  const long t = std::lround(s);  // whole seconds first: 899.9 s is 15m00s, not 14m60s
+  return t < 60 ? fmt::format("{}s", t) : fmt::format("{}m{:02}s", t / 60, t % 60);
+}
 }  // namespace
+
+Progress::Progress(Mode mode, Estimate estimate) : Progress(mode, std::move(estimate), std::cerr, Clock{}) {}
+
+Progress::Progress(Mode mode, Estimate estimate, std::ostream& out, Clock clock)
+    : mode_(mode), estimate_(std::move(estimate)), out_(out), clock_(clock) {
+  if (mode_ != Mode::quiet) ticker_ = std::thread([this] { tick(); });
+}
+
+Progress::~Progress() { close(); }
+
+// The clock: without it the screen only changes on an event, and a RUN step
+// or a smoke run can take many minutes without one.
+void Progress::tick() {
+  std::unique_lock lock(mu_);
+  const auto period = mode_ == Mode::live ? clock_.live_tick : clock_.plain_tick;
+  while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
+    if (mode_ == Mode::live) {
+      redraw();
+      continue;
+    }
+    for (const auto& [id, r] : running_)
+      out_ << fmt::format("        still building {} ({}, step {}/{})\n", id, minutes(since(r.since)), r.step, r.total);
+    if (!step_.empty()) out_ << fmt::format("        still: {} ({})\n", step_, minutes(since(step_since_)));
+    out_ << std::flush;
+  }
+}
 
 std::string Progress::finished_line(const build::StageResult& r) const {
   switch (r.outcome) {
@@ -33,13 +68,15 @@ std::string Progress::finished_line(const build::StageResult& r) const {
 
 void Progress::on(const build::Event& e) {
   if (mode_ == Mode::quiet) return;
+  std::lock_guard lock(mu_);
   switch (e.kind) {
     case build::Event::queued:
       ++queued_;
+      expected_[e.id] = estimate_ ? estimate_(e.id) : std::nullopt;
       return;
     case build::Event::started:
       running_[e.id] = {std::chrono::steady_clock::now(), 0, 0, ""};
-      if (mode_ == Mode::plain) std::cerr << "start   " << e.id << '\n';
+      if (mode_ == Mode::plain) out_ << "start   " << e.id << '\n';
       break;
     case build::Event::progressed: {
       auto& r = running_[e.id];
@@ -47,42 +84,100 @@ void Progress::on(const build::Event& e) {
         r.step = e.step;
         r.total = e.total;
         r.line = e.line;
-        if (mode_ == Mode::plain) std::cerr << fmt::format("        {} step {}/{}: {}\n", e.id, e.step, e.total, clip(e.line, 100));
+        if (mode_ == Mode::plain) out_ << fmt::format("        {} step {}/{}: {}\n", e.id, e.step, e.total, clip(e.line, 100));
       }
       break;
     }
     case build::Event::finished:
       ++finished_;
       running_.erase(e.id);
+      expected_.erase(e.id);
       print_above(fmt::format("[{}/{}] {}", finished_, queued_, finished_line(*e.result)));
       break;
   }
   if (mode_ == Mode::live) redraw();
 }
 
+void Progress::step(const std::string& what) {
+  if (mode_ == Mode::quiet) return;
+  std::lock_guard lock(mu_);
+  step_ = what;
+  step_since_ = std::chrono::steady_clock::now();
+  if (mode_ == Mode::plain) out_ << "        " << what << '\n' << std::flush;
+  else redraw();
+}
+
+void Progress::clear() {
+  for (size_t i = 0; i < drawn_; ++i) out_ << "\033[1A\033[2K";
+  drawn_ = 0;
+}
+
 void Progress::print_above(const std::string& text) {
-  if (mode_ == Mode::live) {
-    for (size_t i = 0; i < drawn_; ++i) std::cerr << "\033[1A\033[2K";
-    drawn_ = 0;
+  if (mode_ == Mode::live) clear();
+  out_ << text << '\n';
+}
+
+// "[#####.....] 3/8 done, 2 running, ETA ~4m10s": the ETA is what the
+// unfinished stages took when last built, spread over the builds running now;
+// stages never built before are counted, not guessed.
+std::string Progress::overall() const {
+  constexpr int width = 24;
+  const int filled = queued_ ? int(width * finished_ / queued_) : 0;
+  std::string line = fmt::format("[{}{}] {}/{} done, {} running", std::string(filled, '#'), std::string(width - filled, '.'),
+                                 finished_, queued_, running_.size());
+  double left = 0;
+  size_t unknown = 0;
+  for (const auto& [id, secs] : expected_) {
+    if (!secs) {
+      ++unknown;
+      continue;
+    }
+    auto r = running_.find(id);
+    left += r == running_.end() ? *secs : std::max(0.0, *secs - since(r->second.since));
   }
-  std::cerr << text << '\n';
+  if (unknown == expected_.size()) return line;
+  line += fmt::format(", ETA ~{} from past builds", minutes(left / double(std::max<size_t>(1, running_.size()))));
+  if (unknown) line += fmt::format(" (+{} never built)", unknown);
+  return line;
 }
 
 void Progress::redraw() {
-  for (size_t i = 0; i < drawn_; ++i) std::cerr << "\033[1A\033[2K";
-  drawn_ = 0;
+  clear();
+  auto put = [&](const std::string& line) {
+    out_ << line << '\n';
+    ++drawn_;
+  };
   for (const auto& [id, r] : running_) {
     std::string step = r.total ? fmt::format("step {}/{}", r.step, r.total) : "starting";
-    std::cerr << fmt::format("  {} {:<10} {:>6.0f}s  {}\n", clip(id, 40), step, since(r.since), clip(r.line, 60));
-    ++drawn_;
+    put(fmt::format("  {} {:<10} {:>6.0f}s  {}", clip(id, 40), step, since(r.since), clip(r.line, 60)));
   }
-  std::cerr << std::flush;
+  if (queued_ > 1 && finished_ < queued_) put("  " + overall());
+  if (!step_.empty()) put(fmt::format("  {} {:>6.0f}s", clip(step_, 90), since(step_since_)));
+  out_ << std::flush;
 }
 
 void Progress::close() {
-  if (mode_ != Mode::live) return;
-  for (size_t i = 0; i < drawn_; ++i) std::cerr << "\033[1A\033[2K";
-  drawn_ = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+    if (mode_ == Mode::live) clear();
+    out_ << std::flush;
+  }
+  wake_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+}
+
+Progress::Estimate past_build_times(const std::string& state_dir) {
+  const std::string db = state_dir + "/state.db";
+  if (!std::filesystem::exists(db)) return {};
+  auto ledger = std::make_shared<state::Ledger>(db);
+  return [ledger](const std::string& stage_id) -> std::optional<double> {
+    auto history = ledger->history(stage_id);
+    for (auto it = history.rbegin(); it != history.rend(); ++it)
+      if (it->status == state::BuildStatus::built && it->seconds) return *it->seconds;
+    return std::nullopt;
+  };
 }
 
 LayerProgress::LayerProgress(Progress::Mode mode, std::string what) : mode_(mode), what_(std::move(what)) {}

@@ -1,11 +1,20 @@
-// Build progress for people and logs: on a terminal one live line per
-// running build (step n/m, elapsed), redrawn in place; otherwise plain
-// lines; nothing in quiet mode (JSON output). Then a summary table.
+// Progress for people and logs. On a terminal: one live line per running
+// build (step n/m, elapsed), an overall bar with an ETA taken from the
+// ledger's past build times, and the verify/promote step under way, all
+// redrawn once a second so the clock moves during a long RUN step or smoke
+// run. In a log: plain lines, and a "still running" line every 30 s. Nothing
+// in quiet mode (JSON output). Then a summary table.
 #pragma once
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <iosfwd>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "build/build.h"
 
@@ -14,9 +23,24 @@ namespace kiln::cli {
 class Progress {
  public:
   enum class Mode { live, plain, quiet };
-  explicit Progress(Mode mode) : mode_(mode) {}
+  // Seconds a stage took when last built, if it ever was (the ETA's input).
+  using Estimate = std::function<std::optional<double>(const std::string& stage_id)>;
+  struct Clock {
+    std::chrono::milliseconds live_tick{1000};    // redraw period on a terminal
+    std::chrono::milliseconds plain_tick{30'000};  // "still running" period in a log
+  };
+
+  explicit Progress(Mode mode, Estimate estimate = {});
+  Progress(Mode mode, Estimate estimate, std::ostream& out, Clock clock);  // tests: another stream, faster clock
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
   void on(const build::Event& e);
-  void close();  // clears the live lines
+  // A step after the builds ("gpu check ID on RUNNER"): shown with its
+  // elapsed time until the next step or close().
+  void step(const std::string& what);
+  void close();  // clears the live lines, stops the clock
 
  private:
   struct Running {
@@ -24,15 +48,32 @@ class Progress {
     int step = 0, total = 0;
     std::string line;
   };
-  void redraw();
-  void print_above(const std::string& text);
+  void tick();
+  void redraw();  // caller holds mu_
+  void print_above(const std::string& text);  // caller holds mu_
+  void clear();  // caller holds mu_
+  std::string overall() const;  // caller holds mu_
   std::string finished_line(const build::StageResult& r) const;
 
   Mode mode_;
+  Estimate estimate_;
+  std::ostream& out_;
+  Clock clock_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread ticker_;
   std::map<std::string, Running> running_;
+  std::map<std::string, std::optional<double>> expected_;  // every queued stage not finished yet
+  std::string step_;
+  std::chrono::steady_clock::time_point step_since_;
   size_t drawn_ = 0;  // live lines currently on screen
   size_t queued_ = 0, finished_ = 0;
 };
+
+// Estimate from the ledger in STATE_DIR: the seconds of each stage's latest
+// successful build. Empty (no ETA) when the directory has no ledger yet.
+Progress::Estimate past_build_times(const std::string& state_dir);
 
 std::string summary_table(const build::Report& r);
 

@@ -271,6 +271,7 @@ Report promote_plan(const plan::Plan& p, const Options& o) {
       continue;
     ComboPromotion cp;
     cp.id = c.id;
+    if (o.on_step) o.on_step("promote " + c.id);
     try {
       promote_combo(cp, c, p, o, eng);
     } catch (const Unavailable& e) {

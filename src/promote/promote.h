@@ -24,6 +24,7 @@
 // promotion with Report::environment_error set, whatever the fault's form:
 // a caller exits 2 for it, as for refused credentials.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@ struct Options {
   std::vector<std::string> only;
   std::string kiln_version;
   engine::PushRetry push_retry;  // the engine's push: transient failures retried
+  std::function<void(const std::string&)> on_step;  // told which combination is promoted next (progress)
 };
 
 // The staging tag the verified image is pushed under: "kiln-push-<hex>" for

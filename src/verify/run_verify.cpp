@@ -57,6 +57,10 @@ CheckResult checked(state::Ledger& ledger, const Options& o, const std::string& 
   return r;
 }
 
+void step(const Options& o, const std::string& what) {
+  if (o.on_step) o.on_step(what);
+}
+
 // A runner whose GPU class the arch list cannot serve gets no gpu check: a
 // pass there would vouch for code that never ran on its GPU.
 std::string runner_refusal(const Runner& r, const ArchList& arch) {
@@ -79,7 +83,10 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
   v.image_id = info->id;
   if (wants(c.policy, "static"))
     v.checks.push_back(checked(ledger, o, v.image_id, first.name, "static",
-                               [&] { return detail::static_check(c, p, image, client, o); }));
+                               [&] {
+                                 step(o, "static check " + c.id);
+                                 return detail::static_check(c, p, image, client, o);
+                               }));
   if (wants(c.policy, "gpu"))
     for (const auto& r : o.runners) {
       if (r.gpu == "none" && !o.smoke_on_cpu) continue;
@@ -90,7 +97,10 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
         continue;
       }
       v.checks.push_back(checked(ledger, o, v.image_id, r.name, "gpu",
-                                 [&] { return detail::gpu_check(c, p, renderer, image, r, o); }));
+                                 [&] {
+                                   step(o, "gpu check " + c.id + " on " + r.name);
+                                   return detail::gpu_check(c, p, renderer, image, r, o);
+                                 }));
     }
   decide(v, c.policy, o.runners, c.arch);
   return v;

@@ -13,6 +13,7 @@
 // passed on the exact image id that would be tagged; a new image id has no
 // verdicts, so a rebuild is verified again.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,9 @@ struct Options {
   // libraries.toml's roles: a device-code gap in a library the catalog calls
   // optional for its component is a warning, as in `kiln audit` (partial).
   const catalog::Catalog* catalog = nullptr;
+  // Told what starts next ("gpu check ID on RUNNER"): a check can take
+  // minutes, and the progress display says which one is running.
+  std::function<void(const std::string&)> on_step;
 };
 
 struct CheckResult {
