@@ -244,7 +244,8 @@ nlohmann::json smoke_summary(const nlohmann::json& d) {
   auto str = [&](const char* k) { return s[k].is_string() ? s[k].get<std::string>() : std::string("-"); };
   // One rank moves nothing between GPUs: its busbw is 0 by definition, not a measurement.
   auto busbw = [&](const char* ranks, const char* gbps) {
-    return s[ranks].is_number() && s[ranks].get<int>() < 2 ? std::string("n/a (one rank)") : num(gbps) + " GB/s";
+    if (s[ranks].is_number() && s[ranks].get<int>() < 2) return std::string("n/a (one rank)");
+    return s[gbps].is_number() ? num(gbps) + " GB/s" : std::string("-");
   };
   std::string line = fmt::format("{} GPU(s): {}", gpus.size(), gpus.empty() ? "-" : gpus[0].get<std::string>());
   for (size_t i = 1; i < gpus.size(); ++i) line += ", " + gpus[i].get<std::string>();
