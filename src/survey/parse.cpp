@@ -268,6 +268,31 @@ Redistrib parse_redistrib(std::string_view body, const std::string& source) {
   return r;
 }
 
+// Docker's word processing removes quotes from ENV values in the legacy
+// form too (ENV K "V" sets V, as nvidia/cuda <= 12.6 Dockerfiles write it);
+// a backslash escapes the next character outside single quotes.
+static std::string unquote_env_value(std::string_view v) {
+  std::string out;
+  char quote = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    char c = v[i];
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;
+      else out += c;
+    } else if (c == '\\' && i + 1 < v.size()) {
+      out += v[++i];
+    } else if (quote == '"') {
+      if (c == '"') quote = 0;
+      else out += c;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 DockerfileFacts parse_dockerfile(std::string_view text, const std::string& source) {
   // Join continuation lines, then read ENV instructions stage by stage.
   std::vector<std::string> lines;
@@ -301,7 +326,7 @@ DockerfileFacts parse_dockerfile(std::string_view text, const std::string& sourc
     std::map<std::string, std::string> env;
     size_t eq = rest.find('='), sp = rest.find(' ');
     if (eq == std::string_view::npos || (sp != std::string_view::npos && sp < eq)) {
-      env[std::string(rest.substr(0, sp))] = sp == std::string_view::npos ? "" : std::string(trim(rest.substr(sp)));
+      env[std::string(rest.substr(0, sp))] = sp == std::string_view::npos ? "" : unquote_env_value(trim(rest.substr(sp)));
     } else {
       size_t i = 0;
       while (i < rest.size()) {

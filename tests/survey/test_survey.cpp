@@ -148,7 +148,7 @@ TEST_CASE("redistrib JSON and nvidia/cuda Dockerfiles", "[survey]") {
       "FROM ubuntu:20.04\nENV CUDA_VERSION 11.8.0\nENV NVIDIA_REQUIRE_CUDA \"cuda>=11.8 brand=tesla,driver>=470,driver<471\"\n",
       "legacy");
   CHECK(legacy.cuda_version == "11.8.0");
-  CHECK(legacy.require_cuda == "\"cuda>=11.8 brand=tesla,driver>=470,driver<471\"");
+  CHECK(legacy.require_cuda == "cuda>=11.8 brand=tesla,driver>=470,driver<471");  // Docker removes the quotes
   DockerfileFacts cont = parse_dockerfile("ENV A=1 \\\n    NVIDIA_REQUIRE_CUDA=\"cuda>=12.4 brand=tesla,driver>=470,driver<471\" \\\n    CUDA_VERSION=12.4.1\n", "c");
   CHECK(cont.cuda_version == "12.4.1");
   CHECK(cont.require_cuda == "cuda>=12.4 brand=tesla,driver>=470,driver<471");
