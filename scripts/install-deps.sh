@@ -44,6 +44,11 @@ if ! command -v dockerd >/dev/null; then
     docker.io debootstrap docker-registry skopeo >/dev/null
 fi
 
+# The HTML run report is laid out by a real browser in tests (report_browser).
+if ! command -v chromium >/dev/null; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 if ! docker buildx version >/dev/null 2>&1; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT

@@ -120,7 +120,8 @@ int run_all(const Common& common, const RunArgs& a) {
     progress.close();
 
     report::RunReport rr = report::assemble(l.p, &b, &v, &pr);
-    auto files = report::write(rr, a.state_dir + "/reports");
+    rr.kiln_version = KILN_VERSION;
+    auto files = report::write(rr, a.state_dir + "/reports", common.templates());
     if (json) std::cout << json_text(report::to_json(rr), 2) << '\n';
     else std::cout << report::table(rr) << "reports: " << files[0] << ", " << files[1] << ", " << files[2] << '\n';
     for (const std::string& env : {b.environment_error(), pr.environment_error})

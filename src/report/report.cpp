@@ -30,6 +30,14 @@ std::string bf16_tflops(const verify::CheckResult& c) {
   return "";
 }
 
+std::vector<std::pair<std::string, std::string>> plan_versions(const plan::Versions& v) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, value] : {std::pair{"PyTorch", v.pytorch}, {"Python", v.python}, {"CUDA", v.cuda}, {"cuDNN", v.cudnn},
+                                    {"NCCL", v.nccl}, {"OS", v.os}})
+    if (!value.empty()) out.emplace_back(name, value);
+  return out;
+}
+
 void fill_verify(Row& row, const verify::ComboVerdict& v) {
   row.image_id = v.image_id;
   row.verified = v.verified;
@@ -39,12 +47,19 @@ void fill_verify(Row& row, const verify::ComboVerdict& v) {
     if (c.check == "gpu" && c.status == "passed" && row.gemm_bf16_tflops.empty()) row.gemm_bf16_tflops = bf16_tflops(c);
     if (c.check == "gpu" && c.detail.contains("summary") && c.detail["summary"].value("line", "") != "")
       row.measured.push_back(fmt::format("{} on {}: {}", c.status, c.runner, c.detail["summary"].value("line", "")));
+    if (c.check == "gpu" && c.detail.contains("summary") && c.detail["summary"].contains("gpus")) {
+      std::vector<std::string> gpus;
+      for (const auto& g : c.detail["summary"]["gpus"])
+        if (g.is_string()) gpus.push_back(g.get<std::string>());
+      if (!gpus.empty()) row.gpu_used.push_back(c.runner + ": " + join(gpus, ", "));
+    }
   }
 }
 
 void fill_promote(Row& row, const promote::ComboPromotion& pr) {
   for (const auto& t : pr.tags)
     if (t.action == "pushed" || t.action == "retagged" || t.action == "unchanged") row.tags.push_back(t.tag);
+  row.tagged = pr.tagged;
   if (!pr.tagged && row.why.empty()) row.why = pr.reason;
   if (pr.tagged && !pr.recorded) row.record_missing = pr.record_error.empty() ? pr.reason : pr.record_error;
 }
@@ -52,7 +67,12 @@ void fill_promote(Row& row, const promote::ComboPromotion& pr) {
 }  // namespace
 
 RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Report* v, const promote::Report* pr) {
-  RunReport r{p.matrix_name, utc_now("%Y-%m-%dT%H:%M:%SZ"), {}, {}, 0, 0, 0};
+  RunReport r;
+  r.matrix = p.matrix_name;
+  r.generated_at = utc_now("%Y-%m-%dT%H:%M:%SZ");
+  r.catalog_version = p.catalog_version;
+  r.catalog_collected = p.catalog_collected;
+  r.registry = p.registry;
   for (const auto& c : p.combos)
     if (!c.targets.empty()) {
       for (const auto& t : c.targets) r.gpu_columns.push_back(t.name);
@@ -62,6 +82,9 @@ RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Re
     Row row;
     row.id = c.id;
     row.plan_status = plan::to_string(c.status);
+    row.rule = c.rule;
+    row.versions = plan_versions(c.versions);
+    row.min_driver = c.min_driver;
     for (const auto& t : c.targets) row.gpus[t.name] = kiln::to_string(t.support);
     if (c.status == plan::Status::excluded) {
       row.why = c.reason;
@@ -74,13 +97,14 @@ RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Re
     if (s) {
       row.build = build::to_string(s->outcome);
       row.image_id = s->image_id;
+      row.log_path = s->log_path;
       if (s->outcome == build::Outcome::failed || s->outcome == build::Outcome::skipped)
         row.why = fmt::format("build {}: {}{}", row.build, s->error, s->log_path.empty() ? "" : " (log: " + s->log_path + ")");
     }
     if (const auto* vv = find_by_id(v ? &v->combos : nullptr, c.id)) fill_verify(row, *vv);
     if (const auto* pp = find_by_id(pr ? &pr->combos : nullptr, c.id)) fill_promote(row, *pp);
     r.verified += row.verified;
-    r.tagged += !row.tags.empty();
+    r.tagged += row.tagged;
     r.rows.push_back(std::move(row));
   }
   return r;
@@ -103,51 +127,25 @@ std::string table(const RunReport& r) {
   return out;
 }
 
-std::string markdown(const RunReport& r) {
-  std::string out = fmt::format("# kiln run: {}\n\n{} — {} valid, {} verified, {} tagged\n\n", r.matrix, r.generated_at, r.valid,
-                                r.verified, r.tagged);
-  out += "| combination | build | checks | verified | tags | why not |\n| --- | --- | --- | --- | --- | --- |\n";
-  for (const auto& row : r.rows) {
-    if (row.plan_status == "excluded") continue;
-    out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", row.id, row.build.empty() ? "-" : row.build,
-                       join(row.checks, ", ") + (row.measured.empty() ? "" : "<br>" + join(row.measured, "<br>")),
-                       row.verified ? "yes" : "no", row.tags.empty() ? "-" : join(row.tags, "<br>"), row.tags.empty() ? row.why : (row.record_missing.empty() ? "" : "tagged, but the verification record was NOT attached: " + row.record_missing));
-  }
-  if (!r.gpu_columns.empty()) {
-    out += "\n## GPUs the images serve\n\n| combination |";
-    for (const auto& g : r.gpu_columns) out += " " + g + " |";
-    out += "\n| --- |";
-    for (size_t i = 0; i < r.gpu_columns.size(); ++i) out += " --- |";
-    out += "\n";
-    for (const auto& row : r.rows) {
-      if (row.plan_status == "excluded") continue;
-      out += "| " + row.id + " |";
-      for (const auto& g : r.gpu_columns) out += " " + (row.gpus.count(g) ? row.gpus.at(g) : "-") + " |";
-      out += "\n";
-    }
-  }
-  out += "\n## Excluded by the plan\n\n";
-  for (const auto& row : r.rows)
-    if (row.plan_status == "excluded") out += fmt::format("- {}: {}\n", row.id, row.why);
-  return out;
-}
-
 nlohmann::json to_json(const RunReport& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& row : r.rows)
     rows.push_back({{"id", row.id}, {"plan", row.plan_status}, {"build", row.build}, {"image_id", row.image_id},
                     {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"why", row.why}, {"record_missing", row.record_missing},
-                    {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops}, {"measured", row.measured}});
-  return {{"schema", "kiln.run/v1"}, {"matrix", r.matrix}, {"generated_at", r.generated_at},
+                    {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops}, {"measured", row.measured},
+                    {"rule", row.rule}, {"versions", nlohmann::json(std::map<std::string, std::string>(row.versions.begin(), row.versions.end()))},
+                    {"min_driver", row.min_driver}, {"log", row.log_path}, {"gpu_used", row.gpu_used}});
+  return {{"schema", "kiln.run/v1"}, {"matrix", r.matrix}, {"generated_at", r.generated_at}, {"kiln_version", r.kiln_version},
+          {"catalog", {{"version", r.catalog_version}, {"collected", r.catalog_collected}}},
           {"summary", {{"valid", r.valid}, {"verified", r.verified}, {"tagged", r.tagged}}}, {"combos", rows}};
 }
 
-std::vector<std::string> write(const RunReport& r, const std::string& dir) {
+std::vector<std::string> write(const RunReport& r, const std::string& dir, const std::string& templates_dir) {
   std::filesystem::create_directories(dir);
   std::string base = dir + "/" + r.matrix;
-  write_file_atomic(base + ".md", markdown(r));
+  write_file_atomic(base + ".md", markdown(r, templates_dir, dir));
   write_file_atomic(base + ".json", json_text(to_json(r), 2) + "\n");
-  write_file_atomic(base + ".html", html(r));
+  write_file_atomic(base + ".html", html(r, templates_dir, dir));
   return {base + ".md", base + ".json", base + ".html"};
 }
 

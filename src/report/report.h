@@ -17,21 +17,30 @@ namespace kiln::report {
 struct Row {
   std::string id;
   std::string plan_status;  // valid | excluded
+  std::string rule;         // for excluded: the plan's rule id (the report groups by it)
   std::string build;        // built | cached | failed | skipped | ""
   std::string image_id;
   std::vector<std::string> checks;  // "static=passed", "gpu@h100=passed"
   bool verified = false;
   std::vector<std::string> tags;    // tags now pointing at image_id
+  bool tagged = false;              // promote's word (ComboPromotion::tagged): every tag names the verified image
   std::string why;                  // why not verified or not tagged
   std::string record_missing;       // tagged, but its verification record was not attached: why
   std::map<std::string, std::string> gpus;  // target GPU -> native | ptx-jit | unsupported
   std::string gemm_bf16_tflops;     // from a passed gpu check, when measured
   std::vector<std::string> measured;  // per gpu check: GPUs used, versions loaded, GEMM/busbw (its detail.summary.line)
+  std::vector<std::pair<std::string, std::string>> versions;  // ("CUDA", "12.4.1"), ("cuDNN", ...): the plan's
+  std::string min_driver;
+  std::string log_path;               // the build log, when there is one
+  std::vector<std::string> gpu_used;  // per gpu check that saw GPUs: "RUNNER: 0 NVIDIA H200 (sm_90), ..."
 };
 
 struct RunReport {
   std::string matrix;
   std::string generated_at;  // ISO 8601 UTC
+  std::string kiln_version;  // set by the caller (the binary knows it)
+  std::string catalog_version, catalog_collected;
+  matrix::Registry registry;
   std::vector<std::string> gpu_columns;
   std::vector<Row> rows;
   size_t valid = 0, verified = 0, tagged = 0;
@@ -40,11 +49,21 @@ struct RunReport {
 RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Report* v, const promote::Report* pr);
 
 std::string table(const RunReport& r);
-std::string markdown(const RunReport& r);
 nlohmann::json to_json(const RunReport& r);
-std::string html(const RunReport& r);  // self-contained: no script, no external asset
+
+// What the report templates see (templates/report/run.{md,html}.mustache):
+// every section's data, and a has_X flag per section so that a template
+// leaves out what would be empty. Links (tags, logs) are made relative to
+// `link_dir`, where the report is written. For Markdown every string is
+// escaped for a table cell.
+enum class Flavor { markdown, html };
+nlohmann::json view(const RunReport& r, Flavor flavor, const std::string& link_dir);
+// The Markdown and the self-contained HTML page (no script, no external
+// asset), rendered from TEMPLATES_DIR/report/run.{md,html}.mustache.
+std::string markdown(const RunReport& r, const std::string& templates_dir, const std::string& link_dir = ".");
+std::string html(const RunReport& r, const std::string& templates_dir, const std::string& link_dir = ".");
 
 // Writes <dir>/<matrix>.{md,json,html}; returns the paths.
-std::vector<std::string> write(const RunReport& r, const std::string& dir);
+std::vector<std::string> write(const RunReport& r, const std::string& dir, const std::string& templates_dir);
 
 }  // namespace kiln::report
