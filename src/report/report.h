@@ -22,6 +22,7 @@ struct Row {
   std::vector<std::string> checks;  // "static=passed", "gpu@h100=passed"
   bool verified = false;
   std::vector<std::string> tags;    // tags now pointing at image_id
+  bool tagged = false;              // promote's word (ComboPromotion::tagged): every tag names the verified image
   std::string why;                  // why not verified or not tagged
   std::string record_missing;       // tagged, but its verification record was not attached: why
   std::map<std::string, std::string> gpus;  // target GPU -> native | ptx-jit | unsupported
