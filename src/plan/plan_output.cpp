@@ -131,7 +131,7 @@ std::string exclusions(const Plan& p, const TableOptions& o) {
   t.align_right(1);
   for (const auto& [rule, g] : groups) {
     t.add_row({rule, std::to_string(g.count), kiln::join(g.examples, ", ") + (g.count > g.examples.size() ? ", ..." : "")});
-    t.add_note(g.reason);
+    t.add_note("e.g. " + g.reason);
   }
   return fmt::format("\n{} excluded by {} rule{} (`kiln explain ID` tells one combination's story):\n", total, groups.size(),
                      groups.size() == 1 ? "" : "s") + t.str();
