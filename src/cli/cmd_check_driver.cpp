@@ -60,7 +60,7 @@ std::vector<Row> check_images(const CheckArgs& a, const catalog::Catalog& cat) {
 
 // Combinations (a matrix) are "combos" keyed by "id", images are "images"
 // keyed by "image": the words every verb's JSON uses (docs/json.md).
-std::string document(const std::vector<Row>& rows, const CheckArgs& a, bool matrix) {
+std::string document(const std::vector<Row>& rows, const CheckArgs& a, bool matrix, bool colour) {
   if (a.format == "json") {
     const char* list = matrix ? "combos" : "images";
     nlohmann::json j = {{"schema", "kiln.check-driver/v2"}, {"driver", a.driver}, {"gpus", a.gpus}, {list, nlohmann::json::array()}};
@@ -73,7 +73,7 @@ std::string document(const std::vector<Row>& rows, const CheckArgs& a, bool matr
   std::string out = fmt::format("driver {}{}\n\n", a.driver, a.gpus.empty() ? " (no --gpu: GPU support not checked)" : ", GPUs " + fmt::format("{}", fmt::join(a.gpus, " ")));
   Table t({matrix ? "COMBINATION" : "IMAGE", "RESULT", "MIN DRIVER"});
   for (const auto& r : rows) {
-    t.add_row({r.name, r.ok ? "ok" : "FAIL", r.min_driver.empty() ? "-" : r.min_driver});
+    t.add_row({r.name, r.ok ? paint("ok", Colour::green, colour) : paint("FAIL", Colour::red, colour), r.min_driver.empty() ? "-" : r.min_driver});
     for (const auto& why : r.why) t.add_note("why not: " + why);
     if (r.ok)
       for (const auto& only : r.conditions) t.add_note("only if: " + only);
@@ -86,7 +86,7 @@ int run_check_driver(const Common& common, const CheckArgs& a) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
   const bool matrix = a.inputs.size() == 1 && a.inputs.front().ends_with(".toml");
   std::vector<Row> rows = matrix ? check_matrix(common, a, cat) : check_images(a, cat);
-  emit(common, document(rows, a, matrix), a.format == "json");
+  emit(common, document(rows, a, matrix, colour(common)), a.format == "json");
   return std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.ok; }) ? 0 : 1;
 }
 

@@ -31,14 +31,15 @@ std::string result_words(const promote::ComboPromotion& c, bool dry_run) {
   return "not tagged";
 }
 
-std::string promote_table(const promote::Report& r, bool dry_run) {
+std::string promote_table(const promote::Report& r, bool dry_run, bool colour) {
   Table t({"COMBINATION", "RESULT", "DIGEST / WHY NOT"});
   size_t would = 0, already = 0, existing_tags = 0, tags = 0;
   for (const auto& c : r.combos) {
     std::string result = result_words(c, dry_run);
     would += result == "would tag";
     already += result == "already tagged";
-    t.add_row({c.id, result, c.tagged ? c.digest : (c.reason == "dry run" ? "" : c.reason)});
+    Colour hue = result == "not tagged" ? Colour::red : result == "would tag" ? Colour::yellow : Colour::green;
+    t.add_row({c.id, paint(result, hue, colour), c.tagged ? c.digest : (c.reason == "dry run" ? "" : c.reason)});
     for (const auto& tag : c.tags) {
       ++tags;
       existing_tags += tag.action == "unchanged";
@@ -59,7 +60,7 @@ int run_promote(const Common& common, const PromoteArgs& a) {
   require_matches(l.p, a.only);
   promote::Report r = promote::promote_plan(l.p, promote_options(l.m, a));
   bool json = a.format == "json";
-  emit(common, json ? json_text(promote::to_json(r), 2) + '\n' : promote_table(r, a.dry_run), json);
+  emit(common, json ? json_text(promote::to_json(r), 2) + '\n' : promote_table(r, a.dry_run, colour(common)), json);
   if (!r.environment_error.empty()) {
     std::cerr << "kiln: error: " << r.environment_error << '\n';
     return 2;

@@ -137,7 +137,9 @@ int run_status(const Common& common, const StatusArgs& a) {
     built += r.build == "built";
     verified += r.verified == "yes";
     tagged += !r.tags.empty();
-    t.add_row({r.id, r.build, r.image.empty() ? "-" : r.image.substr(0, 19), r.verified, r.tags.empty() ? "-" : "yes", r.when});
+    const bool hue = colour(common);
+    const std::string verified = r.verified == "yes" ? paint("yes", Colour::green, hue) : r.verified == "no" ? paint("no", Colour::red, hue) : r.verified;
+    t.add_row({r.id, r.build == "failed" ? paint(r.build, Colour::red, hue) : r.build, r.image.empty() ? "-" : r.image.substr(0, 19), verified, r.tags.empty() ? "-" : "yes", r.when});
     if (!r.why.empty()) t.add_note(r.why);
     if (!r.checks.empty()) t.add_note("checks: " + join(r.checks, " "));
     for (const auto& tag : r.tags) t.add_note("tag: " + tag);

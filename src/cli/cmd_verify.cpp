@@ -26,12 +26,12 @@ struct VerifyArgs {
   std::string format = "table";
 };
 
-std::string table(const verify::Report& r) {
+std::string table(const verify::Report& r, bool colour) {
   Table t({"COMBINATION", "VERIFIED", "IMAGE", "CHECKS"});
   for (const auto& v : r.combos) {
     std::vector<std::string> checks;
     for (const auto& c : v.checks) checks.push_back(fmt::format("{}@{}={}{}", c.check, c.runner, c.status, c.reused ? "*" : ""));
-    t.add_row({v.id, v.verified ? "yes" : "no", v.image_id.substr(0, 19), join(checks, " ")});
+    t.add_row({v.id, v.verified ? paint("yes", Colour::green, colour) : paint("no", Colour::red, colour), v.image_id.substr(0, 19), join(checks, " ")});
     if (!v.verified) t.add_note("not verified: " + v.reason);
     for (const auto& c : v.checks) {
       for (const auto& problem : c.problems) t.add_note(fmt::format("{} on {}: {}", c.check, c.runner, problem));
@@ -62,7 +62,7 @@ int run_verify(const Common& common, const VerifyArgs& a) {
   auto lock = lock_state_dir(a.state_dir, "verify");  // it records verdicts
   verify::Report report = verify::verify_plan(l.p, renderer, o);
   bool json = a.format == "json";
-  emit(common, json ? json_text(verify::to_json(report), 2) + '\n' : table(report), json);
+  emit(common, json ? json_text(verify::to_json(report), 2) + '\n' : table(report, colour(common)), json);
   return report.verified() == report.combos.size() ? 0 : 1;
 }
 

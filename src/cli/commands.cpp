@@ -10,6 +10,7 @@
 #include "util/diag.h"
 #include "util/env_limits.h"
 #include "util/select.h"
+#include "util/table.h"
 #include "util/text.h"
 
 namespace kiln::cli {
@@ -58,6 +59,8 @@ void emit(const Common& common, const std::string& text, bool is_json) {
   if (common.quiet && !is_json) return;
   std::cout << text << std::flush;
 }
+
+bool colour(const Common& common) { return (common.output.empty() || common.output == "-") && colour_stdout(); }
 
 void add_output_flag(CLI::App* sub, Common& common) {
   sub->add_option("-o,--output", common.output, "Write the document (JSON or table) to FILE instead of stdout");

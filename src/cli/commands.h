@@ -48,6 +48,8 @@ std::optional<std::string> find_state_dir(const std::string& named);
 // The verb's document (JSON or its table): to -o FILE when given, else
 // stdout. With --quiet a table is dropped; JSON is written (it was asked for).
 void emit(const Common& common, const std::string& text, bool is_json);
+// Colour for a table: only on stdout (not -o FILE), a terminal, NO_COLOR unset.
+bool colour(const Common& common);
 // Adds -o,--output FILE to a verb.
 void add_output_flag(CLI::App* sub, Common& common);
 

@@ -132,5 +132,15 @@ check "explain an unknown id: the closest" grep -q "closest: cuda12.4-debian13-d
 check "check-driver: the column fits the longest id" grep -Eq "^cuda11.8-debian12-runtime  ok " "$tmp/cd.txt"
 check "check-driver: no trailing spaces" bash -c "! grep -q ' $' '$tmp/cd.txt'"
 
+esc=$(printf '\033[')
+"$kiln" check-driver --driver 580.65.06 matrices/offline.toml >"$tmp/pipe.txt"
+check "no colour into a pipe" bash -c "! grep -qF '$esc' '$tmp/pipe.txt'"
+script -qec "$kiln check-driver --driver 580.65.06 matrices/offline.toml" /dev/null >"$tmp/tty.txt"
+check "colour on a terminal" grep -qF "${esc}32mok${esc}0m" "$tmp/tty.txt"
+NO_COLOR=1 script -qec "$kiln check-driver --driver 580.65.06 matrices/offline.toml" /dev/null >"$tmp/nocolor.txt"
+check "NO_COLOR: no colour on a terminal" bash -c "grep -q 'ok' '$tmp/nocolor.txt' && ! grep -qF '$esc' '$tmp/nocolor.txt'"
+script -qec "$kiln check-driver --driver 580.65.06 matrices/offline.toml -o $tmp/file.txt" /dev/null >/dev/null
+check "no colour into -o FILE" bash -c "grep -q 'ok' '$tmp/file.txt' && ! grep -qF '$esc' '$tmp/file.txt'"
+
 echo "cli_ux: $passed passed, $failed failed"
 ((failed == 0))
