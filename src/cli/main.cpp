@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", common.data_dir, "Where recipes/, templates/ and matrices/ live (env KILN_DATA_DIR)");
   app.add_flag("-q,--quiet", common.quiet, "No progress and no table (errors, JSON and -o FILE still written)");
   app.set_version_flag("--version", version);
+  app.set_help_all_flag("--help-all", "Print the help of every verb and exit (the man page is made from it)");
 
   kiln::cli::register_plan(app, common);
   kiln::cli::register_explain(app, common);

@@ -48,6 +48,14 @@ check "zsh completion is a compdef" grep -q "^#compdef kiln" "$tmp/_kiln"
 if command -v zsh >/dev/null; then check "zsh completion parses" zsh -n "$tmp/_kiln"; fi
 check "zsh completion has plan's --valid" grep -q "'--valid\[Show only valid combinations\]'" "$tmp/_kiln"
 
+"$kiln" --help-all >"$tmp/help-all.txt"
+check "--help-all has every verb's flags" bash -c "grep -q -- '--valid' '$tmp/help-all.txt' && grep -q -- '--dry-run' '$tmp/help-all.txt'"
+if command -v help2man >/dev/null; then
+  help2man --no-info --help-option=--help-all "$kiln" >"$tmp/kiln.1"
+  check "man page made by help2man, with the verbs" bash -c "grep -q '^.TH KILN' '$tmp/kiln.1' && grep -q 'explain' '$tmp/kiln.1'"
+else
+  echo "SKIP: help2man is not installed (scripts/install-deps.sh installs it)"
+fi
 "$kiln" generate matrices/offline.toml -o "$tmp/gen" --format json >"$tmp/gen.json"
 check "generate --format json" json_assert "$tmp/gen.json" \
   "j['schema']=='kiln.generate/v1' and j['summary']['rendered']==len(j['combos'])>0 and all(c['id'] and c['dir'] for c in j['combos'])"
