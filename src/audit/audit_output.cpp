@@ -1,11 +1,13 @@
 // kiln audit's three outputs. JSON is the contract (docs/audit.md, fields
 // only ever added); the table and Markdown are for people.
-#include <fmt/format.h>
+#include <set>
 
-#include "util/table.h"
+#include <fmt/format.h>
 
 #include "audit/audit.h"
 #include "catalog/compat.h"
+#include "util/table.h"
+#include "util/text.h"
 
 namespace kiln::audit {
 
@@ -190,10 +192,18 @@ std::string to_table(const ImageAudit& a, const catalog::Catalog& c) {
   if (size_t n = without_code(a)) out += fmt::format("  ({} more ELF files with only unregistered or relocatable device code)\n", n);
   out += fmt::format("  ({} ELF files examined, {} with device code)\n", a.elf_files, a.libraries.size() - without_code(a));
   Table gpus({"GPU", "CC", "VERDICT", "MIN DRIVER", "WHY"});
-  for (const auto& g : a.verdict.gpus)
+  std::set<std::string> verdicts;
+  for (const auto& g : a.verdict.gpus) {
+    verdicts.insert(support_name(g));
     gpus.add_row({catalog::gpu_label(g.gpu.name, g.gpu.cc, c), g.gpu.cc.str(), support_name(g), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g)});
+  }
   out += "\n" + gpus.str("  ");
-  out += "  native: SASS for that GPU; ptx-jit: compiled from PTX by the driver at first launch; partial: optional libraries miss it\n";
+  // A legend for the verdict words that appear (the others explain themselves in WHY).
+  std::vector<std::string> legend;
+  if (verdicts.count("native")) legend.push_back("native: SASS for that GPU");
+  if (verdicts.count("ptx-jit")) legend.push_back("ptx-jit: compiled from PTX by the driver at first launch");
+  if (verdicts.count("partial")) legend.push_back("partial: only optional libraries miss it (WHY names what fails)");
+  if (!legend.empty()) out += "  " + kiln::join(legend, "; ") + "\n";
   out += fmt::format("\n  minimum driver: {}\n", a.verdict.min_driver.empty() ? unknown_floor(a.verdict) : a.verdict.min_driver + " — " + a.verdict.driver_why);
   if (!a.warnings.empty()) out += "  warnings:\n";
   for (const auto& w : a.warnings) out += "    - " + w + "\n";
