@@ -26,6 +26,7 @@ build_packages=(
   libssl-dev            # sha256 of contexts and layers
   catch2                # unit tests
   busybox-static        # a tiny static userland for test images (engine tests)
+  help2man              # the man page, made from --help (optional target kiln_man)
 )
 
 missing=()

@@ -1,9 +1,13 @@
 // kiln audit's three outputs. JSON is the contract (docs/audit.md, fields
 // only ever added); the table and Markdown are for people.
+#include <set>
+
 #include <fmt/format.h>
 
 #include "audit/audit.h"
 #include "catalog/compat.h"
+#include "util/table.h"
+#include "util/text.h"
 
 namespace kiln::audit {
 
@@ -179,18 +183,27 @@ json to_json(const std::vector<ImageAudit>& audits, const std::vector<GpuTarget>
 std::string to_table(const ImageAudit& a, const catalog::Catalog& c) {
   std::string out = fmt::format("IMAGE {}  ({}, {}, {})\n", a.input, a.source, layers_cell(a), short_digest(a.config.digest));
   for (const auto& [k, v] : component_rows(a)) out += fmt::format("  {:<20} {}\n", k, v);
-  out += fmt::format("\n  {:<56} {:<40} {}\n", "LIBRARY", "SASS", "PTX");
+  Table libs({"LIBRARY", "SASS", "PTX"});
   for (const auto& s : a.libraries) {
-    if (!s.info) out += fmt::format("  {:<56} error: {}\n", s.path, s.error);
-    else if (s.info->has_device_code())
-      out += fmt::format("  {:<56} {:<40} {}\n", s.path, join_names(sass_names(*s.info)), ptx_cell(*s.info));
+    if (!s.info) libs.add_row({s.path, "error: " + s.error});
+    else if (s.info->has_device_code()) libs.add_row({s.path, join_names(sass_names(*s.info)), ptx_cell(*s.info)});
   }
+  out += "\n" + libs.str("  ");
   if (size_t n = without_code(a)) out += fmt::format("  ({} more ELF files with only unregistered or relocatable device code)\n", n);
   out += fmt::format("  ({} ELF files examined, {} with device code)\n", a.elf_files, a.libraries.size() - without_code(a));
-  out += fmt::format("\n  {:<16} {:<6} {:<12} {:<11} {}\n", "GPU", "CC", "VERDICT", "MIN DRIVER", "WHY");
-  for (const auto& g : a.verdict.gpus)
-    out += fmt::format("  {:<16} {:<6} {:<12} {:<11} {}\n", catalog::gpu_label(g.gpu.name, g.gpu.cc, c).substr(0, 16),
-                       g.gpu.cc.str(), support_name(g), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g));
+  Table gpus({"GPU", "CC", "VERDICT", "MIN DRIVER", "WHY"});
+  std::set<std::string> verdicts;
+  for (const auto& g : a.verdict.gpus) {
+    verdicts.insert(support_name(g));
+    gpus.add_row({catalog::gpu_label(g.gpu.name, g.gpu.cc, c), g.gpu.cc.str(), support_name(g), g.min_driver.empty() ? "-" : g.min_driver, gpu_why(g)});
+  }
+  out += "\n" + gpus.str("  ");
+  // A legend for the verdict words that appear (the others explain themselves in WHY).
+  std::vector<std::string> legend;
+  if (verdicts.count("native")) legend.push_back("native: SASS for that GPU");
+  if (verdicts.count("ptx-jit")) legend.push_back("ptx-jit: compiled from PTX by the driver at first launch");
+  if (verdicts.count("partial")) legend.push_back("partial: only optional libraries miss it (WHY names what fails)");
+  if (!legend.empty()) out += "  " + kiln::join(legend, "; ") + "\n";
   out += fmt::format("\n  minimum driver: {}\n", a.verdict.min_driver.empty() ? unknown_floor(a.verdict) : a.verdict.min_driver + " — " + a.verdict.driver_why);
   if (!a.warnings.empty()) out += "  warnings:\n";
   for (const auto& w : a.warnings) out += "    - " + w + "\n";
@@ -280,20 +293,20 @@ json to_json(const RepositoryAudit& r, std::size_t first_image) {
 }
 
 std::string to_table(const RepositoryAudit& r, const catalog::Catalog& c) {
-  std::string out = fmt::format("REPOSITORY {}{}\n\n  {:<32} {:<19} {:<16} {:<12} {:<16} {}\n", r.repository,
-                                r.driver ? " on driver " + r.driver->str() : "", "TAG", "DIGEST", "GPU", "VERDICT", "DRIVER", "WHY");
-  for (const auto& t : r.tags) {
-    if (t.image >= r.images.size()) {
-      out += fmt::format("  {:<32} {:<19} {}\n", t.tag, short_digest(t.digest), tag_note(t));
+  std::string out = fmt::format("REPOSITORY {}{}\n\n", r.repository, r.driver ? " on driver " + r.driver->str() : "");
+  Table t({"TAG", "DIGEST", "GPU", "VERDICT", "DRIVER", "WHY"});
+  for (const auto& tag : r.tags) {
+    if (tag.image >= r.images.size()) {
+      t.add_row({tag.tag, short_digest(tag.digest), tag_note(tag)});
       continue;
     }
-    const ImageAudit& a = r.images[t.image];
+    const ImageAudit& a = r.images[tag.image];
     for (const auto& g : a.verdict.gpus) {
       const TagCell cell = tag_cell(r, a, g);
-      out += fmt::format("  {:<32} {:<19} {:<16} {:<12} {:<16} {}\n", t.tag, short_digest(t.digest),
-                         catalog::gpu_label(g.gpu.name, g.gpu.cc, c).substr(0, 16), cell.support, cell.driver, cell.why);
+      t.add_row({tag.tag, short_digest(tag.digest), catalog::gpu_label(g.gpu.name, g.gpu.cc, c), cell.support, cell.driver, cell.why});
     }
   }
+  out += t.str("  ");
   out += "\n  " + layers_summary(r) + "\n";
   return out;
 }

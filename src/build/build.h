@@ -16,6 +16,8 @@
 #include "engine/engine.h"
 #include "plan/plan.h"
 #include "render/render.h"
+#include "util/errors.h"
+#include "util/select.h"
 
 namespace kiln::build {
 
@@ -75,13 +77,10 @@ struct Event {
 using EventFn = std::function<void(const Event&)>;
 
 // Thrown before anything is built when an engine does not answer (exit 2).
-struct EnvironmentError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using EnvironmentError = kiln::EnvironmentError;
 
 Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options& o, const EventFn& on_event);
 
-// The combination ids a pattern selects ("cuda12.4-*"), for --only.
-bool matches_glob(const std::string& pattern, const std::string& id);
+using kiln::matches_glob;  // util/select.h
 
 }  // namespace kiln::build

@@ -1,26 +1,13 @@
 #include <algorithm>
 #include <filesystem>
-#include <fnmatch.h>
 #include <set>
 
 #include "build/internal.h"
+#include "util/select.h"
 
 namespace kiln::build {
 
-bool matches_glob(const std::string& pattern, const std::string& id) {
-  return fnmatch(pattern.c_str(), id.c_str(), 0) == 0;
-}
-
 namespace detail {
-
-namespace {
-
-bool selected(const std::string& id, const std::vector<std::string>& only) {
-  if (only.empty()) return true;
-  return std::any_of(only.begin(), only.end(), [&](const std::string& p) { return matches_glob(p, id); });
-}
-
-}  // namespace
 
 // Hard links cost no copy of a 4 GB wheelhouse; BuildKit and the engine
 // read the context directory, so a symlink would not do.
@@ -47,7 +34,7 @@ Graph make_graph(const plan::Plan& p, const render::Renderer& r, const Options& 
   // The selection, closed under "needs its parent".
   std::set<std::string> wanted;
   for (const auto& c : p.combos) {
-    if (c.status != plan::Status::valid || !selected(c.id, o.only)) continue;
+    if (c.status != plan::Status::valid || !kiln::selected(c.id, o.only)) continue;
     for (const plan::Combo* x = &c; x; x = render::parent_of(*x, p)) wanted.insert(x->id);
   }
   std::string dir = o.state_dir + "/contexts/" + p.matrix_name;

@@ -117,7 +117,9 @@ int run_audit(const Common& common, const AuditArgs& a) {
   InputOptions input = a.input;
   // A progress line for people: on a terminal always; into a log only when
   // the output is not a JSON document meant for a program.
-  input.progress = isatty(STDERR_FILENO) ? Progress::Mode::live : a.format == "json" ? Progress::Mode::quiet : Progress::Mode::plain;
+  input.progress = common.quiet ? Progress::Mode::quiet
+                   : isatty(STDERR_FILENO) ? Progress::Mode::live
+                   : a.format == "json" ? Progress::Mode::quiet : Progress::Mode::plain;
   std::vector<audit::ImageAudit> done;
   std::vector<audit::RepositoryAudit> repositories;
   nlohmann::json failed = nlohmann::json::array();
@@ -145,10 +147,12 @@ int run_audit(const Common& common, const AuditArgs& a) {
       for (const auto& img : r.images) j["images"].push_back(audit::to_json(img));
     }
     for (auto& f : failed) j["images"].push_back(f);
-    std::cout << json_text(j, 2) << '\n';
+    emit(common, json_text(j, 2) + '\n', true);
   } else {
-    for (const auto& d : done) std::cout << (a.format == "md" ? audit::to_markdown(d, cat) : audit::to_table(d, cat)) << '\n';
-    for (const auto& r : repositories) std::cout << (a.format == "md" ? audit::to_markdown(r, cat) : audit::to_table(r, cat)) << '\n';
+    std::string out;
+    for (const auto& d : done) out += (a.format == "md" ? audit::to_markdown(d, cat) : audit::to_table(d, cat)) + '\n';
+    for (const auto& r : repositories) out += (a.format == "md" ? audit::to_markdown(r, cat) : audit::to_table(r, cat)) + '\n';
+    emit(common, out, a.format == "md");  // markdown is a document; --quiet drops only the table
   }
   return rc;
 }
@@ -280,6 +284,7 @@ void register_audit(CLI::App& app, Common& common) {
       ->required();
   sub->add_option("--gpu", args->gpus, "GPU name or sm_XY to judge (repeatable; default P100 V100 T4 A100 L4 H100 B200)");
   sub->add_option("--format", args->format, "table, json or md")->check(CLI::IsMember({"table", "json", "md"}));
+  add_output_flag(sub, common);
   sub->add_option("--driver", args->driver,
                   "With docker://HOST/REPO: judge each tag on this driver version, e.g. 535.54.03 (one image: see check-driver)");
   add_input_flags(sub, args->input);

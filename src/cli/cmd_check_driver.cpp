@@ -11,6 +11,7 @@
 #include "plan/plan.h"
 #include "util/diag.h"
 #include "util/json_out.h"
+#include "util/table.h"
 
 namespace kiln::cli {
 
@@ -57,25 +58,27 @@ std::vector<Row> check_images(const CheckArgs& a, const catalog::Catalog& cat) {
   return rows;
 }
 
-void print(const std::vector<Row>& rows, const CheckArgs& a) {
+// Combinations (a matrix) are "combos" keyed by "id", images are "images"
+// keyed by "image": the words every verb's JSON uses (docs/json.md).
+std::string document(const std::vector<Row>& rows, const CheckArgs& a, bool matrix, bool colour) {
   if (a.format == "json") {
-    nlohmann::json j = {{"schema", "kiln.check-driver/v1"}, {"driver", a.driver}, {"gpus", a.gpus}, {"results", nlohmann::json::array()}};
+    const char* list = matrix ? "combos" : "images";
+    nlohmann::json j = {{"schema", "kiln.check-driver/v2"}, {"driver", a.driver}, {"gpus", a.gpus}, {list, nlohmann::json::array()}};
     for (const auto& r : rows)
-      j["results"].push_back({{"name", r.name}, {"ok", r.ok}, {"min_driver", r.min_driver.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.min_driver)},
-                              {"why_not", r.why}, {"conditions", r.conditions}});
+      j[list].push_back({{matrix ? "id" : "image", r.name}, {"ok", r.ok}, {"min_driver", r.min_driver.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.min_driver)},
+                         {"why_not", r.why}, {"conditions", r.conditions}});
     j["ok"] = std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.ok; });
-    std::cout << json_text(j, 2) << '\n';
-    return;
+    return json_text(j, 2) + '\n';
   }
-  std::cout << fmt::format("driver {}{}\n", a.driver, a.gpus.empty() ? " (no --gpu: GPU support not checked)" : ", GPUs " + fmt::format("{}", fmt::join(a.gpus, " ")));
-  std::cout << fmt::format("{:<56} {:<6} {:<11} {}\n", "IMAGE", "RESULT", "MIN DRIVER", "WHY NOT");
+  std::string out = fmt::format("driver {}{}\n\n", a.driver, a.gpus.empty() ? " (no --gpu: GPU support not checked)" : ", GPUs " + fmt::format("{}", fmt::join(a.gpus, " ")));
+  Table t({matrix ? "COMBINATION" : "IMAGE", "RESULT", "MIN DRIVER"});
   for (const auto& r : rows) {
-    std::cout << fmt::format("{:<56} {:<6} {:<11} {}\n", r.name, r.ok ? "ok" : "FAIL", r.min_driver.empty() ? "-" : r.min_driver,
-                             r.why.empty() ? "" : r.why.front());
-    for (size_t i = 1; i < r.why.size(); ++i) std::cout << fmt::format("{:<76}{}\n", "", r.why[i]);
+    t.add_row({r.name, r.ok ? paint("ok", Colour::green, colour) : paint("FAIL", Colour::red, colour), r.min_driver.empty() ? "-" : r.min_driver});
+    for (const auto& why : r.why) t.add_note("why not: " + why);
     if (r.ok)
-      for (const auto& only : r.conditions) std::cout << fmt::format("{:<76}only if: {}\n", "", only);
+      for (const auto& only : r.conditions) t.add_note("only if: " + only);
   }
+  return out + t.str();
 }
 
 int run_check_driver(const Common& common, const CheckArgs& a) {
@@ -83,7 +86,7 @@ int run_check_driver(const Common& common, const CheckArgs& a) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
   const bool matrix = a.inputs.size() == 1 && a.inputs.front().ends_with(".toml");
   std::vector<Row> rows = matrix ? check_matrix(common, a, cat) : check_images(a, cat);
-  print(rows, a);
+  emit(common, document(rows, a, matrix, colour(common)), a.format == "json");
   return std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.ok; }) ? 0 : 1;
 }
 
@@ -97,6 +100,7 @@ void register_check_driver(CLI::App& app, Common& common) {
   sub->add_option("inputs", args->inputs, "IMAGE... (as for kiln audit) or one MATRIX.toml")->required();
   sub->add_option("--format", args->format, "table or json")->check(CLI::IsMember({"table", "json"}));
   add_input_flags(sub, args->input);
+  add_output_flag(sub, common);
   set_action(sub, [&common, args] { return run_check_driver(common, *args); });
 }
 

@@ -1,19 +1,18 @@
 // kiln verify MATRIX: static checks and the smoke suite on runners; the
 // matrix policy decides which combinations are verified.
-#include <iostream>
-
 #include <unistd.h>
 
 #include <fmt/format.h>
 
-#include "catalog/catalog.h"
+#include <algorithm>
+
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "matrix/matrix.h"
-#include "util/diag.h"
 #include "cli/runners.h"
-#include "verify/verify.h"
 #include "util/json_out.h"
+#include "util/table.h"
+#include "util/text.h"
+#include "verify/verify.h"
 
 namespace kiln::cli {
 
@@ -30,52 +29,48 @@ struct VerifyArgs {
   std::string format = "table";
 };
 
-std::string table(const verify::Report& r) {
-  std::string out = fmt::format("{:<34} {:<9} {:<19} {}\n", "COMBINATION", "VERIFIED", "IMAGE", "CHECKS / WHY NOT");
+std::string table(const verify::Report& r, bool colour) {
+  Table t({"COMBINATION", "VERIFIED", "IMAGE", "CHECKS"});
   for (const auto& v : r.combos) {
-    std::string checks;
-    for (const auto& c : v.checks) checks += fmt::format("{}@{}={}{} ", c.check, c.runner, c.status, c.reused ? "(ledger)" : "");
-    out += fmt::format("{:<34} {:<9} {:<19} {}\n", v.id, v.verified ? "yes" : "no", v.image_id.substr(0, 19), checks);
-    if (!v.verified) out += fmt::format("    not verified: {}\n", v.reason);
+    std::vector<std::string> checks;
+    for (const auto& c : v.checks) checks.push_back(fmt::format("{}@{}={}{}", c.check, c.runner, c.status, c.reused ? "*" : ""));
+    t.add_row({v.id, v.verified ? paint("yes", Colour::green, colour) : paint("no", Colour::red, colour), v.image_id.substr(0, 19), join(checks, " ")});
+    if (!v.verified) t.add_note("not verified: " + v.reason);
     for (const auto& c : v.checks) {
-      for (const auto& problem : c.problems) out += fmt::format("    {} on {}: {}\n", c.check, c.runner, problem);
+      for (const auto& problem : c.problems) t.add_note(fmt::format("{} on {}: {}", c.check, c.runner, problem));
       if (c.detail.contains("summary") && c.detail["summary"].contains("line") && c.detail["summary"]["line"].is_string())
-        out += fmt::format("    {} on {}: {}\n", c.check, c.runner, c.detail["summary"]["line"].get<std::string>());
+        t.add_note(fmt::format("{} on {}: {}", c.check, c.runner, c.detail["summary"]["line"].get<std::string>()));
     }
   }
-  out += fmt::format("\n{} of {} verified\n", r.verified(), r.combos.size());
-  return out;
+  bool reused = std::any_of(r.combos.begin(), r.combos.end(), [](const auto& v) {
+    return std::any_of(v.checks.begin(), v.checks.end(), [](const auto& c) { return c.reused; });
+  });
+  return t.str() + (reused ? "\n*: a result the ledger already held for this exact image (--force reruns it)\n" : "") +
+         fmt::format("\n{} of {} verified\n", r.verified(), r.combos.size());
 }
 
 int run_verify(const Common& common, const VerifyArgs& a) {
-  catalog::Catalog cat = catalog::Catalog::load(common.recipes());
-  matrix::Matrix m = matrix::parse_matrix_file(a.matrix.empty() ? common.default_matrix() : a.matrix);
-  plan::Plan p = plan::make_plan(m, cat);
+  Loaded l = load_plan(common, a.matrix);
+  require_matches(l.p, a.only);
   render::Renderer renderer(common.templates());
   verify::Options o;
-  o.runners = runners_for(m, a.runners);
+  o.runners = runners_for(l.m, a.runners);
   o.state_dir = a.state_dir;
   o.only = a.only;
   o.force = a.force;
   o.smoke_on_cpu = a.smoke_on_cpu;
   o.timeout_s = a.timeout_s;
   o.kernels_dir = common.data_dir + "/kernels";
-  o.catalog = &cat;
+  o.catalog = &l.cat;
   auto lock = lock_state_dir(a.state_dir, "verify");  // it records verdicts
-  Progress progress(a.format == "json" ? Progress::Mode::quiet
-                                       : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain));
+  Progress progress(a.format == "json" || common.quiet
+                        ? Progress::Mode::quiet
+                        : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain));
   o.on_step = [&](const std::string& what) { progress.step(what); };
-  verify::Report report;
-  try {
-    report = verify::verify_plan(p, renderer, o);
-  } catch (const build::EnvironmentError& e) {
-    progress.close();
-    std::cerr << "kiln: error: " << e.what() << '\n';
-    return 2;
-  }
+  verify::Report report = verify::verify_plan(l.p, renderer, o);
   progress.close();
-  if (a.format == "json") std::cout << json_text(verify::to_json(report), 2) << '\n';
-  else std::cout << table(report);
+  bool json = a.format == "json";
+  emit(common, json ? json_text(verify::to_json(report), 2) + '\n' : table(report, colour(common)), json);
   return report.verified() == report.combos.size() ? 0 : 1;
 }
 
@@ -92,6 +87,7 @@ void register_verify(CLI::App& app, Common& common) {
   sub->add_option("--timeout", a->timeout_s, "Seconds before a smoke container is killed")->capture_default_str();
   sub->add_option("--state-dir", a->state_dir, "Ledger location")->capture_default_str();
   sub->add_option("--format", a->format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  add_output_flag(sub, common);
   set_action(sub, [&common, a] { return run_verify(common, *a); });
 }
 

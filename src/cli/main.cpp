@@ -1,16 +1,27 @@
 // kiln's command line: parses flags, calls the stages, maps outcomes to exit
-// codes (0 ok, 1 some combination failed, 2 bad input or environment).
+// codes: 0 ok, 1 some combination failed, 2 bad input or environment, 70
+// (EX_SOFTWARE) a bug in kiln itself -- a pipeline must not read kiln's own
+// bug as the user's bad input.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+#include <typeinfo>
+#include <variant>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "util/diag.h"
+#include "util/errors.h"
+#include "util/json_out.h"
 
 namespace {
+
+constexpr int kExitBug = 70;  // sysexits.h EX_SOFTWARE
 
 // A repeatable flag takes one value per use (`--gpu T4 --gpu H100`) or a
 // comma list (`--gpu T4,H100`), never the words after it: CLI11 lets a
@@ -22,9 +33,96 @@ void one_value_per_flag(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands({})) one_value_per_flag(*sub);
 }
 
+// --version and --quiet are accepted after any verb, not only before it.
+void everywhere(CLI::App& app, kiln::cli::Common& common, const std::string& version) {
+  for (CLI::App* sub : app.get_subcommands({})) {
+    sub->set_version_flag("--version", version);
+    if (!sub->get_option_no_throw("--quiet")) sub->add_flag("-q,--quiet", common.quiet, "No progress and no table (errors, JSON and -o FILE still written)");
+    everywhere(*sub, common, version);
+  }
+}
+
 std::string default_data_dir() {
   if (const char* env = std::getenv("KILN_DATA_DIR"); env && *env) return env;
   return KILN_DEFAULT_DATA_DIR;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The verb the user typed when it is not one: "plna" -> did you mean "plan".
+// CLI11 only says "The following arguments were not expected".
+std::optional<std::string> unknown_verb_message(CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> verbs;
+  std::vector<std::string> all;
+  for (CLI::App* sub : app.get_subcommands({})) {
+    all.push_back(sub->get_name());
+    if (!sub->get_group().empty()) verbs.push_back(sub->get_name());
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--data-dir") {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    if (std::find(all.begin(), all.end(), arg) != all.end()) return std::nullopt;
+    std::string best;
+    size_t best_d = 3;  // further than 2 edits is not a typo
+    for (const auto& v : verbs)
+      if (size_t d = v.starts_with(arg) ? 1 : edit_distance(arg, v); d < best_d) best_d = d, best = v;
+    std::string msg = fmt::format("kiln: '{}' is not a kiln verb.", arg);
+    if (!best.empty()) msg += fmt::format(" Did you mean '{}'?", best);
+    return msg + fmt::format("\nverbs: {}\n", fmt::join(verbs, ", "));
+  }
+  return std::nullopt;
+}
+
+// Under --format json an error is a JSON document on stdout too (the human
+// line stays on stderr), so a pipeline reading stdout always gets JSON.
+bool wants_json(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--format=json" || (arg == "--format" && i + 1 < argc && std::string(argv[i + 1]) == "json")) return true;
+  }
+  return false;
+}
+
+int fail(bool json, int code, const std::string& kind, const std::string& message,
+         const std::vector<kiln::Diagnostic>& diags = {}) {
+  if (!diags.empty())
+    for (const auto& d : diags) std::cerr << d.str() << '\n';
+  else
+    std::cerr << message << '\n';
+  if (json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& d : diags)
+      list.push_back({{"file", d.where.file}, {"line", d.where.line}, {"column", d.where.column}, {"message", d.message},
+                      {"text", d.str()}});
+    nlohmann::json doc = {{"schema", "kiln.error/v1"}, {"exit_code", code}, {"kind", kind}, {"message", message},
+                          {"diagnostics", list}};
+    std::cout << kiln::json_text(doc, 2) << '\n';
+  }
+  return code;
+}
+
+bool is_bug(const std::exception& e) {
+  return dynamic_cast<const std::logic_error*>(&e) || dynamic_cast<const std::bad_optional_access*>(&e) ||
+         dynamic_cast<const std::bad_variant_access*>(&e) || dynamic_cast<const std::bad_cast*>(&e) ||
+         dynamic_cast<const nlohmann::json::type_error*>(&e) || dynamic_cast<const nlohmann::json::invalid_iterator*>(&e) ||
+         dynamic_cast<const nlohmann::json::out_of_range*>(&e);
 }
 
 }  // namespace
@@ -34,33 +132,49 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   kiln::cli::Common common;
   common.data_dir = default_data_dir();
+  const std::string version = std::string("kiln ") + KILN_VERSION;
   app.add_option("--data-dir", common.data_dir, "Where recipes/, templates/ and matrices/ live (env KILN_DATA_DIR)");
-  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
+  app.add_flag("-q,--quiet", common.quiet, "No progress and no table (errors, JSON and -o FILE still written)");
+  app.set_version_flag("--version", version);
+  app.set_help_all_flag("--help-all", "Print the help of every verb and exit (the man page is made from it)");
 
   kiln::cli::register_plan(app, common);
+  kiln::cli::register_explain(app, common);
   kiln::cli::register_generate(app, common);
   kiln::cli::register_build(app, common);
+  kiln::cli::register_status(app, common);
   kiln::cli::register_verify(app, common);
-  kiln::cli::register_run(app, common);  // promote and run
+  kiln::cli::register_promote(app, common);
+  kiln::cli::register_run(app, common);
   kiln::cli::register_audit(app, common);
   kiln::cli::register_check_driver(app, common);
   kiln::cli::register_catalog(app, common);  // catalog check
+  kiln::cli::register_version(app, common);
+  kiln::cli::register_completion(app);
   kiln::cli::register_bench(app);
   one_value_per_flag(app);
+  everywhere(app, common, version);
 
+  const bool json = wants_json(argc, argv);
+  if (auto msg = unknown_verb_message(app, argc, argv)) return fail(json, 2, "usage", *msg);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    if (!json) return app.exit(e) == 0 ? 0 : 2;
+    return fail(json, 2, "usage", fmt::format("kiln: error: {}", e.what()));
   }
   try {
     return kiln::cli::run_selected(app);
   } catch (const kiln::InputError& e) {
-    for (const auto& d : e.diagnostics()) std::cerr << d.str() << '\n';
-    return 2;
+    return fail(json, 2, "input", e.what(), e.diagnostics());
   } catch (const std::exception& e) {
-    std::cerr << "kiln: error: " << e.what() << '\n';
-    return 2;
+    if (is_bug(e))
+      return fail(json, kExitBug, "bug",
+                  fmt::format("kiln: internal error ({}): {} -- a bug in kiln, please report it", typeid(e).name(), e.what()));
+    return fail(json, 2, dynamic_cast<const kiln::EnvironmentError*>(&e) ? "environment" : "error",
+                fmt::format("kiln: error: {}", e.what()));
+  } catch (...) {
+    return fail(json, kExitBug, "bug", "kiln: internal error: an unknown exception -- a bug in kiln, please report it");
   }
 }

@@ -1,4 +1,5 @@
 #include "cli/progress.h"
+#include "util/table.h"
 
 #include <cmath>
 #include <filesystem>
@@ -210,17 +211,17 @@ void LayerProgress::close() {
 }
 
 std::string summary_table(const build::Report& r) {
-  std::string out = fmt::format("\n{:<36} {:<8} {:<10} {:>8}  {}\n", "COMBINATION", "RESULT", "ENGINE", "SECONDS", "IMAGE / WHY");
+  Table t({"COMBINATION", "RESULT", "ENGINE", "SECONDS", "IMAGE / WHY"});
+  t.align_right(3);
   for (const auto& s : r.stages) {
     std::string detail = s.image_id.substr(0, 19);
     if (s.outcome == build::Outcome::failed)
       detail = fmt::format("{}{} (log: {})", s.failed_step.empty() ? "" : "\"" + clip(s.failed_step, 50) + "\": ", clip(s.error, 120), s.log_path);
     if (s.outcome == build::Outcome::skipped) detail = s.error;
-    out += fmt::format("{:<36} {:<8} {:<10} {:>8.1f}  {}\n", s.id, build::to_string(s.outcome), s.engine, s.seconds, detail);
+    t.add_row({s.id, build::to_string(s.outcome), s.engine, fmt::format("{:.1f}", s.seconds), detail});
   }
-  out += fmt::format("\n{} built, {} unchanged, {} failed, {} skipped\n", r.count(build::Outcome::built),
-                     r.count(build::Outcome::cached), r.count(build::Outcome::failed), r.count(build::Outcome::skipped));
-  return out;
+  return "\n" + t.str() + fmt::format("\n{} built, {} unchanged, {} failed, {} skipped\n", r.count(build::Outcome::built),
+                                      r.count(build::Outcome::cached), r.count(build::Outcome::failed), r.count(build::Outcome::skipped));
 }
 
 }  // namespace kiln::cli

@@ -126,7 +126,13 @@ inline constexpr int kStaleAfterDays = 60;
 // Stable JSON (documented in docs/plan-json.md), keys sorted.
 nlohmann::json to_json(const Plan& p);
 nlohmann::json to_json(const Combo& c);
-// A human table, one line per combination, reasons below.
-std::string to_table(const Plan& p);
+// A human table: one line per valid combination with its reasons below, the
+// exclusions grouped by rule; `o` is what a person asked to see (only valid
+// combinations, only these ids/globs).
+struct TableOptions {
+  bool valid_only = false;
+  std::vector<std::string> only;
+};
+std::string to_table(const Plan& p, const TableOptions& o = {});
 
 }  // namespace kiln::plan

@@ -1,7 +1,11 @@
 // The plan as JSON (a stable schema, docs/plan-json.md) and as a table.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "plan/plan.h"
+#include "util/select.h"
+#include "util/table.h"
 #include "util/text.h"
 
 namespace kiln::plan {
@@ -87,44 +91,94 @@ json to_json(const Plan& p) {
   return j;
 }
 
-std::string to_table(const Plan& p) {
+namespace {
+
+std::vector<std::string> target_names(const Plan& p) {
+  for (const auto& c : p.combos)
+    if (!c.targets.empty()) {
+      std::vector<std::string> names;
+      for (const auto& t : c.targets) names.push_back(t.name);
+      return names;
+    }
+  return {};
+}
+
+bool shown(const Combo& c, const TableOptions& o) {
+  return kiln::selected(c.id, o.only);
+}
+
+// One line per exclusion rule (with its count and first examples) instead of
+// one per combination: a 352-combination matrix excludes 246 for 3 reasons.
+std::string exclusions(const Plan& p, const TableOptions& o) {
+  struct Group {
+    size_t count = 0;
+    std::vector<std::string> examples;
+    std::string reason;  // the first combination's, in words
+  };
+  std::vector<std::pair<std::string, Group>> groups;
+  for (const auto& c : p.combos) {
+    if (c.status != Status::excluded || !shown(c, o)) continue;
+    std::string rule = c.rule.empty() ? "other" : c.rule;
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == rule; });
+    if (it == groups.end()) it = groups.insert(groups.end(), {rule, Group{0, {}, c.reason}});
+    ++it->second.count;
+    if (it->second.examples.size() < 2) it->second.examples.push_back(c.id);
+  }
+  if (groups.empty()) return "";
+  size_t total = 0;
+  for (const auto& [rule, g] : groups) total += g.count;
+  Table t({"EXCLUDED BY RULE", "COUNT", "FOR EXAMPLE"});
+  t.align_right(1);
+  for (const auto& [rule, g] : groups) {
+    t.add_row({rule, std::to_string(g.count), kiln::join(g.examples, ", ") + (g.count > g.examples.size() ? ", ..." : "")});
+    t.add_note("e.g. " + g.reason);
+  }
+  return fmt::format("\n{} excluded by {} rule{} (`kiln explain ID` tells one combination's story):\n", total, groups.size(),
+                     groups.size() == 1 ? "" : "s") + t.str();
+}
+
+}  // namespace
+
+std::string to_table(const Plan& p, const TableOptions& o) {
   bool query = !p.query.driver.empty() || !p.query.gpus.empty();
-  size_t width = 10;
-  for (const auto& c : p.combos) width = std::max(width, c.id.size());
   std::string fresh = p.catalog_collected.empty() ? "collection date not recorded" : "facts collected " + p.catalog_collected;
   std::string out = fmt::format("{}: {} combinations, {} valid, {} excluded (catalog {}, {})\n", p.matrix_name,
                                 p.combos.size(), p.count(Status::valid), p.count(Status::excluded), p.catalog_version, fresh);
   for (const auto& w : p.warnings) out += "warning: " + w + "\n";
   out += '\n';
-  std::vector<std::string> target_names;
-  for (const auto& c : p.combos)
-    if (!c.targets.empty()) {
-      for (const auto& t : c.targets) target_names.push_back(t.name);
-      break;
-    }
-  out += fmt::format("{:<{}}  {:<8}  {:<8}  {:<9}  {:<7}  {:<10}", "COMBINATION", width, "STATUS", "CUDA", "CUDNN", "NCCL", "MIN-DRIVER");
-  for (const auto& n : target_names) out += fmt::format("  {:<6}", n.substr(0, 6));
-  if (query) out += "  USABLE";
-  out += '\n';
+  const std::vector<std::string> targets = target_names(p);
+  std::vector<std::string> headers{"COMBINATION", "STATUS", "CUDA", "CUDNN", "NCCL", "MIN-DRIVER"};
+  for (const auto& n : targets) headers.push_back(n);
+  for (const auto& g : p.query.gpus) headers.push_back("ON " + g);  // a column per GPU asked about
+  if (query) headers.push_back("USABLE");
+  Table t(headers);
+  size_t rows = 0;
   for (const auto& c : p.combos) {
-    out += fmt::format("{:<{}}  {:<8}  {:<8}  {:<9}  {:<7}  {:<10}", c.id, width, to_string(c.status), c.versions.cuda,
-                       c.versions.cudnn.empty() ? "-" : c.versions.cudnn, c.versions.nccl.empty() ? "-" : c.versions.nccl,
-                       c.min_driver.empty() ? "-" : c.min_driver);
-    for (size_t i = 0; i < target_names.size(); ++i)
-      out += fmt::format("  {:<6}", i < c.targets.size() ? support_cell(c.targets[i]) : "");
-    if (query && target_names.empty() && c.usable) out += "";
-    if (c.usable) out += *c.usable ? "  yes" : "  no";
-    out += '\n';
-    if (c.status == Status::excluded) out += fmt::format("    excluded: {}\n", c.reason);
-    for (const auto& why : c.why_not)
-      if (c.status == Status::valid) out += fmt::format("    not usable: {}\n", why);
-    for (const auto& only : c.conditions)
-      if (c.usable && *c.usable) out += fmt::format("    only if: {}\n", only);
+    if (c.status != Status::valid || !shown(c, o)) continue;
+    ++rows;
+    std::vector<std::string> cells{c.id, to_string(c.status), c.versions.cuda, c.versions.cudnn.empty() ? "-" : c.versions.cudnn,
+                                   c.versions.nccl.empty() ? "-" : c.versions.nccl, c.min_driver.empty() ? "-" : c.min_driver};
+    for (size_t i = 0; i < targets.size(); ++i) cells.push_back(i < c.targets.size() ? support_cell(c.targets[i]) : "");
+    for (size_t i = 0; i < p.query.gpus.size(); ++i) cells.push_back(i < c.query_gpus.size() ? support_cell(c.query_gpus[i]) : "");
+    if (query) cells.push_back(c.usable ? (*c.usable ? "yes" : "no") : "");
+    t.add_row(std::move(cells));
+    for (const auto& why : c.why_not) t.add_note("not usable: " + why);
+    if (c.usable && *c.usable)
+      for (const auto& only : c.conditions) t.add_note("only if: " + only);
+  }
+  if (rows > 0) out += t.str();
+  else out += o.only.empty() ? "no valid combination\n" : "no valid combination matches --only\n";
+  if (!targets.empty() || !p.query.gpus.empty())
+    out += "\nnative: SASS for that GPU; ptx: JIT-compiled from PTX at first launch (slower start, needs the toolkit's driver); -: cannot run\n";
+  if (o.valid_only) {
+    if (p.count(Status::excluded) > 0) out += fmt::format("({} excluded not shown: --valid)\n", p.count(Status::excluded));
+  } else {
+    out += exclusions(p, o);
   }
   std::vector<std::string> inferred;
   for (const auto& c : p.combos)
     for (const auto& i : c.inferred)
-      if (std::find(inferred.begin(), inferred.end(), i) == inferred.end()) inferred.push_back(i);
+      if (shown(c, o) && std::find(inferred.begin(), inferred.end(), i) == inferred.end()) inferred.push_back(i);
   if (!inferred.empty()) {
     out += "\nunconfirmed catalog facts used (confidence = \"inferred\"):\n";
     for (const auto& i : inferred) out += "  ! " + i + "\n";

@@ -4,7 +4,8 @@
 
 #include <fmt/format.h>
 
-#include "build/build.h"
+#include "util/errors.h"
+#include "util/select.h"
 #include "engine/engine.h"
 #include "registry/registry.h"
 #include "render/render.h"
@@ -262,12 +263,12 @@ Report promote_plan(const plan::Plan& p, const Options& o) {
   if (p.registry.url.empty())
     throw InputError({p.matrix_path, 0, 0}, fmt::format("matrix '{}' has no [registry] url: promote pushes release tags "
                                                         "only to a registry the matrix names", p.matrix_name));
-  if (o.runners.empty()) throw build::EnvironmentError("no runner: the engine holding the images is needed");
+  if (o.runners.empty()) throw EnvironmentError("no runner: the engine holding the images is needed");
   engine::Client eng(o.runners.front().endpoint);
   Report report;
   for (const auto& c : p.combos) {
     if (c.status != plan::Status::valid) continue;
-    if (!o.only.empty() && std::none_of(o.only.begin(), o.only.end(), [&](const std::string& g) { return build::matches_glob(g, c.id); }))
+    if (!selected(c.id, o.only))
       continue;
     ComboPromotion cp;
     cp.id = c.id;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "util/table.h"
 #include "util/text.h"
 #include "util/json_out.h"
 
@@ -111,29 +112,27 @@ RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Re
 }
 
 std::string table(const RunReport& r) {
-  std::string out = fmt::format("\n{:<34} {:<8} {:<8} {:<19} {:<9} {}\n", "COMBINATION", "PLAN", "BUILD", "IMAGE", "VERIFIED", "TAGS / WHY NOT");
+  Table t({"COMBINATION", "PLAN", "BUILD", "IMAGE", "VERIFIED", "TAGS"});
   for (const auto& row : r.rows) {
     if (row.plan_status == "excluded") continue;
-    std::string tags = row.tags.empty() ? "-" : join(row.tags, " ");
-    out += fmt::format("{:<34} {:<8} {:<8} {:<19} {:<9} {}\n", row.id, row.plan_status, row.build.empty() ? "-" : row.build,
-                       row.image_id.empty() ? "-" : row.image_id.substr(0, 19), row.verified ? "yes" : "no", tags);
-    if (row.tags.empty() && !row.why.empty()) out += fmt::format("    not tagged: {}\n", row.why);
-    for (const auto& m : row.measured) out += fmt::format("    gpu {}\n", m);
-    if (!row.record_missing.empty())
-      out += fmt::format("    tagged, but the verification record was NOT attached: {}\n", row.record_missing);
+    t.add_row({row.id, row.plan_status, row.build.empty() ? "-" : row.build, row.image_id.empty() ? "-" : row.image_id.substr(0, 19),
+               row.verified ? "yes" : "no", row.tags.empty() ? "-" : join(row.tags, " ")});
+    if (!row.tagged && !row.why.empty()) t.add_note("not tagged: " + row.why);
+    for (const auto& m : row.measured) t.add_note("gpu " + m);
+    if (!row.record_missing.empty()) t.add_note("tagged, but the verification record was NOT attached: " + row.record_missing);
   }
-  out += fmt::format("\n{} valid combinations: {} verified, {} tagged ({} excluded by the plan)\n", r.valid, r.verified,
-                     r.tagged, r.rows.size() - r.valid);
-  return out;
+  return "\n" + t.str() + fmt::format("\n{} valid combinations: {} verified, {} tagged ({} excluded by the plan)\n", r.valid,
+                                      r.verified, r.tagged, r.rows.size() - r.valid);
 }
 
 nlohmann::json to_json(const RunReport& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& row : r.rows)
     rows.push_back({{"id", row.id}, {"plan", row.plan_status}, {"build", row.build}, {"image_id", row.image_id},
-                    {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"why", row.why}, {"record_missing", row.record_missing},
-                    {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops}, {"measured", row.measured},
-                    {"rule", row.rule}, {"versions", nlohmann::json(std::map<std::string, std::string>(row.versions.begin(), row.versions.end()))},
+                    {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"tagged", row.tagged}, {"why", row.why},
+                    {"record_missing", row.record_missing}, {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops},
+                    {"measured", row.measured}, {"rule", row.rule},
+                    {"versions", nlohmann::json(std::map<std::string, std::string>(row.versions.begin(), row.versions.end()))},
                     {"min_driver", row.min_driver}, {"log", row.log_path}, {"gpu_used", row.gpu_used}});
   return {{"schema", "kiln.run/v1"}, {"matrix", r.matrix}, {"generated_at", r.generated_at}, {"kiln_version", r.kiln_version},
           {"catalog", {{"version", r.catalog_version}, {"collected", r.catalog_collected}}},

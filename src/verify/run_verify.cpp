@@ -4,7 +4,8 @@
 
 #include <fmt/format.h>
 
-#include "build/build.h"
+#include "util/errors.h"
+#include "util/select.h"
 #include "state/ledger.h"
 #include "util/json_out.h"
 #include "verify/internal.h"
@@ -109,19 +110,19 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
 }  // namespace
 
 Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options& o) {
-  if (o.runners.empty()) throw build::EnvironmentError("no runner to verify on");
+  if (o.runners.empty()) throw EnvironmentError("no runner to verify on");
   for (const auto& runner : o.runners) {
     try {
       engine::Client(runner.endpoint).ping();
     } catch (const std::exception& e) {
-      throw build::EnvironmentError(fmt::format("runner '{}': {}", runner.name, e.what()));
+      throw EnvironmentError(fmt::format("runner '{}': {}", runner.name, e.what()));
     }
   }
   state::Ledger ledger(o.state_dir + "/state.db");
   Report report;
   for (const auto& c : p.combos) {
     if (c.status != plan::Status::valid) continue;
-    if (!o.only.empty() && std::none_of(o.only.begin(), o.only.end(), [&](const std::string& g) { return build::matches_glob(g, c.id); }))
+    if (!selected(c.id, o.only))
       continue;
     report.combos.push_back(verify_combo(c, p, r, o, ledger));
   }

@@ -19,7 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "build/build.h"
+#include "render/render.h"
+#include "util/errors.h"
 #include "engine/engine.h"
 #include "plan/plan.h"
 

@@ -86,11 +86,11 @@ mk() {
 K() { "$kiln" --data-dir "${DATA:-$data}" "$@"; }
 R118=cuda11.8-debian12-runtime D118=cuda11.8-debian12-devel
 R124=cuda12.4-debian13-runtime D124=cuda12.4-debian13-devel
-outcome() { json "$1" "{s['id']: s['outcome'] for s in d['stages']}['$2']"; }
+outcome() { json "$1" "{s['id']: s['outcome'] for s in d['combos']}['$2']"; }
 # outcomes FILE: "id=outcome ..." sorted by id (D118 R118 D124 R124).
-outcomes() { json "$1" "' '.join(sorted(s['id'] + '=' + s['outcome'] for s in d['stages']))"; }
+outcomes() { json "$1" "' '.join(sorted(s['id'] + '=' + s['outcome'] for s in d['combos']))"; }
 expect() { echo "$D118=$1 $R118=$2 $D124=$3 $R124=$4"; }
-field() { json "$1" "{s['id']: s for s in d['stages']}['$2']['$3']"; }
+field() { json "$1" "{s['id']: s for s in d['combos']}['$2']['$3']"; }
 
 # --- 1. DAG order, stage sharing, incremental --------------------------------
 section "1. DAG order, shared runtime stage, incremental rerun (engine backend, DOCKER_HOST)"
@@ -130,7 +130,7 @@ check "rerun: no new build attempt in the ledger" test "$(sql "$st" "select coun
 ids_after=$(api "$sock1" "/images/json" >/dev/null; python3 -c 'import json; print(sorted(i["Id"] for i in json.load(open("'"$tmp/api.out"'"))))')
 check "rerun: the engine's image list is unchanged (nothing built)" test "$ids_before" == "$ids_after"
 check "rerun: same image ids as the first build" test \
-  "$(json "$tmp/b1.json" "[s['image_id'] for s in d['stages']]")" == "$(json "$tmp/b1b.json" "[s['image_id'] for s in d['stages']]")"
+  "$(json "$tmp/b1.json" "[s['image_id'] for s in d['combos']]")" == "$(json "$tmp/b1b.json" "[s['image_id'] for s in d['combos']]")"
 K status "$m" --state-dir "$st" --format json >"$tmp/s1.json"
 check "status: all 4 built" test "$(json "$tmp/s1.json" "sorted(set(c['status'] for c in d['combos']))")" == '["built"]'
 check "status: devel's stages are runtime then devel" test \
@@ -144,7 +144,7 @@ check "image removed from the engine: only it is rebuilt" test \
 # --only: a devel stage brings its (cached) parent along, nothing else.
 K build "$m" --state-dir "$st" --format json --only 'cuda12.4-*-devel' >"$tmp/b1d.json" 2>/dev/null
 check "--only 'cuda12.4-*-devel': its parent comes along, both cached" test \
-  "$(json "$tmp/b1d.json" "[(s['id'], s['outcome']) for s in d['stages']]")" == "[[\"$R124\", \"cached\"], [\"$D124\", \"cached\"]]"
+  "$(json "$tmp/b1d.json" "[(s['id'], s['outcome']) for s in d['combos']]")" == "[[\"$R124\", \"cached\"], [\"$D124\", \"cached\"]]"
 
 # --- 2. engine missing / refusing: exit 2, ledger untouched -----------------
 section "2. engine missing or refusing: exit 2, clear message, no ledger damage"
@@ -217,8 +217,8 @@ st=$tmp/st4
 K build "$m" --state-dir "$st" --format json >"$tmp/b4.json" 2>"$tmp/b4.err"
 rc=$?
 check "exit 0 (got $rc)" test $rc -eq 0
-[[ $rc -eq 0 ]] || { cat "$tmp/b4.err"; json "$tmp/b4.json" "d['stages']"; }
-e=$(json "$tmp/b4.json" "{s['id']: s['engine'] for s in d['stages']}")
+[[ $rc -eq 0 ]] || { cat "$tmp/b4.err"; json "$tmp/b4.json" "d['combos']"; }
+e=$(json "$tmp/b4.json" "{s['id']: s['engine'] for s in d['combos']}")
 check "roots on different engines, devel with its parent ($e)" test \
   "$(field "$tmp/b4.json" $R118 engine) $(field "$tmp/b4.json" $D118 engine) $(field "$tmp/b4.json" $R124 engine) $(field "$tmp/b4.json" $D124 engine)" == "one one two two"
 check "backends in the ledger: engine on kb1, buildx on kb2" test \
@@ -236,10 +236,10 @@ check "rerun on two engines: all 4 cached" test "$(json "$tmp/b4b.json" "d['summ
 # A narrower rerun keeps each root on the engine that built it (its image is there).
 K build "$m" --state-dir "$st" --format json --only 'cuda12.4-*' >"$tmp/b4d.json" 2>/dev/null
 check "--only 'cuda12.4-*' after a two-engine build: cached on two, not rebuilt on one" test \
-  "$(json "$tmp/b4d.json" "[(s['outcome'], s['engine']) for s in d['stages']]")" == '[["cached", "two"], ["cached", "two"]]'
+  "$(json "$tmp/b4d.json" "[(s['outcome'], s['engine']) for s in d['combos']]")" == '[["cached", "two"], ["cached", "two"]]'
 K build "$m" --state-dir "$tmp/st4x" --builder two --format json >"$tmp/b4c.json" 2>/dev/null
 check "--builder two (buildx only): 4 stages, all on two" test \
-  "$(json "$tmp/b4c.json" "sorted(set(s['engine'] for s in d['stages'])) + [d['summary']['built'] + d['summary']['cached']]")" == '["two", 4]'
+  "$(json "$tmp/b4c.json" "sorted(set(s['engine'] for s in d['combos'])) + [d['summary']['built'] + d['summary']['cached']]")" == '["two", 4]'
 
 # --- 5. kill -9 mid-build, then resume --------------------------------------
 section "5. kill -9 while the devel stages build; the rerun does only what was left"

@@ -61,7 +61,7 @@ else
   check "says the JIT floor" grep -q "runs only through PTX" "$tmp/c.txt"
   "$kiln" check-driver --driver 590.0 --gpu T4 --format json "$tmp/img.tar" >"$tmp/c.json"
   check "unsupported GPU exit 1" test $? -eq 1
-  check "names the library" json_assert "$tmp/c.json" "'libapp_cuda_ptx80.so' in j['results'][0]['why_not'][0]"
+  check "names the library" json_assert "$tmp/c.json" "'libapp_cuda_ptx80.so' in j['images'][0]['why_not'][0]"
 
   # A changed byte inside a library's body (a part the walk seeks over): the
   # layer digest catches it; --no-verify-digests trusts it, and says so.
@@ -115,7 +115,7 @@ PY
   "$kiln" check-driver --driver 999.0 --format json "$tmp/corrupt.tar" >"$tmp/cd.json"
   check "unreadable fat binary, no --gpu: exit 1" test $? -eq 1
   check "unreadable fat binary, no --gpu: says the floor is unknown" json_assert "$tmp/cd.json" \
-    "any(w.startswith('minimum driver unknown: opt/app/lib/libapp_cuda.so: fat binary unreadable') for w in j['results'][0]['why_not'])"
+    "any(w.startswith('minimum driver unknown: opt/app/lib/libapp_cuda.so: fat binary unreadable') for w in j['images'][0]['why_not'])"
   "$kiln" audit --format json "$tmp/corrupt.tar" >"$tmp/u.json"
   check "unreadable fat binary: audit exit 0 (it reports)" test $? -eq 0
   check "unreadable fat binary: unknown on every GPU" json_assert "$tmp/u.json" \

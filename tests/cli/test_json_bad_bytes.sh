@@ -37,7 +37,7 @@ rc=$?
 check "build in a \\xff state dir: exit 2, a stage failed by the silent engine (got $rc)" test "$rc" -eq 2
 check "build: stdout is valid JSON" json_assert "$tmp/build.json" "True"
 check "build: the failed stage's log path is there, the bad byte replaced" \
-  json_assert "$tmp/build.json" "any(s['outcome'] == 'failed' and 'kiln-\ufffd-bad' in s['log'] for s in j['stages'])"
+  json_assert "$tmp/build.json" "any(s['outcome'] == 'failed' and 'kiln-\ufffd-bad' in s['log'] for s in j['combos'])"
 [ "$rc" -eq 2 ] || tail -5 "$tmp/build.err"
 
 echo "json bad bytes: $passed passed, $failed failed"

@@ -14,7 +14,7 @@ scripts/make-bases.sh 13 >"$state/bases.log" 2>&1 || { tail -20 "$state/bases.lo
 
 "$kiln" build matrices/offline.toml --only cuda12.4-debian13-runtime --state-dir "$state" --format json >"$state/b1.json"
 check "first build exit 0" test $? -eq 0
-check "built" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); s=j['stages'][0]; sys.exit(0 if s['outcome'] in ('built','cached') and s['image_id'].startswith('sha256:') else 1)" "$state/b1.json"
+check "built" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); s=j['combos'][0]; sys.exit(0 if s['outcome'] in ('built','cached') and s['image_id'].startswith('sha256:') else 1)" "$state/b1.json"
 
 img=kiln.local/offline:cuda12.4-debian13-runtime
 docker image inspect "$img" --format '{{json .Config}}' >"$state/config.json"
@@ -29,6 +29,11 @@ check "no compiler in the runtime image" bash -c "! docker run --rm --network no
 check "rerun builds nothing" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j['summary']['built']==0 and j['summary']['cached']==1 else 1)" "$state/b2.json"
 "$kiln" status matrices/offline.toml --state-dir "$state" >"$state/status.txt"
 check "status shows it built" grep -q "cuda12.4-debian13-runtime *built" "$state/status.txt"
+# status finds the nearest .kiln/ from the working directory up, and only reads it.
+mkdir -p "$state/project/a/b" && ln -s "$state" "$state/project/.kiln"
+(cd "$state/project/a/b" && "$kiln" status "$OLDPWD/matrices/offline.toml" >"$state/status-up.txt")
+check "status walks up to .kiln/" grep -q "cuda12.4-debian13-runtime *built" "$state/status-up.txt"
+check "status walked up: no ledger made below" test ! -e "$state/project/a/b/.kiln" -a ! -e "$state/project/a/.kiln"
 
 # --- audit: the built image, read from its bytes, agrees with its plan -------
 "$kiln" plan matrices/offline.toml --format json >"$state/plan.json"
@@ -103,6 +108,9 @@ check "the registry holds no runtime tag" lacks_tag "$runtime_tag"
 digest=$(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print([x for x in j['combos'] if x['id']=='$devel_tag'][0]['digest'])" "$state/p2.json")
 check "the verification record is attached to $digest" has_tag "sha256-${digest#sha256:}.kiln"
 "$kiln" promote matrices/offline.toml --only "$devel_tag" --state-dir "$state" --format json >"$state/p3.json"
+"$kiln" promote matrices/offline.toml --only "$devel_tag" --state-dir "$state" --dry-run >"$state/dry2.txt"
+check "dry run of a tagged image: already tagged" grep -Eq "^$devel_tag +already tagged" "$state/dry2.txt"
+check "dry run counts the existing tags" grep -q "0 of 1 would be tagged, 1 already tagged (1 of 1 tags exist)" "$state/dry2.txt"
 check "promoting again changes nothing" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); t=j['combos'][0]['tags'][0]; sys.exit(0 if j['combos'][0]['tagged'] and t['action'] in ('unchanged','pushed') else 1)" "$state/p3.json"
 
 # --- audit from the registry: the promoted devel image, read over the

@@ -1,0 +1,99 @@
+// The pieces under the command line that issue 18 asked for: one table
+// sized to its content, --only selection, the run report's "tagged" taken
+// from promote's word, and plan's exclusions grouped by rule.
+#include <catch2/catch.hpp>
+
+#include "catalog/catalog.h"
+#include "matrix/matrix.h"
+#include "plan/plan.h"
+#include "report/report.h"
+#include "util/select.h"
+#include "util/table.h"
+
+using namespace kiln;
+
+TEST_CASE("a table is as wide as its content, with no trailing spaces") {
+  Table t({"ID", "RESULT", "WHY"});
+  t.add_row({"cuda11.8-debian12-runtime", "ok", ""});
+  t.add_row({"a", "FAIL", "too old"});
+  t.add_note("driver 470 predates CUDA 11.8");
+  CHECK(t.str() ==
+        "ID                         RESULT  WHY\n"
+        "cuda11.8-debian12-runtime  ok\n"
+        "a                          FAIL    too old\n"
+        "    driver 470 predates CUDA 11.8\n");
+}
+
+TEST_CASE("a table counts characters, not bytes or colour codes") {
+  Table t({"GPU", "NOTE"});
+  t.add_row({"7.5–12.1", "x"});
+  t.add_row({paint("native", Colour::green, true), "y"});
+  t.align_right(0);
+  CHECK(display_width("7.5–12.1") == 8);
+  CHECK(display_width(paint("native", Colour::green, true)) == 6);
+  CHECK(t.str("  ") == "       GPU  NOTE\n  7.5–12.1  x\n    \x1b[32mnative\x1b[0m  y\n");
+}
+
+TEST_CASE("paint is a no-op when colour is off") { CHECK(paint("ok", Colour::red, false) == "ok"); }
+
+TEST_CASE("--only: globs select, and patterns matching nothing are named") {
+  const std::vector<std::string> ids{"cuda11.8-debian12-runtime", "cuda12.4-debian13-devel"};
+  CHECK(selected("cuda12.4-debian13-devel", {"cuda12.4-*"}));
+  CHECK_FALSE(selected("cuda11.8-debian12-runtime", {"cuda12.4-*"}));
+  CHECK(selected("anything", {}));
+  CHECK(unmatched_patterns({"cuda12.4-*", "cuda99-*", "*-runtime"}, ids) == std::vector<std::string>{"cuda99-*"});
+}
+
+TEST_CASE("the run report's tagged count is promote's ComboPromotion::tagged, not a recount of tag actions") {
+  catalog::Catalog cat = catalog::Catalog::load(KILN_SOURCE_DIR "/recipes");
+  plan::Plan p = plan::make_plan(matrix::parse_matrix_file(KILN_SOURCE_DIR "/matrices/offline.toml"), cat);
+  build::Report b;
+  verify::Report v;
+  promote::Report pr;
+  const plan::Combo* first = nullptr;
+  for (const auto& c : p.combos)
+    if (c.status == plan::Status::valid) {
+      if (!first) first = &c;
+      b.stages.push_back({c.id, build::Outcome::built, "default", "sha256:1", "", "", "", "", "", 1.0, ""});
+      v.combos.push_back({c.id, "sha256:1", true, "", {}});
+      promote::ComboPromotion cp;
+      cp.id = c.id;
+      cp.verified = true;
+      // One tag written, the second raced: some tags name the image, but the
+      // combination is not tagged.
+      cp.tags = {{"r/x:a", "pushed", "sha256:d", "", ""}, {"r/x:b", "race", "", "", "changed meanwhile"}};
+      cp.tagged = false;
+      cp.reason = "changed meanwhile";
+      pr.combos.push_back(cp);
+    }
+  REQUIRE(first);
+  report::RunReport rr = report::assemble(p, &b, &v, &pr);
+  CHECK(rr.verified == pr.combos.size());
+  CHECK(rr.tagged == 0);
+  CHECK(report::to_json(rr)["summary"]["tagged"] == 0);
+  CHECK(report::table(rr).find("not tagged: changed meanwhile") != std::string::npos);
+
+  pr.combos.front().tagged = true;
+  pr.combos.front().recorded = true;
+  CHECK(report::assemble(p, &b, &v, &pr).tagged == 1);
+}
+
+TEST_CASE("plan's table groups exclusions by rule and shows only what was asked") {
+  catalog::Catalog cat = catalog::Catalog::load(KILN_SOURCE_DIR "/recipes");
+  plan::Plan p = plan::make_plan(matrix::parse_matrix_file(KILN_SOURCE_DIR "/matrices/pytorch.toml"), cat);
+  const std::string all = plan::to_table(p);
+  CHECK(all.find("EXCLUDED BY RULE") != std::string::npos);
+  CHECK(all.find("\npytorch-cuda-build ") != std::string::npos);
+  CHECK(all.find("  excluded  ") == std::string::npos);  // no row per excluded combination
+  CHECK(all.find(" \n") == std::string::npos);           // no trailing spaces
+
+  plan::TableOptions valid;
+  valid.valid_only = true;
+  CHECK(plan::to_table(p, valid).find("EXCLUDED BY RULE") == std::string::npos);
+
+  plan::TableOptions only;
+  only.only = {"pytorch2.11-cuda13.0-cudnn9-ubuntu24.04-devel"};
+  const std::string one = plan::to_table(p, only);
+  CHECK(one.find("pytorch2.11-cuda13.0-cudnn9-ubuntu24.04-devel ") != std::string::npos);
+  CHECK(one.find("pytorch2.11-cuda13.0-cudnn9-ubuntu22.04-devel") == std::string::npos);
+}
