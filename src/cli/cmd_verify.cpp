@@ -31,7 +31,7 @@ std::string table(const verify::Report& r) {
   std::string out = fmt::format("{:<34} {:<9} {:<19} {}\n", "COMBINATION", "VERIFIED", "IMAGE", "CHECKS / WHY NOT");
   for (const auto& v : r.combos) {
     std::string checks;
-    for (const auto& c : v.checks) checks += fmt::format("{}@{}={}{} ", c.check, c.runner, c.status, c.reused ? "(ledger)" : "");
+    for (const auto& c : v.checks) checks += fmt::format("{}@{}={}{} ", c.check, c.runner, verify::to_string(c.status), c.reused ? "(ledger)" : "");
     out += fmt::format("{:<34} {:<9} {:<19} {}\n", v.id, v.verified ? "yes" : "no", v.image_id.substr(0, 19), checks);
     if (!v.verified) out += fmt::format("    not verified: {}\n", v.reason);
     for (const auto& c : v.checks) {
