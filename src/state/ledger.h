@@ -83,7 +83,7 @@ struct BuildRecord {
   std::int64_t started_at = 0;                // unix ms
   std::optional<std::int64_t> finished_at;    // unix ms; empty while building
   std::optional<double> seconds;
-  std::string owner;  // "<boot id>/<pid>/<process start time>" of the process that ran it
+  std::string owner;  // "<host>:<boot id>:<pid>:<process start time>" of the process that ran it (state/owner.cpp)
 };
 
 // `kiln status`: one combination, its stages (parents first, the final
