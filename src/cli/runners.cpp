@@ -20,6 +20,13 @@ engine::Endpoint endpoint_of(const matrix::Runner& r) {
   }
 }
 
+// Every name given with `flag` must be a runner of the matrix.
+void require_runners(const matrix::Matrix& m, const std::vector<std::string>& names, const char* flag) {
+  for (const auto& n : names)
+    if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
+      throw InputError({flag}, fmt::format("the matrix has no runner '{}'", n));
+}
+
 }  // namespace
 
 std::vector<verify::Runner> runners_for(const matrix::Matrix& m, const std::vector<std::string>& names) {
@@ -29,9 +36,7 @@ std::vector<verify::Runner> runners_for(const matrix::Matrix& m, const std::vect
     out.push_back({r.name, endpoint_of(r), r.gpu, r.gpu_classes, r.backend, r.devices, r.driver_libs,
                    r.shm_size > 0 ? r.shm_size : verify::Runner{}.shm_size, r.ipc});
   }
-  for (const auto& n : names)
-    if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
-      throw InputError({"--runner"}, fmt::format("the matrix has no runner '{}'", n));
+  require_runners(m, names, "--runner");
   if (out.empty()) out.push_back(verify::Runner{.name = "local", .endpoint = engine::Endpoint::from_env()});
   return out;
 }
@@ -43,9 +48,7 @@ std::vector<build::EngineSpec> engines_for(const matrix::Matrix& m, const std::v
     if (!wanted) continue;
     out.push_back({r.name, endpoint_of(r), r.backend});
   }
-  for (const auto& n : names)
-    if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
-      throw InputError({"--builder"}, fmt::format("the matrix has no runner '{}'", n));
+  require_runners(m, names, "--builder");
   if (out.empty()) out.push_back({"default", engine::Endpoint::from_env(), matrix::Backend::engine});
   return out;
 }
