@@ -17,7 +17,7 @@ mkdir -p "$corpus"/{matrix,fatbin,image,template}
 cp matrices/*.toml tests/build/data/matrices/*.toml tests/matrix/fuzz-seeds/* "$corpus/matrix/" 2>/dev/null || true
 cp templates/*.mustache templates/partials/*.mustache "$corpus/template/"
 find "$dir/tests/audit" -name '*.o' -o -name '*.fatbin' 2>/dev/null | head -20 | xargs -r cp -t "$corpus/fatbin/"
-cp tests/fuzz/seeds/image/* "$corpus/image/" 2>/dev/null || true  # hostile layers (issue 19): sparse, gzip bomb
+cp tests/fuzz/seeds/image/* "$corpus/image/" 2>/dev/null || true  # hostile layers: sparse, gzip bomb
 fail=0
 for f in matrix fatbin image template; do
   bin=$(find "$dir/tests" -type f -name "fuzz_$f" -perm -u+x | head -1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The PyTorch image, proven on a GPU host (issue 13): build -> verify -> promote
+# The PyTorch image, proven on a GPU host: build -> verify -> promote
 # -> report of PyTorch 2.11 cu130 runtime and devel images, through Podman in
 # "devices" mode, into docker-registry. One call:
 #   0. docker-registry on 127.0.0.1:5000 (scripts/gpu-registry.sh)

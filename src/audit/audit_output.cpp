@@ -38,12 +38,12 @@ json components_json(const Components& c) {
 
 std::vector<std::string> sass_names(const FatbinInfo& i) {
   std::vector<std::string> out;
-  for (const auto& a : i.sass) out.push_back(a.sass_name());
+  for (const auto& a : i.sass) out.push_back(a.sm());
   return out;
 }
 std::vector<std::string> ptx_names(const FatbinInfo& i) {
   std::vector<std::string> out;
-  for (const auto& a : i.ptx) out.push_back(a.ptx_name());
+  for (const auto& a : i.ptx) out.push_back(a.compute());
   return out;
 }
 
@@ -54,15 +54,15 @@ json library_json(const FatbinScan& s) {
   j["ptx"] = ptx_names(*s.info);
   j["ptx_isa"] = json::object();
   for (const auto& a : s.info->ptx)
-    if (auto isa = s.info->ptx_isa(a)) j["ptx_isa"][a.ptx_name()] = fmt::format("{}.{}", isa->first, isa->second);
+    if (auto isa = s.info->ptx_isa(a)) j["ptx_isa"][a.compute()] = fmt::format("{}.{}", isa->first, isa->second);
   j["compressed"] = s.info->any_compressed();
   // Where the code was found, and what was found but does not count
   // (relocatable code of a linked ELF, unregistered fat-binary sections).
   j["found_by"] = to_string(s.info->found_by);
   j["ignored_sass"] = json::array();
-  for (const auto& a : s.info->ignored_sass) j["ignored_sass"].push_back(a.sass_name());
+  for (const auto& a : s.info->ignored_sass) j["ignored_sass"].push_back(a.sm());
   j["ignored_ptx"] = json::array();
-  for (const auto& a : s.info->ignored_ptx) j["ignored_ptx"].push_back(a.ptx_name());
+  for (const auto& a : s.info->ignored_ptx) j["ignored_ptx"].push_back(a.compute());
   return j;
 }
 
@@ -107,7 +107,7 @@ std::string join_names(const std::vector<std::string>& v) {
 std::string ptx_cell(const FatbinInfo& i) {
   std::string out;
   for (const auto& a : i.ptx) {
-    out += (out.empty() ? "" : " ") + a.ptx_name();
+    out += (out.empty() ? "" : " ") + a.compute();
     if (auto isa = i.ptx_isa(a)) out += fmt::format(" (ISA {}.{})", isa->first, isa->second);
   }
   return out.empty() ? "-" : out;

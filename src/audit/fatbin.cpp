@@ -222,6 +222,24 @@ std::uint64_t parse_container(Bytes& b, std::uint64_t at, std::uint64_t limit, b
   return end;
 }
 
+// The containers that follow each other in [begin, end) -- a fat-binary
+// section, or a bare .fatbin -- each strict and whole; zero padding after
+// the last one is fine (sections are 8-aligned). `each(at, next)` hears of
+// every container read.
+template <typename Each>
+void walk_containers(Bytes& b, std::uint64_t begin, std::uint64_t end, bool relocatable, FatbinInfo& into,
+                     std::size_t& steps, Each each) {
+  for (std::uint64_t at = begin; at < end;) {
+    if (end - at < kContainerHeader || b.u32(at) != kContainerMagic) {
+      if (b.all_zero(at, end)) break;
+      fail(end - at < kContainerHeader ? "truncated fat-binary container header" : "bad fat-binary magic " + hex(b.u32(at)), at);
+    }
+    const std::uint64_t next = parse_container(b, at, end, relocatable, into, steps);
+    each(at, next);
+    at = next;
+  }
+}
+
 bool is_fatbin_section(std::string_view name) { return name == ".nv_fatbin" || name == "__nv_relfatbin"; }
 
 // .nvFatBinSegment holds one wrapper per registered fat binary (what
@@ -409,17 +427,7 @@ class ElfReader {
   }
 
   void walk_section(std::uint64_t begin, std::uint64_t end, bool relocatable) {
-    std::uint64_t at = begin;
-    while (at < end) {
-      // Sections are 8-aligned; zero padding after the last container is fine.
-      if (end - at < kContainerHeader || b_.u32(at) != kContainerMagic) {
-        if (b_.all_zero(at, end)) break;
-        fail(end - at < kContainerHeader ? "truncated fat-binary container header" : "bad fat-binary magic " + hex(b_.u32(at)), at);
-      }
-      const std::uint64_t next = container(at, end, relocatable, info_);
-      mark(at, next);
-      at = next;
-    }
+    walk_containers(b_, begin, end, relocatable, info_, steps_, [&](std::uint64_t at, std::uint64_t next) { mark(at, next); });
   }
 
   // The file bytes behind virtual address `va`: the allocated section that
@@ -549,44 +557,6 @@ class ElfReader {
 
 }  // namespace
 
-std::string Arch::sass_name() const {
-  std::string s = "sm_" + std::to_string(number());
-  if (variant) s += variant;
-  return s;
-}
-
-std::string Arch::ptx_name() const {
-  std::string s = "compute_" + std::to_string(number());
-  if (variant) s += variant;
-  return s;
-}
-
-std::optional<Arch> parse_arch(std::string_view t) {
-  for (std::string_view prefix : {"sm_", "compute_"})
-    if (t.starts_with(prefix)) t.remove_prefix(prefix.size());
-  Arch a;
-  if (!t.empty() && (t.back() == 'a' || t.back() == 'f')) {
-    a.variant = t.back();
-    t.remove_suffix(1);
-  }
-  const auto dot = t.find('.');
-  auto digits = [](std::string_view s) {
-    return !s.empty() && s.size() <= 3 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-  };
-  if (dot != std::string_view::npos) {
-    auto maj = t.substr(0, dot), min = t.substr(dot + 1);
-    if (!digits(maj) || !digits(min) || min.size() != 1) return std::nullopt;
-    a.major = std::stoul(std::string(maj));
-    a.minor = std::stoul(std::string(min));
-    return a;
-  }
-  if (!digits(t) || t.size() < 2) return std::nullopt;
-  const unsigned n = std::stoul(std::string(t));
-  a.major = n / 10;
-  a.minor = n % 10;
-  return a;
-}
-
 std::optional<std::pair<unsigned, unsigned>> FatbinInfo::ptx_isa(const Arch& arch) const {
   std::optional<std::pair<unsigned, unsigned>> isa;
   for (const auto& e : entries)
@@ -603,17 +573,8 @@ bool FatbinInfo::any_compressed() const {
 namespace {
 
 void parse_containers(Bytes& b, FatbinInfo& info) {
-  std::uint64_t at = 0;
   std::size_t steps = 0;
-  while (at < b.size()) {
-    // Sections are 8-aligned; zero padding after the last container is fine.
-    if (b.size() - at < kContainerHeader || b.u32(at) != kContainerMagic) {
-      if (b.all_zero(at, b.size())) break;
-      fail(b.size() - at < kContainerHeader ? "truncated fat-binary container header" : "bad fat-binary magic " + hex(b.u32(at)), at);
-    }
-    at = parse_container(b, at, b.size(), false, info, steps);
-    ++info.containers;
-  }
+  walk_containers(b, 0, b.size(), false, info, steps, [&](std::uint64_t, std::uint64_t) { ++info.containers; });
   finish(info);
 }
 
@@ -695,26 +656,12 @@ FatbinScan scan_fatbin(std::string path, std::span<const std::byte> bytes) {
   return s;
 }
 
-namespace {
-
-ComputeCapability to_cc(const Arch& a) { return {a.major, a.minor, a.variant}; }
-Arch to_arch(const ComputeCapability& c) { return {c.major, c.minor, c.variant}; }
-
-ArchList to_arch_list(const std::vector<Arch>& sass, const std::vector<Arch>& ptx) {
-  ArchList list;
-  for (const auto& a : sass) list.sass.push_back(to_cc(a));
-  for (const auto& a : ptx) list.ptx.push_back(to_cc(a));
-  return list;
-}
-
-}  // namespace
-
 // The rule itself lives in util/cc (support_for), shared with the plan, so
 // a fat binary and a planned arch list are judged the same way.
 ArchSupport arch_support(const std::vector<Arch>& sass, const std::vector<Arch>& ptx, unsigned major, unsigned minor) {
-  const SupportVerdict v = support_for(to_arch_list(sass, ptx), ComputeCapability{major, minor, 0});
+  const SupportVerdict v = support_for(ArchList{sass, ptx}, ComputeCapability{major, minor, 0});
   if (v.support == Support::unsupported) return {};
-  const Arch via = to_arch(*v.via);
+  const Arch via = *v.via;
   if (v.support == Support::ptx_jit) return {ArchMatch::ptx_jit, via};
   return {via.major == major && via.minor == minor ? ArchMatch::sass_exact : ArchMatch::sass_compatible, via};
 }

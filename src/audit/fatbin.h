@@ -13,24 +13,16 @@
 #include <utility>
 #include <vector>
 
+#include "util/cc.h"
+
 namespace kiln::audit {
 
 // A compute capability as the fat binary names it: arch 90 = 9.0, 121 = 12.1.
 // variant: 0 (portable), 'a' (arch-specific, sm_90a: runs only on exactly
 // that CC) or 'f' (family-specific, sm_100f: runs on the same major, >= minor).
-struct Arch {
-  unsigned major = 0;
-  unsigned minor = 0;
-  char variant = 0;
-
-  unsigned number() const { return major * 10 + minor; }
-  std::string sass_name() const;  // "sm_90a"
-  std::string ptx_name() const;   // "compute_90a"
-  auto operator<=>(const Arch&) const = default;
-};
-
-// Parses "sm_90a", "compute_100f", "90", "9.0", "12.1"; nullopt if malformed.
-std::optional<Arch> parse_arch(std::string_view text);
+// The one compute-capability type (util/cc.h), whose
+// sm() and compute() name its SASS and PTX ("sm_90a", "compute_90a").
+using Arch = ComputeCapability;
 
 enum class Compression { none, lz4, zstd };
 enum class EntryKind { ptx, sass };

@@ -178,10 +178,7 @@ std::uint64_t LayerCache::default_max_bytes() {
 
 std::string cache_key(const image::LayerInfo& layer, const std::string& diff_id) {
   const std::string& d = !layer.digest.empty() ? layer.digest : diff_id;
-  if (d.size() != 71 || !d.starts_with("sha256:")) return {};
-  for (char c : std::string_view(d).substr(7))
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return {};
-  return d;
+  return is_sha256_digest(d) ? d : std::string();
 }
 
 fs::path LayerCache::path_of(const std::string& digest) const {

@@ -14,8 +14,8 @@ TorchArchList torch_arch_list(const std::vector<FatbinEntry>& entries) {
   for (const auto& [key, n] : count) {
     const auto& [kind, arch] = key;
     const bool ptx = kind == EntryKind::ptx;
-    if (2 * n < most) out.specific.push_back(ptx ? arch.ptx_name() : arch.sass_name());
-    else (ptx ? out.list.ptx : out.list.sass).push_back({arch.major, arch.minor, arch.variant});
+    if (2 * n < most) out.specific.push_back(ptx ? arch.compute() : arch.sm());
+    else (ptx ? out.list.ptx : out.list.sass).push_back(arch);
   }
   std::sort(out.list.sass.begin(), out.list.sass.end());
   std::sort(out.list.ptx.begin(), out.list.ptx.end());

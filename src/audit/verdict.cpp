@@ -43,7 +43,7 @@ std::optional<CudaRuntime> newest(const std::vector<Found>& found) {
 std::string unsupported_reason(const FatbinInfo& info, const GpuTarget& gpu) {
   if (info.ptx.empty()) return fmt::format("no SASS for {} and no PTX", gpu.cc.sm());
   std::vector<std::string> ptx;
-  for (const auto& a : info.ptx) ptx.push_back(a.ptx_name());
+  for (const auto& a : info.ptx) ptx.push_back(a.compute());
   return fmt::format("no SASS for {} and PTX only for {}", gpu.cc.sm(), join(ptx));
 }
 
@@ -195,12 +195,12 @@ LibraryVerdict judge_library(const std::string& path, const FatbinInfo& info, co
       break;
     case ArchMatch::ptx_jit:
       v.support = Support::ptx_jit;
-      v.via = s.via->ptx_name();
+      v.via = s.via->compute();
       ptx_floor(v, info, *s.via, runtime, c);
       break;
     default:
       v.support = Support::native;
-      v.via = s.via->sass_name();
+      v.via = s.via->sm();
   }
   return v;
 }

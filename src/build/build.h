@@ -24,7 +24,7 @@ namespace kiln::build {
 struct EngineSpec {
   std::string name;  // a runner name, or "default"
   engine::Endpoint endpoint;
-  std::string backend = "engine";  // "engine" | "buildx"
+  matrix::Backend backend = matrix::Backend::engine;
 };
 
 struct Options {

@@ -89,12 +89,12 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
     r.log_path = fmt::format("{}/logs/{}/{}.log", ctx.options.state_dir, ctx.matrix, x.id);
     fs::create_directories(fs::path(r.log_path).parent_path());
     std::ofstream log(r.log_path, std::ios::trunc);
-    auto id = ledger.start_build({x.id, r.input_hash, ctx.matrix, ctx.engine.endpoint.uri(), ctx.engine.backend, r.log_path});
+    auto id = ledger.start_build({x.id, r.input_hash, ctx.matrix, ctx.engine.endpoint.uri(), matrix::to_string(ctx.engine.backend), r.log_path});
     ctx.emit({Event::started, x.id, 0, 0, "", nullptr});
 
     engine::BuildResult b;
     try {
-      auto builder = engine::make_builder(ctx.engine.backend, ctx.engine.endpoint);
+      auto builder = engine::make_builder(matrix::to_string(ctx.engine.backend), ctx.engine.endpoint);
       b = builder->build(
           request_for(ctx, r),
           [&](int step, int total, std::string_view line) { ctx.emit({Event::progressed, x.id, step, total, std::string(line), nullptr}); },

@@ -89,11 +89,11 @@ void check_backends(const Graph& g, const Options& o) {
     const EngineSpec& e = o.engines[n.engine];
     const render::Rendered& x = n.rendered;
     for (const auto& s : x.secrets) {
-      if (e.backend != "buildx")
+      if (e.backend != matrix::Backend::buildx)
         throw EnvironmentError(fmt::format(
             "{} needs build secret '{}' ([pip] secret), and engine '{}' builds with backend \"{}\" (POST /build), which "
             "cannot pass a secret without writing it into a build argument or the build context; use a runner with "
-            "backend = \"buildx\"", x.id, s.id, e.name, e.backend));
+            "backend = \"buildx\"", x.id, s.id, e.name, matrix::to_string(e.backend)));
       if (!s.env.empty() && !std::getenv(s.env.c_str()))
         throw EnvironmentError(fmt::format("{} needs build secret '{}' from environment variable {}, which is not set",
                                            x.id, s.id, s.env));
@@ -101,7 +101,7 @@ void check_backends(const Graph& g, const Options& o) {
         throw EnvironmentError(fmt::format("{} needs build secret '{}' from file {}, which cannot be read", x.id, s.id,
                                            s.file));
     }
-    if (x.run_mounts && e.backend == "engine") {
+    if (x.run_mounts && e.backend == matrix::Backend::engine) {
       if (!podman.count(n.engine)) podman[n.engine] = engine::Client(e.endpoint).version().podman;
       if (!podman[n.engine])
         throw EnvironmentError(fmt::format(

@@ -61,12 +61,6 @@ const T* newest_matching(const std::vector<T>& items, const Version& pattern) {
   return best;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 template <typename T>
 std::string version_list(const std::vector<T>& items, size_t components) {
   std::vector<std::string> out;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "catalog/catalog.h"
+#include "util/text.h"
 #include "catalog/compat.h"
 #include "util/toml_reader.h"
 #include "util/validate.h"
@@ -23,12 +24,6 @@ std::string canonical(const Version& v) {
   while (parts.size() > 1 && parts.back() == 0) parts.pop_back();
   std::string out;
   for (unsigned p : parts) out += (out.empty() ? "" : ".") + std::to_string(p);
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return out;
 }
 

@@ -49,12 +49,6 @@ namespace kiln::catalog {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return out;
-}
-
 // "H100 (sm_90, Hopper)", "sm_90 (H100, Hopper)": the GPU with its architecture.
 std::string arch_label(const Catalog& c, const std::string& name, const ComputeCapability& cc, const Architecture* a) {
   std::string label = gpu_label(name, cc, c);

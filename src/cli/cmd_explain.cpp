@@ -61,7 +61,7 @@ std::optional<LedgerStory> ledger_story(const Loaded& l, const plan::Combo& c, c
     verify::ComboVerdict v = verify::recorded_verdict(c, s.image, runners_for(l.m, {}), *dir);
     s.verified = v.verified;
     s.why_not = v.reason;
-    for (const auto& ch : v.checks) s.checks.push_back(ch.check + "@" + ch.runner + "=" + ch.status);
+    for (const auto& ch : v.checks) s.checks.push_back(ch.check + "@" + ch.runner + "=" + verify::to_string(ch.status));
   }
   return s;
 }

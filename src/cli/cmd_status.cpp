@@ -95,7 +95,7 @@ std::vector<Line> lines(const Loaded& l, const std::optional<std::string>& state
       verify::ComboVerdict v = verify::recorded_verdict(c, line.image, runners, *state_dir);
       line.verified = v.verified ? "yes" : "no";
       if (!v.verified) line.why = v.reason;
-      for (const auto& ch : v.checks) line.checks.push_back(ch.check + "@" + ch.runner + "=" + ch.status);
+      for (const auto& ch : v.checks) line.checks.push_back(ch.check + "@" + ch.runner + "=" + verify::to_string(ch.status));
       if (auto t = tags.find(c.id + "@" + line.image); t != tags.end()) line.tags = t->second;
     }
     out.push_back(std::move(line));

@@ -33,7 +33,7 @@ std::string table(const verify::Report& r, bool colour) {
   Table t({"COMBINATION", "VERIFIED", "IMAGE", "CHECKS"});
   for (const auto& v : r.combos) {
     std::vector<std::string> checks;
-    for (const auto& c : v.checks) checks.push_back(fmt::format("{}@{}={}{}", c.check, c.runner, c.status, c.reused ? "*" : ""));
+    for (const auto& c : v.checks) checks.push_back(fmt::format("{}@{}={}{}", c.check, c.runner, verify::to_string(c.status), c.reused ? "*" : ""));
     t.add_row({v.id, v.verified ? paint("yes", Colour::green, colour) : paint("no", Colour::red, colour), v.image_id.substr(0, 19), join(checks, " ")});
     if (!v.verified) t.add_note("not verified: " + v.reason);
     for (const auto& c : v.checks) {

@@ -8,18 +8,36 @@
 
 namespace kiln::cli {
 
+namespace {
+
+// A runner's engine URL, or DOCKER_HOST's when it names none.
+engine::Endpoint endpoint_of(const matrix::Runner& r) {
+  if (r.engine.empty()) return engine::Endpoint::from_env();
+  try {
+    return engine::Endpoint::parse(r.engine);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(r.where, fmt::format("runner '{}': {}", r.name, e.what()));
+  }
+}
+
+// Every name given with `flag` must be a runner of the matrix.
+void require_runners(const matrix::Matrix& m, const std::vector<std::string>& names, const char* flag) {
+  for (const auto& n : names)
+    if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
+      throw InputError({flag}, fmt::format("the matrix has no runner '{}'", n));
+}
+
+}  // namespace
+
 std::vector<verify::Runner> runners_for(const matrix::Matrix& m, const std::vector<std::string>& names) {
   std::vector<verify::Runner> out;
   for (const auto& r : m.runners) {
     if (!names.empty() && std::count(names.begin(), names.end(), r.name) == 0) continue;
-    engine::Endpoint ep = r.engine.empty() ? engine::Endpoint::from_env() : engine::Endpoint{r.engine.substr(7)};
-    out.push_back({r.name, ep, r.gpu, r.gpu_classes, r.backend, r.devices, r.driver_libs,
+    out.push_back({r.name, endpoint_of(r), r.gpu, r.gpu_classes, r.backend, r.devices, r.driver_libs,
                    r.shm_size > 0 ? r.shm_size : verify::Runner{}.shm_size, r.ipc});
   }
-  for (const auto& n : names)
-    if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
-      throw InputError({"--runner"}, fmt::format("the matrix has no runner '{}'", n));
-  if (out.empty()) out.push_back({"local", engine::Endpoint::from_env(), "none", {}, "engine", {}, "", verify::Runner{}.shm_size, ""});
+  require_runners(m, names, "--runner");
+  if (out.empty()) out.push_back(verify::Runner{.name = "local", .endpoint = engine::Endpoint::from_env()});
   return out;
 }
 
@@ -28,14 +46,10 @@ std::vector<build::EngineSpec> engines_for(const matrix::Matrix& m, const std::v
   for (const auto& r : m.runners) {
     bool wanted = names.empty() ? !r.engine.empty() : std::count(names.begin(), names.end(), r.name) > 0;
     if (!wanted) continue;
-    if (r.engine.rfind("unix://", 0) != 0)
-      throw InputError(r.where, fmt::format("runner '{}' needs engine = \"unix:///path/to.sock\" to build", r.name));
-    out.push_back({r.name, engine::Endpoint{r.engine.substr(7)}, r.backend});
+    out.push_back({r.name, endpoint_of(r), r.backend});
   }
-  for (const auto& n : names)
-    if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
-      throw InputError({"--builder"}, fmt::format("the matrix has no runner '{}'", n));
-  if (out.empty()) out.push_back({"default", engine::Endpoint::from_env(), "engine"});
+  require_runners(m, names, "--builder");
+  if (out.empty()) out.push_back({"default", engine::Endpoint::from_env(), matrix::Backend::engine});
   return out;
 }
 

@@ -42,7 +42,12 @@ struct ApiError : std::runtime_error {
 struct Endpoint {
   std::string socket_path = "/var/run/docker.sock";
   std::string uri() const { return "unix://" + socket_path; }
-  // DOCKER_HOST=unix:///path, else /var/run/docker.sock.
+  // "unix:///path/to.sock": that socket. kiln speaks to engines over unix
+  // sockets only, so any other scheme (tcp://, ssh://, npipe://) or a
+  // unix:// URL without an absolute path throws std::invalid_argument
+  // naming the URL: never a socket path made of a host name.
+  static Endpoint parse(std::string_view url);
+  // DOCKER_HOST through parse(), else /var/run/docker.sock.
   static Endpoint from_env();
 };
 

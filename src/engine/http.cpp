@@ -12,16 +12,32 @@
 
 namespace kiln::engine {
 
-Endpoint Endpoint::from_env() {
+Endpoint Endpoint::parse(std::string_view url) {
+  constexpr std::string_view scheme = "unix://";
+  if (!url.starts_with(scheme)) {
+    const auto colon = url.find("://");
+    throw std::invalid_argument(
+        "engine " + std::string(url) + ": " +
+        (colon == std::string_view::npos ? std::string("not a URL")
+                                         : "kiln cannot drive " + std::string(url.substr(0, colon)) + ":// engines yet") +
+        "; kiln speaks to engines over unix sockets only (unix:///path/to.sock)");
+  }
+  const std::string_view path = url.substr(scheme.size());
+  if (!path.starts_with('/'))
+    throw std::invalid_argument("engine " + std::string(url) + ": a unix socket URL names an absolute path (unix:///path/to.sock)");
   Endpoint ep;
-  const char* host = std::getenv("DOCKER_HOST");
-  if (!host || !*host) return ep;
-  std::string_view h = host;
-  if (!h.starts_with("unix://"))
-    throw std::invalid_argument("DOCKER_HOST=" + std::string(h) +
-                                ": kiln speaks to engines over unix sockets only (unix:///path)");
-  ep.socket_path = std::string(h.substr(7));
+  ep.socket_path = std::string(path);
   return ep;
+}
+
+Endpoint Endpoint::from_env() {
+  const char* host = std::getenv("DOCKER_HOST");
+  if (!host || !*host) return Endpoint{};
+  try {
+    return parse(host);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("DOCKER_HOST: ") + e.what());
+  }
 }
 
 }  // namespace kiln::engine

@@ -17,10 +17,7 @@
 namespace kiln::image::detail {
 
 using kiln::Sha256;  // util/sha256.h; digests are "sha256:" + hex()
-
-// "sha256:<64 lowercase hex>" only; anything else (other algorithms, "../")
-// would also become a blob path, so it is refused.
-bool is_sha256_digest(std::string_view digest);
+using kiln::is_sha256_digest;  // anything else would become a blob path: refused
 
 // Bytes in memory as a ByteStream: a view (the bytes outlive the stream),
 // or owned when given an rvalue string.

@@ -20,14 +20,6 @@
 
 namespace kiln::image::detail {
 
-
-bool is_sha256_digest(std::string_view d) {
-  if (!d.starts_with("sha256:") || d.size() != 7 + 64) return false;
-  for (char c : d.substr(7))
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
-
 std::string read_blob(BlobSource& src, const std::string& name, std::size_t limit, const std::string& digest) {
   auto s = src.open(name);
   std::string out;

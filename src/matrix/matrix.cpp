@@ -12,6 +12,30 @@
 
 namespace kiln::matrix {
 
+const char* to_string(Backend b) { return b == Backend::buildx ? "buildx" : "engine"; }
+
+const char* to_string(GpuMode g) {
+  switch (g) {
+    case GpuMode::nvidia: return "nvidia";
+    case GpuMode::cdi: return "cdi";
+    case GpuMode::devices: return "devices";
+    case GpuMode::none: break;
+  }
+  return "none";
+}
+
+std::optional<Backend> parse_backend(std::string_view word) {
+  for (Backend b : {Backend::engine, Backend::buildx})
+    if (word == to_string(b)) return b;
+  return std::nullopt;
+}
+
+std::optional<GpuMode> parse_gpu_mode(std::string_view word) {
+  for (GpuMode g : {GpuMode::none, GpuMode::nvidia, GpuMode::cdi, GpuMode::devices})
+    if (word == to_string(g)) return g;
+  return std::nullopt;
+}
+
 const Axis* Matrix::axis(std::string_view name) const {
   for (const auto& a : axes)
     if (a.name == name) return &a;
@@ -23,8 +47,6 @@ namespace {
 const std::set<std::string> kFlavors{"runtime", "devel"};
 const std::set<std::string> kChecks{"static", "gpu"};
 const std::set<std::string> kTargetPolicies{"all", "any", "report"};
-const std::set<std::string> kBackends{"engine", "buildx"};
-const std::set<std::string> kGpuModes{"none", "nvidia", "cdi", "devices"};
 const std::set<std::string> kIpcModes{"private", "shareable", "host", "none"};
 
 // "1g", "512m", "64k", "1073741824" (docker run --shm-size's grammar, binary
@@ -310,8 +332,11 @@ class Parser {
       Runner r;
       r.name = std::string(key.str());
       r.engine = f.str("engine").value_or("");
-      r.backend = f.str("backend").value_or("engine");
-      r.gpu = f.str("gpu").value_or("none");
+      const std::string backend = f.str("backend").value_or("engine"), gpu = f.str("gpu").value_or("none");
+      if (auto b = parse_backend(backend)) r.backend = *b;
+      else error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
+      if (auto g = parse_gpu_mode(gpu)) r.gpu = *g;
+      else error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
       r.gpu_classes = gpu_classes(f, m);
       r.devices = f.strings("devices");
       r.driver_libs = f.str("driver_libs").value_or("");
@@ -327,8 +352,6 @@ class Parser {
       check(r.name, r.where, grammar::tag, "runner name");
       for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");
       if (!r.driver_libs.empty()) check(r.driver_libs, f.where("driver_libs"), grammar::absolute_path, "driver_libs");
-      if (!kBackends.count(r.backend)) error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
-      if (!kGpuModes.count(r.gpu)) error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
       m.runners.push_back(std::move(r));
     }
   }

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/diag.h"
@@ -66,11 +67,22 @@ struct BaseOverride {
   Location where;
 };
 
+// How a runner builds: the Engine API, or BuildKit through `docker buildx`.
+enum class Backend { engine, buildx };
+// How a runner gives a container its GPUs: none, the NVIDIA runtime's
+// device request, CDI names, or device nodes plus the driver's libraries.
+enum class GpuMode { none, nvidia, cdi, devices };
+// The words the matrix, the ledger and JSON use; parse: nullopt for others.
+const char* to_string(Backend b);
+const char* to_string(GpuMode g);
+std::optional<Backend> parse_backend(std::string_view word);
+std::optional<GpuMode> parse_gpu_mode(std::string_view word);
+
 struct Runner {
   std::string name;
   std::string engine;   // "unix:///var/run/docker.sock"
-  std::string backend;  // "engine" | "buildx"
-  std::string gpu;      // "none" | "nvidia" | "cdi" | "devices"
+  Backend backend = Backend::engine;
+  GpuMode gpu = GpuMode::none;
   std::vector<std::string> gpu_classes;
   // gpu = "devices": the device nodes to pass in and the host directory of
   // the driver's libraries (mounted read-only, put on LD_LIBRARY_PATH).

@@ -20,6 +20,15 @@ size_t Plan::count(Status s) const {
   return static_cast<size_t>(std::count_if(combos.begin(), combos.end(), [&](const Combo& c) { return c.status == s; }));
 }
 
+const Combo* Plan::sibling(const Combo& c, std::string_view flavor) const {
+  if (c.versions.flavor == flavor) return &c;
+  auto axes = c.axes;
+  axes["flavor"] = std::string(flavor);
+  for (const auto& x : combos)
+    if (x.axes == axes && x.status == Status::valid) return &x;
+  return nullptr;
+}
+
 namespace {
 
 using Axes = std::map<std::string, std::string>;

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -112,6 +113,10 @@ struct Plan {
   std::vector<Combo> combos;
 
   size_t count(Status s) const;
+  // The valid combination on the same axes as `c` but of `flavor`: a devel
+  // image's runtime sibling (which it may build on), a runtime image's devel
+  // one (whose nvcc compiles its smoke suite). nullptr when the plan has none.
+  const Combo* sibling(const Combo& c, std::string_view flavor) const;
 };
 
 // Throws InputError (file:line:col) for values the catalog does not know,

@@ -94,7 +94,7 @@ registry::Client registry_for(const plan::Plan& p, const std::string& host) {
 
 nlohmann::json record(const plan::Combo& c, const verify::ComboVerdict& v, const std::string& digest, const Options& o) {
   nlohmann::json checks = nlohmann::json::array();
-  for (const auto& k : v.checks) checks.push_back({{"check", k.check}, {"runner", k.runner}, {"status", k.status}, {"detail", k.detail}});
+  for (const auto& k : v.checks) checks.push_back({{"check", k.check}, {"runner", k.runner}, {"status", verify::to_string(k.status)}, {"detail", k.detail}});
   return {{"schema", "kiln.verification/v1"}, {"kiln_version", o.kiln_version}, {"combination", c.id},
           {"image_id", v.image_id}, {"digest", digest}, {"versions", plan::to_json(c)["versions"]},
           {"policy", {{"verify", c.policy.verify}, {"gpu_classes", c.policy.gpu_classes}}}, {"checks", checks}};

@@ -2,6 +2,7 @@
 // (tests include it for the parsers).
 #pragma once
 #include "util/base64.h"
+#include "util/text.h"
 
 #include "registry/registry.h"
 
@@ -19,7 +20,7 @@ namespace kiln::registry::detail {
 // ---- text ----
 using kiln::base64_decode;  // util/base64.h
 using kiln::base64_encode;
-std::string lower(std::string_view s);
+using kiln::lower;  // util/text.h
 
 // A WWW-Authenticate challenge: scheme ("bearer", "basic", lower-cased) and
 // its parameters (realm, service, scope, error), quoted strings unescaped.

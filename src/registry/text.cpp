@@ -1,19 +1,16 @@
 // Small parsers of the registry room: base64, WWW-Authenticate, Link,
 // Retry-After, config keys, URLs, references.
 #include "registry/internal.h"
+#include "util/text.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cctype>
 #include <charconv>
 
-namespace kiln::registry::detail {
+#include "util/sha256.h"
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+namespace kiln::registry::detail {
 
 std::optional<Challenge> parse_challenge(std::string_view h) {
   auto skip_ws = [&] {
@@ -171,7 +168,7 @@ Reference parse_reference(std::string_view s) {
   if (auto at = rest.find('@'); at != std::string::npos) {
     r.digest = rest.substr(at + 1);
     rest.resize(at);
-    if (!r.digest.starts_with("sha256:") || r.digest.size() != 71)
+    if (!is_sha256_digest(r.digest))
       throw std::invalid_argument("image reference " + std::string(s) + ": digest must be sha256:<64 hex>");
   }
   auto slash = rest.find('/');

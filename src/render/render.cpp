@@ -1,6 +1,7 @@
 #include "render/render.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <set>
 
@@ -278,17 +279,69 @@ std::string Renderer::render_smoke(const plan::Combo& combo, const std::string& 
   return out;
 }
 
-std::string local_image(const plan::Plan& p, const std::string& combo_id) {
-  return "kiln.local/" + p.matrix_name + ":" + combo_id;
+std::map<std::string, std::string> dockerfile_labels(std::string_view dockerfile) {
+  std::map<std::string, std::string> out;
+  std::string line;
+  auto take = [&](const std::string& instruction) {
+    size_t i = instruction.find_first_not_of(" \t");
+    if (i == std::string::npos || instruction.size() < i + 6 || !std::isspace(static_cast<unsigned char>(instruction[i + 5])))
+      return;
+    std::string word = instruction.substr(i, 5);  // instructions are case-insensitive
+    std::transform(word.begin(), word.end(), word.begin(), [](unsigned char ch) { return std::toupper(ch); });
+    if (word != "LABEL") return;
+    i += 5;
+    while (true) {
+      i = instruction.find_first_not_of(" \t", i);
+      if (i == std::string::npos) return;
+      const size_t eq = instruction.find('=', i);
+      if (eq == std::string::npos) return;
+      std::string key = instruction.substr(i, eq - i), value;
+      i = eq + 1;
+      if (i < instruction.size() && instruction[i] == '"') {
+        for (++i; i < instruction.size() && instruction[i] != '"'; ++i) {
+          if (instruction[i] == '\\' && i + 1 < instruction.size()) ++i;
+          value += instruction[i];
+        }
+        ++i;
+      } else {
+        const size_t end = instruction.find_first_of(" \t", i);
+        value = instruction.substr(i, end == std::string::npos ? std::string::npos : end - i);
+        i = end == std::string::npos ? instruction.size() : end;
+      }
+      out[std::move(key)] = std::move(value);
+    }
+  };
+  for (std::string_view rest = dockerfile; !rest.empty();) {
+    const size_t nl = rest.find('\n');
+    std::string_view l = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    if (!l.empty() && l.back() == '\\') {  // a continuation: the instruction goes on
+      line.append(l.substr(0, l.size() - 1));
+      line += ' ';
+      continue;
+    }
+    line.append(l);
+    take(line);
+    line.clear();
+  }
+  take(line);
+  return out;
+}
+
+namespace {
+// Not a registry anyone can push to: a local name can never leave the engine by accident.
+std::string local_repository(const plan::Plan& p) { return "kiln.local/" + p.matrix_name; }
+}  // namespace
+
+std::string local_image(const plan::Plan& p, const std::string& combo_id) { return local_repository(p) + ":" + combo_id; }
+
+std::string local_smoke_image(const plan::Plan& p, const std::string& combo_id) {
+  return local_repository(p) + "-smoke:" + combo_id;
 }
 
 const plan::Combo* parent_of(const plan::Combo& combo, const plan::Plan& p) {
   if (combo.versions.flavor != "devel" || !combo.install.devel_from_runtime) return nullptr;
-  auto sibling_axes = combo.axes;
-  sibling_axes["flavor"] = "runtime";
-  for (const auto& c : p.combos)
-    if (c.axes == sibling_axes && c.status == plan::Status::valid) return &c;
-  return nullptr;
+  return p.sibling(combo, "runtime");
 }
 
 Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
@@ -312,6 +365,7 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
   if (!tmpl.is_valid()) throw InputError({dir_}, "template error: " + tmpl.error_message());
   Rendered r{combo.id, out, plan::to_json(combo), local_image(p, combo.id), "", combo.base, {}};
   if (const plan::Combo* parent = parent_of(combo, p)) r.parent = parent->id;
+  r.labels = dockerfile_labels(r.dockerfile);
   if (combo.versions.flavor == "devel") r.context = context_;
   // The stage that runs the pip step needs the wheels and the secret.
   if (!combo.versions.pytorch.empty()) {

@@ -32,11 +32,23 @@ struct Rendered {
   std::map<std::string, std::string> context_dirs;
   std::vector<BuildSecret> secrets;
   bool run_mounts = false;  // the Dockerfile uses RUN --mount (BuildKit or Buildah)
+  // Every LABEL the Dockerfile sets (templates/partials/labels.mustache):
+  // what the static check expects on the built image. The template is the
+  // one place that names them.
+  std::map<std::string, std::string> labels;
 };
 
-// The name a built, not yet verified image has on the engine. Release tags
-// are only ever pushed by promotion, after verification.
+// The LABEL key="value" pairs of a Dockerfile (continuation lines joined;
+// values quoted or bare). Only what kiln's templates write: no variable
+// expansion, no escapes but \" and \\.
+std::map<std::string, std::string> dockerfile_labels(std::string_view dockerfile);
+
+// The name a built, not yet verified image has on the engine
+// (kiln.local/<matrix>:<id>). Release tags are only ever pushed by
+// promotion, after verification.
 std::string local_image(const plan::Plan& p, const std::string& combo_id);
+// The smoke image verify builds on top of it (kiln.local/<matrix>-smoke:<id>).
+std::string local_smoke_image(const plan::Plan& p, const std::string& combo_id);
 
 // The combination a devel image builds on, when its recipe says so and the
 // runtime sibling is in the plan; nullptr otherwise.

@@ -44,10 +44,12 @@ void fill_verify(Row& row, const verify::ComboVerdict& v) {
   row.verified = v.verified;
   if (!v.verified) row.why = v.reason;
   for (const auto& c : v.checks) {
-    row.checks.push_back(c.check == "static" ? "static=" + c.status : fmt::format("{}@{}={}", c.check, c.runner, c.status));
-    if (c.check == "gpu" && c.status == "passed" && row.gemm_bf16_tflops.empty()) row.gemm_bf16_tflops = bf16_tflops(c);
+    const char* status = verify::to_string(c.status);
+    row.checks.push_back(c.check == "static" ? fmt::format("static={}", status) : fmt::format("{}@{}={}", c.check, c.runner, status));
+    if (c.check == "gpu" && c.status == verify::CheckStatus::passed && row.gemm_bf16_tflops.empty())
+      row.gemm_bf16_tflops = bf16_tflops(c);
     if (c.check == "gpu" && c.detail.contains("summary") && c.detail["summary"].value("line", "") != "")
-      row.measured.push_back(fmt::format("{} on {}: {}", c.status, c.runner, c.detail["summary"].value("line", "")));
+      row.measured.push_back(fmt::format("{} on {}: {}", status, c.runner, c.detail["summary"].value("line", "")));
     if (c.check == "gpu" && c.detail.contains("summary") && c.detail["summary"].contains("gpus")) {
       std::vector<std::string> gpus;
       for (const auto& g : c.detail["summary"]["gpus"])

@@ -52,7 +52,7 @@ struct BuildStart {
   std::string input_hash;
   std::string matrix;    // the matrix name that asked for it (informational)
   std::string engine;    // engine socket or name, e.g. "unix:///var/run/docker.sock"
-  std::string backend;   // "engine", "buildx", "podman", ...
+  std::string backend;   // matrix::to_string(Backend): "engine" or "buildx"
   std::string log_path;  // where the build log is written
 };
 
@@ -83,7 +83,7 @@ struct BuildRecord {
   std::int64_t started_at = 0;                // unix ms
   std::optional<std::int64_t> finished_at;    // unix ms; empty while building
   std::optional<double> seconds;
-  std::string owner;  // "<boot id>/<pid>/<process start time>" of the process that ran it
+  std::string owner;  // "<host>:<boot id>:<pid>:<process start time>" of the process that ran it (state/owner.cpp)
 };
 
 // `kiln status`: one combination, its stages (parents first, the final
@@ -103,12 +103,13 @@ struct ComboStatus {
 };
 
 // One verification result against one image digest. status is the verify
-// stage's word ("passed", "failed", "error", "skipped", ...); detail_json
-// must be valid JSON (an object or "{}" when there is nothing to add).
+// stage's word (verify::to_string(CheckStatus): "passed", "failed",
+// "no-gpu", "error"); the ledger stores it as given. detail_json must be
+// valid JSON (an object or "{}" when there is nothing to add).
 struct Verdict {
   std::string image_digest;
-  std::string runner;  // e.g. "local", "h100"
-  std::string check;   // e.g. "static", "gpu:sm_90"
+  std::string runner;  // the matrix's runner name, e.g. "local", "h100"
+  std::string check;   // "static" or "gpu" (one gpu verdict per runner, whose classes say which GPU)
   std::string status;
   std::string detail_json = "{}";
   std::int64_t recorded_at = 0;  // unix ms; set by record_verdict()

@@ -16,12 +16,6 @@ namespace kiln::survey::detail {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // A quoted Python string literal ('x' or "x"), else "" (None, or anything else).
 std::string python_string(std::string_view v) {
   v = trim(v);

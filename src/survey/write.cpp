@@ -303,7 +303,7 @@ void add_source(TextEdits& t, const std::string& key, const std::string& text) {
   if (!sources) throw InputError(Location{t.path(), 0, 0}, "no [sources] table to record the artifact in");
   if (sources->contains(key)) return;
   LastKey at = last_key(t, *sources);
-  // The day it was read: a catalog's facts age (issue 12, item 6).
+  // The day it was read: a catalog's facts age.
   const auto today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now());
   const std::chrono::year_month_day ymd{today};
   const std::string dated = fmt::format("{}; read by kiln catalog check on {:04}-{:02}-{:02}", text, static_cast<int>(ymd.year()),

@@ -32,6 +32,13 @@ std::string Sha256::hex() {
   return out;
 }
 
+bool is_sha256_digest(std::string_view d) {
+  if (!d.starts_with("sha256:") || d.size() != 7 + 64) return false;
+  for (char c : d.substr(7))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
 std::string sha256_hex(std::string_view data) {
   Sha256 h;
   h.update(data);

@@ -24,4 +24,9 @@ class Sha256 {
 
 std::string sha256_hex(std::string_view data);
 
+// "sha256:<64 lowercase hex>", the only digest form kiln reads or writes:
+// anything else (another algorithm, upper case, "../") would otherwise
+// become a blob path, a cache file name or a manifest reference.
+bool is_sha256_digest(std::string_view digest);
+
 }  // namespace kiln

@@ -1,5 +1,6 @@
 #include "util/text.h"
 
+#include <cctype>
 #include <cerrno>
 #include <ctime>
 #include <cstdio>
@@ -27,6 +28,12 @@ std::string_view trim(std::string_view text) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
   return text;
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {

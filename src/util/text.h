@@ -10,6 +10,8 @@ namespace kiln {
 std::vector<std::string_view> split(std::string_view text, char sep);
 std::string_view trim(std::string_view text);
 std::string join(const std::vector<std::string>& parts, std::string_view sep);
+// ASCII lower case (header names, hosts, hex digits, TOML words): no locale.
+std::string lower(std::string_view text);
 // Replaces "{name}" placeholders; an unknown name is left as is and reported
 // through `unknown` so callers can name it in an error.
 std::string expand_braces(std::string_view pattern, const std::map<std::string, std::string>& vars,

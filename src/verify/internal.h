@@ -9,8 +9,9 @@
 
 namespace kiln::verify::detail {
 
-CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::string& image,
-                         engine::Client& client, const Options& o);
+// `labels`: the LABELs its rendered Dockerfile sets (render::Rendered::labels).
+CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::map<std::string, std::string>& labels,
+                         const std::string& image, engine::Client& client, const Options& o);
 
 // The part of the static check that reads the image's files (no engine):
 // device code, component versions, PyTorch, driver libraries, compilers.
@@ -31,7 +32,7 @@ std::vector<SmokeProgram> smoke_programs(const plan::Combo& c);
 // The gpu check's status from each program's (exit code, timed out): any
 // failure fails it; "no GPU" (3) from any is no-gpu, never a pass; passed
 // only when every program passed.
-std::string combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs);
+CheckStatus combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs);
 
 // The gpu check's summary for reports: GPUs used, versions loaded, GEMM
 // bf16 TFLOP/s (cuBLAS and torch.matmul), NCCL and DDP busbw, and a line.

@@ -20,13 +20,13 @@ const Runner* runner_named(const std::vector<Runner>& runners, const std::string
 bool gpu_passed_for(const ComboVerdict& v, const std::string& gpu_class, const std::vector<Runner>& runners) {
   return std::any_of(v.checks.begin(), v.checks.end(), [&](const CheckResult& c) {
     const Runner* r = runner_named(runners, c.runner);
-    return c.check == "gpu" && c.status == "passed" && r &&
+    return c.check == "gpu" && c.status == CheckStatus::passed && r &&
            std::count(r->gpu_classes.begin(), r->gpu_classes.end(), gpu_class) > 0;
   });
 }
 
 std::string first_problem(const CheckResult& c) {
-  return c.problems.empty() ? c.status : c.problems.front();
+  return c.problems.empty() ? to_string(c.status) : c.problems.front();
 }
 
 }  // namespace
@@ -48,18 +48,21 @@ void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Run
     if (check == "static") {
       auto it = std::find_if(v.checks.begin(), v.checks.end(), [](const CheckResult& c) { return c.check == "static"; });
       if (it == v.checks.end()) missing.push_back("static check not run");
-      else if (it->status != "passed") missing.push_back("static check " + it->status + ": " + first_problem(*it));
+      else if (it->status != CheckStatus::passed)
+        missing.push_back(fmt::format("static check {}: {}", to_string(it->status), first_problem(*it)));
       continue;
     }
     for (const auto& cls : policy.gpu_classes) {
       if (!class_refusal(cls, arch).empty()) continue;  // refused above
       if (gpu_passed_for(v, cls, runners)) continue;
       bool have_runner = std::any_of(runners.begin(), runners.end(), [&](const Runner& r) {
-        return r.gpu != "none" && std::count(r.gpu_classes.begin(), r.gpu_classes.end(), cls) > 0;
+        return r.gpu != matrix::GpuMode::none && std::count(r.gpu_classes.begin(), r.gpu_classes.end(), cls) > 0;
       });
       auto failed = std::find_if(v.checks.begin(), v.checks.end(),
-                                 [](const CheckResult& c) { return c.check == "gpu" && c.status != "passed" && c.status != "no-gpu"; });
-      if (failed != v.checks.end()) missing.push_back(fmt::format("gpu check {} on {}: {}", failed->status, failed->runner, first_problem(*failed)));
+                                 [](const CheckResult& c) {
+        return c.check == "gpu" && c.status != CheckStatus::passed && c.status != CheckStatus::no_gpu;
+      });
+      if (failed != v.checks.end()) missing.push_back(fmt::format("gpu check {} on {}: {}", to_string(failed->status), failed->runner, first_problem(*failed)));
       else if (!have_runner) missing.push_back(fmt::format("awaiting a GPU runner of class {}", cls));
       else missing.push_back(fmt::format("gpu check for {} did not pass", cls));
     }

@@ -12,6 +12,22 @@
 
 namespace kiln::verify {
 
+const char* to_string(CheckStatus s) {
+  switch (s) {
+    case CheckStatus::passed: return "passed";
+    case CheckStatus::failed: return "failed";
+    case CheckStatus::no_gpu: return "no-gpu";
+    case CheckStatus::error: break;
+  }
+  return "error";
+}
+
+CheckStatus parse_check_status(std::string_view word) {
+  for (CheckStatus s : {CheckStatus::passed, CheckStatus::failed, CheckStatus::no_gpu})
+    if (word == to_string(s)) return s;
+  return CheckStatus::error;
+}
+
 size_t Report::verified() const {
   return static_cast<size_t>(std::count_if(combos.begin(), combos.end(), [](const ComboVerdict& v) { return v.verified; }));
 }
@@ -27,8 +43,8 @@ bool wants(const matrix::Policy& policy, const char* check) {
 std::optional<CheckResult> reuse(const state::Ledger& ledger, const std::string& image_id, const std::string& runner,
                                  const std::string& check) {
   for (const auto& v : ledger.verdicts(image_id))
-    if (v.runner == runner && v.check == check && v.status == "passed") {
-      CheckResult r{check, runner, v.status, {}, nlohmann::json::parse(v.detail_json, nullptr, false), true};
+    if (v.runner == runner && v.check == check && parse_check_status(v.status) == CheckStatus::passed) {
+      CheckResult r{check, runner, CheckStatus::passed, {}, nlohmann::json::parse(v.detail_json, nullptr, false), true};
       return r;
     }
   return std::nullopt;
@@ -37,7 +53,7 @@ std::optional<CheckResult> reuse(const state::Ledger& ledger, const std::string&
 void record(state::Ledger& ledger, const std::string& image_id, const CheckResult& r) {
   nlohmann::json detail = r.detail;
   detail["problems"] = r.problems;
-  ledger.record_verdict({image_id, r.runner, r.check, r.status, json_text(detail), 0});  // a smoke log may hold any bytes
+  ledger.record_verdict({image_id, r.runner, r.check, to_string(r.status), json_text(detail), 0});  // a smoke log may hold any bytes
 }
 
 // Runs `run` unless the ledger already has a pass for this image, runner
@@ -51,7 +67,7 @@ CheckResult checked(state::Ledger& ledger, const Options& o, const std::string& 
   try {
     r = run();
   } catch (const std::exception& e) {  // an engine or image problem: this check's error
-    r = CheckResult{check, runner, "error", {e.what()}, {}, false};
+    r = CheckResult{check, runner, CheckStatus::error, {e.what()}, {}, false};
   }
   r.runner = runner;
   record(ledger, image_id, r);
@@ -86,13 +102,13 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
     v.checks.push_back(checked(ledger, o, v.image_id, first.name, "static",
                                [&] {
                                  step(o, "static check " + c.id);
-                                 return detail::static_check(c, p, image, client, o);
+                                 return detail::static_check(c, p, renderer.render(c, p).labels, image, client, o);
                                }));
   if (wants(c.policy, "gpu"))
     for (const auto& r : o.runners) {
-      if (r.gpu == "none" && !o.smoke_on_cpu) continue;
+      if (r.gpu == matrix::GpuMode::none && !o.smoke_on_cpu) continue;
       if (auto why = runner_refusal(r, c.arch); !why.empty()) {  // not run: it could only fail, or pass on the wrong GPU
-        CheckResult refused{"gpu", r.name, "failed", {why}, {{"refused", true}}, false};
+        CheckResult refused{"gpu", r.name, CheckStatus::failed, {why}, {{"refused", true}}, false};
         record(ledger, v.image_id, refused);
         v.checks.push_back(std::move(refused));
         continue;
@@ -134,7 +150,7 @@ ComboVerdict recorded_verdict(const plan::Combo& c, const std::string& image_id,
   state::Ledger ledger(state_dir + "/state.db");
   ComboVerdict v{c.id, image_id, false, "", {}};
   for (const auto& rec : ledger.verdicts(image_id)) {
-    CheckResult r{rec.check, rec.runner, rec.status, {}, nlohmann::json::parse(rec.detail_json, nullptr, false), true};
+    CheckResult r{rec.check, rec.runner, parse_check_status(rec.status), {}, nlohmann::json::parse(rec.detail_json, nullptr, false), true};
     if (r.detail.contains("problems"))
       for (const auto& p : r.detail["problems"]) r.problems.push_back(p.get<std::string>());
     v.checks.push_back(std::move(r));
@@ -149,7 +165,7 @@ nlohmann::json to_json(const Report& r) {
   for (const auto& v : r.combos) {
     nlohmann::json checks = nlohmann::json::array();
     for (const auto& c : v.checks)
-      checks.push_back({{"check", c.check}, {"runner", c.runner}, {"status", c.status}, {"problems", c.problems},
+      checks.push_back({{"check", c.check}, {"runner", c.runner}, {"status", to_string(c.status)}, {"problems", c.problems},
                         {"reused", c.reused}, {"detail", c.detail}});
     combos.push_back({{"id", v.id}, {"image_id", v.image_id}, {"verified", v.verified},
                       {"reason", v.reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.reason)}, {"checks", checks}});

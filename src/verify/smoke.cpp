@@ -18,17 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The devel image whose nvcc compiles the suite: the combination itself
-// when it is a devel image, else its devel sibling.
-const plan::Combo* devel_for(const plan::Combo& c, const plan::Plan& p) {
-  if (c.versions.flavor == "devel") return &c;
-  auto axes = c.axes;
-  axes["flavor"] = "devel";
-  for (const auto& x : p.combos)
-    if (x.axes == axes && x.status == plan::Status::valid) return &x;
-  return nullptr;
-}
-
 // kernels/ sources only: never a build directory that happens to be there.
 void copy_kernels(const fs::path& from, const fs::path& to) {
   fs::remove_all(to);
@@ -91,11 +80,11 @@ std::string image_ld_path(const std::optional<engine::ImageInfo>& info) {
 // the image's value, so the driver directory goes in front of it rather than
 // instead of it (images find their CUDA/cuDNN/NCCL libraries through it).
 void attach_gpus(const Runner& r, engine::ContainerSpec& spec, const std::string& image_ld) {
-  if (r.gpu == "nvidia") {
+  if (r.gpu == matrix::GpuMode::nvidia) {
     spec.device_requests.push_back({"nvidia", -1, {}, {{"gpu"}}});
-  } else if (r.gpu == "cdi") {
+  } else if (r.gpu == matrix::GpuMode::cdi) {
     spec.device_requests.push_back({"cdi", 0, {"nvidia.com/gpu=all"}, {}});
-  } else if (r.gpu == "devices") {
+  } else if (r.gpu == matrix::GpuMode::devices) {
     for (const auto& d : r.devices) spec.devices.push_back({d, d, "rwm"});
     if (!r.driver_libs.empty()) {
       spec.binds.push_back(r.driver_libs + ":" + r.driver_libs + ":ro");
@@ -111,7 +100,7 @@ std::string build_smoke_image(const plan::Combo& c, const plan::Plan& p, const r
   fs::create_directories(ctx);
   write_file_atomic((ctx / "Dockerfile").string(), renderer.render_smoke(c, image, devel));
   copy_kernels(o.kernels_dir, ctx / "kernels");
-  std::string tag = "kiln.local/" + p.matrix_name + "-smoke:" + c.id;
+  std::string tag = render::local_smoke_image(p, c.id);
   engine::BuildRequest req;
   req.context_dir = ctx;
   req.tags = {tag};
@@ -120,7 +109,7 @@ std::string build_smoke_image(const plan::Combo& c, const plan::Plan& p, const r
   fs::path log_path = fs::path(o.state_dir) / "logs" / p.matrix_name / (c.id + ".smoke.log");
   fs::create_directories(log_path.parent_path());
   std::ofstream log(log_path, std::ios::trunc);
-  auto builder = engine::make_builder(runner.backend, runner.endpoint);
+  auto builder = engine::make_builder(matrix::to_string(runner.backend), runner.endpoint);
   engine::BuildResult b = builder->build(req, nullptr, [&](std::string_view line) { log << line << '\n'; });
   if (!b.ok) {
     error = fmt::format("the smoke image did not build at \"{}\": {} (log: {})", b.failed_step, b.error, log_path.string());
@@ -188,14 +177,14 @@ ProgramRun run_program(engine::Client& client, const engine::ContainerSpec& base
 
 }  // namespace
 
-std::string combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs) {
+CheckStatus combined_status(const std::vector<std::pair<std::int64_t, bool>>& runs) {
   bool failed = false, error = false, no_gpu = false;
   for (const auto& [exit_code, timed_out] : runs) {
     failed |= timed_out || exit_code == 1;
     error |= !timed_out && exit_code != 0 && exit_code != 1 && exit_code != 3;
     no_gpu |= exit_code == 3;
   }
-  return failed ? "failed" : error ? "error" : no_gpu ? "no-gpu" : "passed";
+  return failed ? CheckStatus::failed : error ? CheckStatus::error : no_gpu ? CheckStatus::no_gpu : CheckStatus::passed;
 }
 
 // What a report shows of a gpu check: the GPUs used, the versions that
@@ -264,9 +253,9 @@ nlohmann::json smoke_summary(const nlohmann::json& d) {
 
 CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                       const std::string& image, const Runner& runner, const Options& o) {
-  CheckResult r{"gpu", runner.name, "error", {}, {}, false};
+  CheckResult r{"gpu", runner.name, CheckStatus::error, {}, {}, false};
   engine::Client client(runner.endpoint);
-  const plan::Combo* devel = devel_for(c, p);
+  const plan::Combo* devel = p.sibling(c, "devel");  // its nvcc compiles the suite (itself, if devel)
   std::string devel_image = devel ? render::local_image(p, devel->id) : "";
   if (!devel || !client.image_exists(devel_image)) {
     r.problems.push_back(devel ? "its devel image " + devel_image + " is not built: the smoke suite is compiled there"
@@ -286,7 +275,7 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
   spec.tmpfs = {{"/tmp", "rw,size=256m"}};
   spec.shm_size = runner.shm_size;  // NCCL's shared-memory transport, DataLoader workers
   spec.ipc_mode = runner.ipc;
-  if (runner.gpu != "none") pass_safety_env(spec);
+  if (runner.gpu != matrix::GpuMode::none) pass_safety_env(spec);
   attach_gpus(runner, spec, image_ld_path(client.inspect_image(smoke)));
   std::vector<ProgramRun> runs;
   nlohmann::json programs = nlohmann::json::object();
@@ -310,8 +299,8 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
   std::vector<std::pair<std::int64_t, bool>> codes;
   for (const auto& run : runs) codes.emplace_back(run.exit_code, run.timed_out);
   r.status = combined_status(codes);
-  if (r.status == "no-gpu")
-    r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, runner.gpu));
+  if (r.status == CheckStatus::no_gpu)
+    r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, matrix::to_string(runner.gpu)));
   return r;
 }
 

@@ -30,26 +30,21 @@ std::string env_value(const engine::ImageInfo& info, const std::string& key) {
   return "";
 }
 
-void check_config(const plan::Combo& c, const plan::Plan& p, const engine::ImageInfo& info, Findings& f) {
+// `labels`: what the rendered Dockerfile sets (render::Rendered::labels),
+// so the template is the one place that names them.
+void check_config(const plan::Combo& c, const plan::Plan& p, const std::map<std::string, std::string>& labels,
+                  const engine::ImageInfo& info, Findings& f) {
   std::string require = env_value(info, "NVIDIA_REQUIRE_CUDA");
   if (require != c.require_cuda)
     f.problem(fmt::format("NVIDIA_REQUIRE_CUDA is \"{}\", the plan says \"{}\"", require.substr(0, 80), c.require_cuda.substr(0, 80)));
   std::string arch = env_value(info, "NVIDIA_REQUIRE_ARCH");
   if (arch != require_arch(c.arch))
     f.problem(fmt::format("NVIDIA_REQUIRE_ARCH is \"{}\", the plan's arch list {} gives \"{}\"", arch, c.arch.str(), require_arch(c.arch)));
-  const std::pair<const char*, const std::string*> labels[] = {
-      {"io.kiln.combo", &c.id},          {"io.kiln.cuda.version", &c.versions.cuda},
-      {"io.kiln.nccl.version", &c.versions.nccl}, {"io.kiln.cudnn.version", &c.versions.cudnn},
-      {"io.kiln.pytorch.version", &c.versions.pytorch}};
   for (const auto& [key, want] : labels) {
     auto it = info.labels.find(key);
     std::string have = it == info.labels.end() ? "" : it->second;
-    if (have != *want) f.problem(fmt::format("label {} is \"{}\", the plan says \"{}\"", key, have, *want));
+    if (have != want) f.problem(fmt::format("label {} is \"{}\", the plan says \"{}\"", key, have, want));
   }
-  auto arch_it = info.labels.find("io.kiln.arch_list");
-  const std::string arch_label = arch_it == info.labels.end() ? "" : arch_it->second;
-  if (arch_label != c.arch.str())
-    f.problem(fmt::format("label io.kiln.arch_list is \"{}\", the plan says \"{}\"", arch_label, c.arch.str()));
   if (info.user != p.user) f.problem(fmt::format("the image runs as \"{}\", the plan says \"{}\"", info.user, p.user));
   f.detail["user"] = info.user;
 }
@@ -127,8 +122,8 @@ void check_device_code(const plan::Combo& c, const image::ImageFs& fs, const aud
   for (const auto& s : scans) {
     if (!s.info || !s.info->has_device_code()) continue;
     nlohmann::json l = {{"path", s.path}, {"sass", nlohmann::json::array()}, {"ptx", nlohmann::json::array()}};
-    for (const auto& a : s.info->sass) l["sass"].push_back(a.sass_name());
-    for (const auto& a : s.info->ptx) l["ptx"].push_back(a.ptx_name());
+    for (const auto& a : s.info->sass) l["sass"].push_back(a.sm());
+    for (const auto& a : s.info->ptx) l["ptx"].push_back(a.compute());
     libs.push_back(std::move(l));
   }
   f.detail["device_code"] = {{"promised", c.arch.str()}, {"libraries", std::move(libs)}};
@@ -263,22 +258,22 @@ void check_contents(const plan::Combo& c, const image::ImageFs& fs, const audit:
 CheckResult static_check_files(const plan::Combo& c, const image::ImageFs& fs, const catalog::Catalog* cat) {
   Findings f;
   check_contents(c, fs, {}, cat, f);
-  CheckResult r{"static", "", "failed", std::move(f.problems), std::move(f.detail), false};
-  r.status = r.problems.empty() ? "passed" : "failed";
+  CheckResult r{"static", "", CheckStatus::failed, std::move(f.problems), std::move(f.detail), false};
+  r.status = r.problems.empty() ? CheckStatus::passed : CheckStatus::failed;
   return r;
 }
 
-CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::string& image, engine::Client& client,
-                         const Options& o) {
-  CheckResult r{"static", "", "failed", {}, {}, false};
+CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::map<std::string, std::string>& labels,
+                         const std::string& image, engine::Client& client, const Options& o) {
+  CheckResult r{"static", "", CheckStatus::failed, {}, {}, false};
   Findings f;
   auto info = client.inspect_image(image);
   if (!info) {
-    r.status = "error";
+    r.status = CheckStatus::error;
     r.problems.push_back("image " + image + " is not on the engine: run kiln build first");
     return r;
   }
-  check_config(c, p, *info, f);
+  check_config(c, p, labels, *info, f);
   engine::SavedArchive saved(client, image, o.state_dir + "/tmp");
   // One pass over the saved image, its layers shared with images verified
   // before taken from the audit layer cache (audit/layer_cache.h).
@@ -287,7 +282,7 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::s
   check_contents(c, scanned.fs, scanned.pre, o.catalog, f);
   r.problems = std::move(f.problems);
   r.detail = std::move(f.detail);
-  r.status = r.problems.empty() ? "passed" : "failed";
+  r.status = r.problems.empty() ? CheckStatus::passed : CheckStatus::failed;
   return r;
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -29,9 +30,9 @@ namespace kiln::verify {
 struct Runner {
   std::string name;
   engine::Endpoint endpoint;
-  std::string gpu = "none";  // none | nvidia | cdi | devices
+  matrix::GpuMode gpu = matrix::GpuMode::none;
   std::vector<std::string> gpu_classes;  // "sm_90": what its GPUs are
-  std::string backend = "engine";        // to build smoke images
+  matrix::Backend backend = matrix::Backend::engine;  // to build smoke images
   std::vector<std::string> devices;      // gpu = "devices": /dev/nvidia0, /dev/nvidiactl, ...
   std::string driver_libs;               // gpu = "devices": host driver library directory
   std::int64_t shm_size = 1LL << 30;     // the smoke container's /dev/shm: NCCL, DataLoader workers
@@ -56,10 +57,16 @@ struct Options {
   std::function<void(const std::string&)> on_step;
 };
 
+// A check's outcome; its words (ledger, JSON, tables) are to_string's.
+enum class CheckStatus { passed, failed, no_gpu, error };
+const char* to_string(CheckStatus s);  // "passed" | "failed" | "no-gpu" | "error"
+// A word read back from the ledger; one kiln never writes is an error.
+CheckStatus parse_check_status(std::string_view word);
+
 struct CheckResult {
   std::string check;   // "static" or "gpu"
   std::string runner;
-  std::string status;  // passed | failed | no-gpu | error
+  CheckStatus status = CheckStatus::error;
   std::vector<std::string> problems;
   nlohmann::json detail = nlohmann::json::object();
   bool reused = false;  // taken from the ledger, not rerun

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "skip.h"
+
 #include <cstring>
 
 #include <filesystem>
@@ -30,8 +32,7 @@ std::string slurp(const std::string& path) {
 TEST_CASE("audit of an image with real CUDA libraries", "[audit][image][nvcc]") {
   const std::string cudart = "/usr/local/cuda/lib64/libcudart.so.13";
   if (!std::filesystem::exists(cudart)) {
-    WARN("no " << cudart << ": skipped");
-    return;
+    KILN_SKIP("no " << cudart);
   }
   const auto cat = catalog::Catalog::load(KILN_SOURCE_DIR "/recipes");
   TestImage img;
@@ -180,8 +181,8 @@ std::pair<std::size_t, std::size_t> section(const std::string& elf, const std::s
 }  // namespace
 
 TEST_CASE("a library whose fat binary cannot be read makes the image unknown, never native", "[audit][image][nvcc]") {
-  // Issue 19: such a library counted as "no device code"; the image was
-  // native on every GPU and check-driver --driver 390.0 --gpu P100 passed.
+  // Counted as "no device code", such a library would make the image native
+  // on every GPU, and check-driver --driver 390.0 --gpu P100 would pass.
   const auto cat = catalog::Catalog::load(KILN_SOURCE_DIR "/recipes");
   const std::string good = slurp(std::string(KILN_CUDA_FIXTURES) + "/libk_sass.so");
   const auto [at, size] = section(good, ".nv_fatbin");

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "skip.h"
+
 #include <fstream>
 
 #include "audit/components.h"
@@ -91,7 +93,7 @@ TEST_CASE("detect components in a built image", "[audit][components]") {
   CHECK(c.env_require_cuda == "cuda>=12.4 brand=tesla,driver>=470,driver<471");
 }
 
-TEST_CASE("scan an image's CUDA libraries for fat binaries", "[audit][components]") {
+TEST_CASE("scan an image's CUDA libraries for fat binaries", "[audit][components][nvcc]") {
 #ifdef KILN_CUDA_FIXTURES
   std::ifstream f(std::string(KILN_CUDA_FIXTURES) + "/sm80_ptx90", std::ios::binary);
   const std::string elf{std::istreambuf_iterator<char>(f), {}};
@@ -110,6 +112,6 @@ TEST_CASE("scan an image's CUDA libraries for fat binaries", "[audit][components
   CHECK(scans[0].info->sass == std::vector<Arch>{{8, 0, 0}});
   CHECK(scans[0].info->ptx == std::vector<Arch>{{9, 0, 0}});
 #else
-  WARN("nvcc not found at configure time: skipped");
+  KILN_SKIP("nvcc not found at configure time");
 #endif
 }

@@ -1,4 +1,4 @@
-// Issue 14: every ELF file of an image is read for device code, chosen by
+// Every ELF file of an image is read for device code, chosen by
 // its magic whatever its name or mode (executables, Python extensions,
 // unhinted and stripped binaries); verdicts say what is known (no device
 // code, partial); one definition of a driver library.
@@ -27,7 +27,7 @@ std::string slurp(const std::string& path) {
 
 std::string names(const std::vector<Arch>& v, bool sass) {
   std::string out;
-  for (const auto& a : v) out += (out.empty() ? "" : " ") + (sass ? a.sass_name() : a.ptx_name());
+  for (const auto& a : v) out += (out.empty() ? "" : " ") + (sass ? a.sm() : a.compute());
   return out;
 }
 

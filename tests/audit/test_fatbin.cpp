@@ -1,19 +1,21 @@
 #include <catch2/catch.hpp>
 #include <elf.h>
 
-#include <chrono>
+#include "skip.h"
+
 #include <cstring>
 #include <fstream>
 
 #include "audit/fatbin.h"
 
 using namespace kiln::audit;
+using kiln::ComputeCapability;
 
 namespace {
 
 std::string arch_names(const std::vector<Arch>& v, bool sass) {
   std::string s;
-  for (const auto& a : v) s += (s.empty() ? "" : " ") + (sass ? a.sass_name() : a.ptx_name());
+  for (const auto& a : v) s += (s.empty() ? "" : " ") + (sass ? a.sm() : a.compute());
   return s;
 }
 
@@ -136,16 +138,16 @@ std::string fixture(const char* name) { return std::string(KILN_CUDA_FIXTURES) +
 
 }  // namespace
 
-TEST_CASE("parse_arch and names", "[audit][fatbin]") {
-  CHECK(parse_arch("sm_90a") == Arch{9, 0, 'a'});
-  CHECK(parse_arch("compute_100f") == Arch{10, 0, 'f'});
-  CHECK(parse_arch("12.1") == Arch{12, 1, 0});
-  CHECK(parse_arch("75") == Arch{7, 5, 0});
-  CHECK_FALSE(parse_arch("sm_"));
-  CHECK_FALSE(parse_arch("sm_9x"));
-  CHECK_FALSE(parse_arch("1.23"));
-  CHECK(Arch{12, 1, 'a'}.sass_name() == "sm_121a");
-  CHECK(Arch{8, 6, 0}.ptx_name() == "compute_86");
+TEST_CASE("entry targets parse and print as compute capabilities", "[audit][fatbin]") {
+  CHECK(ComputeCapability::parse("sm_90a") == Arch{9, 0, 'a'});
+  CHECK(ComputeCapability::parse("compute_100f") == Arch{10, 0, 'f'});
+  CHECK(ComputeCapability::parse("12.1") == Arch{12, 1, 0});
+  CHECK(ComputeCapability::parse("75") == Arch{7, 5, 0});
+  CHECK_FALSE(ComputeCapability::parse("sm_"));
+  CHECK_FALSE(ComputeCapability::parse("sm_9x"));
+  CHECK_FALSE(ComputeCapability::parse("1.23"));
+  CHECK(Arch{12, 1, 'a'}.sm() == "sm_121a");
+  CHECK(Arch{8, 6, 0}.compute() == "compute_86");
 }
 
 TEST_CASE("synthetic containers: layout and flags", "[audit][fatbin]") {
@@ -368,21 +370,18 @@ TEST_CASE("real ELF with lying section headers or truncation", "[audit][fatbin][
   }
 }
 #else
-TEST_CASE("real nvcc output", "[audit][fatbin][nvcc]") { WARN("nvcc not found at configure time: skipped"); }
+TEST_CASE("real nvcc output", "[audit][fatbin][nvcc]") { KILN_SKIP("nvcc not found at configure time"); }
 #endif
 
 TEST_CASE("CUDA 13 libraries on this machine", "[audit][fatbin][cuda-libs]") {
   const std::filesystem::path lib = "/usr/local/cuda/lib64";
   if (!std::filesystem::exists(lib / "libcublasLt.so.13")) {
-    WARN("no /usr/local/cuda/lib64/libcublasLt.so.13: skipped");
-    return;
+    KILN_SKIP("no /usr/local/cuda/lib64/libcublasLt.so.13");
   }
-  const auto t0 = std::chrono::steady_clock::now();
+  // How long reading it takes is bench/audit.sh's question, not this test's.
   const FatbinInfo lt = read_fatbin_file(lib / "libcublasLt.so.13");
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  INFO("libcublasLt: " << lt.containers << " containers, " << lt.entries.size() << " entries in " << secs << " s; sass "
+  INFO("libcublasLt: " << lt.containers << " containers, " << lt.entries.size() << " entries; sass "
                        << arch_names(lt.sass, true) << "; ptx " << arch_names(lt.ptx, false));
-  CHECK(secs < 5.0);
   CHECK(lt.containers > 1000);
   for (unsigned cc : {75u, 80u, 86u, 89u, 90u, 100u, 103u, 120u})
     CHECK(std::count(lt.sass.begin(), lt.sass.end(), Arch{cc / 10, cc % 10, 0}) == 1);
@@ -431,5 +430,5 @@ TEST_CASE("CUDA libraries that keep device code outside .nv_fatbin", "[audit][fa
     const FatbinInfo w = read_fatbin_file(lib / "libcufftw.so.12");
     CHECK_FALSE(w.has_device_code());
   }
-  if (!seen) WARN("no libcufft / libnppc in " << lib << ": skipped");
+  if (!seen) KILN_SKIP("no libcufft / libnppc in " << lib);
 }

@@ -123,8 +123,8 @@ TEST_CASE("the image serves a GPU only if every library does", "[audit][verdict]
 }
 
 TEST_CASE("an unreadable fat binary fails closed: unknown, never native", "[audit][verdict]") {
-  // Issue 19: a library whose fat binary could not be read was "no device
-  // code", so the image read as native everywhere and check-driver passed.
+  // Read as "no device code", a library whose fat binary cannot be read
+  // would make the image native everywhere, and check-driver would pass.
   const std::vector<FatbinScan> libs = {
       lib("libA.so", {{6, 0, 0}, {7, 5, 0}, {8, 0, 0}, {9, 0, 0}}, {{9, 0, 0}}, {8, 4}),
       {"libD.so", std::nullopt, "fat-binary container size 99999 exceeds its section (truncated?) at 0x40"},

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kiln build end to end on real engines (issue 3), fast: the real `kiln`
+# kiln build end to end on real engines, fast: the real `kiln`
 # binary, two private dockerds (tests/support/dockerd.sh kb1 and kb2), the
 # offline matrix's combinations rendered from a busybox-only template set
 # (tests/build/data/templates) onto a busybox base imported here.

@@ -84,7 +84,7 @@ PY
   check "check-driver --no-verify-digests exit 0" test $? -eq 0
 fi
 
-# --- fail closed (issue 19): a library whose fat binary cannot be read ------
+# --- fail closed: a library whose fat binary cannot be read ------
 # An nvcc-built library with its .nv_fatbin container size made to overrun
 # the section: "unknown" on every GPU, never native; check-driver exits 1
 # (the image was read; it cannot be shown to run) naming the library.

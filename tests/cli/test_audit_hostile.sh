@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `kiln audit` on hostile images (issue 19, item 4): what it writes and holds
+# `kiln audit` on hostile images: what it writes and holds
 # is bounded, and it never blocks. Every image is built here: a sparse layer
 # member claiming 2 GB named libcudart.so.12, a 2 MB gzip layer that expands
 # to 2 GB, a FIFO, a socket and a device as blobs of an OCI layout, a FIFO as

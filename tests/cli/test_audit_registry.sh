@@ -29,10 +29,10 @@ finish() { echo "audit registry: $passed passed, $failed failed"; [ "$failed" -e
 json_assert() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
 
 for need in skopeo docker-registry curl; do
-  command -v "$need" >/dev/null || { echo "$need not installed: registry cases skipped"; finish; }
+  command -v "$need" >/dev/null || { echo "SKIP: $need not installed"; exit 77; }
 done
 if [ ! -f "$fixtures/libk_sass.so" ] || [ ! -f /usr/local/cuda/lib64/libcudart.so.13 ]; then
-  echo "no nvcc fixtures or CUDA 13 runtime: registry cases skipped"; finish
+  echo "SKIP: no nvcc fixtures or CUDA 13 runtime"; exit 77
 fi
 
 addr=$(bash "$registry_sh" start "$name") || { echo "FAIL: the test registry did not start"; failed=1; finish; }

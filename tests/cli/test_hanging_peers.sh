@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 19, item 3: kiln never waits forever on a peer. A fake engine on a
+# Kiln never waits forever on a peer. A fake engine on a
 # unix socket (tests/support/hanging_peer.py: a test double for a *broken*
 # peer) that (a) accepts and never answers, (b) trickles its headers one byte
 # every 3 s; every verb that talks to the engine must exit 2 naming the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 19, item 11: one byte that is not UTF-8 (in a path, an engine's
+# One byte that is not UTF-8 (in a path, an engine's
 # message) must not erase a --format json report. Real verbs, real bytes:
 # `kiln audit` of a missing file whose name holds \xff, and `kiln build` with
 # a state directory whose name holds \xff (its log paths land in the report),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 19, item 10: one writer per state directory. Two real `kiln build`
+# One writer per state directory. Two real `kiln build`
 # on one --state-dir: while the first holds it (its build hangs on an engine
 # that answers pings but never builds: tests/support/hanging_peer.py
 # pingable), a second with KILN_LOCK_WAIT=0 exits 2 naming the first's verb

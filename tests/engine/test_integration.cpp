@@ -1,5 +1,6 @@
 // The engine room against a real, private dockerd (tests/support/dockerd.sh).
 #include "support.h"
+#include "skip.h"
 
 #include <catch2/catch.hpp>
 
@@ -11,13 +12,12 @@ using kiln::test::unique_tag;
 
 namespace {
 
-// nullptr (with a warning) where no daemon can run: the unit tests still do.
+// nullptr where no daemon can run: each case then skips (KILN_SKIP).
 Client* client() {
   static std::unique_ptr<Client> c = [] {
     std::string sock = kiln::test::docker_socket();
     return sock.empty() ? nullptr : std::make_unique<Client>(Endpoint{sock});
   }();
-  if (!c) WARN("no test dockerd (needs root and dockerd): skipped");
   return c.get();
 }
 
@@ -71,7 +71,7 @@ const char* kFailing =
 }  // namespace
 
 TEST_CASE("ping and version on the real engine", "[integration][engine]") {
-  if (!client()) return;
+  if (!client()) KILN_SKIP("no test dockerd (needs root and dockerd)");
   client()->ping();
   VersionInfo v = client()->version();
   CHECK_FALSE(v.version.empty());
@@ -80,7 +80,7 @@ TEST_CASE("ping and version on the real engine", "[integration][engine]") {
 }
 
 TEST_CASE("import, inspect, tag, exists, remove", "[integration][engine]") {
-  if (!client()) return;
+  if (!client()) KILN_SKIP("no test dockerd (needs root and dockerd)");
   Client& c = *client();
   std::string img = base();
   auto info = c.inspect_image(img);
@@ -99,7 +99,7 @@ TEST_CASE("import, inspect, tag, exists, remove", "[integration][engine]") {
 }
 
 TEST_CASE("engine build: id, labels, build args, progress, log", "[integration][engine][build]") {
-  if (!client()) return;
+  if (!client()) KILN_SKIP("no test dockerd (needs root and dockerd)");
   base();
   Context ctx(kGreeting);
   std::string tag = unique_tag("greeting");
@@ -132,7 +132,7 @@ TEST_CASE("engine build: id, labels, build args, progress, log", "[integration][
 }
 
 TEST_CASE("engine build: a failing RUN names its step, others still build", "[integration][engine][build]") {
-  if (!client()) return;
+  if (!client()) KILN_SKIP("no test dockerd (needs root and dockerd)");
   base();
   Context bad(kFailing);
   Recorder rec;
@@ -160,7 +160,7 @@ TEST_CASE("engine build: a failing RUN names its step, others still build", "[in
 }
 
 TEST_CASE("containers: read-only root, no network, demuxed output, exit code", "[integration][engine][containers]") {
-  if (!client()) return;
+  if (!client()) KILN_SKIP("no test dockerd (needs root and dockerd)");
   ContainerSpec spec{.image = base(),
                      .cmd = {"sh", "-c",
                              "echo out; echo err >&2; ls /sys/class/net; "
@@ -179,18 +179,17 @@ TEST_CASE("containers: read-only root, no network, demuxed output, exit code", "
 }
 
 TEST_CASE("containers: the wait limit kills a sleeper", "[integration][engine][containers]") {
-  if (!client()) return;
-  auto t0 = std::chrono::steady_clock::now();
+  if (!client()) KILN_SKIP("no test dockerd (needs root and dockerd)");
+  // The limit, not the sleep, ended it: timed out and SIGKILLed (a wait
+  // that ignored the limit would run into ctest's TIMEOUT instead).
   Run r = run({.image = base(), .cmd = {"sleep", "300"}, .network_mode = "none"}, std::chrono::milliseconds(1500));
-  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   CHECK(r.wait.timed_out);
   CHECK(r.wait.exit_code == 137);  // SIGKILL
-  CHECK(took < 30);
   CHECK_THROWS_AS(client()->start_container("kiln-no-such-container"), ApiError);
 }
 
 TEST_CASE("save streams a docker-save tar", "[integration][engine][images]") {
-  if (!client()) return;
+  if (!client()) KILN_SKIP("no test dockerd (needs root and dockerd)");
   std::string head;
   size_t total = 0, chunks = 0;
   client()->save_image(base(), [&](std::string_view c) {
@@ -210,7 +209,7 @@ TEST_CASE("save streams a docker-save tar", "[integration][engine][images]") {
 }
 
 TEST_CASE("buildx backend: same Dockerfile, digest, failing step", "[integration][engine][buildx]") {
-  if (!client()) return;
+  if (!client()) KILN_SKIP("no test dockerd (needs root and dockerd)");
   base();
   auto builder = make_builder("buildx", client()->endpoint());
   Context ctx(kGreeting);

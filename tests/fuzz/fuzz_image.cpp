@@ -120,7 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   else tar = oci_tar({rest.substr(0, rest.size() / 2), rest.substr(rest.size() / 2)});
   kiln::image::ReadOptions opt;
   opt.max_entries = 100000;
-  // Small bounds (issue 19): a bomb or a sparse member among the mutations
+  // Small bounds: a bomb or a sparse member among the mutations
   // ends as an ImageError well under the fuzzer's memory limit.
   opt.limits.expansion_floor = 16u << 20;
   opt.limits.max_member_size = 64u << 20;

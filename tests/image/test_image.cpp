@@ -333,7 +333,7 @@ TEST_CASE("an archive on disk is walked with seeks: same bodies, digests still c
   }
 }
 
-// Issue 19, item 4: what a hostile image can make the reader expand, hold
+// What a hostile image can make the reader expand, hold
 // or write is bounded; every breach names the image, layer digest and member.
 namespace {
 

@@ -71,8 +71,8 @@ TEST_CASE("a complete matrix reads back exactly", "[matrix]") {
   CHECK(m.tag_templates[0].text == "{pytorch}-{cuda}-{flavor}");
   CHECK(m.bases[0].image == "local/ubuntu:22.04");
   CHECK(m.runners[0].name == "gpu");
-  CHECK(m.runners[0].gpu == "devices");
-  CHECK(m.runners[0].backend == "engine");
+  CHECK(m.runners[0].gpu == matrix::GpuMode::devices);
+  CHECK(m.runners[0].backend == matrix::Backend::engine);
 }
 
 TEST_CASE("the default tag scheme is pytorch/pytorch's", "[matrix]") {
@@ -152,7 +152,7 @@ TEST_CASE("an arch list must parse (found by the fuzzer)", "[matrix][bad-input]"
   CHECK(e.find("m.toml:2:11: error: arch_list \"driver7.5\" is not an arch list") != std::string::npos);
 }
 
-// Issue 19: names become directories and Dockerfile text; policies must not
+// Names become directories and Dockerfile text; policies must not
 // wave images through.
 TEST_CASE("a matrix name is a safe path component and repository name", "[matrix][bad-input]") {
   const char* rest = "\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n";

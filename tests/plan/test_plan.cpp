@@ -53,6 +53,19 @@ repository = "kiln/pytorch"
 
 }  // namespace
 
+TEST_CASE("siblings: the same axes, the other flavor, valid only", "[plan]") {
+  const plan::Plan p = plan::make_plan(matrix::parse_matrix_file(std::string(KILN_SOURCE_DIR) + "/matrices/offline.toml"), cat());
+  const plan::Combo& runtime = find(p, "cuda12.4-debian13-runtime");
+  const plan::Combo& devel = find(p, "cuda12.4-debian13-devel");
+  CHECK(p.sibling(runtime, "devel") == &devel);
+  CHECK(p.sibling(devel, "runtime") == &runtime);
+  CHECK(p.sibling(devel, "devel") == &devel);  // itself: a devel image compiles its own smoke suite
+  // cuda12.4 on debian12 is excluded: never anyone's sibling.
+  const plan::Combo& excluded = find(p, "cuda12.4-debian12-devel");
+  REQUIRE(excluded.status == plan::Status::excluded);
+  CHECK(p.sibling(excluded, "runtime") == nullptr);
+}
+
 TEST_CASE("torch 2.6.0 + CUDA 12.4 resolves to the versions its wheel bundles", "[plan]") {
   auto p = plan_of(kTorch);
   CHECK(p.combos.size() == 4);

@@ -6,6 +6,7 @@
 // code, its JSON report and what the registry holds afterwards.
 #include "engine/support.h"
 #include "registry/proxy.h"
+#include "skip.h"
 
 #include "engine/engine.h"
 #include "registry/registry.h"
@@ -123,7 +124,7 @@ struct Case {
   fs::path dir;
   std::string matrix_name, repo, verified_id, other_id;
 
-  explicit Case(const std::string& name)
+  explicit Case(const std::string& name, const std::string& static_status = "passed")
       : sock(kiln::test::docker_socket()), eng(engine::Endpoint{sock}),
         dir(fs::temp_directory_path() / ("kiln-promote-" + name + "-" + std::to_string(getpid()))) {
     fs::remove_all(dir);
@@ -140,7 +141,8 @@ struct Case {
     verified_id = tiny_image(eng, "kiln.local/" + matrix_name, kCombo, "verified " + unique_word());
     other_id = tiny_image(eng, "kiln-test/promote-other", name + "-" + std::to_string(getpid()), "other " + unique_word());
     kiln::state::Ledger ledger((dir / "state" / "state.db").string());
-    ledger.record_verdict({verified_id, "local", "static", "passed", "{}", 0});
+    ledger.record_verdict({verified_id, "local", "static", static_status,
+                           static_status == "passed" ? "{}" : R"({"problems":["the devel image has no nvcc"]})", 0});
   }
   ~Case() {
     std::error_code ec;
@@ -220,10 +222,9 @@ bool record_manifest_put(const SeenRequest& r) {
   return r.method == "PUT" && r.target.find("/manifests/sha256:") != std::string::npos;
 }
 
-#define NEEDS_ENGINE()                                   \
-  if (kiln::test::docker_socket().empty()) {             \
-    WARN("no test dockerd here (needs root): skipped");  \
-    return;                                              \
+#define NEEDS_ENGINE()                                \
+  if (kiln::test::docker_socket().empty()) {          \
+    KILN_SKIP("no test dockerd here (needs root)");   \
   }
 
 }  // namespace
@@ -414,4 +415,95 @@ TEST_CASE("a record the registry rejects (400): tagged without record, exit 1", 
   CHECK(cp["state"] == "tagged-without-record");
   CHECK(cp["record_error"].get<std::string>().find("MANIFEST_INVALID") != std::string::npos);
   CHECK(r.report["environment_error"].is_null());
+}
+
+TEST_CASE("a tag naming another image: a conflict without --force, moved with it", "[promote][conflict]") {
+  NEEDS_ENGINE();
+  Case c("conflict");
+  std::string foreign = c.plant_other(c.tag1());
+  Run r = c.promote();
+  INFO(r.report.dump(2) << r.err);
+  CHECK(r.exit_code == 1);
+  const json& cp = r.report["combos"][0];
+  CHECK(cp["tagged"] == false);
+  CHECK(cp["tags"][0]["action"] == "conflict");
+  CHECK(cp["tags"][0]["previous"] == foreign);
+  CHECK_THAT(cp["reason"].get<std::string>(), Catch::StartsWith("tag conflict: "));
+  CHECK_THAT(cp["reason"].get<std::string>(), Catch::Contains("--force moves it"));
+  // Never half a promotion: the free tag is not written either, nothing was pushed.
+  CHECK(c.image_at(c.tag1()) == c.other_id);
+  CHECK(c.image_at(c.tag2()).empty());
+  CHECK(c.count(staging_manifest_put) == 0);
+  CHECK(c.count(record_manifest_put) == 0);
+
+  Run forced = c.promote("--force");
+  INFO(forced.report.dump(2) << forced.err);
+  CHECK(forced.exit_code == 0);
+  const json& fp = forced.report["combos"][0];
+  CHECK(fp["state"] == "tagged");
+  CHECK(fp["tags"][0]["previous"] == foreign);
+  CHECK(c.image_at(c.tag1()) == c.verified_id);
+  CHECK(c.image_at(c.tag2()) == c.verified_id);
+}
+
+TEST_CASE("a dry run writes nothing and says what it would do", "[promote][dry-run]") {
+  NEEDS_ENGINE();
+  Case c("dryrun");
+  Run r = c.promote("--dry-run");
+  INFO(r.report.dump(2) << r.err);
+  CHECK(r.exit_code != 2);
+  const json& cp = r.report["combos"][0];
+  CHECK(cp["verified"] == true);
+  CHECK(cp["tagged"] == false);
+  REQUIRE(cp["tags"].size() == 2);
+  for (const auto& t : cp["tags"]) CHECK_THAT(t["action"].get<std::string>(), Catch::StartsWith("would"));
+  // Only reads reached the registry: no upload, no manifest, no record.
+  CHECK(c.count([](const SeenRequest& q) { return q.method != "GET" && q.method != "HEAD"; }) == 0);
+  CHECK(c.release_tags().empty());
+  // A dry run sees conflicts as a real run does.
+  std::string foreign = c.plant_other(c.tag2());
+  Run conflict = c.promote("--dry-run");
+  INFO(conflict.report.dump(2) << conflict.err);
+  CHECK(conflict.exit_code != 2);  // what a dry run's conflict exits with is the command's (docs/cli exit codes)
+  CHECK(conflict.report["combos"][0]["tags"][1]["action"] == "conflict");
+  CHECK(conflict.report["combos"][0]["tags"][1]["previous"] == foreign);
+  CHECK(c.image_at(c.tag2()) == c.other_id);
+}
+
+TEST_CASE("the verification record names the verified image, its digest and its checks", "[promote][record]") {
+  NEEDS_ENGINE();
+  Case c("record");
+  Run r = c.promote();
+  INFO(r.report.dump(2) << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string digest = r.report["combos"][0]["digest"];
+  auto reg = c.direct();
+  auto found = reg.attached(c.repo, digest, "application/vnd.kiln.verification.v1+json");
+  REQUIRE(found.size() == 1);
+  json artifact = json::parse(reg.get_manifest(c.repo, found[0].digest).bytes);
+  REQUIRE(artifact["layers"].size() == 1);
+  json rec = json::parse(reg.get_blob(c.repo, artifact["layers"][0]["digest"]));
+  CHECK(rec["schema"] == "kiln.verification/v1");
+  CHECK(rec["combination"] == kCombo);
+  CHECK(rec["image_id"] == c.verified_id);
+  CHECK(rec["digest"] == digest);
+  CHECK(rec["policy"]["verify"] == json{"static"});
+  REQUIRE(rec["checks"].size() == 1);
+  CHECK(rec["checks"][0]["check"] == "static");
+  CHECK(rec["checks"][0]["runner"] == "local");
+  CHECK(rec["checks"][0]["status"] == "passed");
+  CHECK(rec["versions"]["cuda"].get<std::string>().rfind("12.4", 0) == 0);
+}
+
+TEST_CASE("an image whose static check failed is never pushed", "[promote]") {
+  NEEDS_ENGINE();
+  Case c("unverified", "failed");
+  Run r = c.promote();
+  INFO(r.report.dump(2) << r.err);
+  CHECK(r.exit_code == 1);
+  const json& cp = r.report["combos"][0];
+  CHECK(cp["verified"] == false);
+  CHECK(cp["reason"] == "not verified: static check failed: the devel image has no nvcc");
+  CHECK(c.proxy.seen().empty());
+  CHECK(c.release_tags().empty());
 }

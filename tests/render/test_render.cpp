@@ -79,6 +79,24 @@ TEST_CASE("rendered images carry the labels and environment later stages read", 
   CHECK(x.inputs["catalog_version"] == cat().version);
 }
 
+TEST_CASE("the labels the static check expects are read from the rendered Dockerfile", "[render][labels]") {
+  auto p = plan_for("offline");
+  render::Renderer r(kSrc + "/templates");
+  auto x = r.render(p.combos[0], p);
+  CHECK(x.labels.at("io.kiln.combo") == p.combos[0].id);
+  CHECK(x.labels.at("io.kiln.cuda.version") == "11.8.89");
+  CHECK(x.labels.at("io.kiln.arch_list") == p.combos[0].arch.str());
+  CHECK(x.labels.at("io.kiln.sass") == "sm_75 sm_90");
+  CHECK(x.labels.at("io.kiln.matrix") == "offline");
+  CHECK(x.labels.count("io.kiln.pytorch.version") == 0);  // the template writes it only for PyTorch images
+  CHECK(x.labels.count("io.kiln.input-hash") == 0);       // build's, not the Dockerfile's
+
+  using render::dockerfile_labels;
+  CHECK(dockerfile_labels("FROM x\nlabel a=1 b=\"two words\" \\\n  c=\"q\\\"d\"\nRUN echo LABEL z=9\n") ==
+        std::map<std::string, std::string>{{"a", "1"}, {"b", "two words"}, {"c", "q\"d"}});
+  CHECK(dockerfile_labels("# LABEL a=1\nLABELS=x\n").empty());
+}
+
 TEST_CASE("generate writes the same bytes every time", "[render]") {
   auto p = plan_for("pytorch");
   render::Renderer r(kSrc + "/templates");
@@ -146,7 +164,7 @@ TEST_CASE("a tree generated before .kiln-generated existed is adopted by its pla
 TEST_CASE("generate refuses a directory it did not make", "[render][generate][bad-input]") {
   render::Renderer r(kSrc + "/templates");
   fs::path out = scratch("foreign");
-  // A user's project that happens to hold a kiln.json (issue 19: it was deleted).
+  // A user's project that happens to hold a kiln.json.
   fs::create_directories(out / "project");
   std::ofstream(out / "project" / "kiln.json") << "{}";
   CHECK_THROWS_WITH(render::generate(plan_for("offline"), r, out.string()), Catch::Contains("holds no .kiln-generated"));
@@ -229,7 +247,7 @@ std::string renderer_error(const Templates& t) {
 
 }  // namespace
 
-// Issue 19, item 8: templates fail cleanly, with line:col, before kainjow runs.
+// Templates fail cleanly, with line:col, before kainjow runs.
 TEST_CASE("a partial that includes itself is an error, not a crash", "[render][template][bad-input]") {
   Templates t;
   t.main("FROM {{base}}\n{{> a}}\n").partial("a", "{{#devel}}{{> b}}{{/devel}}\n").partial("b", "x\n{{> a}}\n");

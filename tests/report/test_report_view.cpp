@@ -41,9 +41,9 @@ report::RunReport sample(const std::string& state_dir, bool all_tagged = false) 
     s.image_id = devel ? "sha256:44b7af78707e0000" : "sha256:8f485c4192180000";
     s.log_path = state_dir + "/logs/offline/" + id + ".log";
     b.stages.push_back(s);
-    kiln::verify::CheckResult st{"static", "gpuhost", "passed", {}, {}, false};
+    kiln::verify::CheckResult st{"static", "gpuhost", kiln::verify::CheckStatus::passed, {}, {}, false};
     nlohmann::json detail = {{"summary", {{"gpus", {"0 NVIDIA H200 (sm_90)"}}, {"line", "1 GPU(s): 0 NVIDIA H200 (sm_90)"}}}};
-    kiln::verify::CheckResult gpu{"gpu", "gpuhost", devel ? "passed" : "failed", {}, detail, false};
+    kiln::verify::CheckResult gpu{"gpu", "gpuhost", devel ? kiln::verify::CheckStatus::passed : kiln::verify::CheckStatus::failed, {}, detail, false};
     v.combos.push_back({id, s.image_id, devel, devel ? "" : "gpu check failed on gpuhost: cudnn: cuDNN version mismatch: "
                                                              "expected 9.19.0, loaded 9.14.0 | a pipe", {st, gpu}});
     kiln::promote::ComboPromotion cp;

@@ -1,4 +1,4 @@
-// One writer per state directory (issue 19, item 10): real processes take the
+// One writer per state directory: real processes take the
 // lock; a second writer is refused naming the first (pid and verb), or waits
 // and gets it once the first lets go; a holder killed with SIGKILL leaves no
 // stale lock; readers of the ledger never wait on it.

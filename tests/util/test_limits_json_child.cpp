@@ -1,4 +1,4 @@
-// Issue 19: the JSON writer that survives bad bytes, the limits read from the
+// The JSON writer that survives bad bytes, the limits read from the
 // environment, and helper programs run under limits in a process group.
 #include <signal.h>
 #include <sys/wait.h>

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "util/sha256.h"
 #include "util/text.h"
 
 TEST_CASE("brace templates expand known names and report unknown ones", "[text]") {
@@ -15,4 +16,20 @@ TEST_CASE("split keeps empty fields", "[text]") {
   auto parts = kiln::split("a;;b", ';');
   REQUIRE(parts.size() == 3);
   CHECK(parts[1].empty());
+}
+
+TEST_CASE("lower is ASCII only", "[text]") {
+  CHECK(kiln::lower("Bearer REALM=X") == "bearer realm=x");
+  CHECK(kiln::lower("\xc3\x84") == "\xc3\x84");  // UTF-8 bytes stay as they are
+}
+
+TEST_CASE("a digest is sha256:<64 lowercase hex> and nothing else", "[text][digest]") {
+  const std::string hex(64, 'a');
+  CHECK(kiln::is_sha256_digest("sha256:" + hex));
+  CHECK(kiln::is_sha256_digest("sha256:" + kiln::sha256_hex("x")));
+  CHECK_FALSE(kiln::is_sha256_digest("sha256:" + std::string(64, 'A')));  // upper case
+  CHECK_FALSE(kiln::is_sha256_digest("sha256:" + hex.substr(1)));         // 63 digits
+  CHECK_FALSE(kiln::is_sha256_digest("sha512:" + hex));
+  CHECK_FALSE(kiln::is_sha256_digest("sha256:../" + hex.substr(3)));
+  CHECK_FALSE(kiln::is_sha256_digest(hex));
 }

@@ -15,19 +15,16 @@
 #include "image_builder.h"
 #include "matrix/matrix.h"
 #include "report/report.h"
+#include "support.h"
 #include "verify/internal.h"
 
 using namespace kiln;
 using namespace kiln::testing;
+using namespace kiln::verify::test;
 
 namespace {
 
 const std::string kSite = "opt/venv/lib/python3.12/site-packages/";
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 plan::Combo torch_combo(const std::string& arch = "7.5;8.0;9.0") {
   plan::Combo c;
@@ -78,23 +75,7 @@ image::ImageFs image_of(const Tree& t) {
   if (!t.libtorch_cuda.empty()) items.push_back(file(kSite + "torch/lib/libtorch_cuda.so", t.libtorch_cuda));
   if (!t.libtorch_cuda_linalg.empty()) items.push_back(file(kSite + "torch/lib/libtorch_cuda_linalg.so", t.libtorch_cuda_linalg));
   if (!t.nvshmem_host.empty()) items.push_back(file("usr/lib/x86_64-linux-gnu/libnvshmem_host.so.3", t.nvshmem_host));
-  TestImage img;
-  img.layers.push_back(make_tar(items));
-  static std::list<std::string> tars;  // the image reads its bytes where they lie: they outlive the test
-  tars.push_back(tar_of(img.docker_save(true)));
-  return image::read_image(image::tar_source(bytes_of(tars.back())));
-}
-
-bool has_problem(const verify::CheckResult& r, const std::string& part) {
-  for (const auto& p : r.problems)
-    if (p.find(part) != std::string::npos) return true;
-  return false;
-}
-
-std::string all(const verify::CheckResult& r) {
-  std::string out;
-  for (const auto& p : r.problems) out += p + "\n";
-  return out;
+  return saved_image({items});
 }
 
 }  // namespace
@@ -142,7 +123,7 @@ TEST_CASE("static check of a PyTorch image: versions against the plan", "[verify
     t.cudnn_wheel = "9.19.0.55";
     auto r = verify::detail::static_check_files(torch_combo(), image_of(t));
     CHECK(has_problem(r, "the plan promises cuDNN 9.19.0.56, the wheel next to torch is 9.19.0.55"));
-    CHECK(r.status == "failed");
+    CHECK(r.status == verify::CheckStatus::failed);
   }
   SECTION("a CPU-only torch") {
     Tree t;
@@ -228,11 +209,11 @@ TEST_CASE("a GPU class the arch list cannot serve is refused, never verified", "
   CHECK_THAT(why, Catch::StartsWith("GPU class sm_70 cannot run this image: its arch list 7.5;8.0;8.6;9.0;10.0;12.0 has no SASS"));
 
   verify::ComboVerdict v{"c", "sha256:1", false, "", {}};
-  v.checks.push_back({"static", "gpuhost", "passed", {}, {}, false});
-  v.checks.push_back({"gpu", "gpuhost", "passed", {}, {}, false});
+  v.checks.push_back({"static", "gpuhost", verify::CheckStatus::passed, {}, {}, false});
+  v.checks.push_back({"gpu", "gpuhost", verify::CheckStatus::passed, {}, {}, false});
   verify::Runner runner;
   runner.name = "gpuhost";
-  runner.gpu = "devices";
+  runner.gpu = matrix::GpuMode::devices;
   runner.gpu_classes = {"sm_70"};
   matrix::Policy policy;
   policy.verify = {"static", "gpu"};
@@ -297,13 +278,13 @@ TEST_CASE("a PyTorch image's gpu check runs three programs with the plan's versi
 
 TEST_CASE("the programs' exit codes decide the gpu check: no GPU is never a pass", "[verify][smoke]") {
   using verify::detail::combined_status;
-  CHECK(combined_status({{0, false}, {0, false}, {0, false}}) == "passed");
-  CHECK(combined_status({{0, false}, {3, false}, {0, false}}) == "no-gpu");
-  CHECK(combined_status({{3, false}, {3, false}, {3, false}}) == "no-gpu");
-  CHECK(combined_status({{0, false}, {1, false}, {3, false}}) == "failed");
-  CHECK(combined_status({{0, false}, {-1, true}}) == "failed");  // a timeout
-  CHECK(combined_status({{0, false}, {-1, false}}) == "error");  // did not start
-  CHECK(combined_status({{0, false}, {139, false}}) == "error");  // a crash
+  CHECK(combined_status({{0, false}, {0, false}, {0, false}}) == verify::CheckStatus::passed);
+  CHECK(combined_status({{0, false}, {3, false}, {0, false}}) == verify::CheckStatus::no_gpu);
+  CHECK(combined_status({{3, false}, {3, false}, {3, false}}) == verify::CheckStatus::no_gpu);
+  CHECK(combined_status({{0, false}, {1, false}, {3, false}}) == verify::CheckStatus::failed);
+  CHECK(combined_status({{0, false}, {-1, true}}) == verify::CheckStatus::failed);  // a timeout
+  CHECK(combined_status({{0, false}, {-1, false}}) == verify::CheckStatus::error);  // did not start
+  CHECK(combined_status({{0, false}, {139, false}}) == verify::CheckStatus::error);  // a crash
 }
 
 // The numbers a report shows come from the smoke documents a GPU run wrote
@@ -333,7 +314,7 @@ TEST_CASE("gpu check summary and the run report's GEMM column read real smoke do
   CHECK(kiln::verify::detail::smoke_summary(one)["line"].get<std::string>().find("DDP 1 rank(s) busbw n/a (one rank)") !=
         std::string::npos);
 
-  kiln::verify::CheckResult gpu{"gpu", "h100", "passed", {}, detail, false};
+  kiln::verify::CheckResult gpu{"gpu", "h100", kiln::verify::CheckStatus::passed, {}, detail, false};
   gpu.detail["summary"] = s;
   kiln::verify::Report v;
   v.combos.push_back({"c", "sha256:1", true, "", {gpu}});

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PyTorch from any index, on the real engine, offline (issue 13).
+# PyTorch from any index, on the real engine, offline.
 #
 # The "torch" here is a stand-in: two small pure-Python distributions written
 # by make_standins.py (Kiln.Demo_Core 1.0+cu130 -- a local version tag like

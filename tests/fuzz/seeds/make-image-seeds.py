@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hostile fuzz_image seeds of issue 19 into tests/fuzz/seeds/image/
+"""Writes the hostile fuzz_image seeds into tests/fuzz/seeds/image/
 (first byte: fuzz_image's mode; 1 = one layer tar in an OCI layout, 5 = the
 same read from a file). Needs GNU tar for the sparse member.
 
