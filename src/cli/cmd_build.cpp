@@ -47,7 +47,7 @@ nlohmann::json report_json(const build::Report& r) {
 
 int run_build(const Common& common, const BuildArgs& a) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
-  matrix::Matrix m = matrix::parse_matrix_file(a.matrix.empty() ? common.default_matrix() : a.matrix);
+  matrix::Matrix m = load_matrix(common, a.matrix);
   plan::Plan p = plan::make_plan(m, cat);
   render::Renderer renderer(common.templates());
   build::Options o{engines_for(m, a.builders), a.jobs, a.fail_fast, a.no_cache, a.state_dir, a.only};
@@ -82,7 +82,7 @@ std::string age(std::int64_t unix_ms) {
 }
 
 int run_status(const Common& common, const std::string& matrix_path, const std::string& state_dir, const std::string& format) {
-  matrix::Matrix m = matrix::parse_matrix_file(matrix_path.empty() ? common.default_matrix() : matrix_path);
+  matrix::Matrix m = load_matrix(common, matrix_path);
   state::Ledger ledger(state_dir + "/state.db");
   ledger.recover();  // a killed kiln's attempts show as interrupted, not building
   auto combos = ledger.combos(m.name);

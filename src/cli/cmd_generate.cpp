@@ -21,7 +21,7 @@ struct GenerateArgs {
 
 int run_generate(const Common& common, const GenerateArgs& a) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
-  matrix::Matrix m = matrix::parse_matrix_file(a.matrix.empty() ? common.default_matrix() : a.matrix);
+  matrix::Matrix m = load_matrix(common, a.matrix);
   plan::Plan p = plan::make_plan(m, cat);
   render::Renderer renderer(common.templates());
   auto dirs = render::generate(p, renderer, a.out);

@@ -24,7 +24,7 @@ int run_plan(const Common& common, const PlanArgs& a) {
   if (!a.query.driver.empty() && !Version::parse(a.query.driver))
     throw InputError({"--driver"}, "driver must be a version such as 535.104.05");
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
-  matrix::Matrix m = matrix::parse_matrix_file(a.matrix.empty() ? common.default_matrix() : a.matrix);
+  matrix::Matrix m = load_matrix(common, a.matrix);
   plan::Plan p = plan::make_plan(m, cat, a.query);
   if (a.format == "json") std::cout << json_text(plan::to_json(p), 2) << '\n';
   else std::cout << plan::to_table(p);

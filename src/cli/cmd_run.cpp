@@ -40,7 +40,7 @@ struct Loaded {
 
 Loaded load(const Common& common, const std::string& path) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
-  matrix::Matrix m = matrix::parse_matrix_file(path.empty() ? common.default_matrix() : path);
+  matrix::Matrix m = load_matrix(common, path);
   plan::Plan p = plan::make_plan(m, cat);
   return {std::move(cat), std::move(m), std::move(p)};
 }

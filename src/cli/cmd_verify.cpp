@@ -49,7 +49,7 @@ std::string table(const verify::Report& r) {
 
 int run_verify(const Common& common, const VerifyArgs& a) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
-  matrix::Matrix m = matrix::parse_matrix_file(a.matrix.empty() ? common.default_matrix() : a.matrix);
+  matrix::Matrix m = load_matrix(common, a.matrix);
   plan::Plan p = plan::make_plan(m, cat);
   render::Renderer renderer(common.templates());
   verify::Options o;

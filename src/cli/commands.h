@@ -5,12 +5,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include "matrix/matrix.h"
 #include "state/writer_lock.h"
 
 namespace kiln::cli {
 
 struct Common {
   std::string data_dir;  // holds recipes/, templates/, matrices/
+  std::string config_file;  // --config FILE (else KILN_CONFIG, kiln.toml upward, ~/.config/kiln/config.toml)
+  bool no_config = false;   // --no-config
   std::string recipes() const { return data_dir + "/recipes"; }
   std::string templates() const { return data_dir + "/templates"; }
   std::string default_matrix() const { return data_dir + "/matrices/offline.toml"; }
@@ -30,6 +33,14 @@ void register_catalog(CLI::App& app, Common& common);  // catalog check
 // it waits for on stderr; throws state::StateBusy (exit 2) naming the holder.
 std::unique_ptr<state::WriterLock> lock_state_dir(const std::string& state_dir, std::string_view verb);
 void register_bench(CLI::App& app);  // hidden: bench-retag
+void register_config(CLI::App& app, Common& common);
+
+// A matrix with kiln's config file merged in (cmd_config.cpp, docs/config.md):
+// every verb reads its matrix through this.
+matrix::Matrix load_matrix(const Common& common, const std::string& path);
+// After parsing: the config's state_dir becomes the value of every
+// --state-dir the user did not give.
+void use_config_state_dir(CLI::App& app, const Common& common);
 
 // Runs the subcommand that was parsed; returns the exit code.
 int run_selected(CLI::App& app);

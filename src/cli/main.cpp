@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   kiln::cli::Common common;
   common.data_dir = default_data_dir();
   app.add_option("--data-dir", common.data_dir, "Where recipes/, templates/ and matrices/ live (env KILN_DATA_DIR)");
+  app.add_option("--config", common.config_file, "kiln's config file: runners, registry, credential helpers, state_dir (env KILN_CONFIG; default: kiln.toml upward, else ~/.config/kiln/config.toml)");
+  app.add_flag("--no-config", common.no_config, "Read no config file");
   app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
 
   kiln::cli::register_plan(app, common);
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_check_driver(app, common);
   kiln::cli::register_catalog(app, common);  // catalog check
   kiln::cli::register_bench(app);
+  kiln::cli::register_config(app, common);
   one_value_per_flag(app);
 
   try {
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   try {
+    kiln::cli::use_config_state_dir(app, common);
     return kiln::cli::run_selected(app);
   } catch (const kiln::InputError& e) {
     for (const auto& d : e.diagnostics()) std::cerr << d.str() << '\n';
