@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", common.data_dir, "Where recipes/, templates/ and matrices/ live (env KILN_DATA_DIR)");
   app.add_option("--config", common.config_file, "kiln's config file: runners, registry, credential helpers, state_dir (env KILN_CONFIG; default: kiln.toml upward, else ~/.config/kiln/config.toml)");
   app.add_flag("--no-config", common.no_config, "Read no config file");
+  app.fallthrough();  // `kiln plan M --config F` as well as `kiln --config F plan M`
   app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
 
   kiln::cli::register_plan(app, common);

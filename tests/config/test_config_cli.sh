@@ -90,6 +90,8 @@ check "config json: runners in order, with origins" json_assert "$tmp/config.jso
 # --- choosing the file -------------------------------------------------------
 "$kiln" --no-config plan ../m.toml --format json >"$tmp/noconfig.json"
 check "--no-config: local names" json_assert "$tmp/noconfig.json" "'127.0.0.1:5999' not in json.dumps(j)"
+"$kiln" plan ../m.toml --no-config --format json >"$tmp/noconfig2.json"
+check "--no-config after the verb too" json_assert "$tmp/noconfig2.json" "'127.0.0.1:5999' not in json.dumps(j)"
 KILN_CONFIG=/dev/null "$kiln" config ../m.toml --format json >"$tmp/devnull.json"
 check "KILN_CONFIG=/dev/null: an empty config" json_assert "$tmp/devnull.json" \
   "j['config']['found_by']=='KILN_CONFIG' and j['registry']['url']['value']=='' and [r['name'] for r in j['runners']]==['h100']"
