@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -153,10 +154,10 @@ void merge_registry(matrix::Matrix& m, const Config& c, Effective& e) {
   const matrix::Registry& cr = c.registry;
   Location url = key_at(r, "url"), insecure = key_at(r, "insecure"), helper = key_at(r, "credential_helper");
   // The config's insecure and credential_helper describe the config's url:
-  // they come along only when that url is the one used.
-  if (e.used && r.url.empty() && !cr.url.empty()) {
-    r.url = cr.url;
-    url = key_at(cr, "url");
+  // they come along only when that url is the one used (taken from the
+  // config, or the same one written in the matrix).
+  if (e.used && !cr.url.empty() && (r.url.empty() || r.url == cr.url)) {
+    if (r.url.empty()) r.url = cr.url, url = key_at(cr, "url");
     if (!r.keys.count("insecure")) r.insecure = cr.insecure, insecure = key_at(cr, "insecure");
     if (!r.keys.count("credential_helper")) r.credential_helper = cr.credential_helper, helper = key_at(cr, "credential_helper");
   }

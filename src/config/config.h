@@ -87,7 +87,7 @@ struct Effective {
 // Merges `c` into `m` (runners: the matrix's entry wins per name, the
 // config's other entries are added; [registry]: the keys the matrix writes
 // win, its url first — a config's insecure and credential_helper go with the
-// config's url). Throws InputError when the matrix's [registry] is left
+// config's url, taken or written alike). Throws InputError when the matrix's [registry] is left
 // without a url. Called with an empty Config too.
 Effective merge(matrix::Matrix& m, const Config& c);
 

@@ -1,5 +1,8 @@
 // `kiln config`: the effective settings for a matrix, each with the place it
 // came from, so a user sees which file to edit.
+#include <algorithm>
+#include <array>
+
 #include <fmt/format.h>
 
 #include "config/config.h"

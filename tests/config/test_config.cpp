@@ -191,6 +191,15 @@ TEST_CASE("registry: the matrix's url wins; the config's insecure and helper com
     CHECK(m.registry.credential_helper == "gh");
     CHECK(e.credential_helper.from.str() == "kiln.toml:6:13");
   }
+  SECTION("a matrix naming the config's url gets its insecure and helper, unless it writes them") {
+    auto m = matrix::parse_matrix_text(
+        std::string(kMatrixHead) + "[registry]\nurl = \"reg.site:5000\"\ninsecure = false\n", "m.toml");
+    auto e = config::merge(m, c);
+    CHECK_FALSE(m.registry.insecure);
+    CHECK(e.insecure.from.str() == "m.toml:8:12");
+    CHECK(m.registry.credential_helper == "pass");
+    CHECK(e.url.from.str() == "m.toml:7:7");
+  }
   SECTION("the matrix's own helper wins over [credential_helpers]") {
     auto m = matrix::parse_matrix_text(
         std::string(kMatrixHead) + "[registry]\nurl = \"ghcr.io\"\ncredential_helper = \"osxkeychain\"\n", "m.toml");
