@@ -34,7 +34,7 @@ struct Row {
 };
 
 std::vector<Row> check_matrix(const Common& common, const CheckArgs& a, const catalog::Catalog& cat) {
-  matrix::Matrix m = matrix::parse_matrix_file(a.inputs.front());
+  matrix::Matrix m = load_matrix(common, a.inputs.front());
   plan::Plan p = plan::make_plan(m, cat, plan::Query{a.driver, a.gpus});
   (void)common;
   std::vector<Row> rows;

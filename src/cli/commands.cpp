@@ -24,7 +24,7 @@ std::map<const CLI::App*, std::function<int()>>& actions() {
 
 Loaded load_plan(const Common& common, const std::string& matrix_path, const plan::Query& query) {
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
-  matrix::Matrix m = matrix::parse_matrix_file(matrix_path.empty() ? common.default_matrix() : matrix_path);
+  matrix::Matrix m = load_matrix(common, matrix_path);
   plan::Plan p = plan::make_plan(m, cat, query);
   return {std::move(cat), std::move(m), std::move(p)};
 }

@@ -21,6 +21,8 @@ struct Common {
   std::string data_dir;  // holds recipes/, templates/, matrices/
   bool quiet = false;    // --quiet: no progress and no table; documents asked for (-o, JSON) still written
   std::string output;    // -o FILE: the verb's document (JSON or table) goes there instead of stdout
+  std::string config_file;  // --config FILE (else KILN_CONFIG, kiln.toml upward, ~/.config/kiln/config.toml)
+  bool no_config = false;   // --no-config
   std::string recipes() const { return data_dir + "/recipes"; }
   std::string templates() const { return data_dir + "/templates"; }
   std::string default_matrix() const { return data_dir + "/matrices/offline.toml"; }
@@ -72,6 +74,14 @@ void register_bench(CLI::App& app);  // hidden: bench-retag
 // verify, run): waits up to KILN_LOCK_WAIT for another writer, saying whom
 // it waits for on stderr; throws state::StateBusy (exit 2) naming the holder.
 std::unique_ptr<state::WriterLock> lock_state_dir(const std::string& state_dir, std::string_view verb);
+void register_config(CLI::App& app, Common& common);
+
+// A matrix with kiln's config file merged in (cmd_config.cpp, docs/config.md):
+// every verb reads its matrix through this.
+matrix::Matrix load_matrix(const Common& common, const std::string& path);
+// After parsing: the config's state_dir becomes the value of every
+// --state-dir the user did not give.
+void use_config_state_dir(CLI::App& app, const Common& common);
 
 // Runs the subcommand that was parsed; returns the exit code.
 int run_selected(CLI::App& app);

@@ -73,7 +73,7 @@ std::optional<std::string> unknown_verb_message(CLI::App& app, int argc, char** 
   }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--data-dir") {
+    if (arg == "--data-dir" || arg == "--config") {  // the top-level options that take a value
       ++i;
       continue;
     }
@@ -137,6 +137,9 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", common.quiet, "No progress and no table (errors, JSON and -o FILE still written)");
   app.set_version_flag("--version", version);
   app.set_help_all_flag("--help-all", "Print the help of every verb and exit (the man page is made from it)");
+  app.add_option("--config", common.config_file, "kiln's config file: runners, registry, credential helpers, state_dir (env KILN_CONFIG; default: kiln.toml upward, else ~/.config/kiln/config.toml)");
+  app.add_flag("--no-config", common.no_config, "Read no config file");
+  app.fallthrough();  // `kiln plan M --config F` as well as `kiln --config F plan M`
 
   kiln::cli::register_plan(app, common);
   kiln::cli::register_explain(app, common);
@@ -152,6 +155,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_version(app, common);
   kiln::cli::register_completion(app);
   kiln::cli::register_bench(app);
+  kiln::cli::register_config(app, common);
   one_value_per_flag(app);
   everywhere(app, common, version);
 
@@ -165,6 +169,7 @@ int main(int argc, char** argv) {
     return fail(json, 2, "usage", fmt::format("kiln: error: {}", e.what()));
   }
   try {
+    kiln::cli::use_config_state_dir(app, common);
     return kiln::cli::run_selected(app);
   } catch (const kiln::InputError& e) {
     return fail(json, 2, "input", e.what(), e.diagnostics());

@@ -1,4 +1,5 @@
 #include "matrix/matrix.h"
+#include "matrix/sections.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -47,33 +48,14 @@ namespace {
 const std::set<std::string> kFlavors{"runtime", "devel"};
 const std::set<std::string> kChecks{"static", "gpu"};
 const std::set<std::string> kTargetPolicies{"all", "any", "report"};
-const std::set<std::string> kIpcModes{"private", "shareable", "host", "none"};
-
-// "1g", "512m", "64k", "1073741824" (docker run --shm-size's grammar, binary
-// units); 0 when it is not one.
-std::int64_t parse_shm_size(std::string_view text) {
-  std::int64_t n = 0;
-  std::size_t i = 0;
-  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-    if (n > (std::int64_t(1) << 40)) return 0;
-    n = n * 10 + (text[i] - '0');
-  }
-  if (i == 0) return 0;
-  std::string unit(text.substr(i));
-  if (unit == "b" || unit.empty()) return n;
-  if (unit == "k" || unit == "kb") return n << 10;
-  if (unit == "m" || unit == "mb") return n << 20;
-  if (unit == "g" || unit == "gb") return n << 30;
-  return 0;
-}
 
 bool is_axis(std::string_view key) {
   return std::any_of(std::begin(kAxes), std::end(kAxes), [&](const char* a) { return key == a; });
 }
 
-class Parser {
+class Parser : SectionReader {
  public:
-  Parser(std::string file) : file_(std::move(file)) {}
+  Parser(std::string file) : SectionReader(std::move(file)) {}
 
   Matrix parse(const toml::table& doc) {
     Matrix m;
@@ -83,7 +65,7 @@ class Parser {
     grammar::check_single_line(doc, file_, diags_, {"description"});
     TomlFields top = fields(doc);
     top.only({"name", "description", "targets", "arch_list", "axes", "include", "exclude", "policy",
-              "registry", "tags", "image", "base", "runners", "pip"});
+              "registry", "tags", "image", "base", "runners", "pip", "use_config"});
     m.name = top.str("name", true).value_or("");
     // The name becomes directories (contexts/NAME, logs/NAME) and the image
     // repository (kiln.local/NAME, kiln/NAME): "../../x" must never get there.
@@ -99,65 +81,25 @@ class Parser {
     m.include = read_rules(top, "include", true);
     m.exclude = read_rules(top, "exclude", false);
     read_policy(top, m);
-    read_registry(top, m);
+    read_registry(top, m.registry, true);
     read_tags(top, m);
     read_image(top, m);
     read_bases(top, m);
-    read_runners(top, m);
+    read_runners(top, m.runners);
+    if (auto use = top.boolean("use_config")) {
+      m.use_config = *use;
+      m.use_config_where = top.where("use_config");
+    }
     read_pip(top, m);
     check_rules_against_axes(m);
     check_overrides_against_axes(m);
     check_contradictions(m);
+    m.gpu_classes_named = std::move(gpu_named_);
     if (!diags_.empty()) throw InputError(std::move(diags_));
     return m;
   }
 
  private:
-  TomlFields fields(const toml::table& t) { return TomlFields(t, file_, diags_); }
-  void error(const Location& at, std::string msg) { diags_.push_back({at, std::move(msg)}); }
-
-  // Present and a string (a wrong type is reported once, by TomlFields).
-  static bool is_string(const TomlFields& f, std::string_view key) {
-    const toml::node* n = f.raw().get(key);
-    return n && n->is_string();
-  }
-
-  // Reports `text` unless it fits `grammar`; true when it fits.
-  bool check(const std::string& text, const Location& at, grammar::Check grammar, std::string_view what) {
-    auto problem = grammar(text);
-    if (problem) error(at, fmt::format("{} {} {}", what, grammar::quoted(text), *problem));
-    return !problem;
-  }
-
-  // GPU classes are compared as written (a runner of class "sm_90" serves a
-  // policy asking for "sm_90"), so only the canonical spelling is accepted.
-  std::vector<std::string> gpu_classes(TomlFields& f, Matrix& m) {
-    std::vector<std::string> out;
-    for (const Value& v : values(f, "gpu_classes", false)) {
-      auto cc = ComputeCapability::parse(v.text);
-      if (!cc) error(v.where, fmt::format("GPU class {} is not a compute capability such as \"sm_90\"", grammar::quoted(v.text)));
-      else if (cc->sm() != v.text) error(v.where, fmt::format("GPU class \"{}\" must be written \"{}\"", v.text, cc->sm()));
-      else m.gpu_classes_named.push_back(v);
-      out.push_back(v.text);
-    }
-    return out;
-  }
-
-  // A string or array of strings, each value with its own location.
-  std::vector<Value> values(TomlFields& f, std::string_view key, bool required) {
-    std::vector<Value> out;
-    std::vector<std::string> texts = f.strings(key, required);
-    const toml::node* node = f.raw().get(key);
-    if (!node) return out;
-    if (const toml::array* arr = node->as_array()) {
-      for (const toml::node& item : *arr)
-        if (item.is_string()) out.push_back({*item.value<std::string>(), location_of(item, file_)});
-    } else if (node->is_string()) {
-      out.push_back({texts.at(0), location_of(*node, file_)});
-    }
-    return out;
-  }
-
   void read_axes(TomlFields& top, Matrix& m) {
     const toml::table* t = top.table("axes", true);
     if (!t) return;
@@ -213,7 +155,7 @@ class Parser {
     TomlFields f = fields(*t);
     f.only({"verify", "gpu_classes", "targets", "override"});
     if (f.raw().contains("verify")) m.policy.verify = verify_list(f, "policy.verify");
-    m.policy.gpu_classes = gpu_classes(f, m);
+    m.policy.gpu_classes = gpu_classes(f);
     m.policy.targets = f.str("targets").value_or("all");
     if (!kTargetPolicies.count(m.policy.targets))
       error(f.where("targets"), "policy.targets must be \"all\", \"any\" or \"report\"");
@@ -252,25 +194,11 @@ class Parser {
     }
     if (f.raw().contains("verify")) o.verify = verify_list(f, "this override's verify");
     else error(o.where, "missing required key 'verify'");
-    o.gpu_classes = gpu_classes(f, m);
+    o.gpu_classes = gpu_classes(f);
     if (std::count(o.verify.begin(), o.verify.end(), "gpu") && o.gpu_classes.empty())
       error(f.where("verify"), "this override requires \"gpu\" but names no gpu_classes");
     if (o.match.empty()) error(o.where, "[[policy.override]] must match at least one axis value");
     m.policy.overrides.push_back(std::move(o));
-  }
-
-  void read_registry(TomlFields& top, Matrix& m) {
-    const toml::table* t = top.table("registry");
-    if (!t) return;
-    TomlFields f = fields(*t);
-    f.only({"url", "repository", "insecure"});
-    m.registry.url = f.str("url", true).value_or("");
-    m.registry.repository = f.str("repository", true).value_or("");
-    m.registry.insecure = f.boolean("insecure").value_or(false);
-    // An empty url would send release tags to Docker Hub.
-    if (is_string(f, "url")) check(m.registry.url, f.where("url"), grammar::registry, "registry.url");
-    if (is_string(f, "repository"))
-      check(m.registry.repository, f.where("repository"), grammar::repository, "registry.repository");
   }
 
   void read_tags(TomlFields& top, Matrix& m) {
@@ -315,44 +243,6 @@ class Parser {
       if (b.os.empty() && b.cuda.empty() && b.flavor.empty())
         error(b.where, "[[base]] must name at least one of 'os', 'cuda', 'flavor'");
       m.bases.push_back(std::move(b));
-    }
-  }
-
-  void read_runners(TomlFields& top, Matrix& m) {
-    const toml::table* t = top.table("runners");
-    if (!t) return;
-    for (const auto& [key, node] : *t) {
-      const toml::table* rt = node.as_table();
-      if (!rt) {
-        error(location_of(node, file_), fmt::format("runner '{}' must be a table ([runners.{}])", key.str(), key.str()));
-        continue;
-      }
-      TomlFields f = fields(*rt);
-      f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc"});
-      Runner r;
-      r.name = std::string(key.str());
-      r.engine = f.str("engine").value_or("");
-      const std::string backend = f.str("backend").value_or("engine"), gpu = f.str("gpu").value_or("none");
-      if (auto b = parse_backend(backend)) r.backend = *b;
-      else error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
-      if (auto g = parse_gpu_mode(gpu)) r.gpu = *g;
-      else error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
-      r.gpu_classes = gpu_classes(f, m);
-      r.devices = f.strings("devices");
-      r.driver_libs = f.str("driver_libs").value_or("");
-      if (auto shm = f.str("shm_size")) {
-        r.shm_size = parse_shm_size(*shm);
-        if (r.shm_size <= 0)
-          error(f.where("shm_size"), fmt::format("shm_size \"{}\" is not a size: a number of bytes with an optional k, m or g (\"1g\", \"64m\")", *shm));
-      }
-      r.ipc = f.str("ipc").value_or("");
-      if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
-        error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
-      r.where = f.where();
-      check(r.name, r.where, grammar::tag, "runner name");
-      for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");
-      if (!r.driver_libs.empty()) check(r.driver_libs, f.where("driver_libs"), grammar::absolute_path, "driver_libs");
-      m.runners.push_back(std::move(r));
     }
   }
 
@@ -493,8 +383,6 @@ class Parser {
                                        inc.index, exc.index, exc.where.str()));
   }
 
-  std::string file_;
-  std::vector<Diagnostic> diags_;
 };
 
 }  // namespace

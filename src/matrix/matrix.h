@@ -56,9 +56,15 @@ struct Policy {
 };
 
 struct Registry {
-  std::string url;         // "127.0.0.1:5000"
+  std::string url;         // "127.0.0.1:5000"; may be left to kiln's config file
   std::string repository;  // "kiln/pytorch"
   bool insecure = false;   // plain HTTP (a local registry)
+  // A docker-credential-NAME helper kiln asks for this registry's
+  // credentials before the Docker config ("pass", as in Docker's
+  // credHelpers); empty: the Docker config alone. Never a credential.
+  std::string credential_helper;
+  Location where;                        // the [registry] table; empty file when absent
+  std::map<std::string, Location> keys;  // each key the file wrote, where (config merge, `kiln config`)
 };
 
 struct BaseOverride {
@@ -142,6 +148,10 @@ struct Matrix {
   // GPUs that come only in aarch64 systems are never served by x86_64 images.
   std::string platform = "x86_64";
   Pip pip;
+  // use_config = false: kiln's config file (kiln.toml, docs/config.md) adds
+  // no runners, registry or credential helpers to this matrix.
+  bool use_config = true;
+  Location use_config_where;
 
   const Axis* axis(std::string_view name) const;
 };

@@ -89,6 +89,7 @@ registry::Client registry_for(const plan::Plan& p, const std::string& host) {
   registry::Options ro;
   ro.host = host;
   ro.insecure = p.registry.insecure;
+  ro.credential_helper = p.registry.credential_helper;
   return registry::Client(ro);
 }
 
@@ -104,11 +105,11 @@ nlohmann::json record(const plan::Combo& c, const verify::ComboVerdict& v, const
 // the pushed manifest's digest. The staging name is dropped again when it
 // still names the verified image (an untag; never a removal of another).
 std::string push_staged(const std::string& image_id, const registry::Reference& first, engine::Client& eng,
-                        const Options& o, std::string& error) {
+                        const Options& o, const std::string& credential_helper, std::string& error) {
   const std::string repo_name = first.host + "/" + first.repo;
   const std::string staging = staging_tag(image_id);
   eng.tag_image(image_id, repo_name, staging);
-  auto creds = registry::lookup_credentials(first.host);
+  auto creds = registry::lookup_credentials(first.host, registry::docker_config_dir(), credential_helper);
   engine::PushResult pushed = eng.push_image(repo_name, staging, registry::engine_auth(creds, first.host), nullptr, o.push_retry);
   try {
     if (auto still = eng.inspect_image(repo_name + ":" + staging); still && still->id == image_id)
@@ -153,7 +154,7 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
              const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o) {
   const registry::Reference& first = refs.front();
   std::string error;
-  std::string digest = push_staged(cp.image_id, first, eng, o, error);
+  std::string digest = push_staged(cp.image_id, first, eng, o, reg.options().credential_helper, error);
   if (digest.empty()) {
     cp.tags.front().action = "failed";
     cp.tags.front().error = error;
@@ -261,7 +262,7 @@ Report promote_plan(const plan::Plan& p, const Options& o) {
   // which a push would send to Docker Hub: release tags go only where the
   // matrix says, never to a default registry.
   if (p.registry.url.empty())
-    throw InputError({p.matrix_path, 0, 0}, fmt::format("matrix '{}' has no [registry] url: promote pushes release tags "
+    throw InputError({p.matrix_path, 0, 0}, fmt::format("matrix '{}' has no [registry] url (nor does a config file, docs/config.md): promote pushes release tags "
                                                         "only to a registry the matrix names", p.matrix_name));
   if (o.runners.empty()) throw EnvironmentError("no runner: the engine holding the images is needed");
   engine::Client eng(o.runners.front().endpoint);

@@ -70,7 +70,7 @@ struct Client::Impl {
 
   const std::optional<Credentials>& credentials() {
     if (!creds_loaded) {
-      creds = lookup_credentials(opts.host, opts.docker_config);
+      creds = lookup_credentials(opts.host, opts.docker_config, opts.credential_helper);
       if (creds && creds->empty()) creds.reset();
       creds_loaded = true;
     }

@@ -89,8 +89,11 @@ std::optional<Credentials> run_credential_helper(const std::string& name, std::s
 
 }  // namespace detail
 
-std::optional<Credentials> lookup_credentials(std::string_view host_in, const std::filesystem::path& dir) {
+std::optional<Credentials> lookup_credentials(std::string_view host_in, const std::filesystem::path& dir,
+                                              const std::string& helper) {
   std::string host = detail::lower(host_in);
+  if (!helper.empty())
+    if (auto c = detail::run_credential_helper(helper, host)) return c;
   std::filesystem::path file = dir / "config.json";
   std::ifstream f(file);
   if (!f) return std::nullopt;  // no config: anonymous

@@ -70,8 +70,11 @@ std::filesystem::path docker_config_dir();
 // auths[host] (auth = base64 "user:pass", or identitytoken). Helpers run as
 // `docker-credential-NAME get` (argument vector, host on stdin). nullopt: none
 // configured. Throws AuthError for an unreadable config or a failing helper.
+// `helper` (kiln's config, docs/config.md): docker-credential-NAME is asked
+// first; when it knows nothing for the host, the Docker config decides.
 std::optional<Credentials> lookup_credentials(std::string_view host,
-                                              const std::filesystem::path& config_dir = docker_config_dir());
+                                              const std::filesystem::path& config_dir = docker_config_dir(),
+                                              const std::string& helper = {});
 
 // The engine's X-Registry-Auth value for POST /images/{name}/push: base64url
 // of {"username","password","serveraddress"} (or {"identitytoken",...});
@@ -146,6 +149,7 @@ struct Options {
   // nullopt: lookup_credentials(host) at construction. An empty value: anonymous.
   std::optional<Credentials> credentials;
   std::filesystem::path docker_config = docker_config_dir();
+  std::string credential_helper;  // asked before the Docker config (kiln's config, [registry])
   // Retries on connection errors, timeouts, 5xx and 429: at most
   // max_attempts tries per request, backoff doubling from `backoff` (or the
   // server's Retry-After), all within retry_budget.

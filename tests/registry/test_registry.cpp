@@ -199,6 +199,29 @@ esac
   CHECK(first == "1 get reg.example:5000");  // one argument, "get"; the host came on stdin
 }
 
+TEST_CASE("a helper named by kiln's config is asked first; when it knows nothing, the Docker config decides") {
+  TempDir bin, cfg;
+  bin.write("docker-credential-kilnsite", R"(#!/bin/sh
+read server
+case "$server" in
+  site.example:5000) echo '{"ServerURL":"site.example:5000","Username":"siteuser","Secret":"site-secret"}' ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+)",
+            true);
+  PathPrefix path(bin.dir);
+  cfg.write("config.json", R"({"auths": {"site.example:5000": {"auth": "ZG9ja2VyOnB3"}, "other.example": {"auth": "ZG9ja2VyOnB3"}}})");
+  auto s = lookup_credentials("site.example:5000", cfg.dir, "kilnsite");
+  REQUIRE(s);
+  CHECK(s->username == "siteuser");  // the helper's, not auths'
+  CHECK(s->password == "site-secret");
+  auto o = lookup_credentials("other.example", cfg.dir, "kilnsite");
+  REQUIRE(o);
+  CHECK(o->username == "docker");  // "credentials not found": the Docker config's auths
+  // A helper that does not exist is an error, not a silent fall-through.
+  CHECK_THROWS_AS(lookup_credentials("site.example:5000", cfg.dir, "kiln-no-such-helper"), AuthError);
+}
+
 TEST_CASE("helper names cannot smuggle paths or shell words") {
   TempDir cfg;
   cfg.write("config.json", R"({"credsStore": "x; touch /tmp/kiln-pwned"})");

@@ -1,0 +1,159 @@
+#include "matrix/sections.h"
+
+#include <set>
+
+#include <fmt/format.h>
+
+#include "util/cc.h"
+
+namespace kiln::matrix {
+
+namespace {
+
+const std::set<std::string> kIpcModes{"private", "shareable", "host", "none"};
+// Keys that would hold a secret: kiln's files never do (credentials come
+// from credential helpers and the Docker config), so these get their own
+// message rather than "unknown key".
+const std::set<std::string> kSecretKeys{"username", "password", "auth", "token", "identitytoken"};
+
+// "1g", "512m", "64k", "1073741824" (docker run --shm-size's grammar, binary
+// units); 0 when it is not one.
+std::int64_t parse_shm_size(std::string_view text) {
+  std::int64_t n = 0;
+  std::size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (n > (std::int64_t(1) << 40)) return 0;
+    n = n * 10 + (text[i] - '0');
+  }
+  if (i == 0) return 0;
+  std::string unit(text.substr(i));
+  if (unit == "b" || unit.empty()) return n;
+  if (unit == "k" || unit == "kb") return n << 10;
+  if (unit == "m" || unit == "mb") return n << 20;
+  if (unit == "g" || unit == "gb") return n << 30;
+  return 0;
+}
+
+// The NAME of docker-credential-NAME, as Docker's credHelpers write it.
+bool helper_name(std::string_view n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char c : n)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+}  // namespace
+
+bool SectionReader::is_string(const TomlFields& f, std::string_view key) {
+  const toml::node* n = f.raw().get(key);
+  return n && n->is_string();
+}
+
+bool SectionReader::check(const std::string& text, const Location& at, grammar::Check grammar, std::string_view what) {
+  auto problem = grammar(text);
+  if (problem) error(at, fmt::format("{} {} {}", what, grammar::quoted(text), *problem));
+  return !problem;
+}
+
+std::vector<std::string> SectionReader::gpu_classes(TomlFields& f) {
+  std::vector<std::string> out;
+  for (const Value& v : values(f, "gpu_classes", false)) {
+    auto cc = ComputeCapability::parse(v.text);
+    if (!cc) error(v.where, fmt::format("GPU class {} is not a compute capability such as \"sm_90\"", grammar::quoted(v.text)));
+    else if (cc->sm() != v.text) error(v.where, fmt::format("GPU class \"{}\" must be written \"{}\"", v.text, cc->sm()));
+    else gpu_named_.push_back(v);
+    out.push_back(v.text);
+  }
+  return out;
+}
+
+std::vector<Value> SectionReader::values(TomlFields& f, std::string_view key, bool required) {
+  std::vector<Value> out;
+  std::vector<std::string> texts = f.strings(key, required);
+  const toml::node* node = f.raw().get(key);
+  if (!node) return out;
+  if (const toml::array* arr = node->as_array()) {
+    for (const toml::node& item : *arr)
+      if (item.is_string()) out.push_back({*item.value<std::string>(), location_of(item, file_)});
+  } else if (node->is_string()) {
+    out.push_back({texts.at(0), location_of(*node, file_)});
+  }
+  return out;
+}
+
+void SectionReader::read_registry(TomlFields& top, Registry& reg, bool with_repository) {
+  const toml::table* t = top.table("registry");
+  if (!t) return;
+  TomlFields f = fields(*t);
+  reg.where = f.where();
+  for (const auto& [key, node] : *t) {
+    std::string name(key.str());
+    if (kSecretKeys.count(name))  // never quote the value
+      error(location_of(node, file_), fmt::format("[registry] {}: kiln never reads credentials from its files; name a "
+                                                  "credential_helper or use `docker login` (the Docker config)", name));
+    else if (name == "repository" && !with_repository)
+      error(location_of(node, file_), "[registry] repository names one matrix's images; set it in the matrix, not here");
+    else reg.keys[name] = location_of(node, file_);
+  }
+  f.only({"url", "repository", "insecure", "credential_helper", "username", "password", "auth", "token", "identitytoken"});
+  reg.url = f.str("url").value_or("");
+  if (with_repository) reg.repository = f.str("repository").value_or("");
+  reg.insecure = f.boolean("insecure").value_or(false);
+  reg.credential_helper = f.str("credential_helper").value_or("");
+  // An empty url would send release tags to Docker Hub.
+  if (is_string(f, "url")) check(reg.url, f.where("url"), grammar::registry, "registry.url");
+  if (with_repository && is_string(f, "repository"))
+    check(reg.repository, f.where("repository"), grammar::repository, "registry.repository");
+  if (is_string(f, "credential_helper")) check_credential_helper(reg.credential_helper, f.where("credential_helper"));
+}
+
+bool SectionReader::check_credential_helper(const std::string& name, const Location& at) {
+  std::string_view h = name;
+  if (!h.starts_with("docker-credential-") && helper_name(name)) return true;
+  if (h.starts_with("docker-credential-") && helper_name(h.substr(18)))
+    error(at, fmt::format("credential_helper is the helper's NAME, as in Docker's credHelpers: write \"{}\" "
+                          "(kiln runs docker-credential-{})", h.substr(18), h.substr(18)));
+  else
+    error(at, fmt::format("credential helper {} is not a helper name (letters, digits, '-', '_', '.')", grammar::quoted(name)));
+  return false;
+}
+
+void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
+  const toml::table* t = top.table("runners");
+  if (!t) return;
+  for (const auto& [key, node] : *t) {
+    const toml::table* rt = node.as_table();
+    if (!rt) {
+      error(location_of(node, file_), fmt::format("runner '{}' must be a table ([runners.{}])", key.str(), key.str()));
+      continue;
+    }
+    TomlFields f = fields(*rt);
+    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc"});
+    Runner r;
+    r.name = std::string(key.str());
+    r.engine = f.str("engine").value_or("");
+    const std::string backend = f.str("backend").value_or("engine"), gpu = f.str("gpu").value_or("none");
+    if (auto b = parse_backend(backend)) r.backend = *b;
+    else error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
+    if (auto g = parse_gpu_mode(gpu)) r.gpu = *g;
+    else error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
+    r.gpu_classes = gpu_classes(f);
+    r.devices = f.strings("devices");
+    r.driver_libs = f.str("driver_libs").value_or("");
+    if (auto shm = f.str("shm_size")) {
+      r.shm_size = parse_shm_size(*shm);
+      if (r.shm_size <= 0)
+        error(f.where("shm_size"), fmt::format("shm_size \"{}\" is not a size: a number of bytes with an optional k, m or g (\"1g\", \"64m\")", *shm));
+    }
+    r.ipc = f.str("ipc").value_or("");
+    if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
+      error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
+    r.where = f.where();
+    check(r.name, r.where, grammar::tag, "runner name");
+    for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");
+    if (!r.driver_libs.empty()) check(r.driver_libs, f.where("driver_libs"), grammar::absolute_path, "driver_libs");
+    out.push_back(std::move(r));
+  }
+}
+
+}  // namespace kiln::matrix
