@@ -8,14 +8,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
 
-check() {  # check NAME COMMAND...: COMMAND must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $name"; fi
-}
+# shellcheck source=../support/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/checks.sh"
 
-json_assert() {  # json_assert FILE PYTHON-EXPR(using j)
-  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
-}
 
 # --- plan: the questions the issue asks -------------------------------------
 "$kiln" plan matrices/pytorch.toml --format json >"$tmp/pt.json"
