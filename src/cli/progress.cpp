@@ -125,7 +125,7 @@ std::string summary_table(const build::Report& r) {
   }
   out += fmt::format("\n{} built, {} unchanged, {} failed, {} skipped\n", r.count(build::Outcome::built),
                      r.count(build::Outcome::cached), r.count(build::Outcome::failed), r.count(build::Outcome::skipped));
-  return out;
+  return out + build::sizes_text(r);
 }
 
 }  // namespace kiln::cli
