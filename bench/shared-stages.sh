@@ -90,7 +90,7 @@ while read -r id; do
 done <"$work/ids"
 if [[ $missing -eq 1 ]]; then
   # The default engine's bases, when it has them, are quicker than debootstrap.
-  bases=$(while read -r id; do [[ $(parent_of "$id") == - ]] && base_of "$id"; done <"$work/ids" | sort -u)
+  bases=$(while read -r id; do if [[ $(parent_of "$id") == - ]]; then base_of "$id"; fi; done <"$work/ids" | sort -u)
   if DOCKER_HOST=unix:///var/run/docker.sock docker image inspect $bases >/dev/null 2>&1; then
     DOCKER_HOST=unix:///var/run/docker.sock docker save $bases | docker load >/dev/null
   else

@@ -91,6 +91,10 @@ Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options&
 // "5.68 GB", "788 MB", "12 kB" (decimal, as `docker images` prints sizes).
 std::string human_size(std::int64_t bytes);
 
+// One layer as a line: "671 MB  RUN set -eux; . /etc/os-release; ..." (the
+// instruction shortened; a layer with no instruction is the base's).
+std::string layer_line(const engine::HistoryEntry& l, size_t width = 90);
+
 // Each built or cached image's size and its largest layers, one block of
 // lines after the build table ("" when no stage has a size).
 std::string sizes_text(const Report& r);

@@ -280,12 +280,17 @@ std::string instruction(const std::string& created_by, size_t width) {
 }
 }  // namespace
 
+std::string layer_line(const engine::HistoryEntry& l, size_t width) {
+  std::string what = l.created_by.empty() ? "(a layer of the base image)" : instruction(l.created_by, width);
+  return human_size(l.size) + "  " + what;
+}
+
 std::string sizes_text(const Report& r) {
   std::string out;
   for (const auto& s : r.stages) {
     if (s.size <= 0) continue;
     out += fmt::format("{:<36} {:>8}\n", s.id, human_size(s.size));
-    for (const auto& l : s.largest_layers) out += fmt::format("    {:>8}  {}\n", human_size(l.size), instruction(l.created_by, 90));
+    for (const auto& l : s.largest_layers) out += "    " + layer_line(l) + "\n";
   }
   return out.empty() ? out : "\nIMAGE SIZE (largest layers)\n" + out;
 }

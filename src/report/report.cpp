@@ -74,6 +74,8 @@ RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Re
     if (s) {
       row.build = build::to_string(s->outcome);
       row.image_id = s->image_id;
+      row.size = s->size;
+      for (const auto& l : s->largest_layers) row.largest_layers.push_back(build::layer_line(l));
       if (s->outcome == build::Outcome::failed || s->outcome == build::Outcome::skipped)
         row.why = fmt::format("build {}: {}{}", row.build, s->error, s->log_path.empty() ? "" : " (log: " + s->log_path + ")");
     }
@@ -93,6 +95,7 @@ std::string table(const RunReport& r) {
     std::string tags = row.tags.empty() ? "-" : join(row.tags, " ");
     out += fmt::format("{:<34} {:<8} {:<8} {:<19} {:<9} {}\n", row.id, row.plan_status, row.build.empty() ? "-" : row.build,
                        row.image_id.empty() ? "-" : row.image_id.substr(0, 19), row.verified ? "yes" : "no", tags);
+    if (row.size > 0) out += fmt::format("    size {}; largest layers: {}\n", build::human_size(row.size), join(row.largest_layers, "; "));
     if (row.tags.empty() && !row.why.empty()) out += fmt::format("    not tagged: {}\n", row.why);
     for (const auto& m : row.measured) out += fmt::format("    gpu {}\n", m);
     if (!row.record_missing.empty())
@@ -106,10 +109,11 @@ std::string table(const RunReport& r) {
 std::string markdown(const RunReport& r) {
   std::string out = fmt::format("# kiln run: {}\n\n{} — {} valid, {} verified, {} tagged\n\n", r.matrix, r.generated_at, r.valid,
                                 r.verified, r.tagged);
-  out += "| combination | build | checks | verified | tags | why not |\n| --- | --- | --- | --- | --- | --- |\n";
+  out += "| combination | build | size | checks | verified | tags | why not |\n| --- | --- | --- | --- | --- | --- | --- |\n";
   for (const auto& row : r.rows) {
     if (row.plan_status == "excluded") continue;
-    out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", row.id, row.build.empty() ? "-" : row.build,
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", row.id, row.build.empty() ? "-" : row.build,
+                       row.size > 0 ? build::human_size(row.size) + "<br>" + join(row.largest_layers, "<br>") : "-",
                        join(row.checks, ", ") + (row.measured.empty() ? "" : "<br>" + join(row.measured, "<br>")),
                        row.verified ? "yes" : "no", row.tags.empty() ? "-" : join(row.tags, "<br>"), row.tags.empty() ? row.why : (row.record_missing.empty() ? "" : "tagged, but the verification record was NOT attached: " + row.record_missing));
   }
@@ -137,7 +141,8 @@ nlohmann::json to_json(const RunReport& r) {
   for (const auto& row : r.rows)
     rows.push_back({{"id", row.id}, {"plan", row.plan_status}, {"build", row.build}, {"image_id", row.image_id},
                     {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"why", row.why}, {"record_missing", row.record_missing},
-                    {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops}, {"measured", row.measured}});
+                    {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops}, {"measured", row.measured},
+                    {"size", row.size}, {"largest_layers", row.largest_layers}});
   return {{"schema", "kiln.run/v1"}, {"matrix", r.matrix}, {"generated_at", r.generated_at},
           {"summary", {{"valid", r.valid}, {"verified", r.verified}, {"tagged", r.tagged}}}, {"combos", rows}};
 }

@@ -34,7 +34,7 @@ std::string html(const RunReport& r) {
   std::string out = fmt::format("<!doctype html><html><head><meta charset=\"utf-8\"><title>kiln run: {0}</title><style>{1}</style></head><body>"
                                 "<h1>kiln run: {0}</h1><p>{2} — {3} valid combinations, {4} verified, {5} tagged</p>",
                                 esc(r.matrix), kStyle, esc(r.generated_at), r.valid, r.verified, r.tagged);
-  out += "<h2>Combinations</h2><table><tr><th>combination</th><th>build</th><th>checks</th><th>verified</th><th>tags / why not</th></tr>";
+  out += "<h2>Combinations</h2><table><tr><th>combination</th><th>build</th><th>size (largest layers)</th><th>checks</th><th>verified</th><th>tags / why not</th></tr>";
   for (const auto& row : r.rows) {
     if (row.plan_status == "excluded") continue;
     std::string tags;
@@ -42,8 +42,10 @@ std::string html(const RunReport& r) {
     if (row.tags.empty()) tags = "<small>" + esc(row.why) + "</small>";
     if (!row.record_missing.empty())
       tags += "<small>tagged, but the verification record was NOT attached: " + esc(row.record_missing) + "</small>";
-    out += fmt::format("<tr><td><code>{}</code><br><small>{}</small></td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-                       esc(row.id), esc(row.image_id.substr(0, 19)), esc(row.build), esc(join(row.checks, ", ")),
+    std::string size = row.size > 0 ? esc(build::human_size(row.size)) : "-";
+    for (const auto& l : row.largest_layers) size += "<br><small>" + esc(l) + "</small>";
+    out += fmt::format("<tr><td><code>{}</code><br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                       esc(row.id), esc(row.image_id.substr(0, 19)), esc(row.build), size, esc(join(row.checks, ", ")),
                        row.verified ? "yes" : "no", row.verified ? "yes" : "no", tags);
   }
   out += "</table>";
