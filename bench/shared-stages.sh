@@ -77,7 +77,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 # The selected valid combinations, in plan order (--only globs as kiln reads them).
 jq -r '.combos[] | select(.status == "valid") | .id' "$work/plan.json" | while read -r id; do
   if [[ ${#only[@]} -eq 0 ]]; then echo "$id"; continue; fi
-  for g in "${only[@]}"; do [[ $id == $g ]] && { echo "$id"; break; }; done
+  for g in "${only[@]}"; do if [[ $id == $g ]]; then echo "$id"; break; fi; done
 done >"$work/ids"
 [[ -s $work/ids ]] || { echo "shared-stages: no valid combination selected" >&2; exit 2; }
 parent_of() { jq -r '.parent // "-"' "$work/gen/$1/kiln.json"; }
