@@ -54,10 +54,14 @@ bool connects(const std::string& host, const std::string& port, std::chrono::mil
   return ok;
 }
 
-// Nothing listens on 127.0.0.1:port (a bind succeeds).
+// Nothing listens on 127.0.0.1:port (a bind succeeds). SO_REUSEADDR as
+// apt-cacher-ng sets it: the connections of the previous build's cache, in
+// TIME_WAIT for a minute, must not move the next build to another port.
 bool port_free(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));

@@ -106,7 +106,7 @@ void check_backends(const Graph& g, const Options& o) {
       if (!podman.count(n.engine)) podman[n.engine] = engine::Client(e.endpoint).version().podman;
       if (!podman[n.engine])
         throw EnvironmentError(fmt::format(
-            "{} mounts its wheelhouse with RUN --mount, which Docker's classic builder (engine '{}', backend \"engine\") "
+            "{} uses RUN --mount (a [pip] wheelhouse, or [cache] pip's cache mount), which Docker's classic builder (engine '{}', backend \"engine\") "
             "does not read; use a runner with backend = \"buildx\" (or Podman's engine)", x.id, e.name));
     }
   }
