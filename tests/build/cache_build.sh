@@ -15,7 +15,10 @@ kiln=$(realpath "$1")
 work=$(mktemp -d /var/tmp/kiln-cache-test.XXXXXX)
 name=cache-test-$$
 cleanup() {
+  # Every image this test built (each --no-cache build leaves the previous
+  # one dangling), on an engine other tests share.
   docker images --format '{{.Repository}}:{{.Tag}}' | grep "^kiln.local/$name:" | xargs -r docker rmi -f >/dev/null 2>&1
+  sort -u "$work/built-ids" 2>/dev/null | xargs -r docker rmi -f >/dev/null 2>&1
   [[ ${KILN_TEST_KEEP:-} == 1 ]] && { echo "kept $work"; return; }
   rm -rf "$work"
 }
@@ -49,6 +52,8 @@ check "built" json "$work/b1.json" "j['stages'][0]['outcome'] == 'built'"
 check "size and largest layers in the JSON" json "$work/b1.json" \
   "j['stages'][0]['size'] > 100e6 and j['stages'][0]['largest_layers'][0]['size'] > 100e6 and 'apt-get' in j['stages'][0]['largest_layers'][0]['created_by']"
 port=$(cat "$state/apt-cache/port")
+built_id() { docker image inspect "$img" --format '{{.Id}}' >>"$work/built-ids" 2>/dev/null; }
+built_id
 check "apt-cacher-ng logged the .debs of the first build" grep -q '|O|.*libcudart11.0_.*\.deb$' "$acng_log"
 check "apt-cacher-ng stopped after the build" bash -c "! (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null"
 lines=$(wc -l <"$acng_log")
@@ -56,6 +61,7 @@ lines=$(wc -l <"$acng_log")
 # --- 2. second build, cold (--no-cache): every .deb from the cache ----------
 "$kiln" build "$work/m.toml" --builder local --only "$combo" --no-cache --state-dir "$state" >"$work/b2.txt" 2>&1
 check "second build exit 0" test $? -eq 0
+built_id
 check "table shows the image size and its largest layer" grep -qE '^ +[0-9.]+ MB +RUN set -eux' "$work/b2.txt"
 tail -n +"$((lines + 1))" "$acng_log" | grep '\.deb$' >"$work/second.log"
 check "second build fetched its .debs through the cache" grep -q '|O|.*libcublas11_.*\.deb$' "$work/second.log"
@@ -87,6 +93,7 @@ check "no apt proxy setting in any layer's /etc/apt" bash -c "! grep -rqiE 'Acqu
 lines=$(wc -l <"$acng_log")
 "$kiln" build "$work/m.toml" --builder bx --only "$combo" --no-cache --state-dir "$state" --format json >"$work/b3.json" 2>"$work/b3.err"
 check "buildx build exit 0" test $? -eq 0
+built_id
 check "buildx: built" json "$work/b3.json" "j['stages'][0]['outcome'] == 'built' and j['stages'][0]['size'] > 100e6"
 tail -n +"$((lines + 1))" "$acng_log" | grep '\.deb$' >"$work/third.log"
 check "buildx: .debs served from the cache" grep -q '|O|.*libcublaslt11_.*\.deb$' "$work/third.log"
