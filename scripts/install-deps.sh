@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what kiln needs on a Debian 12 machine, idempotently:
 #   build:   g++, CMake, Ninja and the libraries kiln links (all Debian 12)
-#   engines: Docker Engine (docker.io) and the buildx plugin -- Debian 12
+#   engines: Docker Engine (docker.io), apt-cacher-ng (the package cache
+#            kiln starts for [cache] apt = "kiln") and the buildx plugin -- Debian 12
 #            has no docker-buildx, so its Debian 13 .deb is unpacked
 #            (a static Go binary; nothing else comes from trixie)
 # Usage: scripts/install-deps.sh [--build-only]
@@ -43,6 +44,14 @@ if ! command -v dockerd >/dev/null; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     docker.io debootstrap docker-registry skopeo >/dev/null
+fi
+
+# kiln runs its own apt-cacher-ng per build (its own config and cache under
+# the state directory); the package's system service is not needed, and
+# policy-rc.d keeps it from starting where there is no init system.
+if [[ ! -x /usr/sbin/apt-cacher-ng ]]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends apt-cacher-ng >/dev/null
 fi
 
 # The HTML run report is laid out by a real browser in tests (report_browser).

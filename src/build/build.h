@@ -37,6 +37,9 @@ struct Options {
   // RUN steps' network. "host" because private test daemons run without a
   // bridge; the Debian mirror must be reachable from RUN apt-get.
   std::string network = "host";
+  // The apt proxy every stage's apt steps go through (build argument
+  // APT_PROXY); "" none. build_plan sets it from the plan's [cache] apt.
+  std::string apt_proxy;
 };
 
 enum class Outcome { built, cached, failed, skipped };
@@ -53,6 +56,10 @@ struct StageResult {
   std::string error;
   std::string log_path;
   double seconds = 0;
+  // The image's size and its largest layers (engine inspect and history),
+  // for built and cached stages; 0 and empty when unknown.
+  std::int64_t size = 0;
+  std::vector<engine::HistoryEntry> largest_layers;
   // Set when the engine itself failed (unreachable, or silent past its time
   // limit), not the build: the caller's exit code says "environment" (2).
   std::string environment_error;
@@ -80,6 +87,20 @@ using EventFn = std::function<void(const Event&)>;
 using EnvironmentError = kiln::EnvironmentError;
 
 Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options& o, const EventFn& on_event);
+
+// "5.68 GB", "788 MB", "12 kB" (decimal, as `docker images` prints sizes).
+std::string human_size(std::int64_t bytes);
+
+// One layer as a line: "671 MB  RUN set -eux; . /etc/os-release; ..." (the
+// instruction shortened; a layer with no instruction is the base's).
+std::string layer_line(const engine::HistoryEntry& l, size_t width = 90);
+
+// Each built or cached image's size and its largest layers, one block of
+// lines after the build table ("" when no stage has a size).
+std::string sizes_text(const Report& r);
+// The same as JSON fields of a stage: "size" (bytes) and "largest_layers"
+// ([{size, created_by}]).
+void add_size_json(const StageResult& s, nlohmann::json& stage);
 
 using kiln::matches_glob;  // util/select.h
 

@@ -53,6 +53,9 @@ engine::BuildRequest request_for(const StageContext& ctx, const StageResult& r) 
   if (ctx.node.parent >= 0) req.build_args["KILN_PARENT"] = ctx.parent_result->local_image;
   req.no_cache = ctx.options.no_cache;
   req.network = ctx.options.network;
+  // Not part of the input hash: the proxy changes where apt downloads from,
+  // never what the image holds.
+  if (!ctx.options.apt_proxy.empty()) req.build_args["APT_PROXY"] = ctx.options.apt_proxy;
   for (const auto& s : ctx.node.rendered.secrets) req.secrets.push_back({s.id, s.env, s.file});
   return req;
 }
@@ -70,6 +73,16 @@ std::string engine_gone(engine::Client& client, const std::string& uri) {
   }
 }
 
+// Size and largest layers, read once the image exists; a failure to read
+// them is no failure of the stage.
+void record_size(engine::Client& client, StageResult& r) {
+  try {
+    if (auto info = client.inspect_image(r.image_id)) r.size = info->size;
+    r.largest_layers = engine::largest_layers(client.image_history(r.image_id), 3);
+  } catch (const std::exception&) {
+  }
+}
+
 }  // namespace
 
 StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
@@ -84,7 +97,10 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
     auto from = from_image(ctx, client, error);
     if (!from) return failed(r, error, "FROM " + x.base);
     r.input_hash = input_hash(ctx.node, *from, ctx.catalog_version);
-    if (reuse_cached(ctx, client, ledger, r)) return r;
+    if (reuse_cached(ctx, client, ledger, r)) {
+      record_size(client, r);
+      return r;
+    }
 
     r.log_path = fmt::format("{}/logs/{}/{}.log", ctx.options.state_dir, ctx.matrix, x.id);
     fs::create_directories(fs::path(r.log_path).parent_path());
@@ -117,6 +133,7 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
     ledger.finish_build(id, out);
     if (!b.ok) return failed(r, b.error, b.failed_step);
     r.outcome = Outcome::built;
+    record_size(client, r);
     return r;
   } catch (const engine::Unreachable& e) {
     r.environment_error = e.what();

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "build/apt_cache.h"
 #include "build/internal.h"
 #include "build/stage.h"
 #include "state/ledger.h"
@@ -105,7 +106,7 @@ void check_backends(const Graph& g, const Options& o) {
       if (!podman.count(n.engine)) podman[n.engine] = engine::Client(e.endpoint).version().podman;
       if (!podman[n.engine])
         throw EnvironmentError(fmt::format(
-            "{} mounts its wheelhouse with RUN --mount, which Docker's classic builder (engine '{}', backend \"engine\") "
+            "{} uses RUN --mount (a [pip] wheelhouse, or [cache] pip's cache mount), which Docker's classic builder (engine '{}', backend \"engine\") "
             "does not read; use a runner with backend = \"buildx\" (or Podman's engine)", x.id, e.name));
     }
   }
@@ -232,10 +233,79 @@ void record_skips(std::vector<StageResult>& results, const std::string& matrix, 
   }
 }
 
+// [cache] apt: the proxy the stages' apt steps use, started here when kiln
+// runs it (stopped when `cache` goes), checked when it is the matrix's own.
+// Either failing is the environment's problem (exit 2), before any build.
+Options with_apt_cache(const plan::Plan& p, Options o, std::unique_ptr<detail::AptCacher>& cache) {
+  try {
+    if (p.cache.apt == "kiln") {
+      cache = detail::AptCacher::start(o.state_dir + "/apt-cache");
+      o.apt_proxy = cache->url();
+    } else if (!p.cache.apt.empty()) {
+      detail::check_proxy_answers(p.cache.apt);
+      o.apt_proxy = p.cache.apt;
+    }
+  } catch (const std::runtime_error& e) {
+    throw EnvironmentError(e.what());
+  }
+  return o;
+}
+
 }  // namespace
 
-Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options& o, const EventFn& on_event) {
-  check_engines(o);
+std::string human_size(std::int64_t bytes) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  if (u == 0) return fmt::format("{} B", bytes);
+  return v < 10 ? fmt::format("{:.2f} {}", v, units[u]) : fmt::format("{:.0f} {}", v, units[u]);
+}
+
+namespace {
+// A history entry's instruction, short: "RUN set -eux; . /etc/os-release; ...".
+// The classic builder writes "|1 APT_PROXY=... /bin/sh -c CMD", BuildKit
+// "RUN |1 APT_PROXY=... /bin/sh -c CMD": only CMD is kept.
+std::string instruction(const std::string& created_by, size_t width) {
+  std::string s = created_by;
+  if (auto at = s.find("/bin/sh -c "); at != std::string::npos) s = "RUN " + s.substr(at + 11);
+  for (auto& ch : s)
+    if (ch == '\n' || ch == '\t') ch = ' ';
+  for (auto at = s.find("  "); at != std::string::npos; at = s.find("  ")) s.erase(at, 1);
+  if (s.size() > width) s = s.substr(0, width - 3) + "...";
+  return s;
+}
+}  // namespace
+
+std::string layer_line(const engine::HistoryEntry& l, size_t width) {
+  std::string what = l.created_by.empty() ? "(a layer of the base image)" : instruction(l.created_by, width);
+  return human_size(l.size) + "  " + what;
+}
+
+std::string sizes_text(const Report& r) {
+  std::string out;
+  for (const auto& s : r.stages) {
+    if (s.size <= 0) continue;
+    out += fmt::format("{:<36} {:>8}\n", s.id, human_size(s.size));
+    for (const auto& l : s.largest_layers) out += "    " + layer_line(l) + "\n";
+  }
+  return out.empty() ? out : "\nIMAGE SIZE (largest layers)\n" + out;
+}
+
+void add_size_json(const StageResult& s, nlohmann::json& stage) {
+  stage["size"] = s.size;
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : s.largest_layers) layers.push_back({{"size", l.size}, {"created_by", l.created_by}});
+  stage["largest_layers"] = layers;
+}
+
+Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options& options, const EventFn& on_event) {
+  check_engines(options);
+  std::unique_ptr<detail::AptCacher> apt_cache;
+  const Options o = with_apt_cache(p, options, apt_cache);
   Graph g = detail::make_graph(p, r, o);
   {
     state::Ledger ledger(o.state_dir + "/state.db");

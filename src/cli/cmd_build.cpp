@@ -26,10 +26,12 @@ struct BuildArgs {
 
 nlohmann::json report_json(const build::Report& r) {
   nlohmann::json combos = nlohmann::json::array();  // one stage per combination (devel builds on its runtime)
-  for (const auto& s : r.stages)
+  for (const auto& s : r.stages) {
     combos.push_back({{"id", s.id}, {"outcome", build::to_string(s.outcome)}, {"engine", s.engine},
                       {"image_id", s.image_id}, {"local_image", s.local_image}, {"input_hash", s.input_hash},
                       {"failed_step", s.failed_step}, {"error", s.error}, {"log", s.log_path}, {"seconds", s.seconds}});
+    build::add_size_json(s, combos.back());
+  }
   return {{"schema", "kiln.build/v2"},
           {"summary", {{"built", r.count(build::Outcome::built)}, {"cached", r.count(build::Outcome::cached)},
                        {"failed", r.count(build::Outcome::failed)}, {"skipped", r.count(build::Outcome::skipped)}}},

@@ -221,7 +221,8 @@ std::string summary_table(const build::Report& r) {
     t.add_row({s.id, build::to_string(s.outcome), s.engine, fmt::format("{:.1f}", s.seconds), detail});
   }
   return "\n" + t.str() + fmt::format("\n{} built, {} unchanged, {} failed, {} skipped\n", r.count(build::Outcome::built),
-                                      r.count(build::Outcome::cached), r.count(build::Outcome::failed), r.count(build::Outcome::skipped));
+                                      r.count(build::Outcome::cached), r.count(build::Outcome::failed), r.count(build::Outcome::skipped)) +
+         build::sizes_text(r);
 }
 
 }  // namespace kiln::cli

@@ -70,6 +70,25 @@ std::optional<ImageInfo> Client::inspect_image(const std::string& name) {
 
 bool Client::image_exists(const std::string& name) { return inspect_image(name).has_value(); }
 
+std::vector<HistoryEntry> Client::image_history(const std::string& name) {
+  auto r = http(ep_, get("/images/" + name + "/history"));
+  if (r.status >= 400) throw ApiError(static_cast<int>(r.status), "history of " + name + ": " + r.message());
+  json j = parse_json(r.body, "history of " + name);
+  std::vector<HistoryEntry> out;
+  if (!j.is_array()) return out;
+  for (const auto& e : j) {
+    if (!e.is_object()) continue;
+    out.push_back({value_or<std::string>(e, "CreatedBy", ""), value_or<std::int64_t>(e, "Size", 0)});
+  }
+  return out;
+}
+
+std::vector<HistoryEntry> largest_layers(std::vector<HistoryEntry> history, std::size_t top) {
+  std::stable_sort(history.begin(), history.end(), [](const auto& a, const auto& b) { return a.size > b.size; });
+  while (!history.empty() && (history.size() > top || history.back().size <= 0)) history.pop_back();
+  return history;
+}
+
 void Client::tag_image(const std::string& name, const std::string& repo, const std::string& tag) {
   http_ok(ep_, post("/images/" + name + "/tag?repo=" + url_escape(repo) + "&tag=" + url_escape(tag)));
 }

@@ -67,6 +67,16 @@ struct ImageInfo {
   std::int64_t size = 0;
 };
 
+// One entry of GET /images/{name}/history, newest first: the instruction
+// that made a layer and the bytes it added (0 for metadata-only steps).
+struct HistoryEntry {
+  std::string created_by;
+  std::int64_t size = 0;
+};
+
+// The `top` largest entries of a history, largest first (ties: newest first).
+std::vector<HistoryEntry> largest_layers(std::vector<HistoryEntry> history, std::size_t top);
+
 struct DeviceMapping {
   std::string host, container, permissions = "rwm";
 };
@@ -194,6 +204,7 @@ class Client {
   // Images. inspect returns nullopt when the engine has no such image.
   std::optional<ImageInfo> inspect_image(const std::string& name);
   bool image_exists(const std::string& name);
+  std::vector<HistoryEntry> image_history(const std::string& name);
   void tag_image(const std::string& name, const std::string& repo, const std::string& tag);
   void remove_image(const std::string& name, bool force = false);
   // `docker save` of one image as a tar, streamed chunk by chunk.

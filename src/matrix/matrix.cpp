@@ -49,6 +49,38 @@ const std::set<std::string> kFlavors{"runtime", "devel"};
 const std::set<std::string> kChecks{"static", "gpu"};
 const std::set<std::string> kTargetPolicies{"all", "any", "report"};
 
+}  // namespace
+
+std::int64_t parse_byte_size(std::string_view text) {
+  std::size_t i = 0;
+  double n = 0, scale = 1;
+  bool digits = false, point = false;
+  for (; i < text.size(); ++i) {
+    char ch = text[i];
+    if (ch >= '0' && ch <= '9') {
+      digits = true;
+      if (point) scale /= 10;
+      n = n * 10 + (ch - '0');
+    } else if (ch == '.' && !point) {
+      point = true;
+    } else {
+      break;
+    }
+  }
+  if (!digits || n > 1e15) return 0;
+  std::string unit(text.substr(i));
+  if (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  static const std::map<std::string, double> kUnits{
+      {"", 1},         {"B", 1},          {"kB", 1e3},          {"KB", 1e3},          {"MB", 1e6},
+      {"GB", 1e9},     {"TB", 1e12},      {"KiB", 1024.0},      {"MiB", 1048576.0},   {"GiB", 1073741824.0},
+      {"TiB", 1099511627776.0}};
+  auto u = kUnits.find(unit);
+  if (u == kUnits.end()) return 0;
+  return static_cast<std::int64_t>(n * scale * u->second + 0.5);
+}
+
+namespace {
+
 bool is_axis(std::string_view key) {
   return std::any_of(std::begin(kAxes), std::end(kAxes), [&](const char* a) { return key == a; });
 }
@@ -65,7 +97,7 @@ class Parser : SectionReader {
     grammar::check_single_line(doc, file_, diags_, {"description"});
     TomlFields top = fields(doc);
     top.only({"name", "description", "targets", "arch_list", "axes", "include", "exclude", "policy",
-              "registry", "tags", "image", "base", "runners", "pip", "use_config"});
+              "registry", "tags", "image", "base", "runners", "pip", "use_config", "cache", "budget"});
     m.name = top.str("name", true).value_or("");
     // The name becomes directories (contexts/NAME, logs/NAME) and the image
     // repository (kiln.local/NAME, kiln/NAME): "../../x" must never get there.
@@ -91,6 +123,8 @@ class Parser : SectionReader {
       m.use_config_where = top.where("use_config");
     }
     read_pip(top, m);
+    read_cache(top, m);
+    read_budget(top, m);
     check_rules_against_axes(m);
     check_overrides_against_axes(m);
     check_contradictions(m);
@@ -325,6 +359,45 @@ class Parser : SectionReader {
       error(f.where("secret_env"), fmt::format("[pip] secret_env {} is not an environment variable name",
                                                grammar::quoted(pip.secret_env)));
     if (!file.empty()) pip.secret_file = beside_matrix(file);
+  }
+
+  void read_cache(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("cache");
+    if (!t) return;
+    TomlFields f = fields(*t);
+    f.only({"apt", "pip"});
+    m.cache.where = f.where();
+    m.cache.apt = f.str("apt").value_or("");
+    m.cache.pip = f.boolean("pip").value_or(false);
+    const std::string& apt = m.cache.apt;
+    if (apt.empty() || apt == "kiln") return;
+    // The address reaches the image's history as a build argument: no
+    // credentials, and only plain HTTP (apt's proxy protocol here).
+    if (apt.rfind("http://", 0) != 0 || !check(apt, f.where("apt"), grammar::url, "[cache] apt"))
+      error(f.where("apt"), fmt::format("[cache] apt {} must be \"kiln\" (kiln starts apt-cacher-ng) or an apt proxy's "
+                                        "http://HOST:PORT", grammar::quoted(apt)));
+    else if (apt.substr(7, apt.find('/', 7) - 7).find('@') != std::string::npos)
+      error(f.where("apt"), fmt::format("[cache] apt {} holds credentials; the proxy's address is recorded in the "
+                                        "image's history as a build argument", grammar::quoted(apt)));
+  }
+
+  void read_budget(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("budget");
+    if (!t) return;
+    TomlFields f = fields(*t);
+    f.only({"runtime", "devel"});
+    for (const char* flavor : {"runtime", "devel"}) {
+      auto text = f.str(flavor);
+      if (!text) continue;
+      std::int64_t bytes = parse_byte_size(*text);
+      if (bytes <= 0) {
+        error(f.where(flavor), fmt::format("[budget] {} {} is not a size such as \"6GB\", \"800MB\" or \"1.5GiB\"",
+                                           flavor, grammar::quoted(*text)));
+        continue;
+      }
+      m.budget.bytes[flavor] = bytes;
+      m.budget.written[flavor] = *text;
+    }
   }
 
   // A rule may only name axes the matrix has; an exclude value that no axis

@@ -125,6 +125,30 @@ struct Pip {
   Location where;
 };
 
+// [cache]: the package caches every build of the matrix goes through
+// (docs/build.md, "Package caches"). Nothing from them reaches a layer.
+struct Cache {
+  // apt: "" none; "kiln": kiln starts Debian's apt-cacher-ng under the state
+  // directory for the build; "http://HOST:PORT": an existing apt proxy. The
+  // generated Dockerfiles take it as build argument APT_PROXY, per apt command.
+  std::string apt;
+  // pip: wheels and HTTP responses in a BuildKit cache mount
+  // (RUN --mount=type=cache,target=/root/.cache/pip): buildx backend only.
+  bool pip = false;
+  Location where;
+};
+
+// [budget]: the largest image each flavor may be, in bytes (0: none); the
+// static check fails an image over it, naming its largest layers.
+struct Budget {
+  std::map<std::string, std::int64_t> bytes;   // flavor -> bytes
+  std::map<std::string, std::string> written;  // flavor -> as written ("6GB")
+};
+
+// "6GB", "500MB", "1.5GiB", "123456" -> bytes (kB/MB/GB decimal as `docker
+// images` prints them, KiB/MiB/GiB binary); 0 when it is not a size.
+std::int64_t parse_byte_size(std::string_view text);
+
 struct Matrix {
   std::string path;
   std::string name;
@@ -152,6 +176,8 @@ struct Matrix {
   // no runners, registry or credential helpers to this matrix.
   bool use_config = true;
   Location use_config_where;
+  Cache cache;
+  Budget budget;
 
   const Axis* axis(std::string_view name) const;
 };

@@ -111,6 +111,8 @@ struct Plan {
   std::string user;  // the non-root user images run as
   int uid = 0;
   std::vector<Combo> combos;
+  matrix::Cache cache;    // [cache]: package caches for the build
+  matrix::Budget budget;  // [budget]: size limits per flavor, for the static check
 
   size_t count(Status s) const;
   // The valid combination on the same axes as `c` but of `flavor`: a devel

@@ -116,7 +116,11 @@ struct PipSetup {
   std::vector<std::string> sources, mounts, find_links;
 };
 
-PipSetup pip_setup(const plan::Install& in) {
+// [cache] pip: pip's own cache (downloaded wheels, HTTP responses) in a
+// BuildKit cache mount: shared by every build on the engine, never a layer.
+constexpr const char* kPipCacheMount = "--mount=type=cache,id=kiln-pip,target=/root/.cache/pip";
+
+PipSetup pip_setup(const plan::Install& in, bool pip_cache) {
   PipSetup s;
   if (in.torch_no_index) s.sources.push_back("no index (air-gapped): only the find-links below");
   else if (!in.torch_index.empty()) s.sources.push_back("index " + in.torch_index);
@@ -136,6 +140,10 @@ PipSetup pip_setup(const plan::Install& in) {
     s.sources.push_back(fmt::format("credentials: build secret '{}' (a netrc file at /run/secrets/{}; never in a layer, "
                                     "an argument or the environment)", in.pip_secret, in.pip_secret));
     s.mounts.push_back("--mount=type=secret,id=" + in.pip_secret);
+  }
+  if (pip_cache) {
+    s.sources.push_back("pip's cache: a BuildKit cache mount at /root/.cache/pip ([cache] pip; never in a layer)");
+    s.mounts.push_back(kPipCacheMount);
   }
   return s;
 }
@@ -185,7 +193,8 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.flag("remove_driver_libs", c.install.remove_driver_libs);
   d.list("recipe_env", c.install.env, grammar::env_assignment);
   d.flag("with_pytorch", !v.pytorch.empty());
-  PipSetup pip = pip_setup(c.install);
+  PipSetup pip = pip_setup(c.install, p.cache.pip);
+  d.flag("pip_cache", p.cache.pip);
   d.optional("torch_index", c.install.torch_index, optional_url);
   d.list("torch_extra_indexes", c.install.torch_extra_indexes, grammar::url);
   d.list("torch_find_links", pip.find_links, url_or_path);
@@ -373,7 +382,7 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
     for (size_t i = 0; i < in.torch_wheel_dirs.size(); ++i)
       r.context_dirs[std::string(kWheelsInContext) + "/" + std::to_string(i + 1)] = in.torch_wheel_dirs[i];
     if (!in.pip_secret.empty()) r.secrets.push_back({in.pip_secret, in.pip_secret_env, in.pip_secret_file});
-    r.run_mounts = !in.torch_wheel_dirs.empty() || !in.pip_secret.empty();
+    r.run_mounts = !in.torch_wheel_dirs.empty() || !in.pip_secret.empty() || p.cache.pip;
   }
   r.inputs["matrix"] = p.matrix_name;
   r.inputs["catalog_version"] = p.catalog_version;

@@ -101,6 +101,8 @@ RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Re
       row.build = build::to_string(s->outcome);
       row.image_id = s->image_id;
       row.log_path = s->log_path;
+      row.size = s->size;
+      for (const auto& l : s->largest_layers) row.largest_layers.push_back(build::layer_line(l));
       if (s->outcome == build::Outcome::failed || s->outcome == build::Outcome::skipped)
         row.why = fmt::format("build {}: {}{}", row.build, s->error, s->log_path.empty() ? "" : " (log: " + s->log_path + ")");
     }
@@ -119,6 +121,7 @@ std::string table(const RunReport& r) {
     if (row.plan_status == "excluded") continue;
     t.add_row({row.id, row.plan_status, row.build.empty() ? "-" : row.build, row.image_id.empty() ? "-" : row.image_id.substr(0, 19),
                row.verified ? "yes" : "no", row.tags.empty() ? "-" : join(row.tags, " ")});
+    if (row.size > 0) t.add_note(fmt::format("size {}; largest layers: {}", build::human_size(row.size), join(row.largest_layers, "; ")));
     if (!row.tagged && !row.why.empty()) t.add_note("not tagged: " + row.why);
     for (const auto& m : row.measured) t.add_note("gpu " + m);
     if (!row.record_missing.empty()) t.add_note("tagged, but the verification record was NOT attached: " + row.record_missing);
@@ -135,7 +138,8 @@ nlohmann::json to_json(const RunReport& r) {
                     {"record_missing", row.record_missing}, {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops},
                     {"measured", row.measured}, {"rule", row.rule},
                     {"versions", nlohmann::json(std::map<std::string, std::string>(row.versions.begin(), row.versions.end()))},
-                    {"min_driver", row.min_driver}, {"log", row.log_path}, {"gpu_used", row.gpu_used}});
+                    {"min_driver", row.min_driver}, {"log", row.log_path}, {"gpu_used", row.gpu_used},
+                    {"size", row.size}, {"largest_layers", row.largest_layers}});
   return {{"schema", "kiln.run/v1"}, {"matrix", r.matrix}, {"generated_at", r.generated_at}, {"kiln_version", r.kiln_version},
           {"catalog", {{"version", r.catalog_version}, {"collected", r.catalog_collected}}},
           {"summary", {{"valid", r.valid}, {"verified", r.verified}, {"tagged", r.tagged}}}, {"combos", rows}};

@@ -28,6 +28,8 @@ struct Row {
   std::string record_missing;       // tagged, but its verification record was not attached: why
   std::map<std::string, std::string> gpus;  // target GPU -> native | ptx-jit | unsupported
   std::string gemm_bf16_tflops;     // from a passed gpu check, when measured
+  std::int64_t size = 0;            // the image's bytes (engine inspect), 0: unknown
+  std::vector<std::string> largest_layers;  // "671 MB RUN set -eux; ..." (engine history), largest first
   std::vector<std::string> measured;  // per gpu check: GPUs used, versions loaded, GEMM/busbw (its detail.summary.line)
   std::vector<std::pair<std::string, std::string>> versions;  // ("CUDA", "12.4.1"), ("cuDNN", ...): the plan's
   std::string min_driver;

@@ -74,6 +74,10 @@ nlohmann::json row_view(const Row& row, const RunReport& r, const std::string& l
   for (const auto& [name, value] : row.versions) versions.push_back({{"name", text(name)}, {"value", text(value)}});
   v["versions"] = versions;
   v["min_driver"] = text(row.min_driver.empty() ? "-" : row.min_driver);
+  v["size"] = row.size > 0 ? nlohmann::json(text(build::human_size(row.size))) : nlohmann::json(false);
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : row.largest_layers) layers.push_back({{"text", text(l)}});
+  v["largest_layers"] = layers;
   nlohmann::json checks = nlohmann::json::array();
   for (const auto& c : row.checks) checks.push_back({{"text", text(c)}, {"status", check_status(c)}});
   v["checks"] = checks;

@@ -11,6 +11,7 @@
 #include "audit/verdict.h"
 #include "render/render.h"
 #include "util/cc.h"
+#include "util/text.h"
 #include "util/version.h"
 #include "verify/internal.h"
 
@@ -47,6 +48,24 @@ void check_config(const plan::Combo& c, const plan::Plan& p, const std::map<std:
   }
   if (info.user != p.user) f.problem(fmt::format("the image runs as \"{}\", the plan says \"{}\"", info.user, p.user));
   f.detail["user"] = info.user;
+}
+
+// [budget]: an image over its flavor's size fails, its largest layers named
+// so the reason is plain (a compiler in a runtime image, or CUDA libraries
+// that the pip wheels bring again, are the usual ones).
+void check_budget(const plan::Combo& c, const plan::Plan& p, const engine::ImageInfo& info, engine::Client& client,
+                  Findings& f) {
+  f.detail["size"] = info.size;
+  auto budget = p.budget.bytes.find(c.versions.flavor);
+  if (budget == p.budget.bytes.end()) return;
+  f.detail["budget"] = budget->second;
+  if (info.size <= budget->second) return;
+  std::vector<std::string> layers;
+  for (const auto& l : engine::largest_layers(client.image_history(info.id), 3)) layers.push_back(build::layer_line(l, 70));
+  f.problem(fmt::format("the image is {} ({} bytes), over the {} budget of {} ([budget] {} = \"{}\"); its largest "
+                        "layers: {}",
+                        build::human_size(info.size), info.size, c.versions.flavor, build::human_size(budget->second),
+                        c.versions.flavor, p.budget.written.at(c.versions.flavor), join(layers, "; ")));
 }
 
 // A planned version matches what was found when every component the plan
@@ -274,6 +293,7 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::m
     return r;
   }
   check_config(c, p, labels, *info, f);
+  check_budget(c, p, *info, client, f);
   engine::SavedArchive saved(client, image, o.state_dir + "/tmp");
   // One pass over the saved image, its layers shared with images verified
   // before taken from the audit layer cache (audit/layer_cache.h).

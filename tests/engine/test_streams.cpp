@@ -185,3 +185,19 @@ TEST_CASE("transient_push_error: a registry 5xx, reset or timeout as the engine 
   CHECK_FALSE(transient_push_error("manifest invalid: manifest invalid"));
   CHECK_FALSE(transient_push_error("An image does not exist locally with the tag: 127.0.0.1:5000/x"));
 }
+
+TEST_CASE("largest_layers keeps the biggest history entries, largest first, none empty", "[engine][sizes]") {
+  std::vector<HistoryEntry> h{{"/bin/sh -c #(nop)  USER kiln", 0},
+                              {"/bin/sh -c useradd kiln", 8900},
+                              {"|1 APT_PROXY=http://127.0.0.1:3142 /bin/sh -c set -eux; apt-get install", 671000000},
+                              {"", 117000000},
+                              {"/bin/sh -c #(nop)  ENV A=1", 0}};
+  auto top = largest_layers(h, 2);
+  REQUIRE(top.size() == 2);
+  CHECK(top[0].size == 671000000);
+  CHECK(top[1].created_by.empty());  // the base image's layer
+  auto all = largest_layers(h, 10);
+  CHECK(all.size() == 3);  // metadata-only steps (0 bytes) are not layers worth naming
+  CHECK(all.back().size == 8900);
+  CHECK(largest_layers({}, 3).empty());
+}

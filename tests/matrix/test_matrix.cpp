@@ -245,3 +245,36 @@ TEST_CASE("[pip] refuses credentials in URLs, a secret without one source, a mis
   CHECK(errors_of(axes + "packages=['torch; rm -rf /']\n").find("[pip] packages entry") != std::string::npos);
   CHECK(errors_of(axes + "index='https://x'\n").find("unknown key 'index'") != std::string::npos);
 }
+
+TEST_CASE("[cache] and [budget] read back; sizes in decimal and binary units", "[matrix][cache]") {
+  const std::string axes = "name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n";
+  auto m = parse_matrix_text(axes + "[cache]\napt='kiln'\npip=true\n[budget]\nruntime='6GB'\ndevel='1.5GiB'\n", "m.toml");
+  CHECK(m.cache.apt == "kiln");
+  CHECK(m.cache.pip);
+  CHECK(m.budget.bytes.at("runtime") == 6000000000LL);
+  CHECK(m.budget.bytes.at("devel") == 1610612736LL);
+  CHECK(m.budget.written.at("runtime") == "6GB");
+  CHECK(parse_matrix_text(axes + "[cache]\napt='http://10.0.0.5:3142'\n", "m.toml").cache.apt == "http://10.0.0.5:3142");
+  auto none = parse_matrix_text(axes, "m.toml");
+  CHECK(none.cache.apt.empty());
+  CHECK_FALSE(none.cache.pip);
+  CHECK(none.budget.bytes.empty());
+  CHECK(matrix::parse_byte_size("800MB") == 800000000LL);
+  CHECK(matrix::parse_byte_size("512 MiB") == 536870912LL);
+  CHECK(matrix::parse_byte_size("123") == 123);
+  CHECK(matrix::parse_byte_size("6 gigs") == 0);
+  CHECK(matrix::parse_byte_size("GB") == 0);
+}
+
+TEST_CASE("[cache] and [budget] refuse what they cannot use, at file:line:col", "[matrix][cache][bad-input]") {
+  const std::string axes = "name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n";
+  auto e = errors_of(axes + "[cache]\napt='https://proxy:3142'\n");
+  CHECK(e.find("m.toml:7:5: error: [cache] apt") != std::string::npos);
+  CHECK(e.find("must be \"kiln\"") != std::string::npos);
+  CHECK(errors_of(axes + "[cache]\napt='http://u:secret@proxy:3142'\n").find("holds credentials") != std::string::npos);
+  CHECK(errors_of(axes + "[cache]\napt='yes'\n").find("must be \"kiln\"") != std::string::npos);
+  CHECK(errors_of(axes + "[cache]\nwheels=true\n").find("unknown key 'wheels'") != std::string::npos);
+  auto b = errors_of(axes + "[budget]\nruntime='big'\n");
+  CHECK(b.find("m.toml:7:9: error: [budget] runtime \"big\" is not a size") != std::string::npos);
+  CHECK(errors_of(axes + "[budget]\nsmoke='1GB'\n").find("unknown key 'smoke'") != std::string::npos);
+}

@@ -371,3 +371,43 @@ TEST_CASE("without [pip] the pip step needs no RUN --mount and apt runs only wit
   CHECK(r.context_dirs.empty());
   CHECK(r.secrets.empty());
 }
+
+TEST_CASE("apt takes its proxy per command from build arg APT_PROXY, never from a file left behind", "[render][cache]") {
+  plan::Plan p = plan_for("offline");
+  render::Renderer r(kSrc + "/templates");
+  for (const auto& c : p.combos) {
+    if (c.status != plan::Status::valid) continue;
+    const std::string d = r.render(c, p).dockerfile;
+    CHECK(d.find("ARG APT_PROXY=\n") != std::string::npos);  // empty default: a plain `docker build` goes direct
+    CHECK(d.find("apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} update;") != std::string::npos);
+    CHECK(d.find("apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} install -y") != std::string::npos);
+    CHECK(d.find("apt.conf") == std::string::npos);
+    CHECK(d.find("ENV APT_PROXY") == std::string::npos);
+    CHECK(d.find("http_proxy") == std::string::npos);
+    // The .debs and lists go in the step that fetched them.
+    CHECK(d.find("apt-get clean; \\\n    rm -rf /var/lib/apt/lists/*\n") != std::string::npos);
+  }
+}
+
+TEST_CASE("[cache] pip puts pip's cache in a BuildKit cache mount, not a layer", "[render][cache][pip]") {
+  fs::path dir = scratch("pipcache");
+  fs::create_directories(dir);
+  std::string text = "name = 'p'\n[axes]\npytorch = ['2.11']\ncuda = ['13.0']\nos = ['ubuntu24.04']\nflavor = ['runtime']\n"
+                     "[cache]\npip = true\n";
+  plan::Plan p = plan::make_plan(matrix::parse_matrix_text(text, (dir / "m.toml").string()), cat());
+  REQUIRE(p.combos.size() == 1);
+  render::Rendered r = render::Renderer(kSrc + "/templates").render(p.combos[0], p);
+  CHECK(r.dockerfile.find("RUN --mount=type=cache,id=kiln-pip,target=/root/.cache/pip \\\n    set -eux;") != std::string::npos);
+  CHECK(r.dockerfile.find("--no-cache-dir") == std::string::npos);  // pip writes its cache, into the mount
+  CHECK(r.run_mounts);  // BuildKit (buildx) or Buildah only: the engine backend refuses it
+  // Without [cache] pip, nothing is cached: --no-cache-dir and no mount.
+  plan::Plan q = plan_for("pytorch");
+  for (const auto& c : q.combos)
+    if (c.status == plan::Status::valid) {
+      auto d = render::Renderer(kSrc + "/templates").render(c, q).dockerfile;
+      CHECK(d.find("--no-cache-dir") != std::string::npos);
+      CHECK(d.find("type=cache") == std::string::npos);
+      break;
+    }
+  fs::remove_all(dir);
+}

@@ -6,12 +6,17 @@ FROM kiln/debian:13
 
 # CUDA 12.4.131 from the distribution's packages (contrib non-free).
 ARG DEBIAN_MIRROR=http://deb.debian.org/debian
+# An apt proxy for this step only (kiln passes its package cache here:
+# docs/build.md): given per apt command, never written to /etc/apt, so no
+# proxy setting and nothing fetched through it stays in the image. Without
+# it (a plain `docker build`) apt goes straight to the mirror.
+ARG APT_PROXY=
 RUN set -eux; \
     . /etc/os-release; \
     echo "deb ${DEBIAN_MIRROR} ${VERSION_CODENAME} main contrib non-free" > /etc/apt/sources.list; \
     rm -f /etc/apt/sources.list.d/debian.sources; \
-    apt-get update; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} update; \
+    DEBIAN_FRONTEND=noninteractive apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} install -y --no-install-recommends \
         libcudart12 \
         libcublas12 \
         libcublaslt12 \
@@ -26,6 +31,7 @@ RUN set -eux; \
           /usr/lib/x86_64-linux-gnu/libnvidia-nvvm.so* \
           /etc/alternatives/libcuda* /etc/alternatives/*nvidia-ml* /etc/alternatives/*ptxjitcompiler* \
           /etc/alternatives/*nvidia-nvvm*; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*
 
 # What the NVIDIA container runtime reads at container start.

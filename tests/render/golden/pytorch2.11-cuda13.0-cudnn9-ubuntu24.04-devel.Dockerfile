@@ -11,12 +11,14 @@ FROM nvidia/cuda:13.0.2-devel-ubuntu24.04
 # apt runs only when the base cannot make the venv itself (no Python, or no
 # ensurepip): a base with both builds with no apt repository reachable.
 # Constraints pin the bundled cuDNN and NCCL without installing anything.
+# APT_PROXY: as in the CUDA step, per apt command only.
+ARG APT_PROXY=
 RUN set -eux; \
     if ! { command -v python3 >/dev/null 2>&1 && python3 -m venv /opt/venv; }; then \
       rm -rf /opt/venv; \
-      apt-get update; \
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv python3-pip; \
-      rm -rf /var/lib/apt/lists/*; \
+      apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} update; \
+      DEBIAN_FRONTEND=noninteractive apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} install -y --no-install-recommends python3 python3-venv python3-pip; \
+      apt-get clean; rm -rf /var/lib/apt/lists/*; \
       python3 -m venv /opt/venv; \
     fi; \
     printf '%s\n' 'nvidia-cudnn-cu13==9.19.0.56' 'nvidia-nccl-cu13==2.28.9' > /tmp/kiln-constraints.txt; \
