@@ -45,8 +45,9 @@ Loaded load(const Common& common, const std::string& path) {
   return {std::move(cat), std::move(m), std::move(p)};
 }
 
-promote::Options promote_options(const matrix::Matrix& m, const RunArgs& a) {
+promote::Options promote_options(const Common& common, const matrix::Matrix& m, const RunArgs& a) {
   promote::Options o;
+  o.templates_dir = common.templates();  // the provenance names the rendered Dockerfile
   o.runners = runners_for(m, a.runners);
   o.state_dir = a.state_dir;
   o.dry_run = a.dry_run;
@@ -73,7 +74,7 @@ int run_promote(const Common& common, const RunArgs& a) {
   Loaded l = load(common, a.matrix);
   promote::Report r;
   try {
-    r = promote::promote_plan(l.p, promote_options(l.m, a));
+    r = promote::promote_plan(l.p, promote_options(common, l.m, a));
   } catch (const build::EnvironmentError& e) {
     std::cerr << "kiln: error: " << e.what() << '\n';
     return 2;
@@ -114,7 +115,7 @@ int run_all(const Common& common, const RunArgs& a) {
     verify::Report v = verify::verify_plan(l.p, renderer, vo);
 
     progress.step("promote: release tags for verified combinations");
-    promote::Options po = promote_options(l.m, a);
+    promote::Options po = promote_options(common, l.m, a);
     po.on_step = [&](const std::string& what) { progress.step(what); };
     promote::Report pr = promote::promote_plan(l.p, po);
     progress.close();

@@ -6,10 +6,16 @@
 
 #include "build/build.h"
 #include "engine/engine.h"
+#include "image/image.h"
+#include "promote/provenance.h"
 #include "registry/registry.h"
 #include "render/render.h"
+#include "sbom/sbom.h"
+#include "state/ledger.h"
 #include "util/diag.h"
 #include "util/json_out.h"
+#include "util/sha256.h"
+#include "util/text.h"
 
 namespace kiln::promote {
 
@@ -121,6 +127,82 @@ std::string push_staged(const std::string& image_id, const registry::Reference& 
   return "";
 }
 
+// The SBOM of the verified image, read from its bytes as the engine saves
+// them (the image is never run).
+std::string sbom_document(const std::string& image_id, const std::string& name, const std::string& digest,
+                          engine::Client& eng, const Options& o) {
+  engine::SavedArchive saved(eng, image_id, o.state_dir + "/tmp");
+  sbom::Inventory inv = sbom::read_inventory(image::archive_source(saved.path()));
+  return json_text(sbom::to_spdx(inv, {name, digest, o.kiln_version, ""}));
+}
+
+std::string sha256_digest(std::string_view bytes) { return "sha256:" + sha256_hex(bytes); }
+
+// What the provenance says, from the plan, the engine and the ledger.
+ProvenanceInputs provenance_inputs(const plan::Combo& c, const plan::Plan& p, const verify::ComboVerdict& v,
+                                   const ComboPromotion& cp, const registry::Reference& first, engine::Client& eng,
+                                   const Options& o, const std::string& record_digest) {
+  ProvenanceInputs in;
+  in.subject_name = first.host + "/" + first.repo;
+  in.subject_digest = cp.digest;
+  in.image_id = cp.image_id;
+  in.combination = c.id;
+  in.matrix_name = p.matrix_name;
+  in.matrix_path = p.matrix_path;
+  try {
+    in.matrix_digest = sha256_digest(read_file(p.matrix_path));
+  } catch (const std::exception&) {  // an embedded or vanished matrix: no digest to give
+  }
+  in.catalog_version = p.catalog_version;
+  if (!o.templates_dir.empty()) in.dockerfile_digest = sha256_digest(render::Renderer(o.templates_dir).render(c, p).dockerfile);
+  const plan::Combo* parent = render::parent_of(c, p);
+  const std::string base = parent ? render::local_image(p, parent->id) : c.base;
+  if (auto info = eng.inspect_image(base)) in.bases.push_back({base, info->id, info->repo_digests});
+  in.kiln_version = o.kiln_version;
+  for (const auto& k : v.checks) in.verdicts.push_back({k.check, k.runner, k.status});
+  in.record_digest = record_digest;
+  // The build attempt that made this image, from the ledger.
+  state::Ledger ledger(o.state_dir + "/state.db");
+  for (const auto& cs : ledger.combos(p.matrix_name)) {
+    if (cs.combo_id != c.id || cs.stage_ids.empty()) continue;
+    auto history = ledger.history(cs.stage_ids.back());
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      if (it->image_id != cp.image_id || it->status != state::BuildStatus::built) continue;
+      in.started_ms = it->started_at;
+      in.finished_ms = it->finished_at;
+      in.engine = it->engine;
+      in.backend = it->backend;
+      in.input_hash = it->input_hash;
+      break;
+    }
+  }
+  return in;
+}
+
+std::string where(const registry::Attached& a) {
+  return a.mode == registry::AttachMode::Referrers ? "referrers" : "tag " + a.tag;
+}
+
+// The SBOM and the provenance, after the record (whose digest the
+// provenance names). The first failure is reported as the record's are.
+void attach_attestations(ComboPromotion& cp, const registry::Reference& first, const plan::Combo& c, const plan::Plan& p,
+                         const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
+                         const std::string& record_digest) {
+  std::string what = "SBOM";
+  try {
+    const std::string doc = sbom_document(cp.image_id, first.host + "/" + first.repo, cp.digest, eng, o);
+    cp.sbom = where(reg.attach(first.repo, cp.digest, sbom::spdx_media_type, doc, sbom::spdx_media_type, {}, "sbom"));
+    what = "provenance";
+    const std::string stmt = json_text(provenance_statement(provenance_inputs(c, p, v, cp, first, eng, o, record_digest)));
+    cp.provenance = where(reg.attach(first.repo, cp.digest, intoto_media_type, stmt, intoto_media_type, {}, "provenance"));
+  } catch (const std::exception& e) {
+    cp.recorded = false;
+    cp.record_error = "the " + what + " was not attached: " + e.what();
+    cp.reason = "tagged, but " + cp.record_error;
+    throw;
+  }
+}
+
 // Writes one release tag: re-checked just before the PUT when time passed
 // since the check (a writer that came after it is a race, not something to
 // overwrite), and read back.
@@ -148,7 +230,7 @@ void write_tag(TagResult& r, const registry::Reference& ref, const registry::Man
 }
 
 // Push by identity, check what arrived, then write every tag and the record.
-void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c,
+void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c, const plan::Plan& p,
              const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o) {
   const registry::Reference& first = refs.front();
   std::string error;
@@ -183,15 +265,18 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
     cp.reason = bad != cp.tags.end() ? bad->error : "a tag did not read back as the pushed digest";
     return;
   }
+  std::string record_digest;
   try {
     registry::Attached a = reg.attach(first.repo, cp.digest, kRecordType, json_text(record(c, v, cp.digest, o)));
-    cp.record = a.mode == registry::AttachMode::Referrers ? "referrers" : "tag " + a.tag;
-    cp.recorded = true;
+    cp.record = where(a);
+    record_digest = a.digest;
   } catch (const std::exception& e) {
     cp.record_error = e.what();
     cp.reason = std::string("tagged, but the verification record was not attached: ") + e.what();
     throw;  // promote_plan decides: the registry failing stops the run, anything else is this combination's
   }
+  attach_attestations(cp, first, c, p, v, eng, reg, o, record_digest);
+  cp.recorded = true;
 }
 
 void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p, const Options& o, engine::Client& eng) {
@@ -226,7 +311,7 @@ void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p
       if (cp.tags[i].action.empty()) cp.tags[i].action = i == 0 ? "would-push" : "would-retag";
     cp.reason = "dry run";
   } else {
-    publish(cp, refs, c, v, eng, reg, o);
+    publish(cp, refs, c, p, v, eng, reg, o);
   }
 }
 
@@ -303,7 +388,8 @@ nlohmann::json to_json(const Report& r) {
       tags.push_back({{"tag", t.tag}, {"action", t.action}, {"digest", t.digest}, {"previous", t.previous}, {"error", t.error}});
     combos.push_back({{"id", c.id}, {"image_id", c.image_id}, {"verified", c.verified}, {"tagged", c.tagged},
                       {"state", c.state()}, {"reason", c.reason}, {"digest", c.digest}, {"tags", tags},
-                      {"record", c.record}, {"recorded", c.recorded}, {"record_error", c.record_error}});
+                      {"record", c.record}, {"sbom", c.sbom}, {"provenance", c.provenance}, {"recorded", c.recorded},
+                      {"record_error", c.record_error}});
   }
   nlohmann::json out = {{"schema", "kiln.promote/v1"}, {"tagged", r.tagged()}, {"combos", combos}};
   out["environment_error"] = r.environment_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.environment_error);

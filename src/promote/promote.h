@@ -14,9 +14,11 @@
 // during the push). Then every release tag is a manifest PUT of those exact
 // bytes (no layer moves twice), re-checked just before it is written and
 // read back after: a tag another writer changed meanwhile is reported as a
-// race, never as tagged. Last, the verification record is attached to the
-// digest (OCI referrers, or the sha256-<hex>.kiln tag where the registry
-// has none); a promotion whose tags were written but whose record was not
+// race, never as tagged. Last, the verification record, the SBOM (SPDX,
+// read from the verified image's bytes) and the provenance (an in-toto
+// statement, provenance.h) are attached to the digest (OCI referrers, or the
+// sha256-<hex>.kiln / .sbom / .provenance tags where the registry has
+// none); a promotion whose tags were written but whose attachments were not
 // says exactly that (recorded = false, record_error).
 //
 // The registry failing (connection errors, resets, timeouts, 5xx/429 after
@@ -44,6 +46,9 @@ struct Options {
   bool force = false;  // move an existing tag to another image
   std::vector<std::string> only;
   std::string kiln_version;
+  // Where templates/ is: the provenance names the rendered Dockerfile's
+  // digest (rendered again here, as build rendered it). Empty: not named.
+  std::string templates_dir;
   engine::PushRetry push_retry;  // the engine's push: transient failures retried
   std::function<void(const std::string&)> on_step;  // told which combination is promoted next (progress)
 };
@@ -72,8 +77,10 @@ struct ComboPromotion {
   std::string digest;
   std::vector<TagResult> tags;
   std::string record;    // "referrers" | "tag <name>" | ""
-  bool recorded = false;     // the verification record is attached
-  std::string record_error;  // tagged, but attaching the record failed: why
+  std::string sbom;        // the SBOM: "referrers" | "tag <name>" | ""
+  std::string provenance;  // the provenance statement: the same
+  bool recorded = false;     // the verification record, SBOM and provenance are all attached
+  std::string record_error;  // tagged, but attaching one of them failed: which, and why
   // "tagged" (tags and record), "tagged-without-record", "not-tagged".
   std::string state() const;
   bool complete() const { return tagged && recorded; }
