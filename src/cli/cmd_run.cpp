@@ -1,5 +1,6 @@
 // kiln promote MATRIX: release tags for verified combinations only.
 // kiln run MATRIX: plan -> generate -> build -> verify -> promote -> report.
+#include <cstdlib>
 #include <unistd.h>
 
 #include <iostream>
@@ -48,6 +49,8 @@ Loaded load(const Common& common, const std::string& path) {
 promote::Options promote_options(const Common& common, const matrix::Matrix& m, const RunArgs& a) {
   promote::Options o;
   o.templates_dir = common.templates();  // the provenance names the rendered Dockerfile
+  // The signing key: a path in the environment, never an argument (argv is public).
+  if (const char* key = std::getenv("KILN_SIGNING_KEY"); key && *key) o.signing_key = key;
   o.runners = runners_for(m, a.runners);
   o.state_dir = a.state_dir;
   o.dry_run = a.dry_run;

@@ -24,6 +24,7 @@ void register_run(CLI::App& app, Common& common);  // promote and run
 void register_audit(CLI::App& app, Common& common);
 void register_check_driver(CLI::App& app, Common& common);
 void register_sbom(CLI::App& app, Common& common);  // cmd_sbom.cpp
+void register_verify_release(CLI::App& app, Common& common);  // cmd_verify_release.cpp
 void register_catalog(CLI::App& app, Common& common);  // catalog check
 
 // The state directory's writer lock for a verb that writes it (build,

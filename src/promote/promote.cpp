@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "attest/attest.h"
 #include "build/build.h"
 #include "engine/engine.h"
 #include "image/image.h"
@@ -185,9 +186,18 @@ std::string where(const registry::Attached& a) {
 
 // The SBOM and the provenance, after the record (whose digest the
 // provenance names). The first failure is reported as the record's are.
+// One attachment's DSSE envelope, signed with the user's key, attached
+// beside it under sha256-<hex>.<kind>.dsse.
+void attach_signed(registry::Client& reg, const std::string& repo, const std::string& digest, const std::string& kind,
+                   const std::string& type, const std::string& doc, const Options& o) {
+  const nlohmann::json env = attest::sign_envelope(type, doc, o.signing_key);
+  reg.attach(repo, digest, attest::dsse_media_type, json_text(env), attest::dsse_media_type, {{"org.kiln.signed", kind}},
+             kind + ".dsse");
+}
+
 void attach_attestations(ComboPromotion& cp, const registry::Reference& first, const plan::Combo& c, const plan::Plan& p,
                          const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
-                         const std::string& record_digest) {
+                         const std::string& record_digest, const std::string& record_text) {
   std::string what = "SBOM";
   try {
     const std::string doc = sbom_document(cp.image_id, first.host + "/" + first.repo, cp.digest, eng, o);
@@ -195,6 +205,13 @@ void attach_attestations(ComboPromotion& cp, const registry::Reference& first, c
     what = "provenance";
     const std::string stmt = json_text(provenance_statement(provenance_inputs(c, p, v, cp, first, eng, o, record_digest)));
     cp.provenance = where(reg.attach(first.repo, cp.digest, intoto_media_type, stmt, intoto_media_type, {}, "provenance"));
+    if (!o.signing_key.empty()) {
+      what = "signatures (DSSE)";
+      attach_signed(reg, first.repo, cp.digest, "kiln", kRecordType, record_text, o);
+      attach_signed(reg, first.repo, cp.digest, "sbom", sbom::spdx_media_type, doc, o);
+      attach_signed(reg, first.repo, cp.digest, "provenance", intoto_media_type, stmt, o);
+      cp.signed_ = true;
+    }
   } catch (const std::exception& e) {
     cp.recorded = false;
     cp.record_error = "the " + what + " was not attached: " + e.what();
@@ -266,8 +283,9 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
     return;
   }
   std::string record_digest;
+  const std::string record_text = json_text(record(c, v, cp.digest, o));
   try {
-    registry::Attached a = reg.attach(first.repo, cp.digest, kRecordType, json_text(record(c, v, cp.digest, o)));
+    registry::Attached a = reg.attach(first.repo, cp.digest, kRecordType, record_text);
     cp.record = where(a);
     record_digest = a.digest;
   } catch (const std::exception& e) {
@@ -275,7 +293,7 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
     cp.reason = std::string("tagged, but the verification record was not attached: ") + e.what();
     throw;  // promote_plan decides: the registry failing stops the run, anything else is this combination's
   }
-  attach_attestations(cp, first, c, p, v, eng, reg, o, record_digest);
+  attach_attestations(cp, first, c, p, v, eng, reg, o, record_digest, record_text);
   cp.recorded = true;
 }
 
@@ -340,6 +358,62 @@ TagResult write_release_tag(registry::Client& reg, const registry::Reference& re
   return r;
 }
 
+std::vector<ReleaseCheck> verify_release(registry::Client& reg, const std::string& repo, const std::string& digest,
+                                         const std::string& public_key_pem) {
+  struct Kind {
+    const char* name;
+    const char* type;
+  };
+  std::vector<ReleaseCheck> out;
+  for (const Kind& k : {Kind{"kiln", kRecordType}, Kind{"sbom", sbom::spdx_media_type}, Kind{"provenance", intoto_media_type}}) {
+    ReleaseCheck rc{k.name, false, ""};
+    std::vector<registry::Descriptor> found;
+    for (const auto& d : reg.attached(repo, digest, attest::dsse_media_type, std::string(k.name) + ".dsse")) {
+      auto it = d.annotations.find("org.kiln.signed");
+      if (it == d.annotations.end() || it->second == k.name) found.push_back(d);
+    }
+    if (found.empty()) {
+      rc.detail = "no signed " + std::string(k.name) + " attached";
+      out.push_back(rc);
+      continue;
+    }
+    for (const auto& d : found) {
+      auto m = nlohmann::json::parse(reg.get_manifest(repo, d.digest).bytes, nullptr, false);
+      if (!m.is_object() || !m.contains("layers") || !m["layers"].is_array() || m["layers"].size() != 1) {
+        rc.detail = "the envelope's manifest " + d.digest + " is not one layer";
+        continue;
+      }
+      auto env = nlohmann::json::parse(reg.get_blob(repo, m["layers"][0].value("digest", "")), nullptr, false);
+      attest::Verified ver = attest::verify_envelope(env, public_key_pem);
+      if (!ver.ok) {
+        rc.detail = ver.error;
+        continue;
+      }
+      if (ver.payload_type != k.type) {
+        rc.detail = "signed, but its payload type is " + ver.payload_type + ", not " + k.type;
+        continue;
+      }
+      auto doc = nlohmann::json::parse(ver.payload, nullptr, false);
+      std::string about;  // the digest the signed document speaks of
+      if (std::string(k.name) == "kiln") about = doc.is_object() ? doc.value("digest", "") : "";
+      else if (std::string(k.name) == "sbom" && doc.is_object() && doc.contains("packages") && doc["packages"].is_array() &&
+               !doc["packages"].empty())
+        about = doc["packages"][0].value("versionInfo", "");
+      else if (doc.is_object() && doc.contains("subject") && doc["subject"].is_array() && !doc["subject"].empty())
+        about = "sha256:" + doc["subject"][0]["digest"].value("sha256", "");
+      if (about != digest) {
+        rc.detail = "signed, but about " + (about.empty() ? std::string("nothing") : about) + ", not " + digest;
+        continue;
+      }
+      rc.ok = true;
+      rc.detail = "signature verified; about " + digest.substr(0, 19) + " (envelope " + d.digest.substr(0, 19) + ")";
+      break;
+    }
+    out.push_back(rc);
+  }
+  return out;
+}
+
 Report promote_plan(const plan::Plan& p, const Options& o) {
   // A matrix without [registry] url gets local names ("kiln/<name>:tag"),
   // which a push would send to Docker Hub: release tags go only where the
@@ -388,7 +462,7 @@ nlohmann::json to_json(const Report& r) {
       tags.push_back({{"tag", t.tag}, {"action", t.action}, {"digest", t.digest}, {"previous", t.previous}, {"error", t.error}});
     combos.push_back({{"id", c.id}, {"image_id", c.image_id}, {"verified", c.verified}, {"tagged", c.tagged},
                       {"state", c.state()}, {"reason", c.reason}, {"digest", c.digest}, {"tags", tags},
-                      {"record", c.record}, {"sbom", c.sbom}, {"provenance", c.provenance}, {"recorded", c.recorded},
+                      {"record", c.record}, {"sbom", c.sbom}, {"provenance", c.provenance}, {"signed", c.signed_}, {"recorded", c.recorded},
                       {"record_error", c.record_error}});
   }
   nlohmann::json out = {{"schema", "kiln.promote/v1"}, {"tagged", r.tagged()}, {"combos", combos}};

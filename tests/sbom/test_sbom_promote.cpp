@@ -21,6 +21,7 @@
 #include <set>
 #include <sstream>
 
+#include "attest/attest.h"
 #include "engine/engine.h"
 #include "promote/provenance.h"
 #include "registry/registry.h"
@@ -107,7 +108,12 @@ TEST_CASE("promote attaches the SBOM and the provenance; both read back from the
     ledger.finish_build(id, {state::BuildStatus::built, base->id, "", "", "", std::nullopt});
     ledger.record_verdict({base->id, "local", "static", "passed", "{}", 0});
   }
-  const std::string cmd = std::string(std::getenv("KILN_BIN")) + " --data-dir " + KILN_SOURCE_DIR + " promote " +
+  // The user's signing key (ECDSA P-256, made by the openssl CLI), named in the environment.
+  REQUIRE(std::system(("cd " + dir.string() + " && openssl ecparam -name prime256v1 -genkey -noout -out key.pem 2>/dev/null &&"
+                       " openssl ec -in key.pem -pubout -out key.pub 2>/dev/null &&"
+                       " openssl genpkey -algorithm ed25519 -out other.pem 2>/dev/null").c_str()) == 0);
+  const std::string cmd = "KILN_SIGNING_KEY=" + (dir / "key.pem").string() + " " + std::string(std::getenv("KILN_BIN")) +
+                          " --data-dir " + KILN_SOURCE_DIR + " promote " +
                           (dir / "matrix.toml").string() + " --state-dir " + (dir / "state").string() +
                           " --format json >" + (dir / "out.json").string() + " 2>" + (dir / "err.txt").string();
   const int st = std::system(cmd.c_str());
@@ -132,6 +138,33 @@ TEST_CASE("promote attaches the SBOM and the provenance; both read back from the
   CHECK(cp["sbom"] == "tag sha256-" + hex + ".sbom");
   CHECK(cp["provenance"] == "tag sha256-" + hex + ".provenance");
   CHECK(cp["record"] == "tag sha256-" + hex + ".kiln");
+  CHECK(cp["signed"] == true);
+  {  // the key's bytes appear nowhere in what kiln printed
+    const std::string pem = slurp(dir / "key.pem");
+    const std::string body = pem.substr(pem.find('\n') + 1, 40);
+    CHECK(slurp(dir / "out.json").find(body) == std::string::npos);
+    CHECK(slurp(dir / "err.txt").find(body) == std::string::npos);
+  }
+  const std::string bin = std::getenv("KILN_BIN");
+  auto verify_release = [&](const std::string& pub, json& out) {
+    const std::string c = bin + " verify-release docker://" + kRegistry + "/" + repo + "@" + digest + " --key " + pub +
+                          " --format json >" + (dir / "vr.json").string() + " 2>&1";
+    const int rc = std::system(c.c_str());
+    out = json::parse(slurp(dir / "vr.json"), nullptr, false);
+    INFO(slurp(dir / "vr.json"));
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  {  // kiln verify-release: the three signed attachments verify with the public key
+    json vr;
+    CHECK(verify_release((dir / "key.pub").string(), vr) == 0);
+    REQUIRE(vr.is_object());
+    CHECK(vr["verified"] == true);
+    CHECK(vr["checks"].size() == 3);
+    for (const auto& c : vr["checks"]) CHECK(c["ok"] == true);
+    // by tag too
+    const std::string c = bin + " verify-release " + kRegistry + "/" + repo + ":" + kCombo + " --key " + (dir / "key.pub").string() + " >/dev/null";
+    CHECK(WEXITSTATUS(std::system(c.c_str())) == 0);
+  }
 
   {  // the SBOM: SPDX of the promoted digest, every package dpkg-query lists in the image
     auto found = reg.attached(repo, digest, sbom::spdx_media_type, "sbom");
@@ -192,6 +225,22 @@ TEST_CASE("promote attaches the SBOM and the provenance; both read back from the
     }
     CHECK(verdict);
     CHECK(record);
+  }
+
+  {  // a forged provenance (signed with another key) under kiln's tag: verify-release refuses it
+    const std::string forged = R"({"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"x","digest":{"sha256":")" + hex +
+                               R"("}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}})";
+    json env = attest::sign_envelope(promote::intoto_media_type, forged, dir / "other.pem");
+    reg.attach(repo, digest, attest::dsse_media_type, env.dump(), attest::dsse_media_type, {{"org.kiln.signed", "provenance"}},
+               "provenance.dsse");
+    json vr;
+    CHECK(verify_release((dir / "key.pub").string(), vr) == 1);
+    REQUIRE(vr.is_object());
+    CHECK(vr["verified"] == false);
+    CHECK(vr["checks"][0]["ok"] == true);   // the record
+    CHECK(vr["checks"][2]["kind"] == "provenance");
+    CHECK(vr["checks"][2]["ok"] == false);
+    CHECK(vr["checks"][2]["detail"].get<std::string>().find("no signature verifies") != std::string::npos);
   }
 
   {  // a look-alike under kiln's SBOM tag with another artifact type is not kiln's SBOM
