@@ -422,6 +422,15 @@ Report promote_plan(const plan::Plan& p, const Options& o) {
     throw InputError({p.matrix_path, 0, 0}, fmt::format("matrix '{}' has no [registry] url: promote pushes release tags "
                                                         "only to a registry the matrix names", p.matrix_name));
   if (o.runners.empty()) throw build::EnvironmentError("no runner: the engine holding the images is needed");
+  // A signing key that cannot sign stops the promotion before anything is
+  // pushed, not after the tags (exit 2, naming the file).
+  if (!o.signing_key.empty()) {
+    try {
+      attest::sign_envelope("application/octet-stream", "", o.signing_key);
+    } catch (const attest::KeyError& e) {
+      throw build::EnvironmentError(std::string("KILN_SIGNING_KEY: ") + e.what());
+    }
+  }
   engine::Client eng(o.runners.front().endpoint);
   Report report;
   for (const auto& c : p.combos) {

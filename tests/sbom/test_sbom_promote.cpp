@@ -250,5 +250,13 @@ TEST_CASE("promote attaches the SBOM and the provenance; both read back from the
     // and one whose subject is another image is not this image's
     CHECK(reg.attached(repo, "sha256:" + std::string(64, '0'), sbom::spdx_media_type, "sbom").empty());
   }
+  {  // a signing key that cannot sign: exit 2 naming it, before anything is pushed
+    const std::string c = "KILN_SIGNING_KEY=" + (dir / "missing.pem").string() + " " + bin + " --data-dir " + KILN_SOURCE_DIR +
+                          " promote " + (dir / "matrix.toml").string() + " --state-dir " + (dir / "state").string() + " >" +
+                          (dir / "bad.txt").string() + " 2>&1";
+    const int rc = std::system(c.c_str());
+    CHECK(WEXITSTATUS(rc) == 2);
+    CHECK(slurp(dir / "bad.txt").find("KILN_SIGNING_KEY: cannot open the key file") != std::string::npos);
+  }
   fs::remove_all(dir);
 }
