@@ -1,6 +1,7 @@
 // Shared by `kiln audit` and `kiln check-driver`: turn an IMAGE argument into
 // an audit (cmd_audit.cpp).
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,10 @@
 
 namespace CLI {
 class App;
+}
+
+namespace kiln::engine {
+class SavedArchive;
 }
 
 namespace kiln::cli {
@@ -33,6 +38,18 @@ bool names_repository(const std::string& image);
 // with its error.
 audit::RepositoryAudit audit_repository(const std::string& image, const std::vector<audit::GpuTarget>& gpus,
                                         const catalog::Catalog& c, const InputOptions& opts = {});
+
+// An IMAGE argument opened for reading (audit, sbom): the blobs, what was
+// read ("engine unix://...", "registry HOST", "archive"), and the engine's
+// saved archive kept while the source is read.
+struct OpenedImage {
+  std::shared_ptr<image::BlobSource> source;
+  std::string label;
+  std::string manifest_digest;  // docker://...@sha256:HEX: the digest named
+  std::shared_ptr<engine::SavedArchive> saved;
+};
+// IMAGE as audit_input reads it (below); InputError naming IMAGE (exit 2).
+OpenedImage open_image(const std::string& image, const InputOptions& opts = {});
 
 // IMAGE is a `docker save` or OCI tar, an OCI layout directory,
 // `docker-daemon:NAME`, `docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]` (read

@@ -48,34 +48,6 @@ audit::ImageAudit audit_source(std::shared_ptr<image::BlobSource> source, const 
                                    });
 }
 
-audit::ImageAudit from_engine(const std::string& input, const std::string& name, const std::vector<audit::GpuTarget>& gpus,
-                              const catalog::Catalog& c, const InputOptions& opts) {
-  std::unique_ptr<engine::SavedArchive> saved;
-  try {
-    engine::Client client;
-    saved = std::make_unique<engine::SavedArchive>(client, name, fs::temp_directory_path());
-  } catch (const engine::ApiError& e) {
-    throw InputError({input}, fmt::format("the engine cannot save image \"{}\": {}", name, e.what()));
-  } catch (const engine::Unreachable& e) {
-    throw InputError({input}, fmt::format("no such file, and no engine to ask for image \"{}\": {}", name, e.what()));
-  }
-  audit::ImageAudit a = audit_source(image::archive_source(saved->path(), opts.limits), input, gpus, c, opts);
-  a.source = "engine " + engine::Endpoint::from_env().uri();
-  return a;
-}
-
-// docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX], streamed from the registry.
-audit::ImageAudit from_registry(const std::string& input, const std::string& reference, const InputOptions& in,
-                                const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c) {
-  const registry::Reference ref = registry::parse_reference(reference);  // a bad one: InputError, by audit_input
-  registry::Options opts;
-  // Docker's rule: a registry on this machine speaks plain HTTP; any other needs TLS unless told.
-  opts.insecure = in.plain_http || registry::is_loopback_host(ref.host);
-  audit::ImageAudit a = audit_source(image::registry_source(ref, std::move(opts)), input, gpus, c, in);
-  a.source = "registry " + ref.host;
-  return a;
-}
-
 registry::Options registry_options(const registry::Reference& ref, const InputOptions& in) {
   registry::Options opts;
   opts.host = ref.host;
@@ -88,6 +60,8 @@ registry::Options registry_options(const registry::Reference& ref, const InputOp
 std::string kiln_tag_kind(const std::string& tag) {
   if (tag.starts_with("kiln-push-")) return "kiln's staging tag of a push";
   if (tag.size() == 7 + 64 + 5 && tag.starts_with("sha256-") && tag.ends_with(".kiln")) return "kiln's record tag (attached verification record)";
+  if (tag.size() == 7 + 64 + 5 && tag.starts_with("sha256-") && tag.ends_with(".sbom")) return "kiln's SBOM tag (attached SBOM)";
+  if (tag.size() == 7 + 64 + 11 && tag.starts_with("sha256-") && tag.ends_with(".provenance")) return "kiln's provenance tag (attached provenance)";
   return {};
 }
 
@@ -159,20 +133,53 @@ int run_audit(const Common& common, const AuditArgs& a) {
 
 }  // namespace
 
-audit::ImageAudit audit_input(const std::string& image, const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c,
-                              const InputOptions& opts) {
+OpenedImage open_image(const std::string& image, const InputOptions& opts) {
   constexpr std::string_view daemon = "docker-daemon:";
   constexpr std::string_view registry = "docker://";
-  try {
-    if (image.starts_with(daemon)) return from_engine(image, image.substr(daemon.size()), gpus, c, opts);
-    if (image.starts_with(registry)) return from_registry(image, image.substr(registry.size()), opts, gpus, c);
-    std::error_code ec;
-    if (!fs::exists(image, ec)) {
-      if (looks_like_path(image)) throw InputError({image}, "no such file or directory");
-      return from_engine(image, image, gpus, c, opts);
+  OpenedImage out;
+  auto from_engine = [&](const std::string& name) {
+    try {
+      engine::Client client;
+      out.saved = std::make_shared<engine::SavedArchive>(client, name, fs::temp_directory_path());
+    } catch (const engine::ApiError& e) {
+      throw InputError({image}, fmt::format("the engine cannot save image \"{}\": {}", name, e.what()));
+    } catch (const engine::Unreachable& e) {
+      throw InputError({image}, fmt::format("no such file, and no engine to ask for image \"{}\": {}", name, e.what()));
     }
-    audit::ImageAudit a = audit_source(image::archive_source(image, opts.limits), image, gpus, c, opts);
-    a.source = fs::is_directory(image) ? "OCI layout directory" : "archive";
+    out.source = image::archive_source(out.saved->path(), opts.limits);
+    out.label = "engine " + engine::Endpoint::from_env().uri();
+  };
+  try {
+    if (image.starts_with(daemon)) {
+      from_engine(image.substr(daemon.size()));
+    } else if (image.starts_with(registry)) {
+      // docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX], streamed from the registry.
+      const registry::Reference ref = registry::parse_reference(image.substr(registry.size()));
+      out.source = image::registry_source(ref, registry_options(ref, opts));
+      out.label = "registry " + ref.host;
+      out.manifest_digest = ref.digest;
+    } else if (std::error_code ec; !fs::exists(image, ec)) {
+      if (looks_like_path(image)) throw InputError({image}, "no such file or directory");
+      from_engine(image);
+    } else {
+      out.source = image::archive_source(image, opts.limits);
+      out.label = fs::is_directory(image) ? "OCI layout directory" : "archive";
+    }
+    return out;
+  } catch (const image::ImageError& e) {
+    throw InputError({image}, e.what());
+  } catch (const std::exception& e) {
+    if (dynamic_cast<const InputError*>(&e)) throw;
+    throw InputError({image}, e.what());
+  }
+}
+
+audit::ImageAudit audit_input(const std::string& image, const std::vector<audit::GpuTarget>& gpus, const catalog::Catalog& c,
+                              const InputOptions& opts) {
+  OpenedImage in = open_image(image, opts);
+  try {
+    audit::ImageAudit a = audit_source(in.source, image, gpus, c, opts);
+    a.source = in.label;
     return a;
   } catch (const image::ImageError& e) {
     throw InputError({image}, e.what());

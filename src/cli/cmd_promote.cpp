@@ -58,7 +58,7 @@ std::string promote_table(const promote::Report& r, bool dry_run, bool colour) {
 int run_promote(const Common& common, const PromoteArgs& a) {
   Loaded l = load_plan(common, a.matrix);
   require_matches(l.p, a.only);
-  promote::Report r = promote::promote_plan(l.p, promote_options(l.m, a));
+  promote::Report r = promote::promote_plan(l.p, promote_options(common, l.m, a));
   bool json = a.format == "json";
   emit(common, json ? json_text(promote::to_json(r), 2) + '\n' : promote_table(r, a.dry_run, colour(common)), json);
   if (!r.environment_error.empty()) {

@@ -1,4 +1,5 @@
 // kiln run MATRIX: plan -> generate -> build -> verify -> promote -> report.
+#include <cstdlib>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,7 +51,7 @@ int run_all(const Common& common, const PromoteArgs& a) {
   verify::Report v = verify::verify_plan(l.p, renderer, vo);
 
   progress.step("promote: release tags for verified combinations");
-  promote::Options po = promote_options(l.m, a);
+  promote::Options po = promote_options(common, l.m, a);
   po.on_step = [&](const std::string& what) { progress.step(what); };
   promote::Report pr = promote::promote_plan(l.p, po);
   progress.close();

@@ -65,6 +65,8 @@ void register_promote(CLI::App& app, Common& common);
 void register_run(CLI::App& app, Common& common);
 void register_audit(CLI::App& app, Common& common);
 void register_check_driver(CLI::App& app, Common& common);
+void register_sbom(CLI::App& app, Common& common);  // cmd_sbom.cpp
+void register_verify_release(CLI::App& app, Common& common);  // cmd_verify_release.cpp
 void register_catalog(CLI::App& app, Common& common);  // catalog check
 void register_version(CLI::App& app, Common& common);
 void register_completion(CLI::App& app);  // bash/zsh completion, from these definitions

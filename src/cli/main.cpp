@@ -150,6 +150,8 @@ int main(int argc, char** argv) {
   kiln::cli::register_promote(app, common);
   kiln::cli::register_run(app, common);
   kiln::cli::register_audit(app, common);
+  kiln::cli::register_sbom(app, common);
+  kiln::cli::register_verify_release(app, common);
   kiln::cli::register_check_driver(app, common);
   kiln::cli::register_catalog(app, common);  // catalog check
   kiln::cli::register_version(app, common);

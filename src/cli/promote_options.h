@@ -5,6 +5,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
+
+#include "cli/commands.h"
 #include "cli/runners.h"
 #include "promote/promote.h"
 
@@ -22,8 +25,11 @@ struct PromoteArgs {
   std::string format = "table";
 };
 
-inline promote::Options promote_options(const matrix::Matrix& m, const PromoteArgs& a) {
+inline promote::Options promote_options(const Common& common, const matrix::Matrix& m, const PromoteArgs& a) {
   promote::Options o;
+  o.templates_dir = common.templates();  // the provenance names the rendered Dockerfile
+  // The signing key: a path in the environment, never an argument (argv is public).
+  if (const char* key = std::getenv("KILN_SIGNING_KEY"); key && *key) o.signing_key = key;
   o.runners = runners_for(m, a.runners);
   o.state_dir = a.state_dir;
   o.dry_run = a.dry_run;

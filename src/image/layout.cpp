@@ -29,9 +29,16 @@ std::string blob_of(const BlobSource& src, const std::string& digest) {
   return "blobs/sha256/" + digest.substr(7);
 }
 
-// "blobs/sha256/<hex>" names its own digest; "<id>/layer.tar" does not.
+// "blobs/sha256/<hex>" names its own digest; "<id>/layer.tar" does not. A
+// legacy docker save (moby before 25) names the config "<hex>.json", <hex>
+// being its digest: the image id, checked like any other (the SBOM and the
+// audit name the image by it).
 std::string digest_from_name(const std::string& name) {
   const std::string prefix = "blobs/sha256/";
+  if (name.size() == 64 + 5 && name.ends_with(".json") && name.find('/') == std::string::npos) {
+    std::string d = "sha256:" + name.substr(0, 64);
+    return is_sha256_digest(d) ? d : std::string();
+  }
   if (!name.starts_with(prefix)) return {};
   std::string d = "sha256:" + name.substr(prefix.size());
   return is_sha256_digest(d) ? d : std::string();

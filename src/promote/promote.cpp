@@ -6,11 +6,18 @@
 
 #include "util/errors.h"
 #include "util/select.h"
+#include "attest/attest.h"
 #include "engine/engine.h"
+#include "image/image.h"
+#include "promote/provenance.h"
 #include "registry/registry.h"
 #include "render/render.h"
+#include "sbom/sbom.h"
+#include "state/ledger.h"
 #include "util/diag.h"
 #include "util/json_out.h"
+#include "util/sha256.h"
+#include "util/text.h"
 
 namespace kiln::promote {
 
@@ -123,6 +130,98 @@ std::string push_staged(const std::string& image_id, const registry::Reference& 
   return "";
 }
 
+// The SBOM of the verified image, read from its bytes as the engine saves
+// them (the image is never run).
+std::string sbom_document(const std::string& image_id, const std::string& name, const std::string& digest,
+                          engine::Client& eng, const Options& o) {
+  engine::SavedArchive saved(eng, image_id, o.state_dir + "/tmp");
+  sbom::Inventory inv = sbom::read_inventory(image::archive_source(saved.path()));
+  return json_text(sbom::to_spdx(inv, {name, digest, o.kiln_version, ""}));
+}
+
+std::string sha256_digest(std::string_view bytes) { return "sha256:" + sha256_hex(bytes); }
+
+// What the provenance says, from the plan, the engine and the ledger.
+ProvenanceInputs provenance_inputs(const plan::Combo& c, const plan::Plan& p, const verify::ComboVerdict& v,
+                                   const ComboPromotion& cp, const registry::Reference& first, engine::Client& eng,
+                                   const Options& o, const std::string& record_digest) {
+  ProvenanceInputs in;
+  in.subject_name = first.host + "/" + first.repo;
+  in.subject_digest = cp.digest;
+  in.image_id = cp.image_id;
+  in.combination = c.id;
+  in.matrix_name = p.matrix_name;
+  in.matrix_path = p.matrix_path;
+  try {
+    in.matrix_digest = sha256_digest(read_file(p.matrix_path));
+  } catch (const std::exception&) {  // an embedded or vanished matrix: no digest to give
+  }
+  in.catalog_version = p.catalog_version;
+  if (!o.templates_dir.empty()) in.dockerfile_digest = sha256_digest(render::Renderer(o.templates_dir).render(c, p).dockerfile);
+  const plan::Combo* parent = render::parent_of(c, p);
+  const std::string base = parent ? render::local_image(p, parent->id) : c.base;
+  if (auto info = eng.inspect_image(base)) in.bases.push_back({base, info->id, info->repo_digests});
+  in.kiln_version = o.kiln_version;
+  for (const auto& k : v.checks) in.verdicts.push_back({k.check, k.runner, k.status});
+  in.record_digest = record_digest;
+  // The build attempt that made this image, from the ledger.
+  state::Ledger ledger(o.state_dir + "/state.db");
+  for (const auto& cs : ledger.combos(p.matrix_name)) {
+    if (cs.combo_id != c.id || cs.stage_ids.empty()) continue;
+    auto history = ledger.history(cs.stage_ids.back());
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      if (it->image_id != cp.image_id || it->status != state::BuildStatus::built) continue;
+      in.started_ms = it->started_at;
+      in.finished_ms = it->finished_at;
+      in.engine = it->engine;
+      in.backend = it->backend;
+      in.input_hash = it->input_hash;
+      break;
+    }
+  }
+  return in;
+}
+
+std::string where(const registry::Attached& a) {
+  return a.mode == registry::AttachMode::Referrers ? "referrers" : "tag " + a.tag;
+}
+
+// The SBOM and the provenance, after the record (whose digest the
+// provenance names). The first failure is reported as the record's are.
+// One attachment's DSSE envelope, signed with the user's key, attached
+// beside it under sha256-<hex>.<kind>.dsse.
+void attach_signed(registry::Client& reg, const std::string& repo, const std::string& digest, const std::string& kind,
+                   const std::string& type, const std::string& doc, const Options& o) {
+  const nlohmann::json env = attest::sign_envelope(type, doc, o.signing_key);
+  reg.attach(repo, digest, attest::dsse_media_type, json_text(env), attest::dsse_media_type, {{"org.kiln.signed", kind}},
+             kind + ".dsse");
+}
+
+void attach_attestations(ComboPromotion& cp, const registry::Reference& first, const plan::Combo& c, const plan::Plan& p,
+                         const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
+                         const std::string& record_digest, const std::string& record_text) {
+  std::string what = "SBOM";
+  try {
+    const std::string doc = sbom_document(cp.image_id, first.host + "/" + first.repo, cp.digest, eng, o);
+    cp.sbom = where(reg.attach(first.repo, cp.digest, sbom::spdx_media_type, doc, sbom::spdx_media_type, {}, "sbom"));
+    what = "provenance";
+    const std::string stmt = json_text(provenance_statement(provenance_inputs(c, p, v, cp, first, eng, o, record_digest)));
+    cp.provenance = where(reg.attach(first.repo, cp.digest, intoto_media_type, stmt, intoto_media_type, {}, "provenance"));
+    if (!o.signing_key.empty()) {
+      what = "signatures (DSSE)";
+      attach_signed(reg, first.repo, cp.digest, "kiln", kRecordType, record_text, o);
+      attach_signed(reg, first.repo, cp.digest, "sbom", sbom::spdx_media_type, doc, o);
+      attach_signed(reg, first.repo, cp.digest, "provenance", intoto_media_type, stmt, o);
+      cp.signed_ = true;
+    }
+  } catch (const std::exception& e) {
+    cp.recorded = false;
+    cp.record_error = "the " + what + " was not attached: " + e.what();
+    cp.reason = "tagged, but " + cp.record_error;
+    throw;
+  }
+}
+
 // Writes one release tag: re-checked just before the PUT when time passed
 // since the check (a writer that came after it is a race, not something to
 // overwrite), and read back.
@@ -150,7 +249,7 @@ void write_tag(TagResult& r, const registry::Reference& ref, const registry::Man
 }
 
 // Push by identity, check what arrived, then write every tag and the record.
-void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c,
+void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c, const plan::Plan& p,
              const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o) {
   const registry::Reference& first = refs.front();
   std::string error;
@@ -185,15 +284,19 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
     cp.reason = bad != cp.tags.end() ? bad->error : "a tag did not read back as the pushed digest";
     return;
   }
+  std::string record_digest;
+  const std::string record_text = json_text(record(c, v, cp.digest, o));
   try {
-    registry::Attached a = reg.attach(first.repo, cp.digest, kRecordType, json_text(record(c, v, cp.digest, o)));
-    cp.record = a.mode == registry::AttachMode::Referrers ? "referrers" : "tag " + a.tag;
-    cp.recorded = true;
+    registry::Attached a = reg.attach(first.repo, cp.digest, kRecordType, record_text);
+    cp.record = where(a);
+    record_digest = a.digest;
   } catch (const std::exception& e) {
     cp.record_error = e.what();
     cp.reason = std::string("tagged, but the verification record was not attached: ") + e.what();
     throw;  // promote_plan decides: the registry failing stops the run, anything else is this combination's
   }
+  attach_attestations(cp, first, c, p, v, eng, reg, o, record_digest, record_text);
+  cp.recorded = true;
 }
 
 void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p, const Options& o, engine::Client& eng) {
@@ -228,7 +331,7 @@ void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p
       if (cp.tags[i].action.empty()) cp.tags[i].action = i == 0 ? "would-push" : "would-retag";
     cp.reason = "dry run";
   } else {
-    publish(cp, refs, c, v, eng, reg, o);
+    publish(cp, refs, c, p, v, eng, reg, o);
   }
 }
 
@@ -257,6 +360,62 @@ TagResult write_release_tag(registry::Client& reg, const registry::Reference& re
   return r;
 }
 
+std::vector<ReleaseCheck> verify_release(registry::Client& reg, const std::string& repo, const std::string& digest,
+                                         const std::string& public_key_pem) {
+  struct Kind {
+    const char* name;
+    const char* type;
+  };
+  std::vector<ReleaseCheck> out;
+  for (const Kind& k : {Kind{"kiln", kRecordType}, Kind{"sbom", sbom::spdx_media_type}, Kind{"provenance", intoto_media_type}}) {
+    ReleaseCheck rc{k.name, false, ""};
+    std::vector<registry::Descriptor> found;
+    for (const auto& d : reg.attached(repo, digest, attest::dsse_media_type, std::string(k.name) + ".dsse")) {
+      auto it = d.annotations.find("org.kiln.signed");
+      if (it == d.annotations.end() || it->second == k.name) found.push_back(d);
+    }
+    if (found.empty()) {
+      rc.detail = "no signed " + std::string(k.name) + " attached";
+      out.push_back(rc);
+      continue;
+    }
+    for (const auto& d : found) {
+      auto m = nlohmann::json::parse(reg.get_manifest(repo, d.digest).bytes, nullptr, false);
+      if (!m.is_object() || !m.contains("layers") || !m["layers"].is_array() || m["layers"].size() != 1) {
+        rc.detail = "the envelope's manifest " + d.digest + " is not one layer";
+        continue;
+      }
+      auto env = nlohmann::json::parse(reg.get_blob(repo, m["layers"][0].value("digest", "")), nullptr, false);
+      attest::Verified ver = attest::verify_envelope(env, public_key_pem);
+      if (!ver.ok) {
+        rc.detail = ver.error;
+        continue;
+      }
+      if (ver.payload_type != k.type) {
+        rc.detail = "signed, but its payload type is " + ver.payload_type + ", not " + k.type;
+        continue;
+      }
+      auto doc = nlohmann::json::parse(ver.payload, nullptr, false);
+      std::string about;  // the digest the signed document speaks of
+      if (std::string(k.name) == "kiln") about = doc.is_object() ? doc.value("digest", "") : "";
+      else if (std::string(k.name) == "sbom" && doc.is_object() && doc.contains("packages") && doc["packages"].is_array() &&
+               !doc["packages"].empty())
+        about = doc["packages"][0].value("versionInfo", "");
+      else if (doc.is_object() && doc.contains("subject") && doc["subject"].is_array() && !doc["subject"].empty())
+        about = "sha256:" + doc["subject"][0]["digest"].value("sha256", "");
+      if (about != digest) {
+        rc.detail = "signed, but about " + (about.empty() ? std::string("nothing") : about) + ", not " + digest;
+        continue;
+      }
+      rc.ok = true;
+      rc.detail = "signature verified; about " + digest.substr(0, 19) + " (envelope " + d.digest.substr(0, 19) + ")";
+      break;
+    }
+    out.push_back(rc);
+  }
+  return out;
+}
+
 Report promote_plan(const plan::Plan& p, const Options& o) {
   // A matrix without [registry] url gets local names ("kiln/<name>:tag"),
   // which a push would send to Docker Hub: release tags go only where the
@@ -265,6 +424,15 @@ Report promote_plan(const plan::Plan& p, const Options& o) {
     throw InputError({p.matrix_path, 0, 0}, fmt::format("matrix '{}' has no [registry] url (nor does a config file, docs/config.md): promote pushes release tags "
                                                         "only to a registry the matrix names", p.matrix_name));
   if (o.runners.empty()) throw EnvironmentError("no runner: the engine holding the images is needed");
+  // A signing key that cannot sign stops the promotion before anything is
+  // pushed, not after the tags (exit 2, naming the file).
+  if (!o.signing_key.empty()) {
+    try {
+      attest::sign_envelope("application/octet-stream", "", o.signing_key);
+    } catch (const attest::KeyError& e) {
+      throw EnvironmentError(std::string("KILN_SIGNING_KEY: ") + e.what());
+    }
+  }
   engine::Client eng(o.runners.front().endpoint);
   Report report;
   for (const auto& c : p.combos) {
@@ -305,7 +473,8 @@ nlohmann::json to_json(const Report& r) {
       tags.push_back({{"tag", t.tag}, {"action", t.action}, {"digest", t.digest}, {"previous", t.previous}, {"error", t.error}});
     combos.push_back({{"id", c.id}, {"image_id", c.image_id}, {"verified", c.verified}, {"tagged", c.tagged},
                       {"state", c.state()}, {"reason", c.reason}, {"digest", c.digest}, {"tags", tags},
-                      {"record", c.record}, {"recorded", c.recorded}, {"record_error", c.record_error}});
+                      {"record", c.record}, {"sbom", c.sbom}, {"provenance", c.provenance}, {"signed", c.signed_}, {"recorded", c.recorded},
+                      {"record_error", c.record_error}});
   }
   nlohmann::json out = {{"schema", "kiln.promote/v1"}, {"tagged", r.tagged()}, {"combos", combos}};
   out["environment_error"] = r.environment_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.environment_error);

@@ -14,9 +14,11 @@
 // during the push). Then every release tag is a manifest PUT of those exact
 // bytes (no layer moves twice), re-checked just before it is written and
 // read back after: a tag another writer changed meanwhile is reported as a
-// race, never as tagged. Last, the verification record is attached to the
-// digest (OCI referrers, or the sha256-<hex>.kiln tag where the registry
-// has none); a promotion whose tags were written but whose record was not
+// race, never as tagged. Last, the verification record, the SBOM (SPDX,
+// read from the verified image's bytes) and the provenance (an in-toto
+// statement, provenance.h) are attached to the digest (OCI referrers, or the
+// sha256-<hex>.kiln / .sbom / .provenance tags where the registry has
+// none); a promotion whose tags were written but whose attachments were not
 // says exactly that (recorded = false, record_error).
 //
 // The registry failing (connection errors, resets, timeouts, 5xx/429 after
@@ -44,6 +46,13 @@ struct Options {
   bool force = false;  // move an existing tag to another image
   std::vector<std::string> only;
   std::string kiln_version;
+  // Where templates/ is: the provenance names the rendered Dockerfile's
+  // digest (rendered again here, as build rendered it). Empty: not named.
+  std::string templates_dir;
+  // A PEM private key (ECDSA P-256 or Ed25519) from KILN_SIGNING_KEY: the
+  // record, the SBOM and the provenance are each also attached as a DSSE
+  // envelope signed with it (tags sha256-<hex>.<kind>.dsse). Empty: unsigned.
+  std::string signing_key;
   engine::PushRetry push_retry;  // the engine's push: transient failures retried
   std::function<void(const std::string&)> on_step;  // told which combination is promoted next (progress)
 };
@@ -72,8 +81,11 @@ struct ComboPromotion {
   std::string digest;
   std::vector<TagResult> tags;
   std::string record;    // "referrers" | "tag <name>" | ""
-  bool recorded = false;     // the verification record is attached
-  std::string record_error;  // tagged, but attaching the record failed: why
+  std::string sbom;        // the SBOM: "referrers" | "tag <name>" | ""
+  std::string provenance;  // the provenance statement: the same
+  bool signed_ = false;  // their DSSE envelopes are attached too (Options::signing_key)
+  bool recorded = false;     // the verification record, SBOM and provenance are all attached
+  std::string record_error;  // tagged, but attaching one of them failed: which, and why
   // "tagged" (tags and record), "tagged-without-record", "not-tagged".
   std::string state() const;
   bool complete() const { return tagged && recorded; }
@@ -96,6 +108,19 @@ struct Report {
 // own: bench/promote.sh times it through `kiln bench-retag`.
 TagResult write_release_tag(registry::Client& reg, const registry::Reference& ref, const registry::Manifest& m,
                             bool force);
+
+// `kiln verify-release`: the signed attachments of an image digest, each
+// checked with the public key: the envelope's signature over its type and
+// payload, and that the payload speaks of this digest (the record's digest,
+// the SBOM's image version, the provenance's subject). ok only when all
+// three verify.
+struct ReleaseCheck {
+  std::string kind;     // "kiln" (the record), "sbom", "provenance"
+  bool ok = false;
+  std::string detail;   // what was verified, or why not
+};
+std::vector<ReleaseCheck> verify_release(registry::Client& reg, const std::string& repo, const std::string& digest,
+                                         const std::string& public_key_pem);
 
 // Throws build::EnvironmentError only when no runner names the engine;
 // registry and engine failures land in Report::environment_error.

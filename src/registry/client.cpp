@@ -500,7 +500,7 @@ std::optional<std::vector<Descriptor>> Client::referrers(const std::string& repo
 
 Attached Client::attach(const std::string& repo, const std::string& subject, const std::string& artifact_type,
                         const std::string& doc, const std::string& layer_media_type,
-                        const std::map<std::string, std::string>& annotations) {
+                        const std::map<std::string, std::string>& annotations, std::string_view tag_suffix) {
   auto subj = head_manifest(repo, subject);
   if (!subj) throw NotFound("attach to " + repo + "@" + subject + " on " + impl_->opts.host + ": no such manifest");
   push_blob(repo, "{}");
@@ -523,16 +523,16 @@ Attached Client::attach(const std::string& repo, const std::string& subject, con
     return out;
   }
   out.mode = AttachMode::FallbackTag;
-  out.tag = fallback_tag(subject);
+  out.tag = fallback_tag(subject, tag_suffix);
   put_manifest(repo, out.tag, bytes, media::oci_manifest);
   impl_->log("attach: " + impl_->opts.host + " ignored subject; tagged " + repo + ":" + out.tag);
   return out;
 }
 
 std::vector<Descriptor> Client::attached(const std::string& repo, const std::string& subject,
-                                         const std::string& artifact_type) {
+                                         const std::string& artifact_type, std::string_view tag_suffix) {
   if (auto refs = referrers(repo, subject, artifact_type); refs && !refs->empty()) return *refs;
-  std::string tag = fallback_tag(subject);
+  std::string tag = fallback_tag(subject, tag_suffix);
   if (!head_manifest(repo, tag)) return {};
   Manifest m = get_manifest(repo, tag);
   auto j = json::parse(m.bytes, nullptr, false);

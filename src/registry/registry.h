@@ -124,7 +124,7 @@ struct Manifest {
 
 enum class AttachMode {
   Referrers,    // the registry took `subject` (OCI-Subject in the reply)
-  FallbackTag,  // it did not: the artifact is also tagged sha256-<subject hex>.kiln
+  FallbackTag,  // it did not: the artifact is also tagged sha256-<subject hex>.<suffix>
 };
 
 struct Attached {
@@ -133,8 +133,10 @@ struct Attached {
   std::string tag;  // the fallback tag, when mode == FallbackTag
 };
 
-// "sha256-<hex>.kiln" for subject "sha256:<hex>".
-std::string fallback_tag(std::string_view subject_digest);
+// "sha256-<hex>.<suffix>" for subject "sha256:<hex>": one tag per kind of
+// attachment ("kiln" the verification record, "sbom", "provenance"), so
+// several attach to one image on a registry without referrers.
+std::string fallback_tag(std::string_view subject_digest, std::string_view suffix = "kiln");
 
 // ---- the client --------------------------------------------------------
 
@@ -224,14 +226,15 @@ class Client {
 
   // Attach a small JSON document to an image: the blob, the empty config,
   // and an OCI manifest with artifactType and subject; falls back to the
-  // tag fallback_tag(subject) when the registry ignores subject.
+  // tag fallback_tag(subject, tag_suffix) when the registry ignores subject.
   Attached attach(const std::string& repo, const std::string& subject_digest, const std::string& artifact_type,
                   const std::string& json, const std::string& layer_media_type = "application/json",
-                  const std::map<std::string, std::string>& annotations = {});
+                  const std::map<std::string, std::string>& annotations = {}, std::string_view tag_suffix = "kiln");
   // What attach() left for this subject: referrers of that artifact type,
-  // else the fallback tag's manifest (if its subject matches). Empty: none.
+  // else the fallback tag's manifest (if its subject and artifact type
+  // match). Empty: none.
   std::vector<Descriptor> attached(const std::string& repo, const std::string& subject_digest,
-                                   const std::string& artifact_type);
+                                   const std::string& artifact_type, std::string_view tag_suffix = "kiln");
 
   // GET /v2/<repo>/tags/list, following Link pagination.
   std::vector<std::string> tags(const std::string& repo);

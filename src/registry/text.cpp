@@ -131,10 +131,10 @@ std::string error_text(const Response& r, std::string* code) {
 
 namespace kiln::registry {
 
-std::string fallback_tag(std::string_view subject) {
+std::string fallback_tag(std::string_view subject, std::string_view suffix) {
   std::string s(subject);
   if (auto p = s.find(':'); p != std::string::npos) s[p] = '-';
-  return s + ".kiln";
+  return s + "." + std::string(suffix);
 }
 
 std::string Reference::str() const {

@@ -109,6 +109,7 @@ TEST_CASE("image references") {
   CHECK_THROWS_AS(parse_reference("reg.io/Upper:1"), std::invalid_argument);
   CHECK_THROWS_AS(parse_reference("reg.io/x@sha256:abc"), std::invalid_argument);
   CHECK(fallback_tag("sha256:" + std::string(64, 'b')) == "sha256-" + std::string(64, 'b') + ".kiln");
+  CHECK(fallback_tag("sha256:" + std::string(64, 'b'), "sbom") == "sha256-" + std::string(64, 'b') + ".sbom");
 }
 
 TEST_CASE("loopback hosts: the registries Docker speaks plain HTTP to unasked") {

@@ -1,0 +1,78 @@
+// The in-toto statement with its SLSA provenance v1 predicate.
+#include "promote/provenance.h"
+
+#include <ctime>
+
+namespace kiln::promote {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string hex_of(const std::string& digest) {
+  auto colon = digest.find(':');
+  return colon == std::string::npos ? digest : digest.substr(colon + 1);
+}
+
+// A DigestSet: {"sha256": "<hex>"}.
+json digest_set(const std::string& digest) { return {{"sha256", hex_of(digest)}}; }
+
+std::string rfc3339(std::int64_t unix_ms) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+json provenance_statement(const ProvenanceInputs& in) {
+  json matrix = {{"name", in.matrix_name}, {"path", in.matrix_path}};
+  json external = {{"matrix", matrix}, {"combination", in.combination}};
+  json internal = {{"catalogVersion", in.catalog_version}, {"inputHash", in.input_hash}, {"engine", in.engine},
+                   {"backend", in.backend}, {"imageId", in.image_id}};
+  json deps = json::array();
+  if (!in.matrix_digest.empty())
+    deps.push_back({{"name", "matrix"}, {"uri", "file:" + in.matrix_path}, {"digest", digest_set(in.matrix_digest)}});
+  if (!in.dockerfile_digest.empty())
+    deps.push_back({{"name", "Dockerfile"}, {"digest", digest_set(in.dockerfile_digest)},
+                    {"annotations", {{"rendered", "kiln generate writes it; kiln build builds it"}}}});
+  for (const auto& b : in.bases) {
+    json d = {{"name", b.name}, {"digest", digest_set(b.image_id)}, {"annotations", {{"digestOf", "image config (image id)"}}}};
+    if (!b.repo_digests.empty()) d["annotations"]["repoDigests"] = b.repo_digests;
+    deps.push_back(std::move(d));
+  }
+  json metadata = json::object();
+  metadata["invocationId"] = in.input_hash;
+  if (in.started_ms) metadata["startedOn"] = rfc3339(*in.started_ms);
+  if (in.finished_ms) metadata["finishedOn"] = rfc3339(*in.finished_ms);
+  // The verdicts are what the run produced besides the image: byproducts,
+  // one per check and runner, so a reader sees where each ran.
+  json byproducts = json::array();
+  for (const auto& v : in.verdicts)
+    byproducts.push_back({{"name", "verdict:" + v.check + "@" + v.runner},
+                          {"annotations", {{"check", v.check}, {"runner", v.runner}, {"status", v.status}}}});
+  if (!in.record_digest.empty())
+    byproducts.push_back({{"name", "verification-record"},
+                          {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                          {"digest", digest_set(in.record_digest)}});
+  return {
+      {"_type", "https://in-toto.io/Statement/v1"},
+      {"subject", json::array({{{"name", in.subject_name}, {"digest", digest_set(in.subject_digest)}}})},
+      {"predicateType", slsa_provenance_v1},
+      {"predicate",
+       {{"buildDefinition",
+         {{"buildType", kiln_build_type},
+          {"externalParameters", external},
+          {"internalParameters", internal},
+          {"resolvedDependencies", deps}}},
+        {"runDetails",
+         {{"builder", {{"id", "https://kiln.invalid/kiln@" + in.kiln_version}, {"version", {{"kiln", in.kiln_version}}}}},
+          {"metadata", metadata},
+          {"byproducts", byproducts}}}}},
+  };
+}
+
+}  // namespace kiln::promote
