@@ -162,7 +162,7 @@ ProvenanceInputs provenance_inputs(const plan::Combo& c, const plan::Plan& p, co
   const std::string base = parent ? render::local_image(p, parent->id) : c.base;
   if (auto info = eng.inspect_image(base)) in.bases.push_back({base, info->id, info->repo_digests});
   in.kiln_version = o.kiln_version;
-  for (const auto& k : v.checks) in.verdicts.push_back({k.check, k.runner, k.status});
+  for (const auto& k : v.checks) in.verdicts.push_back({k.check, k.runner, verify::to_string(k.status)});
   in.record_digest = record_digest;
   // The build attempt that made this image, from the ledger.
   state::Ledger ledger(o.state_dir + "/state.db");

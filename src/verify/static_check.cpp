@@ -13,6 +13,7 @@
 #include "util/cc.h"
 #include "util/text.h"
 #include "util/version.h"
+#include "build/build.h"
 #include "verify/internal.h"
 
 namespace kiln::verify::detail {

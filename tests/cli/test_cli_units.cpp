@@ -54,7 +54,13 @@ TEST_CASE("the run report's tagged count is promote's ComboPromotion::tagged, no
   for (const auto& c : p.combos)
     if (c.status == plan::Status::valid) {
       if (!first) first = &c;
-      b.stages.push_back({c.id, build::Outcome::built, "default", "sha256:1", "", "", "", "", "", 1.0, ""});
+      build::StageResult s;
+      s.id = c.id;
+      s.outcome = build::Outcome::built;
+      s.engine = "default";
+      s.image_id = "sha256:1";
+      s.seconds = 1.0;
+      b.stages.push_back(s);
       v.combos.push_back({c.id, "sha256:1", true, "", {}});
       promote::ComboPromotion cp;
       cp.id = c.id;

@@ -82,7 +82,12 @@ TEST_CASE("live: the clock redraws a long step without any event; the bar's ETA 
   // a: 600 s expected, running; b: 300 s; over one running build; c unknown.
   CHECK(text.find("ETA ~15m00s from past builds (+1 never built)") != std::string::npos);
 
-  build::StageResult done{"a", build::Outcome::built, "local", "sha256:0123456789abcdef0123", "", "", "", "", "", 601.0, ""};
+  build::StageResult done;
+  done.id = "a";
+  done.outcome = build::Outcome::built;
+  done.engine = "local";
+  done.image_id = "sha256:0123456789abcdef0123";
+  done.seconds = 601.0;
   p.on(event(build::Event::finished, "a", 0, 0, "", &done));
   CHECK(screen.shows("[1/3] built   a in 601.0s"));
   p.step("gpu check a on h200");
