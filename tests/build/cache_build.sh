@@ -48,9 +48,9 @@ json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0
 # --- 1. first build (engine backend): through the cache, sizes reported -----
 "$kiln" build "$work/m.toml" --builder local --only "$combo" --no-cache --state-dir "$state" --format json >"$work/b1.json" 2>"$work/b1.err"
 check "first build exit 0" test $? -eq 0
-check "built" json "$work/b1.json" "j['stages'][0]['outcome'] == 'built'"
+check "built" json "$work/b1.json" "j['combos'][0]['outcome'] == 'built'"
 check "size and largest layers in the JSON" json "$work/b1.json" \
-  "j['stages'][0]['size'] > 100e6 and j['stages'][0]['largest_layers'][0]['size'] > 100e6 and 'apt-get' in j['stages'][0]['largest_layers'][0]['created_by']"
+  "j['combos'][0]['size'] > 100e6 and j['combos'][0]['largest_layers'][0]['size'] > 100e6 and 'apt-get' in j['combos'][0]['largest_layers'][0]['created_by']"
 port=$(cat "$state/apt-cache/port")
 built_id() { docker image inspect "$img" --format '{{.Id}}' >>"$work/built-ids" 2>/dev/null; }
 built_id
@@ -94,7 +94,7 @@ lines=$(wc -l <"$acng_log")
 "$kiln" build "$work/m.toml" --builder bx --only "$combo" --no-cache --state-dir "$state" --format json >"$work/b3.json" 2>"$work/b3.err"
 check "buildx build exit 0" test $? -eq 0
 built_id
-check "buildx: built" json "$work/b3.json" "j['stages'][0]['outcome'] == 'built' and j['stages'][0]['size'] > 100e6"
+check "buildx: built" json "$work/b3.json" "j['combos'][0]['outcome'] == 'built' and j['combos'][0]['size'] > 100e6"
 tail -n +"$((lines + 1))" "$acng_log" | grep '\.deb$' >"$work/third.log"
 check "buildx: .debs served from the cache" grep -q '|O|.*libcublaslt11_.*\.deb$' "$work/third.log"
 check "buildx: none from the mirror" bash -c "! grep -q '|I|' '$work/third.log'"
