@@ -116,12 +116,12 @@ kiln_build() {
   summary=$(jq -c .summary "$work/kiln.json" 2>/dev/null || echo '{}')
   if [[ $rc -ne 0 ]]; then
     echo "shared-stages: kiln build failed (exit $rc): $summary" >&2
-    jq -r '.stages[]? | select(.outcome == "failed") | "  \(.id): \(.failed_step) \(.error) (log: \(.log))"' "$work/kiln.json" >&2 || cat "$work/kiln.err" >&2
+    jq -r '.combos[]? | select(.outcome == "failed") | "  \(.id): \(.failed_step) \(.error) (log: \(.log))"' "$work/kiln.json" >&2 || cat "$work/kiln.err" >&2
     exit 1
   fi
-  kiln_stages=$(jq '.stages | length' "$work/kiln.json")
+  kiln_stages=$(jq '.combos | length' "$work/kiln.json")
   echo "kiln build -j $jobs$1: $kiln_s s  ($kiln_stages stages: $summary)"
-  jq -r '.stages[] | "  \(.id)  \(.outcome)  \(.seconds | floor) s  \(.size // 0) bytes"' "$work/kiln.json"
+  jq -r '.combos[] | "  \(.id)  \(.outcome)  \(.seconds | floor) s  \(.size // 0) bytes"' "$work/kiln.json"
 }
 
 # Removes what a side built (private daemon only), so the next side starts
