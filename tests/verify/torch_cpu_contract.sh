@@ -15,7 +15,10 @@ sock=$(scripts/start-engine.sh) || { echo "torch-cpu: no engine"; echo "0 passed
 export DOCKER_HOST=unix://$sock
 scripts/make-bases.sh 12 >"$tmp/bases.log" 2>&1 || { tail -20 "$tmp/bases.log"; echo "0 passed, 1 failed"; exit 1; }
 img=kiln-test/debian-torch:12
-docker build -q -t "$img" -f tests/verify/torch-cpu.Dockerfile tests/verify >"$tmp/build.log" 2>&1 \
+# Host network for apt, as kiln's own builds use: in CI runs docker0 was
+# gone once the engine tests' private dockerd (--bridge=none) had started,
+# and a bridge build failed with "could not find bridge docker0".
+docker build --network host -q -t "$img" -f tests/verify/torch-cpu.Dockerfile tests/verify >"$tmp/build.log" 2>&1 \
   || { tail -20 "$tmp/build.log"; echo "0 passed, 1 failed"; exit 1; }
 
 smoke() {  # smoke SHM ARGS... -> JSON in $tmp/out.json, exit code in $rc
