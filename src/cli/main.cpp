@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "util/text.h"
 #include "util/diag.h"
 #include "util/errors.h"
 #include "util/json_out.h"
@@ -47,20 +48,6 @@ std::string default_data_dir() {
   return KILN_DEFAULT_DATA_DIR;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
 
 // The verb the user typed when it is not one: "plna" -> did you mean "plan".
 // CLI11 only says "The following arguments were not expected".
@@ -82,7 +69,7 @@ std::optional<std::string> unknown_verb_message(CLI::App& app, int argc, char** 
     std::string best;
     size_t best_d = 3;  // further than 2 edits is not a typo
     for (const auto& v : verbs)
-      if (size_t d = v.starts_with(arg) ? 1 : edit_distance(arg, v); d < best_d) best_d = d, best = v;
+      if (size_t d = v.starts_with(arg) ? 1 : kiln::edit_distance(arg, v); d < best_d) best_d = d, best = v;
     std::string msg = fmt::format("kiln: '{}' is not a kiln verb.", arg);
     if (!best.empty()) msg += fmt::format(" Did you mean '{}'?", best);
     return msg + fmt::format("\nverbs: {}\n", fmt::join(verbs, ", "));

@@ -1,5 +1,8 @@
 #include "util/text.h"
 
+#include <algorithm>
+#include <vector>
+
 #include <cctype>
 #include <cerrno>
 #include <ctime>
@@ -96,6 +99,21 @@ std::string utc_now(const char* format) {
   char buf[64];
   size_t n = std::strftime(buf, sizeof buf, format, &utc);
   return std::string(buf, n);
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
 }
 
 }  // namespace kiln

@@ -16,6 +16,8 @@ std::string lower(std::string_view text);
 // through `unknown` so callers can name it in an error.
 std::string expand_braces(std::string_view pattern, const std::map<std::string, std::string>& vars,
                           std::vector<std::string>* unknown = nullptr);
+// Levenshtein distance: "did you mean" for a mistyped key or verb.
+size_t edit_distance(std::string_view a, std::string_view b);
 std::string read_file(const std::string& path);          // throws std::runtime_error
 // Writes through a temporary file and rename, so a crash never leaves half a file.
 void write_file_atomic(const std::string& path, std::string_view content);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include "util/text.h"
 
 namespace kiln {
 
@@ -21,22 +22,6 @@ const char* type_name(const toml::node& node) {
     case toml::node_type::boolean: return "a boolean";
     default: return "a date/time";
   }
-}
-
-// Edit distance, to suggest "did you mean 'pytorch'?" for a typo'd key.
-size_t distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t prev = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cur = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      prev = cur;
-    }
-  }
-  return row[b.size()];
 }
 
 }  // namespace
@@ -177,7 +162,7 @@ void TomlFields::only(std::initializer_list<std::string_view> known) {
     std::string hint;
     size_t best = 3;
     for (std::string_view k : known) {
-      size_t d = distance(name, k);
+      size_t d = edit_distance(name, k);
       if (d < best) {
         best = d;
         hint = fmt::format(" (did you mean '{}'?)", k);
