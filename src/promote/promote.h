@@ -145,7 +145,8 @@ struct ReleaseCheck {
 std::vector<ReleaseCheck> verify_release(registry::Client& reg, const std::string& repo, const std::string& digest,
                                          const std::string& public_key_pem);
 
-// Throws build::EnvironmentError only when no runner names the engine;
+// Throws kiln::EnvironmentError (util/errors.h) only when no runner names the
+// engine or KILN_SIGNING_KEY cannot be used;
 // registry and engine failures land in Report::environment_error.
 Report promote_plan(const plan::Plan& p, const Options& o);
 nlohmann::json to_json(const Report& r);
