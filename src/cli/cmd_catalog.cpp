@@ -41,10 +41,11 @@ std::string table_text(const survey::Report& report, const CatalogCheckArgs& a, 
                        bool colour) {
   constexpr size_t kFact = 48, kValue = 36;
   Table t({"FACT", "", "CATALOG", "ARTIFACT", "SOURCE"});
-  bool any_differs = false;
+  bool any_differs = false, any_cut = false;
   for (const auto& r : report.rows) {
     if (!r.compared || !(r.differs || a.all)) continue;
     any_differs |= r.differs;
+    any_cut |= display_width(r.fact) > kFact || display_width(r.catalog) > kValue || display_width(r.artifact) > kValue;
     t.add_row({fit(r.fact, kFact), r.differs ? paint("≠", Colour::red, colour) : "", fit(r.catalog, kValue),
                fit(r.artifact, kValue), r.source});
     if (!r.detail.empty()) t.add_note(r.detail);
@@ -61,7 +62,8 @@ std::string table_text(const survey::Report& report, const CatalogCheckArgs& a, 
     if (a.write && !r.written.empty()) t.add_note((r.updated ? "written: " : "") + r.written);
   }
   std::string out = t.empty() ? "" : t.str();
-  if (any_differs) out += "\n≠: the artifact differs from the catalog; ~: a value cut (whole under its row, or in --format json)\n";
+  if (any_differs) out += "\n≠: the artifact differs from the catalog\n";
+  if (any_cut) out += (any_differs ? "" : "\n") + std::string("~: a value cut (whole under its row, or in --format json)\n");
   bool first = true;
   for (const auto& r : report.rows) {
     if (r.compared) continue;
