@@ -331,22 +331,28 @@ RegistryImage read_registry_config(registry::Client& reg, const registry::Refere
   out.info.id = manifest["config"].value("digest", "");
   std::vector<std::int64_t> sizes;
   for (const auto& l : manifest.value("layers", json::array())) {
+    if (!l.is_object()) continue;
     sizes.push_back(l.value("size", std::int64_t(0)));
     out.info.size += sizes.back();
   }
   json config = json::parse(reg.get_blob(ref.repo, out.info.id), nullptr, false);
   if (!config.is_object()) throw std::runtime_error(ref.str() + ": its config " + out.info.id + " is not JSON");
-  const json cfg = config.value("config", json::object());
-  for (const auto& e : cfg.value("Env", json::array()))
+  // Absent or null fields are empty, as the engine's inspect has them.
+  auto field = [](const json& j, const char* key) { return j.is_object() && j.contains(key) ? j[key] : json(); };
+  const json cfg = field(config, "config");
+  for (const auto& e : field(cfg, "Env"))
     if (e.is_string()) out.info.env.push_back(e);
-  for (const auto& [k, v] : cfg.value("Labels", json::object()).items())
-    if (v.is_string()) out.info.labels[k] = v;
-  out.info.user = cfg.value("User", "");
+  const json labels = field(cfg, "Labels");
+  if (labels.is_object())
+    for (const auto& [k, v] : labels.items())
+      if (v.is_string()) out.info.labels[k] = v;
+  if (const json user = field(cfg, "User"); user.is_string()) out.info.user = user;
   size_t layer = 0;
-  for (const auto& h : config.value("history", json::array())) {
+  for (const auto& h : field(config, "history")) {
+    if (!h.is_object()) continue;
     bool empty = h.value("empty_layer", false);
     std::int64_t size = !empty && layer < sizes.size() ? sizes[layer++] : 0;
-    out.history.insert(out.history.begin(), {h.value("created_by", ""), size});  // newest first, as the engine's
+    out.history.insert(out.history.begin(), engine::HistoryEntry{h.value("created_by", ""), size});  // newest first
   }
   return out;
 }
