@@ -198,8 +198,10 @@ RUN cat /kiln-devel-id
 FROM ${KILN_IMAGE}
 RUN echo smoke > /kiln-smoke-built
 TPL
-m2=$(mk bx-gpu.toml "$ctx" $'[policy]\nverify = ["static", "gpu"]')
-"$kiln" --data-dir "$tmp/data" verify "$m2" --state-dir "$st" --only "$R" --smoke-on-cpu --format json >"$tmp/v2.json" 2>"$tmp/v2.err"
+m2=$(mk bx-gpu.toml "$ctx" $'[policy]\nverify = ["static", "gpu"]\ngpu_classes = ["sm_75"]')
+${KILN_TEST_WRAP:-} "$kiln" --data-dir "$tmp/data" verify "$m2" --state-dir "$st" --only "$R" --smoke-on-cpu --format json >"$tmp/v2.json" 2>"$tmp/v2.err"
+rc=$?
+check "verify --smoke-on-cpu exits 1: the smoke suite cannot pass without a GPU (rc $rc)" test $rc -eq 1
 check "verify --smoke-on-cpu ran a gpu check on farm" \
   test "$(json "$tmp/v2.json" "[c['runner'] for c in d['combos'][0]['checks'] if c['check'] == 'gpu']")" == '["farm"]'
 check "main engine pulled the runtime by digest: kiln.local/bx:$R is $rid" \

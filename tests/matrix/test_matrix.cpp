@@ -217,7 +217,7 @@ TEST_CASE("a runner names a buildx builder, only with backend buildx", "[matrix]
   CHECK(m.runners[0].builder == "k8s-farm");
   CHECK(m.runners[0].backend == matrix::Backend::buildx);
   auto e = errors_of(std::string(head) + "[runners.farm]\nbuilder='k8s-farm'\n");
-  CHECK(e.find("m.toml:7:11: error: runner 'farm': builder \"k8s-farm\" is a buildx builder; it needs backend = \"buildx\"") !=
+  CHECK(e.find("m.toml:7:9: error: runner 'farm': builder \"k8s-farm\" is a buildx builder; it needs backend = \"buildx\"") !=
         std::string::npos);
   e = errors_of(std::string(head) + "[runners.farm]\nbackend='buildx'\nbuilder='a b'\n");
   CHECK(e.find("builder name \"a b\"") != std::string::npos);
