@@ -10,6 +10,7 @@
 // dependants and nothing else, unless fail_fast.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,21 @@ struct EngineSpec {
   std::string name;  // a runner name, or "default"
   engine::Endpoint endpoint;
   matrix::Backend backend = matrix::Backend::engine;
+  // backend buildx: the runner's named builder ("" the engine's own). One
+  // that is not this engine pushes each image by digest to the staging
+  // registry (`staging`) instead of loading it here (docs/build-farm.md).
+  std::string builder;
+  // Filled by build_plan (`docker buildx inspect`): the builder's driver,
+  // and whether its images land in this engine.
+  std::string builder_driver;
+  bool builder_is_engine = true;
+  // The docker driver of another engine: that engine (bases are read there);
+  // nullopt when unknown or not an engine (other drivers).
+  std::optional<engine::Endpoint> builder_engine;
+  std::string builder_context;  // the docker driver's context (buildx wants `docker --context` for it)
+  std::string staging;  // "HOST/REPO" pushes go to; set when !builder_is_engine
+  bool staging_insecure = false;            // [registry] insecure
+  std::string staging_credential_helper;    // [registry] credential_helper
 };
 
 struct Options {
@@ -51,6 +67,9 @@ struct StageResult {
   std::string engine;  // EngineSpec name
   std::string image_id;
   std::string local_image;
+  // Built by a builder that is not the engine: the image is only in the
+  // registry, as "HOST/REPO@sha256:..." (and not in the engine).
+  std::string image_ref;
   std::string input_hash;
   std::string failed_step;
   std::string error;

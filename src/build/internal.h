@@ -37,4 +37,11 @@ void link_context_dirs(const Node& n);
 
 std::string input_hash(const Node& n, const std::string& from_image_id, const std::string& catalog_version);
 
+// Each engine's named buildx builder looked up (`docker buildx inspect`):
+// its driver, its engine, the staging repository when it is not the
+// runner's engine. Throws EnvironmentError (exit 2) for a builder buildx
+// does not know, naming `docker buildx ls`, or one that must push while
+// the matrix names no registry.
+Options resolve_builders(Options o, const plan::Plan& p);
+
 }  // namespace kiln::build::detail

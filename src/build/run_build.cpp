@@ -6,6 +6,7 @@
 
 #include "build/internal.h"
 #include "build/stage.h"
+#include "registry/registry.h"
 
 namespace kiln::build::detail {
 
@@ -25,6 +26,14 @@ StageResult failed(StageResult r, std::string error, std::string step = "") {
 // failure, with the fix in the message).
 std::optional<std::string> from_image(const StageContext& ctx, engine::Client& client, std::string& error) {
   if (ctx.node.parent >= 0) return ctx.parent_result->image_id;
+  if (!ctx.engine.staging.empty()) {  // a builder that is not this engine: the base is where it builds
+    if (!ctx.engine.builder_engine) return "ref:" + ctx.node.rendered.base;  // BuildKit resolves it; not seen here
+    engine::Client theirs(*ctx.engine.builder_engine);
+    if (auto info = theirs.inspect_image(ctx.node.rendered.base)) return info->id;
+    error = fmt::format("base image {} is not on builder '{}''s engine {}: make or pull it there", ctx.node.rendered.base,
+                        ctx.engine.builder, ctx.engine.builder_engine->uri());
+    return std::nullopt;
+  }
   auto info = client.inspect_image(ctx.node.rendered.base);
   if (info) return info->id;
   error = fmt::format("base image {} is not on engine {} ({}): make local bases with scripts/make-bases.sh, "
@@ -33,9 +42,30 @@ std::optional<std::string> from_image(const StageContext& ctx, engine::Client& c
 }
 
 // An unchanged input whose image the engine still has needs no build.
+// A pushed image is reused while the staging registry still has it.
+bool reuse_pushed(const StageContext& ctx, const state::BuildRecord& rec, StageResult& r) {
+  if (!rec.image_ref.starts_with(ctx.engine.staging + "@")) return false;
+  registry::Reference ref = registry::parse_reference(rec.image_ref);
+  registry::Options ro;
+  ro.host = ref.host;
+  ro.insecure = ctx.engine.staging_insecure || registry::is_loopback_host(ref.host);
+  ro.credential_helper = ctx.engine.staging_credential_helper;
+  try {
+    if (!registry::Client(ro).head_manifest(ref.repo, ref.digest)) return false;
+  } catch (const std::exception&) {  // unreadable now: build again (the push then says what is wrong)
+    return false;
+  }
+  r.outcome = Outcome::cached;
+  r.image_id = rec.image_id;
+  r.image_ref = rec.image_ref;
+  r.log_path = rec.log_path;
+  return true;
+}
+
 bool reuse_cached(const StageContext& ctx, engine::Client& client, state::Ledger& ledger, StageResult& r) {
   if (ctx.options.no_cache) return false;
   auto rec = ledger.built(r.input_hash);
+  if (rec && !ctx.engine.staging.empty()) return rec->engine == ctx.engine.endpoint.uri() && reuse_pushed(ctx, *rec, r);
   if (!rec || rec->engine != ctx.engine.endpoint.uri() || !client.image_exists(rec->image_id)) return false;
   auto colon = r.local_image.rfind(':');
   client.tag_image(rec->image_id, r.local_image.substr(0, colon), r.local_image.substr(colon + 1));
@@ -50,7 +80,9 @@ engine::BuildRequest request_for(const StageContext& ctx, const StageResult& r) 
   req.context_dir = ctx.node.context_dir;
   req.tags = {r.local_image};
   req.labels = {{"io.kiln.input-hash", r.input_hash}};
-  if (ctx.node.parent >= 0) req.build_args["KILN_PARENT"] = ctx.parent_result->local_image;
+  if (ctx.node.parent >= 0)  // a pushed parent is read from the registry, by digest
+    req.build_args["KILN_PARENT"] =
+        ctx.parent_result->image_ref.empty() ? ctx.parent_result->local_image : ctx.parent_result->image_ref;
   req.no_cache = ctx.options.no_cache;
   req.network = ctx.options.network;
   // Not part of the input hash: the proxy changes where apt downloads from,
@@ -83,6 +115,19 @@ void record_size(engine::Client& client, StageResult& r) {
   }
 }
 
+// The runner's named builder, and where its result goes: pushed to the
+// staging repository when it is not this engine (by digest; the docker
+// driver, which cannot, under a kiln-owned tag named for the input hash).
+engine::BuildxOptions buildx_options(const StageContext& ctx, const StageResult& r) {
+  engine::BuildxOptions o;
+  if (ctx.engine.builder.empty()) return o;
+  o.builder = ctx.engine.builder;
+  o.context = ctx.engine.builder_context == "default" ? "" : ctx.engine.builder_context;
+  o.push_repository = ctx.engine.staging;
+  if (!o.push_repository.empty() && ctx.engine.builder_driver == "docker") o.push_tag = "kiln-build-" + r.input_hash.substr(0, 16);
+  return o;
+}
+
 }  // namespace
 
 StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
@@ -98,7 +143,7 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
     if (!from) return failed(r, error, "FROM " + x.base);
     r.input_hash = input_hash(ctx.node, *from, ctx.catalog_version);
     if (reuse_cached(ctx, client, ledger, r)) {
-      record_size(client, r);
+      if (r.image_ref.empty()) record_size(client, r);
       return r;
     }
 
@@ -110,7 +155,7 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
 
     engine::BuildResult b;
     try {
-      auto builder = engine::make_builder(matrix::to_string(ctx.engine.backend), ctx.engine.endpoint);
+      auto builder = engine::make_builder(matrix::to_string(ctx.engine.backend), ctx.engine.endpoint, buildx_options(ctx, r));
       b = builder->build(
           request_for(ctx, r),
           [&](int step, int total, std::string_view line) { ctx.emit({Event::progressed, x.id, step, total, std::string(line), nullptr}); },
@@ -128,12 +173,13 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
     if (!b.ok && r.environment_error.empty()) r.environment_error = engine_gone(client, ctx.engine.endpoint.uri());
     r.seconds = b.seconds;
     r.image_id = b.image_id;
+    r.image_ref = b.pushed;
     state::BuildOutcome out{b.ok ? state::BuildStatus::built : state::BuildStatus::failed, b.image_id, b.digest,
-                            b.failed_step, b.error, b.seconds};
+                            b.failed_step, b.error, b.seconds, b.pushed};
     ledger.finish_build(id, out);
     if (!b.ok) return failed(r, b.error, b.failed_step);
     r.outcome = Outcome::built;
-    record_size(client, r);
+    if (r.image_ref.empty()) record_size(client, r);  // a pushed image is not in this engine
     return r;
   } catch (const engine::Unreachable& e) {
     r.environment_error = e.what();

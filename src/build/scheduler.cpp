@@ -307,7 +307,7 @@ void add_size_json(const StageResult& s, nlohmann::json& stage) {
 Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options& options, const EventFn& on_event) {
   check_engines(options);
   std::unique_ptr<detail::AptCacher> apt_cache;
-  const Options o = with_apt_cache(p, options, apt_cache);
+  const Options o = with_apt_cache(p, detail::resolve_builders(options, p), apt_cache);  // named buildx builders
   Graph g = detail::make_graph(p, r, o);
   {
     state::Ledger ledger(o.state_dir + "/state.db");

@@ -60,6 +60,7 @@ registry::Options registry_options(const registry::Reference& ref, const InputOp
 // sha256-<hex>.kiln fallback, and the staging tags of a push in progress.
 std::string kiln_tag_kind(const std::string& tag) {
   if (tag.starts_with("kiln-push-")) return "kiln's staging tag of a push";
+  if (tag.starts_with("kiln-build-")) return "kiln's staging tag of a build (buildx docker driver of another engine)";
   if (tag.size() == 7 + 64 + 5 && tag.starts_with("sha256-") && tag.ends_with(".kiln")) return "kiln's record tag (attached verification record)";
   if (tag.size() == 7 + 64 + 5 && tag.starts_with("sha256-") && tag.ends_with(".sbom")) return "kiln's SBOM tag (attached SBOM)";
   if (tag.size() == 7 + 64 + 11 && tag.starts_with("sha256-") && tag.ends_with(".provenance")) return "kiln's provenance tag (attached provenance)";

@@ -31,6 +31,7 @@ nlohmann::json report_json(const build::Report& r) {
                       {"image_id", s.image_id}, {"local_image", s.local_image}, {"input_hash", s.input_hash},
                       {"failed_step", s.failed_step}, {"error", s.error}, {"log", s.log_path}, {"seconds", s.seconds}});
     build::add_size_json(s, combos.back());
+    if (!s.image_ref.empty()) combos.back()["image_ref"] = s.image_ref;  // pushed by a builder that is not the engine
   }
   return {{"schema", "kiln.build/v2"},
           {"summary", {{"built", r.count(build::Outcome::built)}, {"cached", r.count(build::Outcome::cached)},

@@ -58,9 +58,9 @@ std::vector<verify::Runner> runners_for(const matrix::Matrix& m, const std::vect
 std::vector<build::EngineSpec> engines_for(const matrix::Matrix& m, const std::vector<std::string>& names) {
   std::vector<build::EngineSpec> out;
   for (const auto& r : m.runners) {
-    bool wanted = names.empty() ? !r.engine.empty() : std::count(names.begin(), names.end(), r.name) > 0;
+    bool wanted = names.empty() ? !r.engine.empty() || !r.builder.empty() : std::count(names.begin(), names.end(), r.name) > 0;
     if (!wanted) continue;
-    out.push_back({r.name, endpoint_of(r), r.backend});
+    out.push_back({r.name, endpoint_of(r), r.backend, r.builder});
   }
   require_runners(m, names, "--builder");
   if (out.empty()) out.push_back({"default", engine::Endpoint::from_env(), matrix::Backend::engine});

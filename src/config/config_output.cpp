@@ -37,6 +37,7 @@ std::string to_table(const matrix::Matrix& m, const Effective& e) {
   for (size_t i = 0; i < m.runners.size() && i < e.runners.size(); ++i) {
     const matrix::Runner& r = m.runners[i];
     std::string what = fmt::format("{} {} gpu={}", r.engine.empty() ? "DOCKER_HOST" : r.engine, matrix::to_string(r.backend), matrix::to_string(r.gpu));
+    if (!r.builder.empty()) what += " builder=" + r.builder;
     for (const auto& c : r.gpu_classes) what += " " + c;
     std::string from = origin(e.runners[i].from);
     if (e.runners[i].replaces) from += fmt::format(" (replaces {})", e.runners[i].replaces->str());
@@ -54,6 +55,7 @@ nlohmann::json to_json(const matrix::Matrix& m, const Effective& e) {
     nlohmann::json j{{"name", r.name}, {"engine", r.engine}, {"backend", matrix::to_string(r.backend)}, {"gpu", matrix::to_string(r.gpu)},
                      {"gpu_classes", r.gpu_classes}, {"from", origin(e.runners[i].from)}};
     if (e.runners[i].replaces) j["replaces"] = e.runners[i].replaces->str();
+    if (!r.builder.empty()) j["builder"] = r.builder;
     runners.push_back(j);
   }
   nlohmann::json config = nullptr;

@@ -2,6 +2,9 @@
 // argument vector (posix_spawnp, no shell). Progress comes as rawjson on
 // stderr (concatenated pretty-printed SolveStatus objects), the result in
 // --metadata-file; --load puts the image into the engine behind DOCKER_HOST.
+// A named builder that is not that engine (another driver, or the docker
+// driver of another context) pushes to the staging registry instead
+// (BuildxOptions::push_repository; docs/build-farm.md).
 #include "engine/internal.h"
 #include "util/base64.h"
 #include "util/child.h"
@@ -9,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -25,12 +29,28 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 
+// Where the result goes: --load into the engine, or (a builder that is not
+// this engine) a push to the staging repository, by digest where the driver
+// can (docker's cannot: a kiln-owned tag there), never a multi-GB --load.
+void output_args(const BuildRequest& r, const BuildxOptions& o, std::vector<std::string>& a) {
+  if (o.push_repository.empty()) {
+    a.push_back("--load");
+    for (const auto& t : r.tags) a.insert(a.end(), {"--tag", t});
+  } else if (o.push_tag.empty()) {
+    a.insert(a.end(), {"--output", "type=image,name=" + o.push_repository +
+                                       ",push-by-digest=true,name-canonical=true,push=true"});
+  } else {
+    a.insert(a.end(), {"--output", "type=registry,name=" + o.push_repository + ":" + o.push_tag});
+  }
+}
+
 std::vector<std::string> buildx_argv(const BuildRequest& r, const BuildxOptions& o,
                                      const fs::path& metadata) {
-  std::vector<std::string> a = {o.docker, "buildx", "build", "--builder", o.builder,
-                                "--progress", "rawjson", "--metadata-file", metadata.string(),
-                                "--load", "--file", (r.context_dir / r.dockerfile).string()};
-  for (const auto& t : r.tags) a.insert(a.end(), {"--tag", t});
+  std::vector<std::string> a = {o.docker};
+  if (!o.context.empty()) a.insert(a.end(), {"--context", o.context});
+  a.insert(a.end(), {"buildx", "build", "--builder", o.builder, "--progress", "rawjson", "--metadata-file",
+                     metadata.string(), "--file", (r.context_dir / r.dockerfile).string()});
+  output_args(r, o, a);
   for (const auto& [k, v] : r.build_args) a.insert(a.end(), {"--build-arg", k + "=" + v});
   for (const auto& [k, v] : r.labels) a.insert(a.end(), {"--label", k + "=" + v});
   if (!r.target.empty()) a.insert(a.end(), {"--target", r.target});
@@ -43,18 +63,38 @@ std::vector<std::string> buildx_argv(const BuildRequest& r, const BuildxOptions&
   return a;
 }
 
-// The caller's environment with DOCKER_HOST pointing at our engine, and no
-// default provenance attestations (the docker driver cannot store them).
-std::vector<std::string> buildx_env(const Endpoint& ep) {
+// The caller's environment with DOCKER_HOST pointing at our engine (none
+// when a context is named: it would override it), and no default
+// provenance attestations (the docker driver cannot store them).
+std::vector<std::string> buildx_env(const Endpoint& ep, const BuildxOptions& o) {
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) {
     std::string_view kv = *e;
     if (kv.starts_with("DOCKER_HOST=") || kv.starts_with("DOCKER_CONTEXT=")) continue;
     env.emplace_back(kv);
   }
-  env.push_back("DOCKER_HOST=" + ep.uri());
+  if (o.context.empty()) env.push_back("DOCKER_HOST=" + ep.uri());
   env.push_back("BUILDX_NO_DEFAULT_ATTESTATIONS=1");
   return env;
+}
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
+// Runs a short docker CLI command; its stdout (or stderr) and exit status.
+std::pair<int, std::string> docker_output(std::vector<std::string> argv, int fd) {
+  using namespace std::chrono_literals;
+  std::string out;
+  ChildSpec spec{.argv = std::move(argv), .env = {}, .input = {}, .capture_fd = fd, .idle = 0ms, .total = 60s};
+  ChildResult r = run_child(spec, [&](std::string_view b) {
+    out += b;
+    return out.size() < (1 << 20);
+  });
+  if (r.timed_out) return {124, "no answer within 60 s"};
+  return {r.status, out};
 }
 
 // Follows rawjson SolveStatus objects: vertex starts are progress, vertex
@@ -165,7 +205,7 @@ BuildResult BuildxBuilder::build(const BuildRequest& req, const ProgressFn& prog
   TempDir tmp;
   fs::path metadata = tmp.path / "metadata.json";
   RawJsonStream stream(res, progress, log);
-  int status = run(client_.endpoint(), buildx_argv(req, opts_, metadata), buildx_env(client_.endpoint()),
+  int status = run(client_.endpoint(), buildx_argv(req, opts_, metadata), buildx_env(client_.endpoint(), opts_),
                    [&](std::string_view c) { stream.feed(c); });
   stream.finish();
   if (status != 0 && res.error.empty())
@@ -179,10 +219,18 @@ BuildResult BuildxBuilder::build(const BuildRequest& req, const ProgressFn& prog
 
 void BuildxBuilder::read_result(const fs::path& metadata, const BuildRequest& req, BuildResult& res) {
   std::ifstream in(metadata);
-  auto j = json::parse(in, nullptr, false);
-  if (j.is_object()) {
-    res.digest = j.value("containerimage.digest", "");
-    res.image_id = j.value("containerimage.config.digest", "");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (auto m = parse_buildx_metadata(text)) {
+    res.digest = m->digest;
+    res.image_id = m->config_digest;
+  }
+  if (!opts_.push_repository.empty()) {  // the image is in the registry, not in this engine
+    if (res.digest.empty() || res.image_id.empty())
+      res.error = "buildx pushed to " + opts_.push_repository +
+                  " but its metadata names no image digest and config digest (metadata " + metadata.string() + ")";
+    else
+      res.pushed = opts_.push_repository + "@" + res.digest;
+    return;
   }
   // The docker driver writes no config digest: the engine knows the image id.
   if (!req.tags.empty())
@@ -198,3 +246,58 @@ std::unique_ptr<Builder> make_buildx_builder(const Endpoint& ep, const BuildxOpt
 }
 
 }  // namespace kiln::engine::detail
+
+namespace kiln::engine {
+
+std::optional<BuildxBuilderInfo> parse_buildx_inspect(std::string_view text) {
+  BuildxBuilderInfo info;
+  bool driver = false;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string key = detail::trim(line.substr(0, colon)), value = detail::trim(line.substr(colon + 1));
+    if (key == "Name" && info.name.empty()) info.name = value;
+    else if (key == "Driver" && !driver) {
+      info.driver = value;
+      driver = true;
+    } else if (key == "Endpoint" && info.endpoint.empty()) info.endpoint = value;
+  }
+  if (!driver || info.driver.empty()) return std::nullopt;
+  return info;
+}
+
+std::optional<BuildxMetadata> parse_buildx_metadata(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  auto str = [&](const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  return BuildxMetadata{str("containerimage.digest"), str("containerimage.config.digest"), str("image.name")};
+}
+
+BuildxBuilderInfo inspect_buildx_builder(const std::string& name, const std::string& docker) {
+  auto [status, out] = detail::docker_output({docker, "buildx", "inspect", name}, 1);
+  auto info = status == 0 ? parse_buildx_inspect(out) : std::nullopt;
+  if (!info) {
+    std::string why = detail::trim(detail::docker_output({docker, "buildx", "inspect", name}, 2).second);
+    throw std::invalid_argument("buildx has no usable builder \"" + name + "\"" + (why.empty() ? "" : " (" + why + ")") +
+                                "; `docker buildx ls` lists the builders, `docker buildx create` makes one");
+  }
+  // The docker driver builds on its context's engine: which one decides
+  // whether its images are this runner's (--load) or another's (push).
+  if (info->driver == "docker") {
+    if (info->endpoint.find("://") != std::string::npos) info->docker_host = info->endpoint;
+    else if (!info->endpoint.empty()) {
+      auto [st, host] = detail::docker_output(
+          {docker, "context", "inspect", info->endpoint, "--format", "{{.Endpoints.docker.Host}}"}, 1);
+      if (st == 0) info->docker_host = detail::trim(host);
+    }
+  }
+  return *info;
+}
+
+}  // namespace kiln::engine

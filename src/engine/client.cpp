@@ -286,6 +286,29 @@ bool transient_push_error(std::string_view e) {
   return false;
 }
 
+void Client::pull_image(const std::string& repo, const std::string& ref, const std::string& registry_auth,
+                        const LogSink& log) {
+  // fromImage + tag: the engine accepts a digest as the tag ("sha256:...").
+  HttpRequest req = post("/images/create?fromImage=" + url_escape(repo) + "&tag=" + url_escape(ref));
+  req.headers.push_back("X-Registry-Auth: " + (registry_auth.empty() ? "e30" : registry_auth));
+  std::string error;
+  detail::JsonSplitter split(
+      [&](const json& m) {
+        if ((m.contains("errorDetail") || m.contains("error")) && error.empty()) {
+          error = value_or<std::string>(m, "error", "");
+          if (m.contains("errorDetail") && m["errorDetail"].is_object())
+            error = value_or<std::string>(m["errorDetail"], "message", error);
+        }
+        if (log) log(m.dump());
+      },
+      [&](std::string_view text) { if (log) log(text); });
+  req.on_data = [&](std::string_view c) { split.feed(c); return true; };
+  auto r = http(ep_, req);
+  split.finish();
+  if (r.status >= 400) throw ApiError(static_cast<int>(r.status), "pull " + repo + "@" + ref + ": " + r.message());
+  if (!error.empty()) throw ApiError(500, "pull " + repo + "@" + ref + ": " + error);  // 200 with an error in the stream
+}
+
 PushResult Client::push_image(const std::string& name, const std::string& tag,
                               const std::string& registry_auth, const LogSink& log, const PushRetry& retry) {
   auto backoff = retry.backoff;

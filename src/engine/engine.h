@@ -171,6 +171,9 @@ struct BuildResult {
   std::string failed_step;  // "Step 3/7 : RUN ..." or "[2/3] RUN ..."
   std::string error;
   double seconds = 0;
+  // "127.0.0.1:5000/kiln/x@sha256:..." when the builder pushed the image to
+  // a registry (BuildxOptions::push_repository) instead of loading it.
+  std::string pushed;
 };
 
 // step/total: the Dockerfile step that started (total 0 when unknown); line: its text.
@@ -226,6 +229,13 @@ class Client {
   Logs container_logs(const std::string& id);  // stdout and stderr, demultiplexed
   void remove_container(const std::string& id);  // forced, with its anonymous volumes
 
+  // POST /images/create?fromImage=REPO&tag=REF: the engine pulls REPO:REF,
+  // REF a tag or a digest ("sha256:..."). registry_auth as for push_image.
+  // Throws ApiError with the engine's message (it answers 200 and reports a
+  // failed pull in the stream).
+  void pull_image(const std::string& repo, const std::string& ref, const std::string& registry_auth,
+                  const LogSink& log = {});
+
   // registry_auth: the X-Registry-Auth value (base64url JSON); never logged.
   // Transient failures are retried (PushRetry); the result is the last try's.
   PushResult push_image(const std::string& name, const std::string& tag,
@@ -253,7 +263,46 @@ class SavedArchive {
 struct BuildxOptions {
   std::string docker = "docker";   // the CLI with the buildx plugin
   std::string builder = "default";  // the docker driver: no BuildKit container image needed
+  // The Docker context the CLI runs in (`docker --context CTX buildx ...`):
+  // buildx refuses to use the docker driver of another context otherwise.
+  // "": the engine's endpoint through DOCKER_HOST, as for "default".
+  std::string context;
+  // Not empty: the builder is not this engine, so the result is pushed to
+  // this repository ("127.0.0.1:5000/kiln/offline") instead of --load-ed
+  // back. By digest (push-by-digest=true, no tag) unless push_tag is set:
+  // the docker driver cannot push by digest and pushes under that
+  // kiln-owned tag instead. BuildResult::pushed says where it went.
+  std::string push_repository;
+  std::string push_tag;
 };
+
+// A named builder as `docker buildx inspect NAME` describes it.
+struct BuildxBuilderInfo {
+  std::string name;
+  std::string driver;    // "docker", "docker-container", "remote", "kubernetes", ...
+  std::string endpoint;  // its first node's: a context name, or a URL (remote)
+  // The docker driver's engine (the host of its context), "" for other
+  // drivers or when the context names none.
+  std::string docker_host;
+};
+
+// The text `docker buildx inspect` prints; nullopt without a Driver line.
+std::optional<BuildxBuilderInfo> parse_buildx_inspect(std::string_view text);
+
+// What buildx wrote into --metadata-file.
+struct BuildxMetadata {
+  std::string digest;         // containerimage.digest: the image manifest's
+  std::string config_digest;  // containerimage.config.digest: the image id
+  std::string image_name;     // image.name, as the exporter named it
+};
+// nullopt: not a JSON object.
+std::optional<BuildxMetadata> parse_buildx_metadata(std::string_view json);
+
+// Asks `docker buildx inspect NAME` (and, for the docker driver, `docker
+// context inspect` for its engine). Throws std::invalid_argument naming the
+// builder and `docker buildx ls` when buildx knows no such builder, and
+// std::runtime_error when the CLI cannot be run.
+BuildxBuilderInfo inspect_buildx_builder(const std::string& name, const std::string& docker = "docker");
 
 // "engine" (POST /build) or "buildx"; throws std::invalid_argument otherwise.
 std::unique_ptr<Builder> make_builder(std::string_view name, const Endpoint& ep,

@@ -88,6 +88,10 @@ struct Runner {
   std::string name;
   std::string engine;   // "unix:///var/run/docker.sock"
   Backend backend = Backend::engine;
+  // backend = "buildx": the buildx builder to use (`docker buildx ls`), any
+  // driver; "" the engine's own (buildx's "default"). A builder that is not
+  // this engine pushes its images to the staging registry ([registry]).
+  std::string builder;
   GpuMode gpu = GpuMode::none;
   std::vector<std::string> gpu_classes;
   // gpu = "devices": the device nodes to pass in and the host directory of

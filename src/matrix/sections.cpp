@@ -128,7 +128,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
       continue;
     }
     TomlFields f = fields(*rt);
-    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc"});
+    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "builder"});
     Runner r;
     r.name = std::string(key.str());
     r.engine = f.str("engine").value_or("");
@@ -145,6 +145,11 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
       if (r.shm_size <= 0)
         error(f.where("shm_size"), fmt::format("shm_size \"{}\" is not a size: a number of bytes with an optional k, m or g (\"1g\", \"64m\")", *shm));
     }
+    r.builder = f.str("builder").value_or("");
+    if (!r.builder.empty() && r.backend != Backend::buildx)
+      error(f.where("builder"), fmt::format("runner '{}': builder \"{}\" is a buildx builder; it needs backend = \"buildx\"",
+                                            r.name, r.builder));
+    else if (f.str("builder")) check(r.builder, f.where("builder"), grammar::tag, "builder name");
     r.ipc = f.str("ipc").value_or("");
     if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
       error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");

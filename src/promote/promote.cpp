@@ -9,6 +9,7 @@
 #include "attest/attest.h"
 #include "engine/engine.h"
 #include "image/image.h"
+#include "image/registry_source.h"
 #include "promote/provenance.h"
 #include "registry/registry.h"
 #include "render/render.h"
@@ -180,12 +181,37 @@ std::string push_staged(const std::string& image_id, const registry::Reference& 
   return "";
 }
 
+// A pushed image (a buildx builder that is not the engine, docs/build-farm.md)
+// is already in the registry: no engine push. Its manifest is made present
+// in the release repository by digest (blobs mounted from the staging
+// repository when it is another one); returns the digest. The release tags
+// are then written as for an engine push, by manifest PUT.
+std::string stage_pushed(const verify::PushedImage& img, const registry::Reference& first, registry::Client& reg,
+                         std::string& error) {
+  registry::Reference from = registry::parse_reference(img.ref);
+  if (from.host != first.host) {
+    error = fmt::format("{} was pushed to {}, and its release tags are on {}: kiln copies by digest within one registry; "
+                        "set the builder's staging registry ([registry] url) to the release registry",
+                        img.ref, from.host, first.host);
+    return "";
+  }
+  if (from.repo != first.repo) return reg.copy(from.repo, from.digest, first.repo, from.digest);
+  if (reg.head_manifest(from.repo, from.digest)) return from.digest;
+  error = img.ref + " is no longer in the registry: run kiln build again";
+  return "";
+}
+
 // The SBOM of the verified image, read from its bytes as the engine saves
-// them (the image is never run).
+// them (the image is never run), or from the registry for a pushed one.
 std::string sbom_document(const std::string& image_id, const std::string& name, const std::string& digest,
-                          engine::Client& eng, const Options& o) {
-  engine::SavedArchive saved(eng, image_id, o.state_dir + "/tmp");
-  sbom::Inventory inv = sbom::read_inventory(image::archive_source(saved.path()));
+                          engine::Client& eng, const Options& o, const registry::Client* reg = nullptr) {
+  sbom::Inventory inv;
+  if (reg) {
+    inv = sbom::read_inventory(image::registry_source(registry::parse_reference(name + "@" + digest), reg->options()));
+  } else {
+    engine::SavedArchive saved(eng, image_id, o.state_dir + "/tmp");
+    inv = sbom::read_inventory(image::archive_source(saved.path()));
+  }
   return json_text(sbom::to_spdx(inv, {name, digest, o.kiln_version, ""}));
 }
 
@@ -248,10 +274,10 @@ void attach_signed(registry::Client& reg, const std::string& repo, const std::st
 
 void attach_attestations(ComboPromotion& cp, const registry::Reference& first, const plan::Combo& c, const plan::Plan& p,
                          const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
-                         const std::string& record_digest, const std::string& record_text) {
+                         const std::string& record_digest, const std::string& record_text, bool pushed) {
   std::string what = "SBOM";
   try {
-    const std::string doc = sbom_document(cp.image_id, first.host + "/" + first.repo, cp.digest, eng, o);
+    const std::string doc = sbom_document(cp.image_id, first.host + "/" + first.repo, cp.digest, eng, o, pushed ? &reg : nullptr);
     cp.sbom = where(reg.attach(first.repo, cp.digest, sbom::spdx_media_type, doc, sbom::spdx_media_type, {}, "sbom"));
     what = "provenance";
     const std::string stmt = json_text(provenance_statement(provenance_inputs(c, p, v, cp, first, eng, o, record_digest)));
@@ -299,10 +325,12 @@ void write_tag(TagResult& r, const registry::Reference& ref, const registry::Man
 
 // Push by identity, check what arrived, then write every tag and the record.
 void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c, const plan::Plan& p,
-             const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o) {
+             const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
+             const std::optional<verify::PushedImage>& pushed) {
   const registry::Reference& first = refs.front();
   std::string error;
-  std::string digest = push_staged(cp.image_id, first, eng, o, reg.options().credential_helper, error);
+  std::string digest = pushed ? stage_pushed(*pushed, first, reg, error)
+                              : push_staged(cp.image_id, first, eng, o, reg.options().credential_helper, error);
   if (digest.empty()) {
     cp.tags.front().action = TagAction::failed;
     cp.tags.front().error = error;
@@ -342,17 +370,19 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
     cp.reason = std::string("tagged, but the verification record was not attached: ") + e.what();
     throw;  // promote_plan decides: the registry failing stops the run, anything else is this combination's
   }
-  attach_attestations(cp, first, c, p, v, eng, reg, o, record_digest, record_text);
+  attach_attestations(cp, first, c, p, v, eng, reg, o, record_digest, record_text, pushed.has_value());
   cp.recorded = true;
 }
 
 void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p, const Options& o, engine::Client& eng) {
-  auto info = eng.inspect_image(render::local_image(p, c.id));
-  if (!info) {
+  // Pushed by a builder that is not the engine: in the registry only.
+  const std::optional<verify::PushedImage> pushed = verify::pushed_image(c, p, o.state_dir);
+  auto info = pushed ? std::nullopt : eng.inspect_image(render::local_image(p, c.id));
+  if (!info && !pushed) {
     cp.reason = "not built";
     return;
   }
-  cp.image_id = info->id;
+  cp.image_id = pushed ? pushed->image_id : info->id;
   verify::ComboVerdict v = verify::recorded_verdict(c, cp.image_id, o.runners, o.state_dir);
   cp.verified = v.verified;
   if (!v.verified) {
@@ -379,7 +409,7 @@ void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p
     cp.dry_run = true;
     cp.reason = "dry run";
   } else {
-    publish(cp, refs, c, p, v, eng, reg, o);
+    publish(cp, refs, c, p, v, eng, reg, o, pushed);
   }
 }
 

@@ -49,7 +49,7 @@ bool is_hex(std::string_view s) {
 // The builds columns, in the order read_build() reads them.
 #define KILN_BUILD_COLUMNS                                                                            \
   "id, stage_id, input_hash, matrix, engine, backend, image_id, digest, status, failed_step, error, " \
-  "log_path, started_at, finished_at, seconds, owner"
+  "log_path, started_at, finished_at, seconds, owner, image_ref"
 
 }  // namespace
 
@@ -92,6 +92,7 @@ struct Ledger::Impl {
     r.finished_at = q.column_opt_int(13);
     r.seconds = q.column_opt_real(14);
     r.owner = q.column_text(15);
+    r.image_ref = q.column_text(16);
     return r;
   }
 
@@ -160,10 +161,11 @@ void Ledger::finish_build(BuildId id, const BuildOutcome& outcome) {
   {
     auto q = d.conn.query(
         "UPDATE builds SET status = ?2, image_id = ?3, digest = ?4, failed_step = ?5, error = ?6, "
-        "finished_at = ?7, seconds = coalesce(?8, max(?7 - started_at, 0) / 1000.0) "
+        "finished_at = ?7, seconds = coalesce(?8, max(?7 - started_at, 0) / 1000.0), image_ref = ?9 "
         "WHERE id = ?1 AND status = 'building'");
     q.integer(1, id).text(2, to_string(outcome.status)).text(3, outcome.image_id).text(4, outcome.digest);
     q.text(5, outcome.failed_step).text(6, outcome.error).integer(7, finished).real(8, outcome.seconds);
+    q.text(9, outcome.image_ref);
     q.run();
   }
   if (d.conn.changes() != 1) {

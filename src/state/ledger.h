@@ -64,6 +64,9 @@ struct BuildOutcome {
   std::string failed_step;  // e.g. "RUN apt-get install ..." or "step 4/9"
   std::string error;
   std::optional<double> seconds;  // default: finished_at - started_at
+  // Pushed by a builder that is not the engine: where the image is,
+  // "HOST/REPO@sha256:<digest>" (it is in no engine). "": in the engine.
+  std::string image_ref;
 };
 
 // One row of the builds table: one attempt.
@@ -84,6 +87,7 @@ struct BuildRecord {
   std::optional<std::int64_t> finished_at;    // unix ms; empty while building
   std::optional<double> seconds;
   std::string owner;  // "<host>:<boot id>:<pid>:<process start time>" of the process that ran it (state/owner.cpp)
+  std::string image_ref;  // BuildOutcome::image_ref
 };
 
 // `kiln status`: one combination, its stages (parents first, the final
@@ -122,7 +126,7 @@ struct LedgerOptions {
 class Ledger {
  public:
   static constexpr const char* default_path = ".kiln/state.db";
-  static constexpr int schema_version = 1;
+  static constexpr int schema_version = 2;
 
   // Opens or creates the ledger (and its parent directories), sets WAL,
   // synchronous=NORMAL, the busy timeout and foreign keys, and migrates an

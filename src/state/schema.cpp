@@ -77,6 +77,12 @@ CREATE INDEX verdicts_by_digest ON verdicts (image_digest, runner, check_name, i
 PRAGMA application_id = 1802071150;
 PRAGMA user_version = 1;
 )sql",
+    // 1 -> 2: a build pushed by a buildx builder that is not the engine
+    // (docs/build-farm.md) is only in the registry: "HOST/REPO@sha256:...".
+    R"sql(
+ALTER TABLE builds ADD COLUMN image_ref TEXT NOT NULL DEFAULT '';
+PRAGMA user_version = 2;
+)sql",
 };
 constexpr int latest_version = sizeof(migrations) / sizeof(migrations[0]);
 static_assert(latest_version == Ledger::schema_version, "add a migration when bumping schema_version");

@@ -13,6 +13,13 @@ namespace kiln::verify::detail {
 CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::map<std::string, std::string>& labels,
                          const std::string& image, engine::Client& client, const Options& o);
 
+// The same for an image only in the registry (pushed by a builder that is
+// not the engine): its config and layers read by digest through the
+// registry (image::registry_source), no engine involved.
+CheckResult static_check_pushed(const plan::Combo& c, const plan::Plan& p,
+                                const std::map<std::string, std::string>& labels, const PushedImage& img,
+                                const Options& o);
+
 // The part of the static check that reads the image's files (no engine):
 // device code, component versions, PyTorch, driver libraries, compilers.
 // `cat` (may be null): its libraries.toml turns gaps in optional libraries into warnings.

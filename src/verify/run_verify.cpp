@@ -86,23 +86,37 @@ std::string runner_refusal(const Runner& r, const ArchList& arch) {
   return "";
 }
 
+// The smoke stage builds on the image and compiles in its devel sibling, in
+// the runner's engine: both pulled there by digest when they were pushed.
+void pull_for_smoke(const plan::Combo& c, const plan::Plan& p, const PushedImage& img, const Runner& r,
+                    const Options& o) {
+  engine::Client eng(r.endpoint);
+  pull_pushed(eng, p, img.ref, render::local_image(p, c.id));
+  if (const plan::Combo* devel = p.sibling(c, "devel"); devel && devel != &c)
+    if (auto d = pushed_image(*devel, p, o.state_dir)) pull_pushed(eng, p, d->ref, render::local_image(p, devel->id));
+}
+
 ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                           const Options& o, state::Ledger& ledger) {
   ComboVerdict v{c.id, "", false, "", {}};
   const Runner& first = o.runners.front();
   engine::Client client(first.endpoint);
   std::string image = render::local_image(p, c.id);
-  auto info = client.inspect_image(image);
-  if (!info) {
+  // Pushed by a builder that is not the engine: read from the registry.
+  const std::optional<PushedImage> pushed = pushed_image(c, p, o.state_dir);
+  auto info = pushed ? std::nullopt : client.inspect_image(image);
+  if (!info && !pushed) {
     v.reason = "not built: run kiln build";
     return v;
   }
-  v.image_id = info->id;
+  v.image_id = pushed ? pushed->image_id : info->id;
   if (wants(c.policy, "static"))
     v.checks.push_back(checked(ledger, o, v.image_id, first.name, "static",
                                [&] {
                                  step(o, "static check " + c.id);
-                                 return detail::static_check(c, p, renderer.render(c, p).labels, image, client, o);
+                                 const auto labels = renderer.render(c, p).labels;
+                                 return pushed ? detail::static_check_pushed(c, p, labels, *pushed, o)
+                                               : detail::static_check(c, p, labels, image, client, o);
                                }));
   if (wants(c.policy, "gpu"))
     for (const auto& r : o.runners) {
@@ -116,6 +130,7 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
       v.checks.push_back(checked(ledger, o, v.image_id, r.name, "gpu",
                                  [&] {
                                    step(o, "gpu check " + c.id + " on " + r.name);
+                                   if (pushed) pull_for_smoke(c, p, *pushed, r, o);
                                    return detail::gpu_check(c, p, renderer, image, r, o);
                                  }));
     }

@@ -160,7 +160,8 @@ ProgramRun run_program(engine::Client& client, const engine::ContainerSpec& base
     client.start_container(id);
   } catch (const std::exception& e) {  // kiln-smoke-torch missing: the devel image had no torch to build it
     client.remove_container(id);
-    r.problems.push_back(fmt::format("{} did not start ({}): {}", prog.name, prog.entrypoint.front(), e.what()));
+    r.problems.push_back(fmt::format("{} did not start ({}): {}", prog.name,
+                                     prog.entrypoint.empty() ? std::string("its command") : prog.entrypoint.front(), e.what()));
     return r;
   }
   engine::WaitResult w = client.wait_container(id, std::chrono::seconds(o.timeout_s));

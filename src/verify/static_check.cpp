@@ -15,6 +15,9 @@
 #include "util/version.h"
 #include "build/build.h"
 #include "verify/internal.h"
+#include "image/registry_source.h"
+
+#include <functional>
 
 namespace kiln::verify::detail {
 
@@ -54,15 +57,15 @@ void check_config(const plan::Combo& c, const plan::Plan& p, const std::map<std:
 // [budget]: an image over its flavor's size fails, its largest layers named
 // so the reason is plain (a compiler in a runtime image, or CUDA libraries
 // that the pip wheels bring again, are the usual ones).
-void check_budget(const plan::Combo& c, const plan::Plan& p, const engine::ImageInfo& info, engine::Client& client,
-                  Findings& f) {
+void check_budget(const plan::Combo& c, const plan::Plan& p, const engine::ImageInfo& info,
+                  const std::function<std::vector<engine::HistoryEntry>()>& history, Findings& f) {
   f.detail["size"] = info.size;
   auto budget = p.budget.bytes.find(c.versions.flavor);
   if (budget == p.budget.bytes.end()) return;
   f.detail["budget"] = budget->second;
   if (info.size <= budget->second) return;
   std::vector<std::string> layers;
-  for (const auto& l : engine::largest_layers(client.image_history(info.id), 3)) layers.push_back(build::layer_line(l, 70));
+  for (const auto& l : engine::largest_layers(history(), 3)) layers.push_back(build::layer_line(l, 70));
   f.problem(fmt::format("the image is {} ({} bytes), over the {} budget of {} ([budget] {} = \"{}\"); its largest "
                         "layers: {}",
                         build::human_size(info.size), info.size, c.versions.flavor, build::human_size(budget->second),
@@ -294,12 +297,87 @@ CheckResult static_check(const plan::Combo& c, const plan::Plan& p, const std::m
     return r;
   }
   check_config(c, p, labels, *info, f);
-  check_budget(c, p, *info, client, f);
+  check_budget(c, p, *info, [&] { return client.image_history(info->id); }, f);
   engine::SavedArchive saved(client, image, o.state_dir + "/tmp");
   // One pass over the saved image, its layers shared with images verified
   // before taken from the audit layer cache (audit/layer_cache.h).
   audit::LayerCache cache(audit::LayerCache::default_dir(), audit::LayerCache::default_max_bytes());
   const audit::ScannedImage scanned = audit::read_scanned(image::archive_source(saved.path()), {}, &cache);
+  check_contents(c, scanned.fs, scanned.pre, o.catalog, f);
+  r.problems = std::move(f.problems);
+  r.detail = std::move(f.detail);
+  r.status = r.problems.empty() ? CheckStatus::passed : CheckStatus::failed;
+  return r;
+}
+
+namespace {
+
+// A registry image's config as the engine's inspect gives it (Env, Labels,
+// User), its size the sum of its layers as stored (compressed: smaller
+// than the engine's unpacked size), its history each non-empty layer's
+// instruction with that layer's stored size.
+struct RegistryImage {
+  engine::ImageInfo info;
+  std::vector<engine::HistoryEntry> history;
+};
+
+RegistryImage read_registry_config(registry::Client& reg, const registry::Reference& ref) {
+  using nlohmann::json;
+  registry::Manifest m = reg.get_manifest(ref.repo, ref.digest);
+  json manifest = json::parse(m.bytes, nullptr, false);
+  if (!manifest.is_object() || !manifest.contains("config") || !manifest["config"].is_object())
+    throw std::runtime_error(ref.str() + " is not an image manifest (" + m.media_type + ")");
+  RegistryImage out;
+  out.info.id = manifest["config"].value("digest", "");
+  std::vector<std::int64_t> sizes;
+  for (const auto& l : manifest.value("layers", json::array())) {
+    if (!l.is_object()) continue;
+    sizes.push_back(l.value("size", std::int64_t(0)));
+    out.info.size += sizes.back();
+  }
+  json config = json::parse(reg.get_blob(ref.repo, out.info.id), nullptr, false);
+  if (!config.is_object()) throw std::runtime_error(ref.str() + ": its config " + out.info.id + " is not JSON");
+  // Absent or null fields are empty, as the engine's inspect has them.
+  auto field = [](const json& j, const char* key) { return j.is_object() && j.contains(key) ? j[key] : json(); };
+  const json cfg = field(config, "config");
+  for (const auto& e : field(cfg, "Env"))
+    if (e.is_string()) out.info.env.push_back(e);
+  const json labels = field(cfg, "Labels");
+  if (labels.is_object())
+    for (const auto& [k, v] : labels.items())
+      if (v.is_string()) out.info.labels[k] = v;
+  if (const json user = field(cfg, "User"); user.is_string()) out.info.user = user;
+  size_t layer = 0;
+  for (const auto& h : field(config, "history")) {
+    if (!h.is_object()) continue;
+    bool empty = h.value("empty_layer", false);
+    std::int64_t size = !empty && layer < sizes.size() ? sizes[layer++] : 0;
+    out.history.insert(out.history.begin(), engine::HistoryEntry{h.value("created_by", ""), size});  // newest first
+  }
+  return out;
+}
+
+}  // namespace
+
+CheckResult static_check_pushed(const plan::Combo& c, const plan::Plan& p,
+                                const std::map<std::string, std::string>& labels, const PushedImage& img,
+                                const Options& o) {
+  CheckResult r{"static", "", CheckStatus::failed, {}, {}, false};
+  Findings f;
+  const registry::Reference ref = registry::parse_reference(img.ref);
+  const registry::Options ro = registry_options(p, ref.host);
+  registry::Client reg(ro);
+  RegistryImage ri = read_registry_config(reg, ref);
+  if (ri.info.id != img.image_id) {  // the ledger and the registry disagree: check nothing on a guess
+    r.status = CheckStatus::error;
+    r.problems.push_back(fmt::format("{} has config {}, the ledger recorded image {}", img.ref, ri.info.id, img.image_id));
+    return r;
+  }
+  f.detail["source"] = img.ref;
+  check_config(c, p, labels, ri.info, f);
+  check_budget(c, p, ri.info, [&] { return ri.history; }, f);
+  audit::LayerCache cache(audit::LayerCache::default_dir(), audit::LayerCache::default_max_bytes());
+  const audit::ScannedImage scanned = audit::read_scanned(image::registry_source(ref, ro), {}, &cache);
   check_contents(c, scanned.fs, scanned.pre, o.catalog, f);
   r.problems = std::move(f.problems);
   r.detail = std::move(f.detail);

@@ -24,6 +24,7 @@
 #include "util/errors.h"
 #include "engine/engine.h"
 #include "plan/plan.h"
+#include "registry/registry.h"
 
 namespace kiln::verify {
 
@@ -90,6 +91,26 @@ struct Report {
 Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options& o);
 
 nlohmann::json to_json(const Report& r);
+
+// A combination whose image a buildx builder that is not the runner's engine
+// pushed (docs/build-farm.md): it is only in the registry, and verify and
+// promote read it there, by digest.
+struct PushedImage {
+  std::string image_id;  // "sha256:<config digest>": what verdicts are recorded against
+  std::string ref;       // "HOST/REPO@sha256:<manifest digest>"
+};
+// The latest built attempt of the combination's final stage, when it was
+// pushed; nullopt when the image was built into an engine (or not built).
+std::optional<PushedImage> pushed_image(const plan::Combo& c, const plan::Plan& p, const std::string& state_dir);
+
+// How kiln reaches the registry of `host` for the matrix: [registry]
+// insecure and credential_helper (loopback hosts speak plain HTTP, as
+// Docker's engine does).
+registry::Options registry_options(const plan::Plan& p, const std::string& host);
+
+// The runner's engine pulls a pushed image by digest and names it `local`
+// (kiln.local/...:ID), so the smoke stage builds on it as on a local build.
+void pull_pushed(engine::Client& eng, const plan::Plan& p, const std::string& ref, const std::string& local);
 
 // The verdict the ledger already holds for this image: its latest result
 // per runner and check, judged by the combination's policy. No check runs.

@@ -35,6 +35,10 @@ backend = "engine"
 engine = "unix:///run/site-podman.sock"
 gpu = "nvidia"
 gpu_classes = ["sm_90"]
+
+[runners.farm]
+backend = "buildx"
+builder = "k8s-farm"
 TOML
 cat >"$site/sub/m.toml" <<'TOML'
 name = "cfgtest"
@@ -72,6 +76,7 @@ check "config: state_dir beside kiln.toml" grep -Eq "^state_dir +$site/state +$s
 check "config: the matrix's h100 replaces the config's" \
   grep -Eq "^runners.h100 +unix:///run/mine.sock engine gpu=devices sm_90 +\.\./m\.toml:12:1 \(replaces $site/kiln.toml:12:1\)$" "$tmp/config.txt"
 check "config: the config's builder is added" grep -Eq "^runners.cfgbuilder +unix://$tmp/no-engine.sock engine gpu=none +$site/kiln.toml:8:1$" "$tmp/config.txt"
+check "config: a runner's buildx builder (issue 15)" grep -Eq "^runners.farm +DOCKER_HOST buildx gpu=none builder=k8s-farm +$site/kiln.toml:17:1$" "$tmp/config.txt"
 
 "$kiln" config ../m.toml --format json >"$tmp/config.json"
 check "config json exit 0" test $? -eq 0
@@ -80,7 +85,9 @@ check "config json: schema and file" json_assert "$tmp/config.json" \
 check "config json: registry origins" json_assert "$tmp/config.json" \
   "j['registry']['url']=={'value':'127.0.0.1:5999','from':'$site/kiln.toml:4:7'} and j['registry']['insecure']['value']=='true'"
 check "config json: runners in order, with origins" json_assert "$tmp/config.json" \
-  "[r['name'] for r in j['runners']]==['h100','cfgbuilder'] and j['runners'][0]['replaces']=='$site/kiln.toml:12:1' and j['runners'][1]['from']=='$site/kiln.toml:8:1'"
+  "[r['name'] for r in j['runners']]==['h100','cfgbuilder','farm'] and j['runners'][0]['replaces']=='$site/kiln.toml:12:1' and j['runners'][1]['from']=='$site/kiln.toml:8:1'"
+check "config json: the farm runner's builder" json_assert "$tmp/config.json" \
+  "j['runners'][2]['builder']=='k8s-farm' and j['runners'][2]['backend']=='buildx' and 'builder' not in j['runners'][1]"
 
 # --- choosing the file -------------------------------------------------------
 "$kiln" --no-config plan ../m.toml --format json >"$tmp/noconfig.json"

@@ -210,6 +210,19 @@ TEST_CASE("runner names and device paths are checked", "[matrix][bad-input]") {
   CHECK(e.find("device \"dev/nvidia0\" is not an absolute path") != std::string::npos);
 }
 
+TEST_CASE("a runner names a buildx builder, only with backend buildx", "[matrix][builder]") {
+  const char* head = "name='x'\n[axes]\ncuda=['12.4']\nos=['u']\nflavor=['runtime']\n";
+  auto m = parse_matrix_text(std::string(head) + "[runners.farm]\nbackend='buildx'\nbuilder='k8s-farm'\n", "m.toml");
+  REQUIRE(m.runners.size() == 1);
+  CHECK(m.runners[0].builder == "k8s-farm");
+  CHECK(m.runners[0].backend == matrix::Backend::buildx);
+  auto e = errors_of(std::string(head) + "[runners.farm]\nbuilder='k8s-farm'\n");
+  CHECK(e.find("m.toml:7:9: error: runner 'farm': builder \"k8s-farm\" is a buildx builder; it needs backend = \"buildx\"") !=
+        std::string::npos);
+  e = errors_of(std::string(head) + "[runners.farm]\nbackend='buildx'\nbuilder='a b'\n");
+  CHECK(e.find("builder name \"a b\"") != std::string::npos);
+}
+
 TEST_CASE("[pip] reads index, find-links (URL or directory beside the matrix) and the secret's source", "[matrix][pip]") {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("kiln-matrix-pip-" + std::to_string(::getpid()));

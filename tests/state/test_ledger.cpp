@@ -128,6 +128,29 @@ TEST_CASE("a build round-trips through start_build and finish_build") {
   }
 }
 
+TEST_CASE("a pushed build keeps its registry reference; a version 1 ledger is migrated to it") {
+  TempDir tmp;
+  const std::string path = tmp.file("state.db");
+  {  // a ledger as kiln wrote it before schema 2: one built attempt, no image_ref column
+    Ledger ledger(path);
+    ledger.finish_build(ledger.start_build(start_of("old-runtime", hash_of(1))), built_as("sha256:" + hash_of(2)));
+  }
+  raw_exec(path.c_str(), "ALTER TABLE builds DROP COLUMN image_ref; PRAGMA user_version = 1;");
+  REQUIRE(raw_scalar(path, "PRAGMA user_version") == "1");
+  Ledger ledger(path);
+  CHECK(raw_scalar(path, "PRAGMA user_version") == "2");
+  auto old = ledger.built(hash_of(1));
+  REQUIRE(old);
+  CHECK(old->image_ref.empty());
+  BuildOutcome out = built_as("sha256:" + hash_of(3));
+  out.image_ref = "127.0.0.1:5000/kiln/x@sha256:" + hash_of(4);
+  ledger.finish_build(ledger.start_build(start_of("farm-runtime", hash_of(5))), out);
+  auto pushed = ledger.built(hash_of(5));
+  REQUIRE(pushed);
+  CHECK(pushed->image_ref == "127.0.0.1:5000/kiln/x@sha256:" + hash_of(4));
+  CHECK(ledger.history("farm-runtime").back().image_ref == pushed->image_ref);
+}
+
 TEST_CASE("input hashes are checked and normalized") {
   TempDir tmp;
   Ledger ledger(tmp.file("state.db"));
