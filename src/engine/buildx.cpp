@@ -1,7 +1,8 @@
 // BuildKit through `docker buildx build`, run as a subprocess with an
 // argument vector (posix_spawnp, no shell). Progress comes as rawjson on
 // stderr (concatenated pretty-printed SolveStatus objects), the result in
-// --metadata-file; --load puts the image into the engine behind DOCKER_HOST.
+// --metadata-file; --load puts the image into the engine behind DOCKER_HOST
+// (unix, tcp with TLS files, or an ssh engine's forwarded socket).
 #include "engine/internal.h"
 #include "util/base64.h"
 #include "util/child.h"
@@ -16,7 +17,6 @@
 #include <map>
 #include <set>
 
-extern char** environ;  // buildx_env starts from kiln's own
 
 namespace kiln::engine::detail {
 namespace {
@@ -43,16 +43,12 @@ std::vector<std::string> buildx_argv(const BuildRequest& r, const BuildxOptions&
   return a;
 }
 
-// The caller's environment with DOCKER_HOST pointing at our engine, and no
-// default provenance attestations (the docker driver cannot store them).
-std::vector<std::string> buildx_env(const Endpoint& ep) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view kv = *e;
-    if (kv.starts_with("DOCKER_HOST=") || kv.starts_with("DOCKER_CONTEXT=")) continue;
-    env.emplace_back(kv);
-  }
-  env.push_back("DOCKER_HOST=" + ep.uri());
+// The caller's environment with the docker CLI pointed at our engine
+// (docker_cli_env: DOCKER_HOST, TLS files, an ssh engine's forwarded
+// socket), and no default provenance attestations (the docker driver cannot
+// store them).
+std::vector<std::string> buildx_env(const Endpoint& ep, const fs::path& scratch) {
+  std::vector<std::string> env = docker_cli_env(ep, scratch);
   env.push_back("BUILDX_NO_DEFAULT_ATTESTATIONS=1");
   return env;
 }
@@ -165,7 +161,7 @@ BuildResult BuildxBuilder::build(const BuildRequest& req, const ProgressFn& prog
   TempDir tmp;
   fs::path metadata = tmp.path / "metadata.json";
   RawJsonStream stream(res, progress, log);
-  int status = run(client_.endpoint(), buildx_argv(req, opts_, metadata), buildx_env(client_.endpoint()),
+  int status = run(client_.endpoint(), buildx_argv(req, opts_, metadata), buildx_env(client_.endpoint(), tmp.path),
                    [&](std::string_view c) { stream.feed(c); });
   stream.finish();
   if (status != 0 && res.error.empty())
