@@ -40,6 +40,9 @@ std::string to_table(const matrix::Matrix& m, const Effective& e) {
     const matrix::Runner& r = m.runners[i];
     std::string what = fmt::format("{} {} gpu={}", r.engine.empty() ? "DOCKER_HOST" : r.engine, matrix::to_string(r.backend), matrix::to_string(r.gpu));
     for (const auto& c : r.gpu_classes) what += " " + c;
+    if (r.tls_verify) what += fmt::format(" tls_verify={}", *r.tls_verify);
+    for (auto [k, v] : {std::pair{"cert_path", &r.cert_path}, {"ca", &r.ca}, {"cert", &r.cert}, {"key", &r.key}})
+      if (!v->empty()) what += fmt::format(" {}={}", k, *v);  // paths only: never what is in them
     std::string from = origin(e.runners[i].from);
     if (e.runners[i].replaces) from += fmt::format(" (replaces {})", e.runners[i].replaces->str());
     rows.push_back({"runners." + r.name, what, from});
@@ -60,6 +63,9 @@ nlohmann::json to_json(const matrix::Matrix& m, const Effective& e) {
     nlohmann::json j{{"name", r.name}, {"engine", r.engine}, {"backend", matrix::to_string(r.backend)}, {"gpu", matrix::to_string(r.gpu)},
                      {"gpu_classes", r.gpu_classes}, {"from", origin(e.runners[i].from)}};
     if (e.runners[i].replaces) j["replaces"] = e.runners[i].replaces->str();
+    if (r.tls_verify) j["tls_verify"] = *r.tls_verify;
+    for (auto [k, v] : {std::pair{"cert_path", &r.cert_path}, {"ca", &r.ca}, {"cert", &r.cert}, {"key", &r.key}})
+      if (!v->empty()) j[k] = *v;
     runners.push_back(j);
   }
   nlohmann::json config = nullptr;

@@ -24,6 +24,22 @@ std::string base_url(const Endpoint& ep) {
   return (ep.tls ? "https://" : "http://") + host + ":" + std::to_string(ep.port) + kApi;
 }
 
+// TLS sessions resumed across requests: one easy handle per request would
+// otherwise pay a full handshake (with the client certificate) for every
+// call. Only sessions are shared, not connections: a stale kept-alive
+// connection under a streamed build body could not be retried.
+CURLSH* tls_sessions() {
+  static std::mutex locks[CURL_LOCK_DATA_LAST];
+  static CURLSH* share = [] {
+    CURLSH* s = curl_share_init();
+    curl_share_setopt(s, CURLSHOPT_LOCKFUNC, +[](CURL*, curl_lock_data d, curl_lock_access, void*) { locks[d].lock(); });
+    curl_share_setopt(s, CURLSHOPT_UNLOCKFUNC, +[](CURL*, curl_lock_data d, void*) { locks[d].unlock(); });
+    curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return s;
+  }();
+  return share;
+}
+
 // Where the bytes go. `socket` keeps an ssh tunnel's local path alive for
 // the request. TLS: the peer verified against ca (else the system's CAs)
 // with its host name checked, as the Docker CLI's --tlsverify; the client's
@@ -38,6 +54,7 @@ void set_transport(CURL* curl, const Endpoint& ep, std::string& socket) {
       break;
     case Endpoint::Transport::tcp:
       if (!ep.tls) return;
+      curl_easy_setopt(curl, CURLOPT_SHARE, tls_sessions());
       curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
       curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
       if (!ep.ca.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ep.ca.c_str());

@@ -86,7 +86,12 @@ std::optional<GpuMode> parse_gpu_mode(std::string_view word);
 
 struct Runner {
   std::string name;
-  std::string engine;   // "unix:///var/run/docker.sock"
+  std::string engine;   // "unix:///var/run/docker.sock", "tcp://HOST:2376", "ssh://USER@HOST"
+  // A tcp:// engine's TLS, as Docker's DOCKER_TLS_VERIFY and DOCKER_CERT_PATH
+  // (ca.pem, cert.pem, key.pem), or each file; paths absolute (relative to
+  // the file that wrote them). Unset: the environment's, as `docker -H`.
+  std::optional<bool> tls_verify;
+  std::string cert_path, ca, cert, key;
   Backend backend = Backend::engine;
   GpuMode gpu = GpuMode::none;
   std::vector<std::string> gpu_classes;
