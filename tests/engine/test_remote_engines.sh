@@ -259,7 +259,7 @@ EOF
     curl -fsS -o /dev/null --unix-socket "$sock" "http://localhost/v1.41/images/kiln.local/rs1:$R118/json"
   DOCKER_HOST=$url K build "$m" --state-dir "$tmp/st1" --only "$R118" --format json >"$tmp/b1b.json" 2>/dev/null
   check "a rerun over ssh finds it built (cached)" test "$(json "$tmp/b1b.json" "d['summary']['cached']")" -eq 1
-  check "no ssh process left behind" bash -c "! pgrep -f -- '-i $tmp/id_kiln' >/dev/null"
+  check "no ssh process left behind" bash -c "! pgrep -f -- '^ssh .*$tmp/id_kiln' >/dev/null"
   check "no tunnel directory left behind" test -z "$(ls -A "$tmp/t")"
   check "sshd saw kiln log in with its key" grep -q "Accepted publickey for root" "$tmp/sshd.log"
 
@@ -288,7 +288,7 @@ backend = \"buildx\"")
   closed=$(free_port)
   DOCKER_HOST=ssh://root@127.0.0.1:$closed K build "$m" --state-dir "$tmp/st3" >/dev/null 2>"$tmp/closed.err"
   expect_error $? "$tmp/closed.err" "no sshd on the port" "cannot reach the engine at ssh://root@127.0.0.1:$closed" "connection refused"
-  check "no ssh process left behind after the failures" bash -c "! pgrep -f -- '$tmp/id_' >/dev/null"
+  check "no ssh process left behind after the failures" bash -c "! pgrep -f -- '^ssh .*$tmp/id_' >/dev/null"
   check "no tunnel directory left behind after the failures" test -z "$(ls -A "$tmp/t")"
 }
 
