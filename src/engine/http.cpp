@@ -71,6 +71,10 @@ void set_transport(CURL* curl, const Endpoint& ep, std::string& socket) {
 
 bool has(std::string_view s, std::string_view what) { return s.find(what) != std::string_view::npos; }
 
+bool is_ip(const std::string& host) {
+  return host.find(':') != std::string::npos || host.find_first_not_of("0123456789.") == std::string::npos;
+}
+
 std::string ca_name(const Endpoint& ep) {
   return ep.ca.empty() ? "the system's CA store (no ca.pem in DOCKER_CERT_PATH or ~/.docker, no ca given)" : ep.ca;
 }
@@ -92,7 +96,7 @@ std::string explain_failure(const Endpoint& ep, CURLcode rc, const std::string& 
     case CURLE_PEER_FAILED_VERIFICATION:
       if (has(why, "subject name") || has(why, "does not match") || has(why, "hostname"))
         return "certificate verify failed: the engine's certificate does not name " + ep.host + " (" + why +
-               "); its subjectAltName must list DNS:" + ep.host + " or IP:" + ep.host;
+               "); its subjectAltName must list " + (is_ip(ep.host) ? "IP:" : "DNS:") + ep.host;
       return "certificate verify failed: the engine's certificate is not signed by the CA in " + ca_name(ep) + " (" +
              why + "); set DOCKER_CERT_PATH (or the runner's ca / cert_path) to the CA that signed the daemon's --tlscert";
     case CURLE_SSL_CACERT_BADFILE:

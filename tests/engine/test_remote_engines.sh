@@ -39,6 +39,8 @@ else
   [[ -x /usr/sbin/sshd ]] || { echo "SKIP: no /usr/sbin/sshd (apt-get install openssh-server)"; exit 77; }
 fi
 
+# The engines are on loopback: no proxy of the environment in between.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 tmp=$(mktemp -d /tmp/kiln-remote-$mode.XXXXXX)
 sshd_pid=
 cleanup() {
@@ -205,6 +207,13 @@ cert_path = \"$tmp/client\"")
   closed=$(free_port)
   rc=$(bad closed DOCKER_HOST=tcp://127.0.0.1:$closed DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$tmp/client)
   expect_error "$rc" "$tmp/closed.err" "closed port" "cannot reach the engine at tcp://127.0.0.1:$closed" "is dockerd running and listening"
+  m=$(mk rt6 "[cache]
+apt = \"kiln\"
+[runners.farm]
+engine = \"$url\"
+cert_path = \"$tmp/client\"")
+  env -u DOCKER_HOST "$kiln" --data-dir "$data" build "$m" --state-dir "$tmp/st6" --only "$R118" >/dev/null 2>"$tmp/cache.err"
+  expect_error $? "$tmp/cache.err" "[cache] apt = \"kiln\" with a remote engine" "this machine's 127.0.0.1" "$url"
   m=$(mk rt5 "[runners.farm]
 engine = \"$url\"
 ca = \"missing-ca.pem\"")
