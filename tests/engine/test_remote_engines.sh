@@ -145,6 +145,10 @@ tls_test() {
     K status "$m" --state-dir "$tmp/st1" --format json >"$tmp/s1.json" 2>"$tmp/s1.err"
     K audit "docker-daemon:kiln.local/rt1:$R118" --format json >"$tmp/a1.json" 2>"$tmp/a1.err"
     echo $? >"$tmp/a1.rc"
+    # verify's static check reads the image through the engine: a busybox
+    # image fails it (exit 1, a verdict), which is not the engine failing (2).
+    K verify "$m" --state-dir "$tmp/st1" --only "$R118" --format json >"$tmp/v1.json" 2>"$tmp/v1.err"
+    echo $? >"$tmp/v1.rc"
   )
   check "build over TLS exits 0 ($(tail -n 1 "$tmp/b1.err"))" test "$(cat "$tmp/b1.rc")" -eq 0
   check "the stage was built" test "$(json "$tmp/b1.json" "d['summary']['built']")" -eq 1
@@ -154,6 +158,9 @@ tls_test() {
     curl -fsS -o /dev/null --unix-socket "$sock" "http://localhost/v1.41/images/kiln.local/rt1:$R118/json"
   check "audit docker-daemon: through the TLS engine exits 0 ($(tail -n 1 "$tmp/a1.err"))" test "$(cat "$tmp/a1.rc")" -eq 0
   check "audit read the image from $url" grep -q "engine $url" "$tmp/a1.json"
+  check "verify through the TLS engine gives a verdict: exit 1, not 2 ($(tail -n 1 "$tmp/v1.err"))" test "$(cat "$tmp/v1.rc")" -eq 1
+  check "verify read the image over TLS (its size in the static check)" test \
+    "$(json "$tmp/v1.json" "d['combos'][0]['checks'][0]['detail']['size'] > 0")" == True
 
   echo "== 2. a runner's engine, ca, cert and key (engine and buildx backends)"
   m=$(mk rt2 "[runners.farm]
