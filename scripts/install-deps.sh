@@ -54,6 +54,14 @@ if [[ ! -x /usr/sbin/apt-cacher-ng ]]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends apt-cacher-ng >/dev/null
 fi
 
+# ssh:// engines are tested against a private sshd on loopback
+# (tests/engine/test_remote_engines.sh); only its binary is used, the
+# package's system service is not started.
+if [[ ! -x /usr/sbin/sshd ]]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
+fi
+
 # The HTML run report is laid out by a real browser in tests (report_browser).
 if ! command -v chromium >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null

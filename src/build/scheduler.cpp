@@ -240,6 +240,13 @@ void record_skips(std::vector<StageResult>& results, const std::string& matrix, 
 Options with_apt_cache(const plan::Plan& p, Options o, std::unique_ptr<detail::AptCacher>& cache) {
   try {
     if (p.cache.apt == "kiln") {
+      // kiln's proxy listens on this machine's 127.0.0.1, where RUN steps on
+      // another host's engine would find their own loopback instead.
+      for (const auto& e : o.engines)
+        if (e.endpoint.transport != engine::Endpoint::Transport::unix_socket)
+          throw std::runtime_error("[cache] apt = \"kiln\" runs apt-cacher-ng on this machine's 127.0.0.1, which builds on "
+                                   "the engine at " + e.endpoint.uri() + " cannot reach; set [cache] apt to a proxy URL the "
+                                   "farm's hosts reach (\"http://HOST:3142\"), or leave [cache] out");
       cache = detail::AptCacher::start(o.state_dir + "/apt-cache");
       o.apt_proxy = cache->url();
     } else if (!p.cache.apt.empty()) {

@@ -11,11 +11,33 @@ namespace kiln::cli {
 
 namespace {
 
+// A runner's TLS settings: the environment's (DOCKER_TLS_VERIFY,
+// DOCKER_CERT_PATH, as for `docker -H`), replaced by what the runner writes;
+// a runner that names its certificates wants TLS unless it says otherwise.
+engine::TlsSettings tls_of(const matrix::Runner& r) {
+  engine::TlsSettings t = engine::TlsSettings::from_env();
+  const bool names_files = !r.cert_path.empty() || !r.ca.empty() || !r.cert.empty() || !r.key.empty();
+  if (!r.cert_path.empty()) t.cert_path = r.cert_path;
+  if (!r.ca.empty()) t.ca = r.ca;
+  if (!r.cert.empty()) t.cert = r.cert;
+  if (!r.key.empty()) t.key = r.key;
+  if (r.tls_verify) t.verify = r.tls_verify;
+  else if (names_files) t.verify = true;
+  return t;
+}
+
 // A runner's engine URL, or DOCKER_HOST's when it names none.
 engine::Endpoint endpoint_of(const matrix::Runner& r) {
-  if (r.engine.empty()) return engine::Endpoint::from_env();
+  const bool has_tls = r.tls_verify || !r.cert_path.empty() || !r.ca.empty() || !r.cert.empty() || !r.key.empty();
   try {
-    return engine::Endpoint::parse(r.engine);
+    if (r.engine.empty()) {
+      if (has_tls) throw std::invalid_argument("tls_verify, cert_path, ca, cert and key need the runner's engine = \"tcp://HOST:PORT\"");
+      return engine::Endpoint::from_env();
+    }
+    engine::Endpoint ep = engine::Endpoint::parse(r.engine, tls_of(r));
+    if (has_tls && ep.transport != engine::Endpoint::Transport::tcp)
+      throw std::invalid_argument("tls_verify, cert_path, ca, cert and key apply to tcp:// engines, not " + ep.uri());
+    return ep;
   } catch (const std::invalid_argument& e) {
     throw InputError(r.where, fmt::format("runner '{}': {}", r.name, e.what()));
   }

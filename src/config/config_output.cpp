@@ -39,6 +39,9 @@ std::string to_table(const matrix::Matrix& m, const Effective& e) {
     std::string what = fmt::format("{} {} gpu={}", r.engine.empty() ? "DOCKER_HOST" : r.engine, matrix::to_string(r.backend), matrix::to_string(r.gpu));
     if (!r.builder.empty()) what += " builder=" + r.builder;
     for (const auto& c : r.gpu_classes) what += " " + c;
+    if (r.tls_verify) what += fmt::format(" tls_verify={}", *r.tls_verify);
+    for (auto [k, v] : {std::pair{"cert_path", &r.cert_path}, {"ca", &r.ca}, {"cert", &r.cert}, {"key", &r.key}})
+      if (!v->empty()) what += fmt::format(" {}={}", k, *v);  // paths only: never what is in them
     std::string from = origin(e.runners[i].from);
     if (e.runners[i].replaces) from += fmt::format(" (replaces {})", e.runners[i].replaces->str());
     rows.add_row({"runners." + r.name, what, from});
@@ -56,6 +59,9 @@ nlohmann::json to_json(const matrix::Matrix& m, const Effective& e) {
                      {"gpu_classes", r.gpu_classes}, {"from", origin(e.runners[i].from)}};
     if (e.runners[i].replaces) j["replaces"] = e.runners[i].replaces->str();
     if (!r.builder.empty()) j["builder"] = r.builder;
+    if (r.tls_verify) j["tls_verify"] = *r.tls_verify;
+    for (auto [k, v] : {std::pair{"cert_path", &r.cert_path}, {"ca", &r.ca}, {"cert", &r.cert}, {"key", &r.key}})
+      if (!v->empty()) j[k] = *v;
     runners.push_back(j);
   }
   nlohmann::json config = nullptr;

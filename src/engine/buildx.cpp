@@ -1,7 +1,8 @@
 // BuildKit through `docker buildx build`, run as a subprocess with an
 // argument vector (posix_spawnp, no shell). Progress comes as rawjson on
 // stderr (concatenated pretty-printed SolveStatus objects), the result in
-// --metadata-file; --load puts the image into the engine behind DOCKER_HOST.
+// --metadata-file; --load puts the image into the engine behind DOCKER_HOST
+// (unix, tcp with TLS files, or an ssh engine's forwarded socket).
 // A named builder that is not that engine (another driver, or the docker
 // driver of another context) pushes to the staging registry instead
 // (BuildxOptions::push_repository; docs/build-farm.md).
@@ -20,7 +21,6 @@
 #include <map>
 #include <set>
 
-extern char** environ;  // buildx_env starts from kiln's own
 
 namespace kiln::engine::detail {
 namespace {
@@ -63,17 +63,17 @@ std::vector<std::string> buildx_argv(const BuildRequest& r, const BuildxOptions&
   return a;
 }
 
-// The caller's environment with DOCKER_HOST pointing at our engine (none
-// when a context is named: it would override it), and no default
-// provenance attestations (the docker driver cannot store them).
-std::vector<std::string> buildx_env(const Endpoint& ep, const BuildxOptions& o) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string_view kv = *e;
-    if (kv.starts_with("DOCKER_HOST=") || kv.starts_with("DOCKER_CONTEXT=")) continue;
-    env.emplace_back(kv);
-  }
-  if (o.context.empty()) env.push_back("DOCKER_HOST=" + ep.uri());
+// The caller's environment with the docker CLI pointed at our engine
+// (docker_cli_env: DOCKER_HOST, TLS files, an ssh engine's forwarded
+// socket), and no default provenance attestations (the docker driver cannot
+// store them). A named context carries its own endpoint, and the CLI refuses
+// DOCKER_HOST beside --context, so then the engine variables are left out.
+std::vector<std::string> buildx_env(const Endpoint& ep, const BuildxOptions& o, const fs::path& scratch) {
+  std::vector<std::string> env = docker_cli_env(ep, scratch);
+  if (!o.context.empty())
+    std::erase_if(env, [](const std::string& kv) {
+      return kv.starts_with("DOCKER_HOST=") || kv.starts_with("DOCKER_TLS") || kv.starts_with("DOCKER_CERT_PATH=");
+    });
   env.push_back("BUILDX_NO_DEFAULT_ATTESTATIONS=1");
   return env;
 }
@@ -205,7 +205,7 @@ BuildResult BuildxBuilder::build(const BuildRequest& req, const ProgressFn& prog
   TempDir tmp;
   fs::path metadata = tmp.path / "metadata.json";
   RawJsonStream stream(res, progress, log);
-  int status = run(client_.endpoint(), buildx_argv(req, opts_, metadata), buildx_env(client_.endpoint(), opts_),
+  int status = run(client_.endpoint(), buildx_argv(req, opts_, metadata), buildx_env(client_.endpoint(), opts_, tmp.path),
                    [&](std::string_view c) { stream.feed(c); });
   stream.finish();
   if (status != 0 && res.error.empty())

@@ -1,4 +1,4 @@
-// The build engine: a Docker Engine API client over its unix socket (also
+// The build engine: a Docker Engine API client over its unix socket, TCP+TLS or ssh (also
 // Podman's Docker-compatible service), and two image builders behind one
 // interface — the engine's own POST /build, and BuildKit via `docker buildx`.
 // Endpoints, stream formats and Podman differences: docs/engine.md.
@@ -19,8 +19,9 @@
 
 namespace kiln::engine {
 
-// The socket is missing or refuses: an environment problem (callers exit 2).
-// what(): "cannot reach the engine at unix:///path: <curl error>".
+// The socket is missing or refuses, the host is unreachable, TLS or ssh
+// refused kiln: an environment problem (callers exit 2). One line:
+// "cannot reach the engine at URL: <what went wrong>; <what to do>".
 struct Unreachable : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -37,19 +38,55 @@ struct ApiError : std::runtime_error {
   int status;
 };
 
-// Where the engine listens. Only unix sockets: a TCP DOCKER_HOST is rejected
-// (std::invalid_argument) rather than silently ignored.
+// How a tcp:// engine is secured, read as the Docker CLI reads it ("Protect
+// the Docker daemon socket"): DOCKER_TLS_VERIFY turns TLS on, with the
+// server's certificate and host name verified; DOCKER_CERT_PATH is the
+// directory holding ca.pem, cert.pem and key.pem (default ~/.docker). A
+// runner (matrix or kiln.toml) may name its own directory or each file.
+struct TlsSettings {
+  std::optional<bool> verify;  // tls_verify / DOCKER_TLS_VERIFY; unset: see Endpoint::parse
+  std::string cert_path;       // cert_path / DOCKER_CERT_PATH; "" = ~/.docker
+  std::string ca, cert, key;   // files; each replaces cert_path's
+  // DOCKER_TLS_VERIFY (any non-empty value but "0"/"false") and DOCKER_CERT_PATH.
+  static TlsSettings from_env();
+};
+
+// Where the engine listens, and how to get there (docs/engine.md, "Remote
+// engines"): a unix socket; tcp://HOST:PORT, plain or TLS; ssh://[USER@]HOST[:PORT],
+// reached through a unix socket forwarded by `ssh -L` (kept open while kiln runs).
 struct Endpoint {
+  enum class Transport { unix_socket, tcp, ssh };
+  // unix: the socket. ssh: the remote engine's socket, forwarded.
   std::string socket_path = "/var/run/docker.sock";
-  std::string uri() const { return "unix://" + socket_path; }
-  // "unix:///path/to.sock": that socket. kiln speaks to engines over unix
-  // sockets only, so any other scheme (tcp://, ssh://, npipe://) or a
-  // unix:// URL without an absolute path throws std::invalid_argument
-  // naming the URL: never a socket path made of a host name.
-  static Endpoint parse(std::string_view url);
-  // DOCKER_HOST through parse(), else /var/run/docker.sock.
+  Transport transport = Transport::unix_socket;
+  std::string host;  // tcp, ssh ("::1" without brackets)
+  int port = 0;      // tcp: always set (2375 plain, 2376 TLS when unwritten); ssh: 0 = ssh's default
+  std::string user;  // ssh: "" = ssh's default (~/.ssh/config, the login name)
+  // tcp over TLS: the server is verified against `ca` ("" = the system's
+  // CAs) with its host name checked; cert/key ("" = none) are the client's.
+  bool tls = false;
+  std::string ca, cert, key;
+
+  // The URL as a user would write it: unix:///path, tcp://HOST:PORT,
+  // ssh://USER@HOST:PORT (the remote socket appended when not the default).
+  std::string uri() const;
+  // "unix:///path/to.sock", "tcp://HOST[:PORT]", "ssh://[USER@]HOST[:PORT][/remote.sock]".
+  // A tcp engine speaks TLS when tls.verify says so, else when it names a
+  // ca/cert/key or its port is 2376 (Docker's TLS port). Files named in
+  // `tls` must exist; cert_path's are used where they exist. Anything
+  // malformed (npipe://, fd://, a unix URL without an absolute path, a bad
+  // port) throws std::invalid_argument naming the URL.
+  static Endpoint parse(std::string_view url, const TlsSettings& tls = {});
+  // DOCKER_HOST (with TlsSettings::from_env()) through parse(), else /var/run/docker.sock.
   static Endpoint from_env();
 };
+
+// kiln's environment with the docker CLI pointed at `ep` (buildx, docker
+// context): DOCKER_HOST, and for TLS DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH
+// (a directory made under `scratch` with links named as the CLI wants them);
+// an ssh engine is handed over as its forwarded socket (opened if needed).
+// Any DOCKER_HOST, DOCKER_CONTEXT, DOCKER_TLS* or DOCKER_CERT_PATH of kiln's own is dropped.
+std::vector<std::string> docker_cli_env(const Endpoint& ep, const std::filesystem::path& scratch);
 
 // ---- plain data --------------------------------------------------------
 

@@ -1,5 +1,6 @@
-// HTTP to the engine over its unix socket with libcurl. One easy handle per
-// request: requests are few and long (builds, waits), so reuse buys nothing.
+// HTTP to the engine with libcurl: over its unix socket, TCP (plain or TLS)
+// or an ssh-forwarded socket. One easy handle per request: requests are few
+// and long (builds, waits), so reuse buys nothing.
 #include "engine/internal.h"
 #include "util/env_limits.h"
 
@@ -10,44 +11,113 @@
 #include <exception>
 #include <mutex>
 
-namespace kiln::engine {
-
-Endpoint Endpoint::parse(std::string_view url) {
-  constexpr std::string_view scheme = "unix://";
-  if (!url.starts_with(scheme)) {
-    const auto colon = url.find("://");
-    throw std::invalid_argument(
-        "engine " + std::string(url) + ": " +
-        (colon == std::string_view::npos ? std::string("not a URL")
-                                         : "kiln cannot drive " + std::string(url.substr(0, colon)) + ":// engines yet") +
-        "; kiln speaks to engines over unix sockets only (unix:///path/to.sock)");
-  }
-  const std::string_view path = url.substr(scheme.size());
-  if (!path.starts_with('/'))
-    throw std::invalid_argument("engine " + std::string(url) + ": a unix socket URL names an absolute path (unix:///path/to.sock)");
-  Endpoint ep;
-  ep.socket_path = std::string(path);
-  return ep;
-}
-
-Endpoint Endpoint::from_env() {
-  const char* host = std::getenv("DOCKER_HOST");
-  if (!host || !*host) return Endpoint{};
-  try {
-    return parse(host);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string("DOCKER_HOST: ") + e.what());
-  }
-}
-
-}  // namespace kiln::engine
-
 namespace kiln::engine::detail {
 namespace {
 
 // The API version every call names: 1.41 is Docker 20.10's, and Podman's
 // compat service accepts it too (docs/engine.md).
-constexpr const char* kBase = "http://localhost/v1.41";
+constexpr const char* kApi = "/v1.41";
+
+std::string base_url(const Endpoint& ep) {
+  if (ep.transport != Endpoint::Transport::tcp) return std::string("http://localhost") + kApi;
+  const std::string host = ep.host.find(':') == std::string::npos ? ep.host : "[" + ep.host + "]";
+  return (ep.tls ? "https://" : "http://") + host + ":" + std::to_string(ep.port) + kApi;
+}
+
+// TLS sessions resumed across requests: one easy handle per request would
+// otherwise pay a full handshake (with the client certificate) for every
+// call. Only sessions are shared, not connections: a stale kept-alive
+// connection under a streamed build body could not be retried.
+CURLSH* tls_sessions() {
+  static std::mutex locks[CURL_LOCK_DATA_LAST];
+  static CURLSH* share = [] {
+    CURLSH* s = curl_share_init();
+    curl_share_setopt(s, CURLSHOPT_LOCKFUNC, +[](CURL*, curl_lock_data d, curl_lock_access, void*) { locks[d].lock(); });
+    curl_share_setopt(s, CURLSHOPT_UNLOCKFUNC, +[](CURL*, curl_lock_data d, void*) { locks[d].unlock(); });
+    curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return s;
+  }();
+  return share;
+}
+
+// Where the bytes go. `socket` keeps an ssh tunnel's local path alive for
+// the request. TLS: the peer verified against ca (else the system's CAs)
+// with its host name checked, as the Docker CLI's --tlsverify; the client's
+// certificate and key as files (never their contents in memory or argv).
+void set_transport(CURL* curl, const Endpoint& ep, std::string& socket) {
+  switch (ep.transport) {
+    case Endpoint::Transport::unix_socket:
+      socket = ep.socket_path;
+      break;
+    case Endpoint::Transport::ssh:
+      socket = local_socket(ep);
+      break;
+    case Endpoint::Transport::tcp:
+      if (!ep.tls) return;
+      curl_easy_setopt(curl, CURLOPT_SHARE, tls_sessions());
+      curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+      curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+      if (!ep.ca.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ep.ca.c_str());
+      if (!ep.cert.empty()) {
+        curl_easy_setopt(curl, CURLOPT_SSLCERT, ep.cert.c_str());
+        curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(curl, CURLOPT_SSLKEY, ep.key.c_str());
+        curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+      }
+      return;
+  }
+  curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, socket.c_str());
+}
+
+bool has(std::string_view s, std::string_view what) { return s.find(what) != std::string_view::npos; }
+
+bool is_ip(const std::string& host) {
+  return host.find(':') != std::string::npos || host.find_first_not_of("0123456789.") == std::string::npos;
+}
+
+std::string ca_name(const Endpoint& ep) {
+  return ep.ca.empty() ? "the system's CA store (no ca.pem in DOCKER_CERT_PATH or ~/.docker, no ca given)" : ep.ca;
+}
+
+// curl's reason for a failed request, with what to do about it where the
+// cause is known: one line, for a user who set DOCKER_HOST or a runner.
+std::string explain_failure(const Endpoint& ep, CURLcode rc, const std::string& why) {
+  if (ep.transport == Endpoint::Transport::ssh) {
+    if (std::string t = ssh_trouble(ep); !t.empty()) return t;
+    return why;
+  }
+  if (ep.transport != Endpoint::Transport::tcp) return why;
+  const std::string where = ep.host + ":" + std::to_string(ep.port);
+  switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+      return why + "; is dockerd running and listening on " + where + " (dockerd -H tcp://" + where + ")?";
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return why + "; check the host name";
+    case CURLE_PEER_FAILED_VERIFICATION:
+      if (has(why, "subject name") || has(why, "does not match") || has(why, "hostname"))
+        return "certificate verify failed: the engine's certificate does not name " + ep.host + " (" + why +
+               "); its subjectAltName must list " + (is_ip(ep.host) ? "IP:" : "DNS:") + ep.host;
+      return "certificate verify failed: the engine's certificate is not signed by the CA in " + ca_name(ep) + " (" +
+             why + "); set DOCKER_CERT_PATH (or the runner's ca / cert_path) to the CA that signed the daemon's --tlscert";
+    case CURLE_SSL_CACERT_BADFILE:
+      return "cannot read the CA file " + ca_name(ep) + " (" + why + ")";
+    case CURLE_SSL_CERTPROBLEM:
+      return "cannot use the client certificate " + ep.cert + " and key " + ep.key + " (" + why + ")";
+    default:
+      break;
+  }
+  if (ep.tls && has(why, "alert")) {  // the daemon refused kiln's side of the handshake
+    if (ep.cert.empty())
+      return "the engine requires a client certificate and kiln has none (" + why +
+             "); put cert.pem and key.pem in DOCKER_CERT_PATH (or ~/.docker), or set the runner's cert and key";
+    return "the engine refused the client certificate " + ep.cert + " (" + why +
+           "); it must be signed by the CA the daemon trusts (dockerd --tlscacert)";
+  }
+  if (ep.tls && has(why, "wrong version number"))
+    return "the engine does not speak TLS on " + where + " (" + why +
+           "); use its TLS port, or unset DOCKER_TLS_VERIFY / the runner's tls_verify for a plain engine";
+  return why;
+}
 
 void global_init() {
   static std::once_flag once;
@@ -216,10 +286,10 @@ HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
   Handle h;
   HttpResponse resp;
   Transfer t{h.curl, &req, &resp};
-  std::string url = kBase + req.path;
+  std::string url = base_url(ep) + req.path, socket;
   char errbuf[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(h.curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h.curl, CURLOPT_UNIX_SOCKET_PATH, ep.socket_path.c_str());
+  set_transport(h.curl, ep, socket);
   curl_easy_setopt(h.curl, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h.curl, CURLOPT_NOSIGNAL, 1L);
   // libcurl's own default (300 s) stands in for "no limit" on connecting.
@@ -248,6 +318,11 @@ HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
   CURLcode rc = curl_easy_perform(h.curl);
   if (t.error) std::rethrow_exception(t.error);
   curl_easy_getinfo(h.curl, CURLINFO_RESPONSE_CODE, &resp.status);
+  // dockerd's answer to plain HTTP on its TLS port.
+  if (rc == CURLE_OK && resp.status == 400 && !ep.tls && has(resp.body, "HTTP request to an HTTPS server"))
+    throw Unreachable("cannot reach the engine at " + ep.uri() +
+                      ": the engine speaks TLS; set DOCKER_TLS_VERIFY=1 (or the runner's tls_verify = true) with "
+                      "DOCKER_CERT_PATH holding ca.pem, cert.pem and key.pem");
   if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && t.stopped_by_sink)) return resp;
   if (rc == CURLE_OPERATION_TIMEDOUT && shape == Shape::wait) {
     resp.timed_out = true;
@@ -259,7 +334,7 @@ HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
     throw_timeout(ep, req, t, lim, connect_us > 0 || t.went_idle);
   }
   std::string why = *errbuf ? errbuf : curl_easy_strerror(rc);
-  throw Unreachable("cannot reach the engine at " + ep.uri() + ": " + why);
+  throw Unreachable("cannot reach the engine at " + ep.uri() + ": " + explain_failure(ep, rc, why));
 }
 
 HttpResponse http_ok(const Endpoint& ep, const HttpRequest& req) {

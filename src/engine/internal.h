@@ -16,7 +16,7 @@
 
 namespace kiln::engine::detail {
 
-// ---- HTTP over the unix socket ----
+// ---- HTTP to the engine (unix socket, TCP/TLS, ssh tunnel) ----
 
 struct HttpRequest {
   std::string method = "GET";
@@ -48,6 +48,19 @@ HttpResponse http(const Endpoint& ep, const HttpRequest& req);
 HttpResponse http_ok(const Endpoint& ep, const HttpRequest& req);
 
 std::string url_escape(std::string_view s);
+
+// ---- ssh engines: a unix socket forwarded by `ssh -L` ----
+
+// The local end of an ssh engine's forwarded socket. The tunnel (one ssh
+// process per engine URL, shared by every request and thread) is opened on
+// first use, opened again when its ssh has ended, and ended when kiln exits.
+// Throws Unreachable naming what ssh said (permission denied, host key,
+// connection refused), Timeout when it does not come up in time.
+std::string local_socket(const Endpoint& ep);
+// After a request through the tunnel failed: what ssh logged about it (the
+// remote socket missing, forwarding forbidden, ssh gone), as the reason to
+// report; "" when it said nothing.
+std::string ssh_trouble(const Endpoint& ep);
 
 // ---- incremental parsers ----
 

@@ -86,7 +86,12 @@ std::optional<GpuMode> parse_gpu_mode(std::string_view word);
 
 struct Runner {
   std::string name;
-  std::string engine;   // "unix:///var/run/docker.sock"
+  std::string engine;   // "unix:///var/run/docker.sock", "tcp://HOST:2376", "ssh://USER@HOST"
+  // A tcp:// engine's TLS, as Docker's DOCKER_TLS_VERIFY and DOCKER_CERT_PATH
+  // (ca.pem, cert.pem, key.pem), or each file; paths absolute (relative to
+  // the file that wrote them). Unset: the environment's, as `docker -H`.
+  std::optional<bool> tls_verify;
+  std::string cert_path, ca, cert, key;
   Backend backend = Backend::engine;
   // backend = "buildx": the buildx builder to use (`docker buildx ls`), any
   // driver; "" the engine's own (buildx's "default"). A builder that is not

@@ -1,5 +1,7 @@
 #include "matrix/sections.h"
 
+#include <cstdlib>
+#include <filesystem>
 #include <set>
 
 #include <fmt/format.h>
@@ -118,6 +120,15 @@ bool SectionReader::check_credential_helper(const std::string& name, const Locat
   return false;
 }
 
+std::string SectionReader::beside_file(const std::string& path) const {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  if (path.starts_with("~/"))
+    if (const char* home = std::getenv("HOME"); home && *home) p = fs::path(home) / path.substr(2);
+  if (p.is_relative()) p = fs::path(file_).parent_path() / p;
+  return fs::absolute(p).lexically_normal().string();
+}
+
 void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
   const toml::table* t = top.table("runners");
   if (!t) return;
@@ -128,10 +139,15 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
       continue;
     }
     TomlFields f = fields(*rt);
-    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "builder"});
+    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "builder", "tls_verify",
+            "cert_path", "ca", "cert", "key"});
     Runner r;
     r.name = std::string(key.str());
     r.engine = f.str("engine").value_or("");
+    r.tls_verify = f.boolean("tls_verify");
+    // Paths to files, never key material: the TOML holds where they are.
+    for (auto [k, field] : {std::pair{"cert_path", &r.cert_path}, {"ca", &r.ca}, {"cert", &r.cert}, {"key", &r.key}})
+      if (auto v = f.str(k)) *field = beside_file(*v);
     const std::string backend = f.str("backend").value_or("engine"), gpu = f.str("gpu").value_or("none");
     if (auto b = parse_backend(backend)) r.backend = *b;
     else error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");

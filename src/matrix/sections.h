@@ -41,6 +41,8 @@ class SectionReader {
   // The NAME of a docker-credential-NAME helper, as Docker's credHelpers
   // write it; true when it is one.
   bool check_credential_helper(const std::string& name, const Location& at);
+  // A path as written in the file: "~/" is $HOME, a relative one is beside the file.
+  std::string beside_file(const std::string& path) const;
   // A string or array of strings, each value with its own location.
   std::vector<Value> values(TomlFields& f, std::string_view key, bool required);
 

@@ -242,4 +242,56 @@ ChildResult run_child(const ChildSpec& spec, const std::function<bool(std::strin
   return res;
 }
 
+BackgroundChild::BackgroundChild(const std::vector<std::string>& argv, const std::string& log) {
+  if (argv.empty()) throw std::invalid_argument("BackgroundChild: no program");
+  install_forwarding();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  sigset_t forwarded, old_mask;  // as in run_child: no signal between spawn and registration
+  sigemptyset(&forwarded);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&forwarded, sig);
+  pthread_sigmask(SIG_BLOCK, &forwarded, &old_mask);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setsigmask(&attr, &old_mask);
+  std::vector<std::string> args = argv;
+  auto av = c_strings(args);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, av[0], &fa, &attr, av.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc == 0) slot_ = new GroupSlot(pid);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  if (rc != 0) throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+  pid_ = pid;
+}
+
+std::optional<int> BackgroundChild::exited() {
+  if (status_) return status_;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) status_ = decode(status);
+  else if (r < 0 && errno != EINTR) status_ = 128 + SIGKILL;  // not ours any more
+  return status_;
+}
+
+BackgroundChild::~BackgroundChild() {
+  if (!exited()) {
+    ::kill(-pid_, SIGTERM);
+    const auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (!exited() && Clock::now() < deadline) ::usleep(20'000);
+    if (!exited()) {
+      ::kill(-pid_, SIGKILL);
+      bool unused = false;
+      status_ = reap(pid_, std::nullopt, unused);
+    }
+  }
+  delete static_cast<GroupSlot*>(slot_);
+}
+
 }  // namespace kiln

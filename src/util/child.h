@@ -7,6 +7,7 @@
 #pragma once
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,5 +35,27 @@ struct ChildResult {
 // Throws std::runtime_error when it cannot be started (no such program).
 // on_output returns false to stop reading (the group is then killed).
 ChildResult run_child(const ChildSpec& spec, const std::function<bool(std::string_view)>& on_output);
+
+// A helper program that runs beside kiln for as long as this object lives
+// (an `ssh -L` tunnel): in a process group of its own, passed kiln's
+// SIGINT/SIGTERM/SIGHUP like run_child's. stdin and stdout are /dev/null;
+// stderr is appended to `log` (a file, not a pipe: a pipe nobody reads
+// would fill and stall it). The destructor ends the group (SIGTERM, then
+// SIGKILL after 2 s) and reaps it.
+class BackgroundChild {
+ public:
+  // Throws std::runtime_error when it cannot be started.
+  BackgroundChild(const std::vector<std::string>& argv, const std::string& log);
+  ~BackgroundChild();
+  BackgroundChild(const BackgroundChild&) = delete;
+  BackgroundChild& operator=(const BackgroundChild&) = delete;
+  // Its exit status (128 + signal) once it has ended; nullopt while it runs.
+  std::optional<int> exited();
+
+ private:
+  int pid_ = 0;
+  std::optional<int> status_;
+  void* slot_ = nullptr;  // its entry in the table of groups kiln's signals go to
+};
 
 }  // namespace kiln

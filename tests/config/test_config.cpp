@@ -257,3 +257,20 @@ TEST_CASE("config errors are the matrix reader's, at file:line:col", "[config][b
   // TOML syntax, at toml++'s position.
   CHECK(errors_of("[runners.a]\nengine = \n").find("kiln.toml:2:") == 0);
 }
+
+TEST_CASE("a runner's TLS keys: paths beside the file, ~ is $HOME, never their contents", "[config][tls]") {
+  auto c = config::parse_text(
+      "[runners.farm]\nengine = \"tcp://build-1:2376\"\ntls_verify = true\ncert_path = \"certs/build-1\"\n"
+      "ca = \"/etc/kiln/ca.pem\"\ncert = \"~/kiln/cert.pem\"\nkey = \"../keys/key.pem\"\n",
+      "/site/conf/kiln.toml");
+  REQUIRE(c.runners.size() == 1);
+  const auto& r = c.runners[0];
+  CHECK(r.tls_verify == true);
+  CHECK(r.cert_path == "/site/conf/certs/build-1");
+  CHECK(r.ca == "/etc/kiln/ca.pem");
+  const char* home = std::getenv("HOME");
+  if (home && *home) CHECK(r.cert == (fs::path(home) / "kiln/cert.pem").lexically_normal().string());
+  CHECK(r.key == "/site/keys/key.pem");
+  CHECK(errors_of("[runners.a]\nengine = \"tcp://h:2376\"\ntls_verify = \"yes\"\n").find("kiln.toml:3:") == 0);
+  CHECK(errors_of("[runners.a]\ncacert = \"x\"\n").find("unknown key 'cacert'") != std::string::npos);
+}

@@ -127,28 +127,6 @@ TEST_CASE("FrameDemux splits stdout and stderr frames whatever the split", "[eng
   CHECK(logs.out == huge);
 }
 
-TEST_CASE("Endpoint honours DOCKER_HOST", "[engine]") {
-  setenv("DOCKER_HOST", "unix:///tmp/x.sock", 1);
-  CHECK(Endpoint::from_env().socket_path == "/tmp/x.sock");
-  CHECK(Endpoint::from_env().uri() == "unix:///tmp/x.sock");
-  setenv("DOCKER_HOST", "tcp://127.0.0.1:2375", 1);
-  CHECK_THROWS_AS(Endpoint::from_env(), std::invalid_argument);
-  unsetenv("DOCKER_HOST");
-  CHECK(Endpoint::from_env().socket_path == "/var/run/docker.sock");
-}
-
-TEST_CASE("engine URLs: unix sockets only, anything else said plainly", "[engine][endpoint]") {
-  CHECK(Endpoint::parse("unix:///run/user/1000/podman/podman.sock").socket_path == "/run/user/1000/podman/podman.sock");
-  CHECK(Endpoint::parse("unix:///var/run/docker.sock").uri() == "unix:///var/run/docker.sock");
-  // A TCP engine must not become the socket "/10.0.0.1:2375".
-  CHECK_THROWS_WITH(Endpoint::parse("tcp://10.0.0.1:2375"),
-                    Catch::Contains("engine tcp://10.0.0.1:2375: kiln cannot drive tcp:// engines yet"));
-  CHECK_THROWS_WITH(Endpoint::parse("ssh://me@host"), Catch::Contains("kiln cannot drive ssh:// engines yet"));
-  CHECK_THROWS_WITH(Endpoint::parse("/var/run/docker.sock"), Catch::Contains("not a URL"));
-  CHECK_THROWS_WITH(Endpoint::parse("unix://docker.sock"), Catch::Contains("names an absolute path"));
-  CHECK_THROWS_AS(Endpoint::parse(""), std::invalid_argument);
-}
-
 TEST_CASE("make_builder knows engine and buildx", "[engine]") {
   Endpoint ep{"/nonexistent.sock"};
   CHECK(make_builder("engine", ep)->name() == "engine");

@@ -9,6 +9,8 @@
 #   tests/support/dockerd.sh socket NAME  # prints the socket path
 # Both are idempotent: start on a running daemon only prints its socket.
 # KILN_TEST_ROOT overrides the parent directory (default /var/lib/kiln-test).
+# KILN_TEST_DOCKERD_ARGS: more dockerd arguments for `start`, split on white
+# space (the remote-engine test adds a TLS listener: -H tcp://… --tlsverify …).
 set -euo pipefail
 
 cmd=${1:-}; name=${2:-}
@@ -35,6 +37,7 @@ start() {
   setsid dockerd \
     --data-root "$base/data" --exec-root "$exec_root" --pidfile "$pidfile" \
     -H "unix://$sock" --bridge=none --iptables=false --ip-masq=false --ip6tables=false \
+    ${KILN_TEST_DOCKERD_ARGS:-} \
     >"$log" 2>&1 </dev/null &
   for _ in $(seq 1 300); do
     if ping; then echo "$sock"; return 0; fi

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 
 #include "util/child.h"
 #include "util/env_limits.h"
@@ -155,4 +157,47 @@ TEST_CASE("run_child: SIGTERM to kiln reaches the child's group before kiln dies
   CHECK(WTERMSIG(status) == SIGTERM);  // it still dies of the signal it got
   for (int i = 0; i < 1000 && running(grandchild); ++i) usleep(10'000);
   CHECK_FALSE(running(grandchild));
+}
+
+TEST_CASE("BackgroundChild: runs beside kiln, its stderr in a file, ended and reaped with the object", "[child][background]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("kiln-bg-test-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string log = (dir / "err.log").string();
+  pid_t grandchild = 0;
+  {
+    // A leader that starts a child of its own (as ssh could a ProxyCommand) and waits.
+    BackgroundChild c({"sh", "-c", "sleep 300 & echo $! >&2; echo started >&2; wait"}, log);
+    for (int i = 0; i < 250 && std::ifstream(log).peek() == EOF; ++i) usleep(20'000);
+    CHECK_FALSE(c.exited().has_value());
+    std::ifstream in(log);
+    in >> grandchild;
+    REQUIRE(grandchild > 0);
+    CHECK(::kill(grandchild, 0) == 0);
+  }
+  // The whole group went with the object: the sleep too (reaped by init; give it a moment).
+  // Gone, or a zombie waiting for whoever reaps orphans here.
+  auto ended = [](pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string pid_field, comm, state;
+    return !(stat >> pid_field >> comm >> state) || state == "Z";
+  };
+  bool gone = false;
+  for (int i = 0; i < 250 && !gone; ++i) {
+    gone = ended(grandchild);
+    if (!gone) usleep(20'000);
+  }
+  CHECK(gone);
+  {
+    BackgroundChild c({"sh", "-c", "echo 'Permission denied (publickey).' >&2; exit 3"}, log);
+    std::optional<int> status;
+    for (int i = 0; i < 250 && !(status = c.exited()); ++i) usleep(20'000);
+    CHECK(status == 3);
+  }
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.find("Permission denied (publickey).") != std::string::npos);  // appended after the first's lines
+  CHECK(text.find("started") != std::string::npos);
+  CHECK_THROWS_AS(BackgroundChild({"kiln-no-such-program-xyz"}, log), std::runtime_error);
+  fs::remove_all(dir);
 }
