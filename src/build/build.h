@@ -25,6 +25,14 @@ struct EngineSpec {
   std::string name;  // a runner name, or "default"
   engine::Endpoint endpoint;
   matrix::Backend backend = matrix::Backend::engine;
+  // Where the scheduler may put a stage (docs/build.md, "Several engines"):
+  // at most `jobs` builds at a time here (0: only Options::jobs limits it);
+  // the OCI platforms it builds, "linux/amd64" or "linux/arm64" (empty: the
+  // engine's own Os/Arch from GET /version; an engine with qemu's binfmt
+  // handlers may declare both); labels a stage's [engine_labels] must find.
+  int jobs = 0;
+  std::vector<std::string> platforms;
+  std::vector<std::string> labels;
 };
 
 struct Options {
@@ -40,6 +48,9 @@ struct Options {
   // The apt proxy every stage's apt steps go through (build argument
   // APT_PROXY); "" none. build_plan sets it from the plan's [cache] apt.
   std::string apt_proxy;
+  // How many times a stage is tried again, on another engine, when its
+  // engine stops answering (the engine is not used again in this run).
+  int retries = 2;
 };
 
 enum class Outcome { built, cached, failed, skipped };
@@ -56,6 +67,9 @@ struct StageResult {
   std::string error;
   std::string log_path;
   double seconds = 0;
+  // 1, or more when the stage was tried again on another engine (the ledger
+  // keeps every attempt: builds.attempt, builds.runner, builds.retry_reason).
+  int attempts = 1;
   // The image's size and its largest layers (engine inspect and history),
   // for built and cached stages; 0 and empty when unknown.
   std::int64_t size = 0;
@@ -75,7 +89,9 @@ struct Report {
 
 // What the progress display sees, from any worker thread (serialised).
 struct Event {
-  enum Kind { queued, started, progressed, finished } kind;
+  // retried: the stage goes back to the queue (line says why: its engine
+  // stopped answering, or its parent must be rebuilt on another engine).
+  enum Kind { queued, started, progressed, finished, retried } kind;
   std::string id;
   int step = 0, total = 0;
   std::string line;

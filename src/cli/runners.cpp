@@ -46,7 +46,7 @@ std::vector<build::EngineSpec> engines_for(const matrix::Matrix& m, const std::v
   for (const auto& r : m.runners) {
     bool wanted = names.empty() ? !r.engine.empty() : std::count(names.begin(), names.end(), r.name) > 0;
     if (!wanted) continue;
-    out.push_back({r.name, endpoint_of(r), r.backend});
+    out.push_back({r.name, endpoint_of(r), r.backend, r.jobs, r.platforms, r.labels});
   }
   require_runners(m, names, "--builder");
   if (out.empty()) out.push_back({"default", engine::Endpoint::from_env(), matrix::Backend::engine});

@@ -118,6 +118,20 @@ bool SectionReader::check_credential_helper(const std::string& name, const Locat
   return false;
 }
 
+// jobs, platform and labels: where the scheduler may put a build.
+void SectionReader::read_build_keys(TomlFields& f, Runner& r) {
+  if (auto jobs = f.integer("jobs")) {
+    if (*jobs < 1 || *jobs > 256) error(f.where("jobs"), fmt::format("jobs must be 1 to 256, got {}", *jobs));
+    else r.jobs = static_cast<int>(*jobs);
+  }
+  r.platforms = f.strings("platform");
+  for (const auto& p : r.platforms)
+    if (p != "linux/amd64" && p != "linux/arm64")
+      error(f.where("platform"), fmt::format("platform {} is not \"linux/amd64\" or \"linux/arm64\"", grammar::quoted(p)));
+  r.labels = f.strings("labels");
+  for (const auto& l : r.labels) check(l, f.where("labels"), grammar::tag, "engine label");
+}
+
 void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
   const toml::table* t = top.table("runners");
   if (!t) return;
@@ -128,7 +142,8 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
       continue;
     }
     TomlFields f = fields(*rt);
-    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc"});
+    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "jobs", "platform",
+            "labels"});
     Runner r;
     r.name = std::string(key.str());
     r.engine = f.str("engine").value_or("");
@@ -148,6 +163,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     r.ipc = f.str("ipc").value_or("");
     if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
       error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
+    read_build_keys(f, r);
     r.where = f.where();
     check(r.name, r.where, grammar::tag, "runner name");
     for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");

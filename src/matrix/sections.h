@@ -41,6 +41,8 @@ class SectionReader {
   // The NAME of a docker-credential-NAME helper, as Docker's credHelpers
   // write it; true when it is one.
   bool check_credential_helper(const std::string& name, const Location& at);
+  // A runner's jobs, platform and labels (for the build scheduler).
+  void read_build_keys(TomlFields& f, Runner& r);
   // A string or array of strings, each value with its own location.
   std::vector<Value> values(TomlFields& f, std::string_view key, bool required);
 

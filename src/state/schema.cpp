@@ -77,6 +77,14 @@ CREATE INDEX verdicts_by_digest ON verdicts (image_digest, runner, check_name, i
 PRAGMA application_id = 1802071150;
 PRAGMA user_version = 1;
 )sql",
+    // 1 -> 2: where each attempt ran and why it was retried (a build over
+    // several engines retries a stage whose engine stopped answering).
+    R"sql(
+ALTER TABLE builds ADD COLUMN runner       TEXT    NOT NULL DEFAULT '';  -- the engine's runner name
+ALTER TABLE builds ADD COLUMN attempt      INTEGER NOT NULL DEFAULT 1;   -- 1, then 2, 3 for retries in one run
+ALTER TABLE builds ADD COLUMN retry_reason TEXT    NOT NULL DEFAULT '';  -- why this attempt is a retry
+PRAGMA user_version = 2;
+)sql",
 };
 constexpr int latest_version = sizeof(migrations) / sizeof(migrations[0]);
 static_assert(latest_version == Ledger::schema_version, "add a migration when bumping schema_version");
