@@ -3,8 +3,10 @@
 // Every valid combination is one stage; a devel image whose recipe builds
 // on its runtime sibling has that stage as its parent, so shared layers are
 // built once. Stages run in dependency order, `jobs` at a time, spread over
-// one or more engines (a child runs on its parent's engine, where the
-// parent image is). A stage whose input hash (Dockerfile, context, parent
+// one or more engines that match their platform and labels, within each
+// engine's own `jobs` (a child runs on its parent's engine, where the
+// parent image is); a stage whose engine stops answering is retried on
+// another (docs/build.md, "Several engines"). A stage whose input hash (Dockerfile, context, parent
 // or base image id, catalog version) has a built image in the ledger that
 // still exists on its engine is not rebuilt. A failure skips the stage's
 // dependants and nothing else, unless fail_fast.

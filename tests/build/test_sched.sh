@@ -90,8 +90,18 @@ data=$tmp/data
 mkdir -p "$data/recipes/install"
 cp -r "$src/recipes/catalog" "$data/recipes/catalog"  # a copy: the install recipes are found beside the catalog's real path
 cp "$src/recipes/install/pytorch.toml" "$data/recipes/install/"
-sed '/^os_family = "ubuntu"/,/^method/ s/^method = "nvidia-base"$/method = "nvidia-base"\ndevel_from_runtime = true/' \
-  "$src/recipes/install/cuda.toml" >"$data/recipes/install/cuda.toml"
+# The catalog reads devel_from_runtime for apt recipes only: Ubuntu gets
+# stand-in apt recipes (never installed: the sched templates run no apt).
+python3 - "$src/recipes/install/cuda.toml" "$data/recipes/install/cuda.toml" <<'EOF'
+import sys
+text = open(sys.argv[1]).read()
+ubuntu = '[[cuda]]\nos_family = "ubuntu"\ncuda = "*"\nmethod = "nvidia-base"\n'
+assert ubuntu in text, "recipes/install/cuda.toml changed: update test_sched.sh"
+rules = "".join(f'[[cuda]]\nos_family = "ubuntu"\ncuda = "{c}"\nfull = "{c}.0"\nmethod = "apt"\nruntime = ["kiln-test-runtime"]\n'
+                f'devel = ["kiln-test-devel"]\ndevel_from_runtime = true\nsource = ["D1"]\n\n'
+                for c in ["11.6", "11.7", "11.8", "12.1", "12.4", "12.6", "12.8", "12.9", "13.0", "13.2"])
+open(sys.argv[2], "w").write(text.replace(ubuntu, rules))
+EOF
 cp -r "$src/tests/build/data/sched/templates" "$data/templates"
 slow_data() {  # slow_data SECONDS: a copy of the data dir whose every stage sleeps that long
   local dir=$tmp/data-slow$1
