@@ -49,6 +49,8 @@ using detail::Need;
 using detail::Slot;
 using detail::engine_platform;
 using detail::may_retry;
+using detail::matches;
+using detail::no_engine_message;
 
 // Every engine must answer before anything builds (exit 2 otherwise); its
 // answer says its platform (when the runner declares none) and whether it
@@ -258,6 +260,14 @@ class Scheduler {
     state_[i] = waiting;
     if (state_[p] != done) return;  // already queued or running again
     const Slot& gone = slots_[engine_of_[p]];
+    const Need& need = g_.nodes[p].need;
+    if (std::none_of(slots_.begin(), slots_.end(), [&](const Slot& e) { return matches(e, need); })) {
+      // Nowhere to rebuild it: the parent stays built (where it is), the child fails.
+      fail(i, fmt::format("its parent {}'s image is on engine '{}', which stopped answering ({}), and {} for {}",
+                          results_[p].id, gone.name, gone.down_reason, no_engine_message(slots_, need), results_[p].id),
+           gone.down_reason);
+      return;
+    }
     if (!may_retry(attempts_[p], o_.retries)) {
       fail(i, fmt::format("its parent {}'s image is on engine '{}', which stopped answering ({}), and {} was already "
                           "built {} times", results_[p].id, gone.name, gone.down_reason, results_[p].id, attempts_[p]),

@@ -226,8 +226,10 @@ if [[ $mode == failover ]]; then
   "$kiln" --data-dir "$slow" build "$m" --only 'pytorch2.6.0-*' -j 6 --state-dir "$st" --format json >"$tmp/b4.json" 2>"$tmp/b4.err" &
   pid=$!
   bg_pids+=("$pid")
-  e2_building() { [[ $(sql "$st" "select count(*) from builds where runner = 'e2' and status = 'building'" 2>/dev/null) -ge 1 ]]; }
-  if wait_for 60 e2_building; then
+  # Killed once e2 builds a devel stage: its runtime's image is on e2 too, so
+  # the retry needs that runtime rebuilt elsewhere first.
+  e2_building() { [[ $(sql "$st" "select count(*) from builds where runner = 'e2' and status = 'building' and stage_id like '%-devel'" 2>/dev/null) -ge 1 ]]; }
+  if wait_for 90 e2_building; then
     kill -9 "$(dockerd_pid ${names[1]})"
     killed_ms=$(date +%s%3N)
     s0=$(date +%s)
@@ -250,6 +252,13 @@ if [[ $mode == failover ]]; then
       and status <> 'built'")" -eq 0
     check "nothing started on e2 after the kill" test \
       "$(sql "$st" "select count(*) from builds where runner = 'e2' and started_at > $killed_ms")" -eq 0
+    rebuilt=$(sql "$st" "select stage_id, runner from builds where status = 'built' and retry_reason like 'its image was on engine ''e2''%'" | head -n 1)
+    check "a runtime whose image was on e2 was rebuilt on e1 or e3 (${rebuilt:-none})" test -n "$rebuilt" -a "${rebuilt#*|}" != e2
+    if [[ -n $rebuilt ]]; then
+      r=${rebuilt%|*}
+      check "its devel then built on the same engine" test \
+        "$(sql "$st" "select runner from builds where stage_id = '${r%-runtime}-devel' and status = 'built'")" == "${rebuilt#*|}"
+    fi
     check "at most 3 attempts for any stage" test "$(sql "$st" "select max(attempt) from builds")" -le 3
     check "the JSON counts the attempts" test "$(json "$tmp/b4.json" "max(c['attempts'] for c in d['combos'])")" -ge 2
   else
