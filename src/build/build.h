@@ -3,8 +3,10 @@
 // Every valid combination is one stage; a devel image whose recipe builds
 // on its runtime sibling has that stage as its parent, so shared layers are
 // built once. Stages run in dependency order, `jobs` at a time, spread over
-// one or more engines (a child runs on its parent's engine, where the
-// parent image is). A stage whose input hash (Dockerfile, context, parent
+// one or more engines that match their platform and labels, within each
+// engine's own `jobs` (a child runs on its parent's engine, where the
+// parent image is); a stage whose engine stops answering is retried on
+// another (docs/build.md, "Several engines"). A stage whose input hash (Dockerfile, context, parent
 // or base image id, catalog version) has a built image in the ledger that
 // still exists on its engine is not rebuilt. A failure skips the stage's
 // dependants and nothing else, unless fail_fast.
@@ -41,6 +43,14 @@ struct EngineSpec {
   std::string staging;  // "HOST/REPO" pushes go to; set when !builder_is_engine
   bool staging_insecure = false;            // [registry] insecure
   std::string staging_credential_helper;    // [registry] credential_helper
+  // Where the scheduler may put a stage (docs/build.md, "Several engines"):
+  // at most `jobs` builds at a time here (0: only Options::jobs limits it);
+  // the OCI platforms it builds, "linux/amd64" or "linux/arm64" (empty: the
+  // engine's own Os/Arch from GET /version; an engine with qemu's binfmt
+  // handlers may declare both); labels a stage's [engine_labels] must find.
+  int jobs = 0;
+  std::vector<std::string> platforms;
+  std::vector<std::string> labels;
 };
 
 struct Options {
@@ -56,6 +66,9 @@ struct Options {
   // The apt proxy every stage's apt steps go through (build argument
   // APT_PROXY); "" none. build_plan sets it from the plan's [cache] apt.
   std::string apt_proxy;
+  // How many times a stage is tried again, on another engine, when its
+  // engine stops answering (the engine is not used again in this run).
+  int retries = 2;
 };
 
 enum class Outcome { built, cached, failed, skipped };
@@ -75,6 +88,9 @@ struct StageResult {
   std::string error;
   std::string log_path;
   double seconds = 0;
+  // 1, or more when the stage was tried again on another engine (the ledger
+  // keeps every attempt: builds.attempt, builds.runner, builds.retry_reason).
+  int attempts = 1;
   // The image's size and its largest layers (engine inspect and history),
   // for built and cached stages; 0 and empty when unknown.
   std::int64_t size = 0;
@@ -94,7 +110,9 @@ struct Report {
 
 // What the progress display sees, from any worker thread (serialised).
 struct Event {
-  enum Kind { queued, started, progressed, finished } kind;
+  // retried: the stage goes back to the queue (line says why: its engine
+  // stopped answering, or its parent must be rebuilt on another engine).
+  enum Kind { queued, started, progressed, finished, retried } kind;
   std::string id;
   int step = 0, total = 0;
   std::string line;

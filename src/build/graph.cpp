@@ -30,6 +30,15 @@ void link_context_dirs(const Node& n) {
   }
 }
 
+// The combination's platform and the [engine_labels] of "all" and its flavor.
+Need need_of(const plan::Combo& c, const plan::Plan& p) {
+  Need n;
+  n.platform = oci_platform(c.platform);
+  for (const char* key : {"all", c.versions.flavor.c_str()})
+    if (auto it = p.engine_labels.find(key); it != p.engine_labels.end()) n = merge(n, Need{"", it->second});
+  return n;
+}
+
 Graph make_graph(const plan::Plan& p, const render::Renderer& r, const Options& o) {
   // The selection, closed under "needs its parent".
   std::set<std::string> wanted;
@@ -48,7 +57,9 @@ Graph make_graph(const plan::Plan& p, const render::Renderer& r, const Options& 
       if (!wanted.count(c.id) || index.count(c.id)) continue;
       bool has_parent = render::parent_of(c, p) != nullptr;
       if ((pass == 0) == has_parent) continue;
-      Node n{r.render(c, p), dir + "/" + c.id, -1, {}, -1};
+      Node n{r.render(c, p), dir + "/" + c.id, -1, {}, need_of(c, p)};
+      n.need.secrets = !n.rendered.secrets.empty();
+      n.need.run_mounts = n.rendered.run_mounts;
       index[c.id] = static_cast<int>(g.nodes.size());
       g.nodes.push_back(std::move(n));
     }

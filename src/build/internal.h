@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "build/build.h"
+#include "build/placement.h"
 
 namespace kiln::build::detail {
 
@@ -15,7 +16,7 @@ struct Node {
   std::string context_dir;  // where its Dockerfile and context live
   int parent = -1;          // index of the parent node, or -1
   std::vector<int> children;
-  int engine = -1;          // index into Options::engines, fixed when scheduled
+  Need need;                // what its engine must be: platform, labels, backend
 };
 
 struct Graph {

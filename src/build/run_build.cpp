@@ -147,10 +147,16 @@ StageResult run_stage(const StageContext& ctx, state::Ledger& ledger) {
       return r;
     }
 
-    r.log_path = fmt::format("{}/logs/{}/{}.log", ctx.options.state_dir, ctx.matrix, x.id);
+    // A retry's log is its own: the failed attempt's log says what the engine did.
+    r.log_path = ctx.attempt > 1 ? fmt::format("{}/logs/{}/{}.attempt{}.log", ctx.options.state_dir, ctx.matrix, x.id, ctx.attempt)
+                                 : fmt::format("{}/logs/{}/{}.log", ctx.options.state_dir, ctx.matrix, x.id);
     fs::create_directories(fs::path(r.log_path).parent_path());
     std::ofstream log(r.log_path, std::ios::trunc);
-    auto id = ledger.start_build({x.id, r.input_hash, ctx.matrix, ctx.engine.endpoint.uri(), matrix::to_string(ctx.engine.backend), r.log_path});
+    state::BuildStart start{x.id, r.input_hash, ctx.matrix, ctx.engine.endpoint.uri(), matrix::to_string(ctx.engine.backend), r.log_path};
+    start.runner = ctx.engine.name;
+    start.attempt = ctx.attempt;
+    start.retry_reason = ctx.retry_reason;
+    auto id = ledger.start_build(start);
     ctx.emit({Event::started, x.id, 0, 0, "", nullptr});
 
     engine::BuildResult b;

@@ -15,6 +15,8 @@ struct StageContext {
   std::string matrix;
   std::string catalog_version;
   std::function<void(const Event&)> emit;
+  int attempt = 1;           // of this stage in this run (ledger builds.attempt)
+  std::string retry_reason;  // why it runs again ("" the first time)
 };
 
 // Never throws for a build problem: those are the stage's failure. Ledger

@@ -29,7 +29,8 @@ nlohmann::json report_json(const build::Report& r) {
   for (const auto& s : r.stages) {
     combos.push_back({{"id", s.id}, {"outcome", build::to_string(s.outcome)}, {"engine", s.engine},
                       {"image_id", s.image_id}, {"local_image", s.local_image}, {"input_hash", s.input_hash},
-                      {"failed_step", s.failed_step}, {"error", s.error}, {"log", s.log_path}, {"seconds", s.seconds}});
+                      {"failed_step", s.failed_step}, {"error", s.error}, {"log", s.log_path}, {"seconds", s.seconds},
+                      {"attempts", s.attempts}});
     build::add_size_json(s, combos.back());
     if (!s.image_ref.empty()) combos.back()["image_ref"] = s.image_ref;  // pushed by a builder that is not the engine
   }

@@ -89,6 +89,10 @@ void Progress::on(const build::Event& e) {
       }
       break;
     }
+    case build::Event::retried:  // back in the queue: its engine stopped answering
+      running_.erase(e.id);
+      print_above(fmt::format("retry   {}: {}", e.id, e.line));
+      break;
     case build::Event::finished:
       ++finished_;
       running_.erase(e.id);

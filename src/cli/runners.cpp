@@ -82,7 +82,8 @@ std::vector<build::EngineSpec> engines_for(const matrix::Matrix& m, const std::v
   for (const auto& r : m.runners) {
     bool wanted = names.empty() ? !r.engine.empty() || !r.builder.empty() : std::count(names.begin(), names.end(), r.name) > 0;
     if (!wanted) continue;
-    out.push_back({r.name, endpoint_of(r), r.backend, r.builder});
+    out.push_back({.name = r.name, .endpoint = endpoint_of(r), .backend = r.backend, .builder = r.builder, .jobs = r.jobs,
+                   .platforms = r.platforms, .labels = r.labels});
   }
   require_runners(m, names, "--builder");
   if (out.empty()) out.push_back({"default", engine::Endpoint::from_env(), matrix::Backend::engine});

@@ -97,7 +97,8 @@ class Parser : SectionReader {
     grammar::check_single_line(doc, file_, diags_, {"description"});
     TomlFields top = fields(doc);
     top.only({"name", "description", "targets", "arch_list", "axes", "include", "exclude", "policy",
-              "registry", "tags", "image", "base", "runners", "pip", "use_config", "cache", "budget"});
+              "registry", "tags", "image", "base", "runners", "pip", "use_config", "cache", "budget",
+              "engine_labels"});
     m.name = top.str("name", true).value_or("");
     // The name becomes directories (contexts/NAME, logs/NAME) and the image
     // repository (kiln.local/NAME, kiln/NAME): "../../x" must never get there.
@@ -125,6 +126,7 @@ class Parser : SectionReader {
     read_pip(top, m);
     read_cache(top, m);
     read_budget(top, m);
+    read_engine_labels(top, m);
     check_rules_against_axes(m);
     check_overrides_against_axes(m);
     check_contradictions(m);
@@ -397,6 +399,20 @@ class Parser : SectionReader {
       }
       m.budget.bytes[flavor] = bytes;
       m.budget.written[flavor] = *text;
+    }
+  }
+
+  // [engine_labels]: which engines may build a flavor's images (docs/build.md,
+  // "Several engines"); "all" applies to every flavor.
+  void read_engine_labels(TomlFields& top, Matrix& m) {
+    const toml::table* t = top.table("engine_labels");
+    if (!t) return;
+    TomlFields f = fields(*t);
+    f.only({"all", "runtime", "devel"});
+    for (const char* flavor : {"all", "runtime", "devel"}) {
+      auto labels = f.strings(flavor);
+      for (const auto& l : labels) check(l, f.where(flavor), grammar::tag, "engine label");
+      if (!labels.empty()) m.engine_labels[flavor] = labels;
     }
   }
 

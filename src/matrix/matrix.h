@@ -108,6 +108,13 @@ struct Runner {
   // NCCL's shared-memory transport and DataLoader workers live in /dev/shm.
   std::int64_t shm_size = 0;
   std::string ipc;
+  // For building (docs/build.md, "Several engines"): at most `jobs` builds
+  // at a time on this engine (0: only -j limits it); the platforms it builds
+  // ("linux/amd64", "linux/arm64"; empty: the engine's own, from /version);
+  // its labels, matched against the matrix's [engine_labels].
+  int jobs = 0;
+  std::vector<std::string> platforms;
+  std::vector<std::string> labels;
   Location where;
 };
 
@@ -187,6 +194,9 @@ struct Matrix {
   Location use_config_where;
   Cache cache;
   Budget budget;
+  // [engine_labels]: flavor ("runtime", "devel") or "all" -> labels an engine
+  // must carry to build that flavor's images.
+  std::map<std::string, std::vector<std::string>> engine_labels;
 
   const Axis* axis(std::string_view name) const;
 };

@@ -129,6 +129,20 @@ std::string SectionReader::beside_file(const std::string& path) const {
   return fs::absolute(p).lexically_normal().string();
 }
 
+// jobs, platform and labels: where the scheduler may put a build.
+void SectionReader::read_build_keys(TomlFields& f, Runner& r) {
+  if (auto jobs = f.integer("jobs")) {
+    if (*jobs < 1 || *jobs > 256) error(f.where("jobs"), fmt::format("jobs must be 1 to 256, got {}", *jobs));
+    else r.jobs = static_cast<int>(*jobs);
+  }
+  r.platforms = f.strings("platform");
+  for (const auto& p : r.platforms)
+    if (p != "linux/amd64" && p != "linux/arm64")
+      error(f.where("platform"), fmt::format("platform {} is not \"linux/amd64\" or \"linux/arm64\"", grammar::quoted(p)));
+  r.labels = f.strings("labels");
+  for (const auto& l : r.labels) check(l, f.where("labels"), grammar::tag, "engine label");
+}
+
 void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
   const toml::table* t = top.table("runners");
   if (!t) return;
@@ -140,7 +154,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     }
     TomlFields f = fields(*rt);
     f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "builder", "tls_verify",
-            "cert_path", "ca", "cert", "key"});
+            "cert_path", "ca", "cert", "key", "jobs", "platform", "labels"});
     Runner r;
     r.name = std::string(key.str());
     r.engine = f.str("engine").value_or("");
@@ -169,6 +183,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     r.ipc = f.str("ipc").value_or("");
     if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
       error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
+    read_build_keys(f, r);
     r.where = f.where();
     check(r.name, r.where, grammar::tag, "runner name");
     for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");

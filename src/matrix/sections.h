@@ -43,6 +43,8 @@ class SectionReader {
   bool check_credential_helper(const std::string& name, const Location& at);
   // A path as written in the file: "~/" is $HOME, a relative one is beside the file.
   std::string beside_file(const std::string& path) const;
+  // A runner's jobs, platform and labels (for the build scheduler).
+  void read_build_keys(TomlFields& f, Runner& r);
   // A string or array of strings, each value with its own location.
   std::vector<Value> values(TomlFields& f, std::string_view key, bool required);
 

@@ -327,6 +327,7 @@ Plan make_plan(const matrix::Matrix& input, const catalog::Catalog& c, const Que
   check_values(m, c);
   check_gpu_classes(m, c);
   Plan plan{m.name, m.path, c.version, c.collected, {}, q, m.policy, m.registry, m.user, m.uid, {}, m.cache, m.budget};
+  plan.engine_labels = m.engine_labels;
   staleness(plan, c, asked_latest, today_or(std::move(today)));
 
   std::vector<Axes> all = cartesian(m);

@@ -113,6 +113,8 @@ struct Plan {
   std::vector<Combo> combos;
   matrix::Cache cache;    // [cache]: package caches for the build
   matrix::Budget budget;  // [budget]: size limits per flavor, for the static check
+  // [engine_labels]: flavor or "all" -> labels an engine must carry to build it.
+  std::map<std::string, std::vector<std::string>> engine_labels;
 
   size_t count(Status s) const;
   // The valid combination on the same axes as `c` but of `flavor`: a devel

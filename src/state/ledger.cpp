@@ -49,7 +49,7 @@ bool is_hex(std::string_view s) {
 // The builds columns, in the order read_build() reads them.
 #define KILN_BUILD_COLUMNS                                                                            \
   "id, stage_id, input_hash, matrix, engine, backend, image_id, digest, status, failed_step, error, " \
-  "log_path, started_at, finished_at, seconds, owner, image_ref"
+  "log_path, started_at, finished_at, seconds, owner, image_ref, runner, attempt, retry_reason"
 
 }  // namespace
 
@@ -93,6 +93,9 @@ struct Ledger::Impl {
     r.seconds = q.column_opt_real(14);
     r.owner = q.column_text(15);
     r.image_ref = q.column_text(16);
+    r.runner = q.column_text(17);
+    r.attempt = static_cast<int>(q.column_int(18));
+    r.retry_reason = q.column_text(19);
     return r;
   }
 
@@ -138,10 +141,12 @@ BuildId Ledger::start_build(const BuildStart& start) {
   BuildId id = 0;
   {
     auto q = d.conn.query(
-        "INSERT INTO builds (stage_id, input_hash, matrix, engine, backend, log_path, status, started_at, owner) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'building', ?7, ?8) RETURNING id");
+        "INSERT INTO builds (stage_id, input_hash, matrix, engine, backend, log_path, status, started_at, owner, "
+        "runner, attempt, retry_reason) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'building', ?7, ?8, ?9, ?10, ?11) RETURNING id");
     q.text(1, start.stage_id).text(2, hash).text(3, start.matrix).text(4, start.engine).text(5, start.backend);
     q.text(6, start.log_path).integer(7, now_ms()).text(8, d.owner);
+    q.text(9, start.runner).integer(10, start.attempt).text(11, start.retry_reason);
     if (!q.step()) d.conn.fail(0, "start_build inserted no row");
     id = q.column_int(0);
     q.run();

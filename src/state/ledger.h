@@ -54,6 +54,13 @@ struct BuildStart {
   std::string engine;    // engine socket or name, e.g. "unix:///var/run/docker.sock"
   std::string backend;   // matrix::to_string(Backend): "engine" or "buildx"
   std::string log_path;  // where the build log is written
+  // Where and why it runs when a build has several engines (schema 2):
+  // the runner's name ("" when unnamed), which attempt of this stage in this
+  // run it is (1 the first; 2, 3 retries on another engine), and why it is
+  // retried ("" for a first attempt).
+  std::string runner;
+  int attempt = 1;
+  std::string retry_reason;
 };
 
 // How an attempt ended. status must be built, failed or skipped.
@@ -88,6 +95,9 @@ struct BuildRecord {
   std::optional<double> seconds;
   std::string owner;  // "<host>:<boot id>:<pid>:<process start time>" of the process that ran it (state/owner.cpp)
   std::string image_ref;  // BuildOutcome::image_ref
+  std::string runner;  // as BuildStart: the engine's runner name
+  int attempt = 1;
+  std::string retry_reason;
 };
 
 // `kiln status`: one combination, its stages (parents first, the final
@@ -126,7 +136,7 @@ struct LedgerOptions {
 class Ledger {
  public:
   static constexpr const char* default_path = ".kiln/state.db";
-  static constexpr int schema_version = 2;
+  static constexpr int schema_version = 3;
 
   // Opens or creates the ledger (and its parent directories), sets WAL,
   // synchronous=NORMAL, the busy timeout and foreign keys, and migrates an

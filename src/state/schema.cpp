@@ -83,6 +83,14 @@ PRAGMA user_version = 1;
 ALTER TABLE builds ADD COLUMN image_ref TEXT NOT NULL DEFAULT '';
 PRAGMA user_version = 2;
 )sql",
+    // 2 -> 3: where each attempt ran and why it was retried (a build over
+    // several engines retries a stage whose engine stopped answering).
+    R"sql(
+ALTER TABLE builds ADD COLUMN runner       TEXT    NOT NULL DEFAULT '';  -- the engine's runner name
+ALTER TABLE builds ADD COLUMN attempt      INTEGER NOT NULL DEFAULT 1;   -- 1, then 2, 3 for retries in one run
+ALTER TABLE builds ADD COLUMN retry_reason TEXT    NOT NULL DEFAULT '';  -- why this attempt is a retry
+PRAGMA user_version = 3;
+)sql",
 };
 constexpr int latest_version = sizeof(migrations) / sizeof(migrations[0]);
 static_assert(latest_version == Ledger::schema_version, "add a migration when bumping schema_version");
