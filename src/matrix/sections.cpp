@@ -128,7 +128,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
       continue;
     }
     TomlFields f = fields(*rt);
-    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc"});
+    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "gpus", "gpu_product"});
     Runner r;
     r.name = std::string(key.str());
     r.engine = f.str("engine").value_or("");
@@ -146,6 +146,12 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
         error(f.where("shm_size"), fmt::format("shm_size \"{}\" is not a size: a number of bytes with an optional k, m or g (\"1g\", \"64m\")", *shm));
     }
     r.ipc = f.str("ipc").value_or("");
+    r.gpu_product = f.str("gpu_product").value_or("");
+    if (!r.gpu_product.empty()) check(r.gpu_product, f.where("gpu_product"), grammar::tag, "gpu_product");
+    if (auto n = f.integer("gpus")) {
+      if (*n < 1 || *n > 64) error(f.where("gpus"), fmt::format("gpus = {} is not a GPU count (1 to 64)", *n));
+      else r.gpus = static_cast<int>(*n);
+    }
     if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
       error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
     r.where = f.where();
