@@ -102,7 +102,7 @@ PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& rendere
       u.gpus = std::max(1, r.gpus);
       u.shm_size = r.shm_size;
       u.timeout_s = o.timeout_s;
-      u.gpu_mode = r.gpu == matrix::GpuMode::none ? matrix::GpuMode::nvidia : r.gpu;
+      u.gpu_mode = r.gpu;  // none: a CPU runner's command attaches nothing (the unit then says no GPU)
       u.devices = r.devices;
       u.driver_libs = r.driver_libs;
       u.image_ld_path = ld;
