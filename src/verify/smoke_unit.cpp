@@ -234,7 +234,7 @@ UnitResult read_unit_result(const nlohmann::json& doc) {
   r.document = doc;
   if (!doc.is_object()) throw std::invalid_argument("not a JSON object");
   std::string schema = str_at(doc, "schema");
-  const nlohmann::json* smoke = nullptr;
+  nlohmann::json smoke;  // kiln-smoke's own report: the GPU facts
   if (schema == kUnitSchema) {
     r.image_id = str_at(doc, "image_id");
     r.suite_hash = str_at(doc, "suite_hash");
@@ -245,22 +245,25 @@ UnitResult read_unit_result(const nlohmann::json& doc) {
     r.placement.job = str_at(doc, "job");
     r.placement.driver = str_at(doc, "driver_release");
     r.placement.date = str_at(doc, "started_at");
-    const auto& programs = doc.contains("programs") && doc["programs"].is_object() ? doc["programs"] : nlohmann::json::object();
-    for (const auto& [name, prog] : programs.items()) {
-      const auto report = prog.is_object() && prog.contains("report") ? prog["report"] : nlohmann::json();
-      if (name == "kiln-smoke") smoke = &programs[name]["report"];
-      collect_problems(report, name == "kiln-smoke" ? "" : name, r.problems);
-      if (!report.is_object()) r.problems.push_back(name + " printed no JSON report");
-    }
+    if (doc.contains("programs") && doc["programs"].is_object())
+      for (const auto& [name, prog] : doc["programs"].items()) {
+        nlohmann::json report = prog.is_object() && prog.contains("report") ? prog["report"] : nlohmann::json();
+        if (!report.is_object()) {
+          r.problems.push_back(name + " printed no JSON report");
+          continue;
+        }
+        collect_problems(report, name == "kiln-smoke" ? "" : name, r.problems);
+        if (name == "kiln-smoke") smoke = report;
+      }
   } else if (schema == "kiln-smoke/1") {
-    smoke = &doc;
+    smoke = doc;
     r.exit_code = doc.value("exit_code", -1);
     collect_problems(doc, "", r.problems);
   } else {
     throw std::invalid_argument(fmt::format("schema {} is neither {} nor kiln-smoke/1", schema.empty() ? "(none)" : schema,
                                             kUnitSchema));
   }
-  if (smoke) read_devices(*smoke, r.placement);
+  read_devices(smoke, r.placement);
   r.placement.driver_branch = driver_branch(r.placement.driver);
   return r;
 }
