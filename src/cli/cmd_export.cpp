@@ -78,6 +78,7 @@ int run_export(const Common& common, const ExportArgs& a) {
 void register_export(CLI::App& app, Common& common) {
   CLI::App* cmd = app.add_subcommand("export", "Smoke units for schedulers kiln does not drive: Kubernetes Jobs, CI matrices");
   cmd->require_subcommand(1);
+  auto kinds = std::make_shared<std::vector<std::pair<CLI::App*, std::shared_ptr<ExportArgs>>>>();
   struct Kind {
     const char* name;
     const char* help;
@@ -106,8 +107,14 @@ void register_export(CLI::App& app, Common& common) {
       sub->add_option("--format", a->format, "json or yaml")->check(CLI::IsMember({"yaml", "json"}));
     }
     add_output_flag(sub, common);
-    set_action(sub, [&common, a] { return run_export(common, *a); });
+    kinds->push_back({sub, a});
   }
+  // The verb's action runs the kind that was parsed (run_selected looks one level down).
+  set_action(cmd, [&common, kinds] {
+    for (const auto& [sub, a] : *kinds)
+      if (sub->parsed()) return run_export(common, *a);
+    return 2;
+  });
 }
 
 }  // namespace kiln::cli
