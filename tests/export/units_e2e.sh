@@ -144,7 +144,10 @@ sed -i '$d' "$data/kernels/src/main.cpp"
 # --- exports --------------------------------------------------------------
 k export k8s "$m" --only "$combo" --staging "$staging" --state-dir "$state" --queue kiln-gpu -o "$tmp/jobs.yaml" 2>/dev/null
 check "export k8s exit 0" test $? -eq 0
-check "Jobs load into the Kubernetes client's models" python3 tests/export/validate_k8s.py "$tmp/jobs.yaml" "$tmp/units.json" kiln-gpu
+# Debian's python3-kubernetes lives in the system Python (a pyenv python3 first on PATH lacks it).
+pyk=python3
+python3 -c 'import kubernetes' 2>/dev/null || pyk=/usr/bin/python3
+check "Jobs load into the Kubernetes client's models" "$pyk" tests/export/validate_k8s.py "$tmp/jobs.yaml" "$tmp/units.json" kiln-gpu
 k export github-matrix "$m" --only "$combo" --staging "$staging" --state-dir "$state" --chunk 1 -o "$tmp/gh.jsonl" 2>/dev/null
 check "github-matrix: one include list per chunk, the unit's exact commands" python3 -c "
 import json, sys
