@@ -8,6 +8,8 @@
 #include <fstream>
 
 #include "state/ledger.h"
+#include "matrix/matrix.h"
+#include "util/diag.h"
 #include "util/sha256.h"
 #include "util/text.h"
 #include "verify/internal.h"
@@ -175,4 +177,43 @@ TEST_CASE("policy: classes x GPU counts x driver branches, from where each pass 
   v.checks.push_back(pass_on("d", 2, "535.261.03"));
   verify::detail::decide(v, p, {}, *ArchList::parse("9.0"));
   CHECK(v.verified);
+}
+
+TEST_CASE("matrix keys: policy gpu_counts and driver_branches, runner gpus and gpu_product", "[verify][unit][matrix]") {
+  const std::string base = R"(
+name = "t"
+[axes]
+cuda = ["12.4"]
+os = ["debian13"]
+flavor = ["runtime"]
+)";
+  auto m = matrix::parse_matrix_text(base + R"(
+[policy]
+verify = ["static", "gpu"]
+gpu_classes = ["sm_90"]
+gpu_counts = [1, 2]
+driver_branches = ["535", "580"]
+[runners.h200x2]
+gpu = "nvidia"
+gpu_classes = ["sm_90"]
+gpus = 2
+gpu_product = "NVIDIA-H200"
+)",
+                                     "m.toml");
+  CHECK(m.policy.gpu_counts == std::vector<int>{1, 2});
+  CHECK(m.policy.driver_branches == std::vector<std::string>{"535", "580"});
+  REQUIRE(m.runners.size() == 1);
+  CHECK(m.runners[0].gpus == 2);
+  CHECK(m.runners[0].gpu_product == "NVIDIA-H200");
+  auto error_of = [&](const std::string& extra) {
+    try {
+      matrix::parse_matrix_text(base + extra, "m.toml");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(error_of("[policy]\ngpu_counts = [0]\n").find("0 is not a GPU count") != std::string::npos);
+  CHECK(error_of("[policy]\ndriver_branches = [\"r580\"]\n").find("is not a driver branch") != std::string::npos);
+  CHECK(error_of("[runners.x]\ngpus = 99\n").find("gpus = 99 is not a GPU count") != std::string::npos);
 }
