@@ -87,3 +87,10 @@ SRC
     /usr/libexec/docker/cli-plugins/docker-buildx
 fi
 docker buildx version
+
+# Exported Kubernetes Jobs are loaded into the Kubernetes Python client's
+# models in tests (tests/export): Debian's python3-kubernetes, and PyYAML
+# to read the multi-document YAML.
+if ! python3 -c 'import kubernetes, yaml' 2>/dev/null; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-kubernetes python3-yaml >/dev/null
+fi

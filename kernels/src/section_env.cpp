@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <regex>
 
 #include "checks.h"
 #include "cuda_util.h"
@@ -158,6 +160,21 @@ static Json library_versions(std::optional<std::string>& cudnn, std::optional<st
   return libs;
 }
 
+// The kernel module's release ("580.159.04") from /proc/driver/nvidia/version:
+// the driver *branch* (580) that kiln's verdict cache and a policy's driver
+// range are keyed by; the CUDA driver API version (13.0) does not tell
+// branches apart. Null when the file is not there (no driver, or a
+// container that does not see it).
+static Json driver_release() {
+  std::ifstream in("/proc/driver/nvidia/version");
+  std::string line;
+  if (!in || !std::getline(in, line)) return Json();
+  std::smatch m;
+  // Both the proprietary and the open module print it between double blanks.
+  if (std::regex_search(line, m, std::regex("  ([0-9]+\\.[0-9]+(\\.[0-9]+)?)  "))) return Json(m[1].str());
+  return Json();
+}
+
 void run_env(Context& ctx, Section& s) {
   const Options& o = ctx.options;
   Json& d = s.data;
@@ -165,6 +182,7 @@ void run_env(Context& ctx, Section& s) {
   d["runtime_version_code"] = ctx.runtime_version;
   d["driver_version"] = ctx.driver_version ? Json(cuda_version_string(ctx.driver_version)) : Json();
   d["driver_version_code"] = ctx.driver_version;
+  d["driver_release"] = driver_release();
   if (driver_older_than_runtime(ctx.driver_version, ctx.runtime_version))
     s.fail("CUDA driver " + cuda_version_string(ctx.driver_version) +
            " is older than the CUDA runtime " + cuda_version_string(ctx.runtime_version) +

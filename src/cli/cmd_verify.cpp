@@ -27,7 +27,37 @@ struct VerifyArgs {
   int timeout_s = 300;
   std::string state_dir = ".kiln";
   std::string format = "table";
+  std::vector<std::string> ingest;  // result files: record them, run nothing
 };
+
+// `--ingest`: results of units run elsewhere. Exit 0 when every file was
+// accepted, 1 when one was refused (wrong image, suite, no GPU facts), 2
+// when one could not be read as JSON at all.
+int run_ingest(const Common& common, const VerifyArgs& a, const Loaded& l, const render::Renderer& renderer,
+               const verify::Options& o) {
+  auto results = verify::ingest_results(l.p, renderer, o, a.ingest);
+  bool json = a.format == "json";
+  std::string text;
+  if (json) {
+    text = json_text(verify::to_json(results), 2) + "\n";
+  } else {
+    Table t({"FILE", "ACCEPTED", "COMBINATION", "STATUS", "WHERE"});
+    for (const auto& r : results) {
+      std::string where = r.accepted ? fmt::format("{} {} on {}: {} x {} ({}), driver {}", r.placement.scheduler, r.placement.runner,
+                                                   r.placement.node, r.placement.gpu_count, r.placement.gpu_model.empty() ? "-" : r.placement.gpu_model,
+                                                   r.placement.gpu_class.empty() ? "-" : r.placement.gpu_class,
+                                                   r.placement.driver.empty() ? "-" : r.placement.driver)
+                                     : "";
+      t.add_row({r.file, r.accepted ? "yes" : "no", r.combo.empty() ? "-" : r.combo, r.accepted ? r.status : "-", where});
+      if (!r.accepted) t.add_note(fmt::format("{}: refused: {}", r.file, r.reason));
+    }
+    text = t.str();
+  }
+  emit(common, text, json);
+  bool unreadable = std::any_of(results.begin(), results.end(), [](const auto& r) { return r.unreadable; });
+  bool refused = std::any_of(results.begin(), results.end(), [](const auto& r) { return !r.accepted; });
+  return unreadable ? 2 : refused ? 1 : 0;
+}
 
 std::string table(const verify::Report& r, bool colour) {
   Table t({"COMBINATION", "VERIFIED", "IMAGE", "CHECKS"});
@@ -63,6 +93,7 @@ int run_verify(const Common& common, const VerifyArgs& a) {
   o.kernels_dir = common.data_dir + "/kernels";
   o.catalog = &l.cat;
   auto lock = lock_state_dir(a.state_dir, "verify");  // it records verdicts
+  if (!a.ingest.empty()) return run_ingest(common, a, l, renderer, o);
   Progress progress(a.format == "json" || common.quiet
                         ? Progress::Mode::quiet
                         : (isatty(STDERR_FILENO) ? Progress::Mode::live : Progress::Mode::plain));
@@ -86,6 +117,8 @@ void register_verify(CLI::App& app, Common& common) {
   sub->add_flag("--smoke-on-cpu", a->smoke_on_cpu, "Run the smoke suite on runners without GPUs too (it must report no GPU)");
   sub->add_option("--timeout", a->timeout_s, "Seconds before a smoke container is killed")->capture_default_str();
   sub->add_option("--state-dir", a->state_dir, "Ledger location")->capture_default_str();
+  sub->add_option("--ingest", a->ingest, "Record smoke-unit results (JSON files) run elsewhere; runs nothing")
+      ->expected(1, -1);
   sub->add_option("--format", a->format, "table or json")->check(CLI::IsMember({"table", "json"}));
   add_output_flag(sub, common);
   set_action(sub, [&common, a] { return run_verify(common, *a); });

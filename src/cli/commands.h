@@ -77,6 +77,7 @@ void register_bench(CLI::App& app);  // hidden: bench-retag
 // it waits for on stderr; throws state::StateBusy (exit 2) naming the holder.
 std::unique_ptr<state::WriterLock> lock_state_dir(const std::string& state_dir, std::string_view verb);
 void register_config(CLI::App& app, Common& common);
+void register_export(CLI::App& app, Common& common);  // cmd_export.cpp: k8s Jobs, CI matrices
 
 // A matrix with kiln's config file merged in (cmd_config.cpp, docs/config.md):
 // every verb reads its matrix through this.

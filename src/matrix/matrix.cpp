@@ -189,7 +189,7 @@ class Parser : SectionReader {
     const toml::table* t = top.table("policy");
     if (!t) return;
     TomlFields f = fields(*t);
-    f.only({"verify", "gpu_classes", "targets", "override"});
+    f.only({"verify", "gpu_classes", "targets", "override", "gpu_counts", "driver_branches"});
     if (f.raw().contains("verify")) m.policy.verify = verify_list(f, "policy.verify");
     m.policy.gpu_classes = gpu_classes(f);
     m.policy.targets = f.str("targets").value_or("all");
@@ -199,6 +199,15 @@ class Parser : SectionReader {
     if (wants_gpu && m.policy.gpu_classes.empty())
       error(f.where("verify"), "policy.verify includes \"gpu\" but policy.gpu_classes names no GPU class");
     for (const toml::table* o : f.tables("override")) read_policy_override(*o, m);
+    for (std::int64_t n : f.integers("gpu_counts")) {
+      if (n < 1 || n > 64) error(f.where("gpu_counts"), fmt::format("policy.gpu_counts: {} is not a GPU count (1 to 64)", n));
+      m.policy.gpu_counts.push_back(static_cast<int>(n));
+    }
+    for (const auto& b : f.strings("driver_branches")) {
+      bool digits = !b.empty() && std::all_of(b.begin(), b.end(), [](unsigned char ch) { return std::isdigit(ch); });
+      if (!digits) error(f.where("driver_branches"), fmt::format("policy.driver_branches: {} is not a driver branch such as \"580\"", grammar::quoted(b)));
+      m.policy.driver_branches.push_back(b);
+    }
   }
 
   // verify = [] would make every built image verified: at least one check.

@@ -53,6 +53,11 @@ struct Policy {
   // How targets decide validity: "all" (every target must run), "any"
   // (at least one), "report" (never exclude; only report per target).
   std::string targets = "all";
+  // The gpu check's coverage beyond classes: every class must pass with each
+  // GPU count (2 for DDP) and on each driver branch (the oldest and the
+  // newest supported: "535", "580"). Empty: any count, any driver.
+  std::vector<int> gpu_counts;
+  std::vector<std::string> driver_branches;
 };
 
 struct Registry {
@@ -115,6 +120,12 @@ struct Runner {
   int jobs = 0;
   std::vector<std::string> platforms;
   std::vector<std::string> labels;
+  // GPUs a scheduled unit asks for (Slurm --gres, a Job's nvidia.com/gpu,
+  // the unit's --gpus); 0: one. Engine runners use what they attach.
+  int gpus = 0;
+  // Its nodes' nvidia.com/gpu.product label as GPU feature discovery writes
+  // it ("NVIDIA-H100-80GB-HBM3"): an exported Job's node selector.
+  std::string gpu_product;
   Location where;
 };
 

@@ -154,7 +154,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     }
     TomlFields f = fields(*rt);
     f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "builder", "tls_verify",
-            "cert_path", "ca", "cert", "key", "jobs", "platform", "labels"});
+            "cert_path", "ca", "cert", "key", "jobs", "platform", "labels", "gpus", "gpu_product"});
     Runner r;
     r.name = std::string(key.str());
     r.engine = f.str("engine").value_or("");
@@ -181,6 +181,12 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
                                             r.name, r.builder));
     else if (f.str("builder")) check(r.builder, f.where("builder"), grammar::tag, "builder name");
     r.ipc = f.str("ipc").value_or("");
+    r.gpu_product = f.str("gpu_product").value_or("");
+    if (!r.gpu_product.empty()) check(r.gpu_product, f.where("gpu_product"), grammar::tag, "gpu_product");
+    if (auto n = f.integer("gpus")) {
+      if (*n < 1 || *n > 64) error(f.where("gpus"), fmt::format("gpus = {} is not a GPU count (1 to 64)", *n));
+      else r.gpus = static_cast<int>(*n);
+    }
     if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
       error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
     read_build_keys(f, r);

@@ -62,6 +62,8 @@ class Renderer {
   // The smoke image of a combination: the suite compiled in `devel_image`
   // for the combination's arch list, on top of `image` (templates/smoke.Dockerfile.mustache).
   std::string render_smoke(const plan::Combo& combo, const std::string& image, const std::string& devel_image) const;
+  // The smoke template's text, as read: part of the smoke suite's hash.
+  const std::string& smoke_template() const { return smoke_; }
 
  private:
   std::string dir_;

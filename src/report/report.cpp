@@ -50,6 +50,8 @@ void fill_verify(Row& row, const verify::ComboVerdict& v) {
       row.gemm_bf16_tflops = bf16_tflops(c);
     if (c.check == "gpu" && c.detail.contains("summary") && c.detail["summary"].value("line", "") != "")
       row.measured.push_back(fmt::format("{} on {}: {}", status, c.runner, c.detail["summary"].value("line", "")));
+    if (c.check == "gpu" && c.detail.contains("placement"))
+      row.places.push_back({c.runner, status, verify::placement_from_json(c.detail["placement"]), c.reused});
     if (c.check == "gpu" && c.detail.contains("summary") && c.detail["summary"].contains("gpus")) {
       std::vector<std::string> gpus;
       for (const auto& g : c.detail["summary"]["gpus"])
@@ -130,6 +132,22 @@ std::string table(const RunReport& r) {
                                       r.verified, r.tagged, r.rows.size() - r.valid);
 }
 
+namespace {
+
+nlohmann::json places_json(const Row& row) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : row.places) {
+    nlohmann::json j = verify::placement_json(p.where);
+    j["runner"] = p.runner;
+    j["status"] = p.status;
+    j["cached"] = p.cached;
+    out.push_back(j);
+  }
+  return out;
+}
+
+}  // namespace
+
 nlohmann::json to_json(const RunReport& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& row : r.rows)
@@ -139,7 +157,7 @@ nlohmann::json to_json(const RunReport& r) {
                     {"measured", row.measured}, {"rule", row.rule},
                     {"versions", nlohmann::json(std::map<std::string, std::string>(row.versions.begin(), row.versions.end()))},
                     {"min_driver", row.min_driver}, {"log", row.log_path}, {"gpu_used", row.gpu_used},
-                    {"size", row.size}, {"largest_layers", row.largest_layers}});
+                    {"size", row.size}, {"largest_layers", row.largest_layers}, {"verdicts", places_json(row)}});
   return {{"schema", "kiln.run/v2"}, {"matrix", r.matrix}, {"generated_at", r.generated_at}, {"kiln_version", r.kiln_version},
           {"catalog", {{"version", r.catalog_version}, {"collected", r.catalog_collected}}},
           {"summary", {{"valid", r.valid}, {"verified", r.verified}, {"tagged", r.tagged}}}, {"combos", rows}};

@@ -14,6 +14,13 @@
 
 namespace kiln::report {
 
+// Where and on what one gpu verdict was obtained (its placement).
+struct VerdictPlace {
+  std::string runner, status;
+  verify::Placement where;
+  bool cached = false;  // taken from the ledger (an earlier run, an ingested result)
+};
+
 struct Row {
   std::string id;
   std::string plan_status;  // valid | excluded
@@ -35,6 +42,7 @@ struct Row {
   std::string min_driver;
   std::string log_path;               // the build log, when there is one
   std::vector<std::string> gpu_used;  // per gpu check that saw GPUs: "RUNNER: 0 NVIDIA H200 (sm_90), ..."
+  std::vector<VerdictPlace> places;   // per gpu check with a placement: scheduler, node, GPU, driver, count, date
 };
 
 struct RunReport {

@@ -89,6 +89,25 @@ nlohmann::json row_view(const Row& row, const RunReport& r, const std::string& l
   for (const auto& g : row.gpu_used) used.push_back({{"text", text(g)}});
   v["gpu_used"] = used;
   v["has_gpu_used"] = !row.gpu_used.empty();
+  // Where and on what each gpu verdict was obtained.
+  nlohmann::json places = nlohmann::json::array();
+  for (const auto& p : row.places) {
+    const auto& w = p.where;
+    std::string gpu = w.gpu_count > 0 ? fmt::format("{} x {}{}", w.gpu_count, w.gpu_model.empty() ? "?" : w.gpu_model,
+                                                    w.gpu_class.empty() ? "" : " (" + w.gpu_class + ")")
+                                      : "no usable GPU";
+    places.push_back({{"status", p.status},
+                      {"runner", text(p.runner)},
+                      {"scheduler", text(w.scheduler.empty() ? "-" : w.scheduler)},
+                      {"node", text(w.node.empty() ? "-" : w.node)},
+                      {"job", w.job.empty() ? nlohmann::json(false) : nlohmann::json(text(w.job))},
+                      {"gpu", text(gpu)},
+                      {"driver", text(w.driver.empty() ? "-" : w.driver)},
+                      {"date", text(w.date.empty() ? "-" : w.date)},
+                      {"cached", p.cached}});
+  }
+  v["places"] = places;
+  v["has_places"] = !places.empty();
   nlohmann::json tags = nlohmann::json::array();
   for (const auto& t : row.tags) tags.push_back({{"ref", text(t)}, {"url", text(tag_url(t, r.registry.insecure))}});
   v["tags"] = tags;

@@ -45,6 +45,23 @@ CheckStatus combined_status(const std::vector<std::pair<std::int64_t, bool>>& ru
 // bf16 TFLOP/s (cuBLAS and torch.matmul), NCCL and DDP busbw, and a line.
 nlohmann::json smoke_summary(const nlohmann::json& gpu_detail);
 
+// The smoke suite's image for a toolchain: kiln.local/kiln-smoke-suite:<key>,
+// key = sha256(devel image id, suite hash, arch list).
+std::string suite_image_tag(const std::string& devel_id, const std::string& suite_hash, const ArchList& arch);
+
+// A combination's smoke image (render::local_smoke_image): the suite image
+// (built only when the engine lacks it) copied onto `image`, with the
+// unit's identity (KILN_IMAGE_ID, KILN_SUITE_HASH) and arguments baked in.
+struct SmokeImage {
+  std::string tag;          // "" when it did not build
+  std::string suite_image;  // kiln.local/kiln-smoke-suite:<key>
+  bool suite_built = false; // false: an earlier image's suite was reused
+  std::string error;
+};
+SmokeImage build_smoke_image(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                             const std::string& image, const std::string& image_id, const std::string& devel,
+                             const Runner& runner, const Options& o);
+
 // Builds (incrementally) the smoke image of a combination and runs it.
 CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                       const std::string& image, const Runner& runner, const Options& o);

@@ -17,12 +17,46 @@ const Runner* runner_named(const std::vector<Runner>& runners, const std::string
   return nullptr;
 }
 
-bool gpu_passed_for(const ComboVerdict& v, const std::string& gpu_class, const std::vector<Runner>& runners) {
-  return std::any_of(v.checks.begin(), v.checks.end(), [&](const CheckResult& c) {
-    const Runner* r = runner_named(runners, c.runner);
-    return c.check == "gpu" && c.status == CheckStatus::passed && r &&
-           std::count(r->gpu_classes.begin(), r->gpu_classes.end(), gpu_class) > 0;
-  });
+// The class a gpu check vouches for: the one its GPU reported (placement,
+// measured) when it says, else the runner's configured classes.
+bool check_is_class(const CheckResult& c, const std::string& gpu_class, const std::vector<Runner>& runners) {
+  if (c.detail.contains("placement") && c.detail["placement"].is_object()) {
+    std::string measured = c.detail["placement"].value("gpu_class", "");
+    if (!measured.empty()) return measured == gpu_class;
+  }
+  const Runner* r = runner_named(runners, c.runner);
+  return r && std::count(r->gpu_classes.begin(), r->gpu_classes.end(), gpu_class) > 0;
+}
+
+// One cell of the policy's coverage: a class, a GPU count (0: any) and a
+// driver branch ("": any).
+struct Need {
+  std::string gpu_class;
+  int count = 0;
+  std::string branch;
+  std::string str() const {
+    std::string s = gpu_class;
+    if (count > 0) s += fmt::format(" with {} GPU(s)", count);
+    if (!branch.empty()) s += " on driver branch " + branch;
+    return s;
+  }
+};
+
+bool meets(const CheckResult& c, const Need& n, const std::vector<Runner>& runners) {
+  if (c.check != "gpu" || c.status != CheckStatus::passed || !check_is_class(c, n.gpu_class, runners)) return false;
+  const nlohmann::json place = c.detail.contains("placement") ? c.detail["placement"] : nlohmann::json::object();
+  if (n.count > 0 && place.value("gpu_count", 0) != n.count) return false;
+  if (!n.branch.empty() && place.value("driver_branch", "") != n.branch) return false;
+  return true;
+}
+
+std::vector<Need> needs(const matrix::Policy& policy, const std::string& gpu_class) {
+  std::vector<int> counts = policy.gpu_counts.empty() ? std::vector<int>{0} : policy.gpu_counts;
+  std::vector<std::string> branches = policy.driver_branches.empty() ? std::vector<std::string>{""} : policy.driver_branches;
+  std::vector<Need> out;
+  for (int n : counts)
+    for (const auto& b : branches) out.push_back({gpu_class, n, b});
+  return out;
 }
 
 std::string first_problem(const CheckResult& c) {
@@ -54,7 +88,26 @@ void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Run
     }
     for (const auto& cls : policy.gpu_classes) {
       if (!class_refusal(cls, arch).empty()) continue;  // refused above
-      if (gpu_passed_for(v, cls, runners)) continue;
+      bool all_met = true;
+      for (const auto& need : needs(policy, cls)) {
+        if (std::any_of(v.checks.begin(), v.checks.end(), [&](const CheckResult& c) { return meets(c, need, runners); }))
+          continue;
+        bool passed_elsewhere = std::any_of(v.checks.begin(), v.checks.end(), [&](const CheckResult& c) {
+          return c.check == "gpu" && c.status == CheckStatus::passed && check_is_class(c, cls, runners);
+        });
+        // A pass of the class that misses this cell's count or driver: say which cell.
+        if (passed_elsewhere && (need.count > 0 || !need.branch.empty())) {
+          missing.push_back(fmt::format("awaiting a gpu pass for {}", need.str()));
+          all_met = false;
+        } else if (!passed_elsewhere) {
+          all_met = false;
+        }
+      }
+      if (all_met) continue;
+      if (std::any_of(v.checks.begin(), v.checks.end(), [&](const CheckResult& c) {
+            return c.check == "gpu" && c.status == CheckStatus::passed && check_is_class(c, cls, runners);
+          }))
+        continue;  // the class passed; the cells it misses are named above
       bool have_runner = std::any_of(runners.begin(), runners.end(), [&](const Runner& r) {
         return r.gpu != matrix::GpuMode::none && std::count(r.gpu_classes.begin(), r.gpu_classes.end(), cls) > 0;
       });

@@ -9,6 +9,7 @@
 #include "state/ledger.h"
 #include "util/json_out.h"
 #include "verify/internal.h"
+#include "verify/smoke_unit.h"
 
 namespace kiln::verify {
 
@@ -40,14 +41,34 @@ bool wants(const matrix::Policy& policy, const char* check) {
   return std::count(policy.verify.begin(), policy.verify.end(), check) > 0;
 }
 
-std::optional<CheckResult> reuse(const state::Ledger& ledger, const std::string& image_id, const std::string& runner,
-                                 const std::string& check) {
+}  // namespace
+
+std::optional<CheckResult> cached_pass(const state::Ledger& ledger, const std::string& image_id, const std::string& runner,
+                                       const std::string& check, const std::string& suite_hash) {
   for (const auto& v : ledger.verdicts(image_id))
     if (v.runner == runner && v.check == check && parse_check_status(v.status) == CheckStatus::passed) {
       CheckResult r{check, runner, CheckStatus::passed, {}, nlohmann::json::parse(v.detail_json, nullptr, false), true};
+      if (check == "gpu" && (!r.detail.is_object() || r.detail.value("suite_hash", "") != suite_hash)) continue;
       return r;
     }
   return std::nullopt;
+}
+
+namespace {
+
+// Passes that came from elsewhere (`--ingest`, the Slurm runner) for runners
+// this run does not drive: the policy counts them, nothing is rerun.
+std::vector<CheckResult> recorded_gpu_passes(const state::Ledger& ledger, const std::string& image_id,
+                                             const std::vector<Runner>& driven, const std::string& suite_hash) {
+  std::vector<CheckResult> out;
+  for (const auto& v : ledger.verdicts(image_id)) {
+    if (v.check != "gpu" || parse_check_status(v.status) != CheckStatus::passed) continue;
+    if (std::any_of(driven.begin(), driven.end(), [&](const Runner& r) { return r.name == v.runner; })) continue;
+    CheckResult r{"gpu", v.runner, CheckStatus::passed, {}, nlohmann::json::parse(v.detail_json, nullptr, false), true};
+    if (!r.detail.is_object() || r.detail.value("suite_hash", "") != suite_hash) continue;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 void record(state::Ledger& ledger, const std::string& image_id, const CheckResult& r) {
@@ -62,7 +83,7 @@ template <typename Fn>
 CheckResult checked(state::Ledger& ledger, const Options& o, const std::string& image_id, const std::string& runner,
                     const std::string& check, Fn run) {
   if (!o.force)
-    if (auto r = reuse(ledger, image_id, runner, check)) return *r;
+    if (auto r = cached_pass(ledger, image_id, runner, check, o.suite_hash)) return *r;
   CheckResult r;
   try {
     r = run();
@@ -134,14 +155,22 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
                                    return detail::gpu_check(c, p, renderer, image, r, o);
                                  }));
     }
+  if (wants(c.policy, "gpu"))
+    for (auto& r : recorded_gpu_passes(ledger, v.image_id, o.runners, o.suite_hash)) v.checks.push_back(std::move(r));
   decide(v, c.policy, o.runners, c.arch);
   return v;
 }
 
 }  // namespace
 
-Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options& o) {
-  if (o.runners.empty()) throw EnvironmentError("no runner to verify on");
+std::string current_suite_hash(const Options& o, const render::Renderer& r) {
+  return o.suite_hash.empty() ? suite_hash(o.kernels_dir, r.smoke_template()) : o.suite_hash;
+}
+
+Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options& options) {
+  if (options.runners.empty()) throw EnvironmentError("no runner to verify on");
+  Options o = options;
+  o.suite_hash = current_suite_hash(o, r);
   for (const auto& runner : o.runners) {
     try {
       engine::Client(runner.endpoint).ping();

@@ -1,4 +1,6 @@
 // The gpu check: the smoke suite inside the image, on a runner's GPUs.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -10,7 +12,9 @@
 #include "util/text.h"
 #include "util/version.h"
 #include "util/json_out.h"
+#include "util/sha256.h"
 #include "verify/internal.h"
+#include "verify/smoke_unit.h"
 
 namespace kiln::verify::detail {
 
@@ -22,7 +26,7 @@ namespace {
 void copy_kernels(const fs::path& from, const fs::path& to) {
   fs::remove_all(to);
   fs::create_directories(to);
-  for (const char* part : {"CMakeLists.txt", "cmake", "src", "torch"})
+  for (const char* part : {"CMakeLists.txt", "cmake", "src", "torch", "unit"})
     if (fs::exists(from / part)) fs::copy(from / part, to / part, fs::copy_options::recursive);
 }
 
@@ -93,30 +97,85 @@ void attach_gpus(const Runner& r, engine::ContainerSpec& spec, const std::string
   }
 }
 
-std::string build_smoke_image(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
-                              const std::string& image, const std::string& devel, const Runner& runner,
-                              const Options& o, std::string& error) {
+// One build of the smoke template; the log goes to `log_path`.
+engine::BuildResult build_smoke(const fs::path& ctx, const std::string& tag, const std::string& target,
+                                const std::map<std::string, std::string>& args, const fs::path& log_path,
+                                const Runner& runner) {
+  engine::BuildRequest req;
+  req.context_dir = ctx;
+  req.tags = {tag};
+  req.target = target;
+  req.build_args = args;
+  req.network = "host";
+  fs::create_directories(log_path.parent_path());
+  std::ofstream log(log_path, std::ios::trunc);
+  auto builder = engine::make_builder(matrix::to_string(runner.backend), runner.endpoint);
+  return builder->build(req, nullptr, [&](std::string_view line) { log << line << '\n'; });
+}
+
+// What the unit's wrapper passes each program (kernels/unit/kiln-smoke-unit).
+std::map<std::string, std::string> program_args(const plan::Combo& c) {
+  std::map<std::string, std::string> out;
+  for (const auto& prog : smoke_programs(c)) {
+    const char* var = prog.name == "kiln-smoke" ? "KILN_SMOKE_ARGS" : prog.name == "torch" ? "KILN_TORCH_ARGS" : "KILN_LIBTORCH_ARGS";
+    out[var] = join(prog.args, " ");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string suite_image_tag(const std::string& devel_id, const std::string& suite_hash, const ArchList& arch) {
+  return "kiln.local/kiln-smoke-suite:" + sha256_hex(devel_id + "\n" + suite_hash + "\n" + arch.str()).substr(0, 24);
+}
+
+SmokeImage build_smoke_image(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                             const std::string& image, const std::string& image_id, const std::string& devel,
+                             const Runner& runner, const Options& o) {
+  SmokeImage out;
+  engine::Client client(runner.endpoint);
+  auto devel_info = client.inspect_image(devel);
+  if (!devel_info) {
+    out.error = "its devel image " + devel + " is not built: the smoke suite is compiled there";
+    return out;
+  }
   fs::path ctx = fs::path(o.state_dir) / "smoke" / p.matrix_name / c.id;
   fs::create_directories(ctx);
   write_file_atomic((ctx / "Dockerfile").string(), renderer.render_smoke(c, image, devel));
   copy_kernels(o.kernels_dir, ctx / "kernels");
-  std::string tag = render::local_smoke_image(p, c.id);
-  engine::BuildRequest req;
-  req.context_dir = ctx;
-  req.tags = {tag};
-  req.build_args = {{"KILN_DEVEL", devel}, {"KILN_IMAGE", image}};
-  req.network = "host";
-  fs::path log_path = fs::path(o.state_dir) / "logs" / p.matrix_name / (c.id + ".smoke.log");
-  fs::create_directories(log_path.parent_path());
-  std::ofstream log(log_path, std::ios::trunc);
-  auto builder = engine::make_builder(matrix::to_string(runner.backend), runner.endpoint);
-  engine::BuildResult b = builder->build(req, nullptr, [&](std::string_view line) { log << line << '\n'; });
-  if (!b.ok) {
-    error = fmt::format("the smoke image did not build at \"{}\": {} (log: {})", b.failed_step, b.error, log_path.string());
-    return "";
+  fs::path logs = fs::path(o.state_dir) / "logs" / p.matrix_name;
+  // The suite, once per (devel image, suite hash, arch list): every image of
+  // that toolchain (the runtime and the devel of a combination, a rebuild
+  // with a new id) reuses it.
+  out.suite_image = suite_image_tag(devel_info->id, o.suite_hash, c.arch);
+  if (!client.image_exists(out.suite_image)) {
+    engine::BuildResult b = build_smoke(ctx, out.suite_image, "suite",
+                                        {{"KILN_DEVEL", devel}, {"KILN_IMAGE", image}, {"KILN_SUITE_HASH", o.suite_hash}},
+                                        logs / (c.id + ".smoke-suite.log"), runner);
+    if (!b.ok) {
+      out.error = fmt::format("the smoke suite did not build at \"{}\": {} (log: {})", b.failed_step, b.error,
+                              (logs / (c.id + ".smoke-suite.log")).string());
+      return out;
+    }
+    out.suite_built = true;
   }
-  return tag;
+  // The image's own smoke image: the suite's files on top of it, with the
+  // unit's identity and arguments baked in.
+  std::map<std::string, std::string> args{{"KILN_DEVEL", out.suite_image}, {"KILN_IMAGE", image},
+                                          {"KILN_IMAGE_ID", image_id}, {"KILN_SUITE_HASH", o.suite_hash}};
+  for (auto& [k, v] : program_args(c)) args[k] = v;
+  std::string tag = render::local_smoke_image(p, c.id);
+  fs::path log_path = logs / (c.id + ".smoke.log");
+  engine::BuildResult b = build_smoke(ctx, tag, "", args, log_path, runner);
+  if (!b.ok) {
+    out.error = fmt::format("the smoke image did not build at \"{}\": {} (log: {})", b.failed_step, b.error, log_path.string());
+    return out;
+  }
+  out.tag = tag;
+  return out;
 }
+
+namespace {
 
 // One program's run: its JSON report, exit code and the problems it names.
 struct ProgramRun {
@@ -252,6 +311,21 @@ nlohmann::json smoke_summary(const nlohmann::json& d) {
   return s;
 }
 
+namespace {
+
+// An engine runner's run: this host (kiln reaches engines over local
+// sockets), the GPUs the report names.
+Placement engine_placement(const Runner& runner, const nlohmann::json& report) {
+  Placement where = read_placement(report);
+  where.scheduler = "engine";
+  where.runner = runner.name;
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) == 0) where.node = host;
+  return where;
+}
+
+}  // namespace
+
 CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                       const std::string& image, const Runner& runner, const Options& o) {
   CheckResult r{"gpu", runner.name, CheckStatus::error, {}, {}, false};
@@ -263,12 +337,13 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
                                : "the matrix has no devel image of this combination to compile the smoke suite");
     return r;
   }
-  std::string error;
-  std::string smoke = build_smoke_image(c, p, renderer, image, devel_image, runner, o, error);
-  if (smoke.empty()) {
-    r.problems.push_back(error);
+  auto image_info = client.inspect_image(image);
+  SmokeImage built = build_smoke_image(c, p, renderer, image, image_info ? image_info->id : "", devel_image, runner, o);
+  if (built.tag.empty()) {
+    r.problems.push_back(built.error);
     return r;
   }
+  const std::string& smoke = built.tag;
   engine::ContainerSpec spec;
   spec.image = smoke;
   spec.network_mode = "none";
@@ -296,6 +371,9 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
   r.detail["programs"] = programs;
   r.detail["summary"] = smoke_summary(r.detail);
   r.detail["shm_size"] = runner.shm_size;
+  r.detail["suite_hash"] = o.suite_hash;
+  r.detail["smoke_suite"] = {{"image", built.suite_image}, {"built", built.suite_built}};
+  r.detail["placement"] = placement_json(engine_placement(runner, r.detail));
   if (!runner.ipc.empty()) r.detail["ipc"] = runner.ipc;
   std::vector<std::pair<std::int64_t, bool>> codes;
   for (const auto& run : runs) codes.emplace_back(run.exit_code, run.timed_out);

@@ -14,6 +14,7 @@
 // verdicts, so a rebuild is verified again.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,11 @@
 #include "engine/engine.h"
 #include "plan/plan.h"
 #include "registry/registry.h"
+#include "verify/smoke_unit.h"
+
+namespace kiln::state {
+class Ledger;
+}
 
 namespace kiln::verify {
 
@@ -38,6 +44,8 @@ struct Runner {
   std::string driver_libs;               // gpu = "devices": host driver library directory
   std::int64_t shm_size = 1LL << 30;     // the smoke container's /dev/shm: NCCL, DataLoader workers
   std::string ipc;                       // IpcMode; "": the engine's default
+  int gpus = 0;                          // GPUs a scheduled unit asks for; 0: one
+  std::string gpu_product;               // nvidia.com/gpu.product of its nodes (GFD), for exported Jobs
 };
 
 struct Options {
@@ -50,6 +58,10 @@ struct Options {
   bool smoke_on_cpu = false;
   int timeout_s = 300;
   std::string kernels_dir = "kernels";  // the smoke suite's sources
+  // The suite's hash (smoke_unit.h suite_hash()); verify_plan computes it
+  // from kernels_dir and the renderer's smoke template when empty. A gpu
+  // pass is reused only for the same hash.
+  std::string suite_hash;
   // libraries.toml's roles: a device-code gap in a library the catalog calls
   // optional for its component is a warning, as in `kiln audit` (partial).
   const catalog::Catalog* catalog = nullptr;
@@ -111,6 +123,49 @@ registry::Options registry_options(const plan::Plan& p, const std::string& host)
 // The runner's engine pulls a pushed image by digest and names it `local`
 // (kiln.local/...:ID), so the smoke stage builds on it as on a local build.
 void pull_pushed(engine::Client& eng, const plan::Plan& p, const std::string& ref, const std::string& local);
+
+// One result file given to `kiln verify --ingest`.
+struct IngestResult {
+  std::string file;
+  bool accepted = false;
+  bool unreadable = false;  // not a file or not JSON: bad input (exit 2)
+  std::string reason;       // why refused
+  std::string combo, image_id;
+  std::string status;       // the recorded check status, when accepted
+  Placement placement;
+};
+// Each file is accepted only when it names a built combination's image id
+// and the current suite hash and carries GPU model, driver and count (a
+// no-GPU result is recorded as no-gpu); the verdict goes to the ledger.
+std::vector<IngestResult> ingest_results(const plan::Plan& p, const render::Renderer& r, const Options& o,
+                                         const std::vector<std::string>& files);
+nlohmann::json to_json(const std::vector<IngestResult>& results);  // kiln.ingest/v1
+
+// The portable units of a plan (smoke_unit.h): for each built combination
+// whose policy wants the gpu check, its smoke image (the suite compiled once
+// per devel image, suite hash and arch list) and the release image pushed by
+// digest to `staging` (REGISTRY/REPO; the smoke image to REPO-smoke), and
+// one unit per runner that names gpu_classes. Built on the first runner's engine.
+struct PreparedUnits {
+  std::vector<SmokeUnit> units;
+  std::vector<std::pair<std::string, std::string>> problems;  // combination, why it has no unit
+  std::string suite_hash;
+  int suites_built = 0;  // suite images this call compiled (0 on a rerun)
+};
+PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& r, const Options& o, const std::string& staging);
+nlohmann::json to_json(const PreparedUnits& u);  // kiln.units/v1
+// REGISTRY/REPO from the plan's [registry]; "" when it names none.
+std::string default_staging(const plan::Plan& p);
+
+// The verdict cache: the ledger's pass of `check` on this image id and
+// runner; for the gpu check only one made with `suite_hash` (a changed suite
+// re-verifies). A runner stands for its GPU class, count and driver, which
+// the pass's placement records.
+std::optional<CheckResult> cached_pass(const state::Ledger& ledger, const std::string& image_id, const std::string& runner,
+                                       const std::string& check, const std::string& suite_hash);
+
+// Options::suite_hash, or the hash of kernels_dir and r's smoke template.
+std::string current_suite_hash(const Options& o, const render::Renderer& r);
 
 // The verdict the ledger already holds for this image: its latest result
 // per runner and check, judged by the combination's policy. No check runs.

@@ -1,0 +1,130 @@
+// The portable units of a plan: each combination's smoke image built (its
+// suite once per toolchain) and, with the release image, pushed by digest to
+// the staging registry; one unit per (image, GPU runner class).
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "registry/registry.h"
+#include "util/select.h"
+#include "verify/internal.h"
+#include "verify/smoke_unit.h"
+
+namespace kiln::verify {
+
+namespace {
+
+std::string hex_of(const std::string& digest) { return digest.substr(digest.find(':') + 1); }
+
+// Pushes `image` (an id or name on the engine) as REPO:TAG; returns
+// REPO@sha256:<manifest digest>.
+std::string push_by_digest(engine::Client& eng, const std::string& image, const std::string& repo, const std::string& tag,
+                           const std::string& credential_helper) {
+  registry::Reference ref = registry::parse_reference(repo + ":" + tag);
+  eng.tag_image(image, ref.host + "/" + ref.repo, tag);
+  auto creds = registry::lookup_credentials(ref.host, registry::docker_config_dir(), credential_helper);
+  engine::PushResult pushed = eng.push_image(ref.host + "/" + ref.repo, tag, registry::engine_auth(creds, ref.host), nullptr);
+  if (!pushed.ok) throw EnvironmentError(fmt::format("push of {}:{} failed: {}", repo, tag, pushed.error));
+  return ref.host + "/" + ref.repo + "@" + pushed.digest;
+}
+
+std::string image_ld_path(const std::optional<engine::ImageInfo>& info) {
+  if (info)
+    for (const auto& kv : info->env)
+      if (kv.rfind("LD_LIBRARY_PATH=", 0) == 0) return kv.substr(16);
+  return "";
+}
+
+}  // namespace
+
+std::string default_staging(const plan::Plan& p) {
+  if (p.registry.url.empty() || p.registry.repository.empty()) return "";
+  return p.registry.url + "/" + p.registry.repository;
+}
+
+PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& renderer, const Options& options,
+                            const std::string& staging) {
+  if (options.runners.empty()) throw EnvironmentError("no runner to build smoke units on");
+  if (staging.empty())
+    throw InputError({p.matrix_path}, "no staging registry: give --staging REGISTRY/REPO or a [registry] url and repository");
+  Options o = options;
+  o.suite_hash = current_suite_hash(o, renderer);
+  std::vector<Runner> classes;
+  for (const auto& r : o.runners)
+    if (!r.gpu_classes.empty()) classes.push_back(r);
+  if (classes.empty()) throw InputError({p.matrix_path}, "no runner names gpu_classes: a unit is per GPU runner class");
+  const Runner& builder = o.runners.front();
+  engine::Client eng(builder.endpoint);
+  PreparedUnits out;
+  out.suite_hash = o.suite_hash;
+  for (const auto& c : p.combos) {
+    if (c.status != plan::Status::valid || !selected(c.id, o.only)) continue;
+    if (std::count(c.policy.verify.begin(), c.policy.verify.end(), "gpu") == 0) continue;
+    std::string image = render::local_image(p, c.id);
+    auto info = eng.inspect_image(image);
+    if (!info) {
+      out.problems.push_back({c.id, "not built: run kiln build"});
+      continue;
+    }
+    const plan::Combo* devel = p.sibling(c, "devel");
+    if (!devel) {
+      out.problems.push_back({c.id, "the matrix has no devel image of this combination to compile the smoke suite"});
+      continue;
+    }
+    detail::SmokeImage smoke =
+        detail::build_smoke_image(c, p, renderer, image, info->id, render::local_image(p, devel->id), builder, o);
+    if (smoke.tag.empty()) {
+      out.problems.push_back({c.id, smoke.error});
+      continue;
+    }
+    out.suites_built += smoke.suite_built;
+    std::string image_ref = push_by_digest(eng, info->id, staging, "kiln-push-" + hex_of(info->id), p.registry.credential_helper);
+    std::string smoke_ref = push_by_digest(eng, smoke.tag, staging + "-smoke",
+                                           fmt::format("kiln-smoke-{}-{}", hex_of(info->id).substr(0, 16), o.suite_hash.substr(0, 16)),
+                                           p.registry.credential_helper);
+    std::string ld = image_ld_path(eng.inspect_image(smoke.tag));
+    for (const auto& r : classes) {
+      // A class the arch list cannot serve gets no unit: it could only fail.
+      if (std::any_of(r.gpu_classes.begin(), r.gpu_classes.end(),
+                      [&](const std::string& cls) { return !detail::class_refusal(cls, c.arch).empty(); })) {
+        out.problems.push_back({c.id, fmt::format("runner {}: {}", r.name, detail::class_refusal(r.gpu_classes.front(), c.arch))});
+        continue;
+      }
+      SmokeUnit u;
+      u.combo_id = c.id;
+      u.runner = r.name;
+      u.image_id = info->id;
+      u.image_ref = image_ref;
+      u.smoke_ref = smoke_ref;
+      u.suite_hash = o.suite_hash;
+      u.gpu_classes = r.gpu_classes;
+      u.gpu_product = r.gpu_product;
+      u.gpus = std::max(1, r.gpus);
+      u.shm_size = r.shm_size;
+      u.timeout_s = o.timeout_s;
+      u.gpu_mode = r.gpu;  // none: a CPU runner's command attaches nothing (the unit then says no GPU)
+      u.devices = r.devices;
+      u.driver_libs = r.driver_libs;
+      u.image_ld_path = ld;
+      out.units.push_back(std::move(u));
+    }
+  }
+  return out;
+}
+
+nlohmann::json to_json(const PreparedUnits& u) {
+  nlohmann::json units = nlohmann::json::array();
+  for (const auto& unit : u.units) {
+    nlohmann::json j = to_json(unit);
+    j["commands"] = {{"docker", unit_command(unit, UnitEngine::docker)},
+                     {"podman", unit_command(unit, UnitEngine::podman)},
+                     {"pyxis", unit_command(unit, UnitEngine::pyxis)}};
+    units.push_back(j);
+  }
+  nlohmann::json problems = nlohmann::json::array();
+  for (const auto& [combo, why] : u.problems) problems.push_back({{"combination", combo}, {"problem", why}});
+  return {{"schema", "kiln.units/v1"}, {"suite_hash", u.suite_hash}, {"suites_built", u.suites_built},
+          {"units", units}, {"problems", problems}};
+}
+
+}  // namespace kiln::verify
