@@ -79,3 +79,11 @@ SRC
     /usr/libexec/docker/cli-plugins/docker-buildx
 fi
 docker buildx version
+
+# The Slurm runner's one-node test cluster (scripts/start-slurm.sh, the
+# verify_slurm_e2e test): slurmctld, slurmd and the Slurm commands from
+# slurm-wlm, and munge; the script runs the daemons itself, not as services.
+if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+fi

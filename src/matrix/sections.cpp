@@ -11,6 +11,9 @@ namespace kiln::matrix {
 namespace {
 
 const std::set<std::string> kIpcModes{"private", "shareable", "host", "none"};
+const std::set<std::string> kSlurmContainers{"docker", "podman", "enroot", "pyxis"};
+const std::set<std::string> kSlurmKeys{"partition", "gpus", "container", "container_cli", "time_limit",
+                                       "queue_timeout", "sbatch_args", "job_dir"};
 // Keys that would hold a secret: kiln's files never do (credentials come
 // from credential helpers and the Docker config), so these get their own
 // message rather than "unknown key".
@@ -118,6 +121,43 @@ bool SectionReader::check_credential_helper(const std::string& name, const Locat
   return false;
 }
 
+// gpu = "slurm"'s keys; given to another runner they would do nothing, so
+// they are an error there.
+void SectionReader::read_slurm(TomlFields& f, const toml::table& t, Runner& r) {
+  if (r.gpu != GpuMode::slurm) {
+    for (const auto& [key, node] : t)
+      if (kSlurmKeys.count(std::string(key.str())))
+        error(location_of(node, file_), fmt::format("runner '{}': {} applies to gpu = \"slurm\" runners only", r.name, key.str()));
+    return;
+  }
+  Runner::Slurm& s = r.slurm;
+  s.partition = f.str("partition").value_or("");
+  auto minutes = [&](const char* key, int& out, int min) {
+    if (auto v = f.integer(key)) {
+      if (*v < min || *v > 525600) error(f.where(key), fmt::format("{} is in minutes, {} to 525600", key, min));
+      else out = static_cast<int>(*v);
+    }
+  };
+  if (auto n = f.integer("gpus")) {
+    if (*n < 0 || *n > 1024) error(f.where("gpus"), "gpus is the GPU count a job asks for (--gres=gpu:N): 0 to 1024");
+    else s.gpus = static_cast<int>(*n);
+  }
+  s.container = f.str("container").value_or("docker");
+  if (!kSlurmContainers.count(s.container))
+    error(f.where("container"), "container must be \"docker\", \"podman\", \"enroot\" or \"pyxis\"");
+  s.container_cli = f.str("container_cli").value_or("");
+  minutes("time_limit", s.time_limit_min, 1);
+  minutes("queue_timeout", s.queue_timeout_min, 1);
+  s.sbatch_args = f.strings("sbatch_args");
+  for (const auto& a : s.sbatch_args)
+    if (!a.starts_with("--") || a.find('\n') != std::string::npos)
+      error(f.where("sbatch_args"), fmt::format("sbatch_args entry {} must be one long option (\"--account=ml\")", grammar::quoted(a)));
+  s.job_dir = f.str("job_dir").value_or("");
+  if (!s.job_dir.empty()) check(s.job_dir, f.where("job_dir"), grammar::absolute_path, "job_dir");
+  if (!s.container_cli.empty() && s.container_cli.find_first_of(" \t\n'\"$`\\") != std::string::npos)
+    error(f.where("container_cli"), "container_cli is one program (a name or a path), not a command line");
+}
+
 void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
   const toml::table* t = top.table("runners");
   if (!t) return;
@@ -128,7 +168,8 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
       continue;
     }
     TomlFields f = fields(*rt);
-    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc"});
+    f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "partition", "gpus",
+            "container", "container_cli", "time_limit", "queue_timeout", "sbatch_args", "job_dir"});
     Runner r;
     r.name = std::string(key.str());
     r.engine = f.str("engine").value_or("");
@@ -136,7 +177,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     if (auto b = parse_backend(backend)) r.backend = *b;
     else error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
     if (auto g = parse_gpu_mode(gpu)) r.gpu = *g;
-    else error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
+    else error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\", \"devices\" or \"slurm\"");
     r.gpu_classes = gpu_classes(f);
     r.devices = f.strings("devices");
     r.driver_libs = f.str("driver_libs").value_or("");
@@ -149,6 +190,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     if (!r.ipc.empty() && !kIpcModes.count(r.ipc))
       error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
     r.where = f.where();
+    read_slurm(f, *rt, r);
     check(r.name, r.where, grammar::tag, "runner name");
     for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");
     if (!r.driver_libs.empty()) check(r.driver_libs, f.where("driver_libs"), grammar::absolute_path, "driver_libs");

@@ -17,13 +17,16 @@ const char* to_string(CheckStatus s) {
     case CheckStatus::passed: return "passed";
     case CheckStatus::failed: return "failed";
     case CheckStatus::no_gpu: return "no-gpu";
+    case CheckStatus::timed_out: return "timed-out";
+    case CheckStatus::cancelled: return "cancelled";
     case CheckStatus::error: break;
   }
   return "error";
 }
 
 CheckStatus parse_check_status(std::string_view word) {
-  for (CheckStatus s : {CheckStatus::passed, CheckStatus::failed, CheckStatus::no_gpu})
+  for (CheckStatus s : {CheckStatus::passed, CheckStatus::failed, CheckStatus::no_gpu, CheckStatus::timed_out,
+                        CheckStatus::cancelled})
     if (word == to_string(s)) return s;
   return CheckStatus::error;
 }
@@ -116,7 +119,8 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
       v.checks.push_back(checked(ledger, o, v.image_id, r.name, "gpu",
                                  [&] {
                                    step(o, "gpu check " + c.id + " on " + r.name);
-                                   return detail::gpu_check(c, p, renderer, image, r, o);
+                                   return r.gpu == matrix::GpuMode::slurm ? detail::slurm_check(c, p, renderer, image, r, o)
+                                                                          : detail::gpu_check(c, p, renderer, image, r, o);
                                  }));
     }
   decide(v, c.policy, o.runners, c.arch);

@@ -37,6 +37,7 @@ struct Runner {
   std::string driver_libs;               // gpu = "devices": host driver library directory
   std::int64_t shm_size = 1LL << 30;     // the smoke container's /dev/shm: NCCL, DataLoader workers
   std::string ipc;                       // IpcMode; "": the engine's default
+  matrix::Runner::Slurm slurm;           // gpu = "slurm": the job it submits (verify/slurm.h)
 };
 
 struct Options {
@@ -58,8 +59,10 @@ struct Options {
 };
 
 // A check's outcome; its words (ledger, JSON, tables) are to_string's.
-enum class CheckStatus { passed, failed, no_gpu, error };
-const char* to_string(CheckStatus s);  // "passed" | "failed" | "no-gpu" | "error"
+// timed_out and cancelled: a scheduler's job (Slurm) ran past its time
+// limit or was cancelled; neither says the image works, neither is a pass.
+enum class CheckStatus { passed, failed, no_gpu, error, timed_out, cancelled };
+const char* to_string(CheckStatus s);  // "passed" | "failed" | "no-gpu" | "error" | "timed-out" | "cancelled"
 // A word read back from the ledger; one kiln never writes is an error.
 CheckStatus parse_check_status(std::string_view word);
 
