@@ -38,6 +38,18 @@ CheckStatus combined_status(const std::vector<std::pair<std::int64_t, bool>>& ru
 // bf16 TFLOP/s (cuBLAS and torch.matmul), NCCL and DDP busbw, and a line.
 nlohmann::json smoke_summary(const nlohmann::json& gpu_detail);
 
+// Builds (incrementally) the smoke image of a combination and runs it.
+CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                      const std::string& image, const Runner& runner, const Options& o);
+
+// The policy's decision from the checks that ran (or were reused). A GPU
+// class the arch list cannot serve is refused, whatever the checks say.
+void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners, const ArchList& arch);
+
+// Why a GPU class (a policy's or a runner's "sm_70") cannot run an image
+// built for `arch`, in words; "" when it can (SASS or PTX JIT).
+std::string class_refusal(const std::string& gpu_class, const ArchList& arch);
+
 // One smoke program's run, wherever it ran (an engine's container, a Slurm job).
 struct ProgramOutcome {
   std::string out, err;         // its stdout (the JSON report) and stderr
@@ -63,17 +75,5 @@ std::string smoke_image_for(const plan::Combo& c, const plan::Plan& p, const ren
 // job (verify/slurm.h), its verdict with the node, GPU model, driver and count.
 CheckResult slurm_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                         const std::string& image, const Runner& runner, const Options& o);
-
-// Builds (incrementally) the smoke image of a combination and runs it.
-CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
-                      const std::string& image, const Runner& runner, const Options& o);
-
-// The policy's decision from the checks that ran (or were reused). A GPU
-// class the arch list cannot serve is refused, whatever the checks say.
-void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners, const ArchList& arch);
-
-// Why a GPU class (a policy's or a runner's "sm_70") cannot run an image
-// built for `arch`, in words; "" when it can (SASS or PTX JIT).
-std::string class_refusal(const std::string& gpu_class, const ArchList& arch);
 
 }  // namespace kiln::verify::detail

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <stdexcept>
 #include <thread>
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "util/child.h"
+#include "verify/smoke_unit.h"
 
 namespace kiln::slurm {
 
@@ -63,16 +65,6 @@ std::string first_line(std::string_view s) {
 
 }  // namespace
 
-std::string shell_quote(std::string_view s) {
-  if (!s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("@%+=:,./_-").find(c) != std::string_view::npos;
-      }))
-    return std::string(s);
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 std::string job_script(const JobSpec& job) {
   std::string s = "#!/bin/bash\n";
   auto sb = [&](const std::string& opt) {
@@ -99,8 +91,7 @@ std::string job_script(const JobSpec& job) {
        "first=0\n";
   for (const auto& step : job.steps) {
     check_step_name(step.name);
-    std::string cmd;
-    for (const auto& a : step.argv) cmd += (cmd.empty() ? "" : " ") + shell_quote(a);
+    std::string cmd = verify::shell_line(step.argv);
     s += fmt::format("echo \"::kiln-step-begin {}\"\n{} </dev/null\nrc=$?\necho\necho \"::kiln-step-end {} $rc\"\n"
                      "[ \"$first\" -ne 0 ] || first=$rc\n",
                      step.name, cmd, step.name);

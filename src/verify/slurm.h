@@ -39,9 +39,6 @@ struct JobSpec {
 // framed, and exits with the first nonzero step's code.
 std::string job_script(const JobSpec& job);
 
-// A word the shell reads back as exactly `s`.
-std::string shell_quote(std::string_view s);
-
 // "Submitted batch job 42" (or --parsable's "42" / "42;cluster") -> "42".
 std::optional<std::string> parse_submitted(std::string_view sbatch_output);
 

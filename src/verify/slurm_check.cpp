@@ -18,6 +18,7 @@
 #include "util/text.h"
 #include "verify/internal.h"
 #include "verify/slurm.h"
+#include "verify/smoke_unit.h"
 
 namespace kiln::verify::detail {
 
@@ -87,32 +88,28 @@ std::string utc_now() {
   return buf;
 }
 
-// Where the verdict was obtained: the node, and its GPUs as nvidia-smi on
-// the node saw them (model, driver branch) or, without nvidia-smi, as the
-// suite saw them (its devices; the CUDA driver API version).
-nlohmann::json where(const slurm::JobOutput& out, const slurm::JobInfo& info, const nlohmann::json& suite) {
-  nlohmann::json w = {{"scheduler", "slurm"}, {"node", out.node.empty() ? info.node : out.node}, {"job_id", info.id},
-                      {"gpu_model", nullptr}, {"driver", nullptr}, {"gpu_count", 0}, {"date", utc_now()}};
-  const nlohmann::json* env = nullptr;
-  if (suite.is_object() && suite.contains("sections") && suite["sections"].contains("env"))
-    env = &suite["sections"]["env"]["data"];
-  if (env && env->contains("devices") && (*env)["devices"].is_array() && !(*env)["devices"].empty()) {
-    w["gpu_count"] = (*env)["devices"].size();
-    w["gpu_model"] = (*env)["devices"][0].value("name", "");
-  } else if (!out.gpus.empty() && !env) {
-    w["gpu_count"] = out.gpus.size();
-  }
+// Where the verdict was obtained, in the portable unit's terms
+// (smoke_unit.h): the node, the job, and the GPUs as the suite saw them
+// (model, class, count); the driver as nvidia-smi on the node read it (the
+// kernel module's release, whose major is the branch), else the suite's.
+Placement placement(const Runner& runner, const slurm::JobOutput& out, const slurm::JobInfo& info,
+                    const nlohmann::json& suite, const std::string& started) {
+  Placement p = read_placement(suite);
+  p.scheduler = "slurm";
+  p.runner = runner.name;
+  p.node = out.node.empty() ? info.node : out.node;
+  p.job = info.id;
   if (!out.gpus.empty()) {  // "0, NVIDIA H200, 580.95.05"
     const std::string& g = out.gpus.front();
     size_t a = g.find(", "), b = g.rfind(", ");
     if (a != std::string::npos && b != a) {
-      if (w["gpu_model"].is_null()) w["gpu_model"] = g.substr(a + 2, b - a - 2);
-      w["driver"] = g.substr(b + 2);
+      if (p.gpu_model.empty()) p.gpu_model = g.substr(a + 2, b - a - 2);
+      p.driver = g.substr(b + 2);
     }
-  } else if (env && env->contains("driver_version") && !(*env)["driver_version"].is_null()) {
-    w["driver"] = "CUDA " + (*env)["driver_version"].get<std::string>();
   }
-  return w;
+  p.driver_branch = driver_branch(p.driver);
+  if (p.date.empty()) p.date = started;
+  return p;
 }
 
 }  // namespace
@@ -145,6 +142,7 @@ CheckResult slurm_check(const plan::Combo& c, const plan::Plan& p, const render:
   fs::path script = dir / (stem + ".sbatch");
   write_file_atomic(script.string(), slurm::job_script(job));
 
+  std::string started = utc_now();
   nlohmann::json sd = {{"script", script.string()}, {"partition", s.partition}, {"gpus_requested", s.gpus},
                        {"time_limit_min", job.time_limit_min}, {"container", s.container}, {"image", smoke}};
   std::string id;
@@ -210,7 +208,7 @@ CheckResult slurm_check(const plan::Combo& c, const plan::Plan& p, const render:
     }
   }
   r.detail["slurm"] = sd;
-  r.detail["where"] = where(out, w.info, r.detail);
+  r.detail["placement"] = placement_json(placement(runner, out, w.info, r.detail, started));
   r.detail["shm_size"] = runner.shm_size;
   if (r.status == CheckStatus::no_gpu)
     r.problems.push_back(fmt::format("slurm job {}{} (gpus = {}): the smoke suite found no usable GPU", id, on, s.gpus));

@@ -118,50 +118,60 @@ std::string build_smoke_image(const plan::Combo& c, const plan::Plan& p, const r
   return tag;
 }
 
+// One program's run: its JSON report, exit code and the problems it names.
+struct ProgramRun {
+  nlohmann::json report;
+  std::int64_t exit_code = -1;
+  bool timed_out = false;
+  std::vector<std::string> problems;
+};
+
 // Reads a smoke program's JSON; the failed sections become the problems,
 // named "<prefix>/<section>" when a prefix is given.
-void read_report(const std::string& out, const std::string& prefix, nlohmann::json& report, std::vector<std::string>& problems) {
+void read_report(const std::string& out, const std::string& prefix, ProgramRun& r) {
   std::string who = prefix.empty() ? "kiln-smoke" : prefix;
   try {
-    report = nlohmann::json::parse(out);
+    r.report = nlohmann::json::parse(out);
   } catch (const nlohmann::json::exception&) {
-    problems.push_back(who + " printed no JSON report");
+    r.problems.push_back(who + " printed no JSON report");
     return;
   }
-  if (!report.contains("sections")) return;
-  for (const auto& [name, s] : report["sections"].items()) {
+  if (!r.report.contains("sections")) return;
+  for (const auto& [name, s] : r.report["sections"].items()) {
     std::string label = prefix.empty() ? name : prefix + "/" + name;
     if (s.value("status", "") != "fail") continue;
     std::string why = "failed";
     if (s.contains("errors") && s["errors"].is_array() && !s["errors"].empty())
       why = s["errors"][0].is_string() ? s["errors"][0].get<std::string>() : json_text(s["errors"][0]);
-    problems.push_back(fmt::format("{}: {}", label, why));
+    r.problems.push_back(fmt::format("{}: {}", label, why));
   }
 }
 
 // Each program in its own container with the same GPU, device and shm
 // settings: a crash of one (a segfault in LibTorch) cannot hide another's report.
-ProgramOutcome run_program(engine::Client& client, const engine::ContainerSpec& base, const SmokeProgram& prog,
-                           const Options& o) {
+ProgramRun run_program(engine::Client& client, const engine::ContainerSpec& base, const SmokeProgram& prog,
+                       const Options& o) {
   engine::ContainerSpec spec = base;
   spec.entrypoint = prog.entrypoint;
   spec.cmd = prog.args;
-  ProgramOutcome r;
+  ProgramRun r;
   std::string id = client.create_container(spec);
   try {
     client.start_container(id);
   } catch (const std::exception& e) {  // kiln-smoke-torch missing: the devel image had no torch to build it
     client.remove_container(id);
-    r.not_started = fmt::format("{} did not start ({}): {}", prog.name, prog.entrypoint.front(), e.what());
+    r.problems.push_back(fmt::format("{} did not start ({}): {}", prog.name, prog.entrypoint.front(), e.what()));
     return r;
   }
   engine::WaitResult w = client.wait_container(id, std::chrono::seconds(o.timeout_s));
   engine::Logs logs = client.container_logs(id);
   client.remove_container(id);
-  r.out = logs.out;
-  r.err = logs.err;
+  read_report(logs.out, prog.name == "kiln-smoke" ? "" : prog.name, r);
   r.exit_code = w.exit_code;
   r.timed_out = w.timed_out;
+  if (w.timed_out) r.problems.push_back(fmt::format("{} timed out after {} s", prog.name, o.timeout_s));
+  else if (w.exit_code != 0 && w.exit_code != 1 && w.exit_code != 3)
+    r.problems.push_back(fmt::format("{} exited {}: {}", prog.name, w.exit_code, logs.err.substr(0, 400)));
   return r;
 }
 
@@ -175,36 +185,6 @@ CheckStatus combined_status(const std::vector<std::pair<std::int64_t, bool>>& ru
     no_gpu |= exit_code == 3;
   }
   return failed ? CheckStatus::failed : error ? CheckStatus::error : no_gpu ? CheckStatus::no_gpu : CheckStatus::passed;
-}
-
-void judge_smoke(const std::vector<SmokeProgram>& programs, const std::vector<ProgramOutcome>& runs, int timeout_s,
-                 CheckResult& r) {
-  nlohmann::json table = nlohmann::json::object();
-  std::vector<std::pair<std::int64_t, bool>> codes;
-  for (size_t i = 0; i < programs.size() && i < runs.size(); ++i) {
-    const SmokeProgram& prog = programs[i];
-    const ProgramOutcome& run = runs[i];
-    nlohmann::json report;
-    if (!run.not_started.empty()) {
-      r.problems.push_back(run.not_started);
-    } else {
-      read_report(run.out, prog.name == "kiln-smoke" ? "" : prog.name, report, r.problems);
-      if (run.timed_out) r.problems.push_back(fmt::format("{} timed out after {} s", prog.name, timeout_s));
-      else if (run.exit_code != 0 && run.exit_code != 1 && run.exit_code != 3)
-        r.problems.push_back(fmt::format("{} exited {}: {}", prog.name, run.exit_code, run.err.substr(0, 400)));
-    }
-    if (prog.name == "kiln-smoke") {
-      r.detail = report.is_object() ? report : nlohmann::json::object();  // the suite's document, as before
-      r.detail["exit_code"] = run.exit_code;
-    } else {
-      r.detail[prog.name] = report;  // smoke_torch.py under "torch", kiln-smoke-torch under "libtorch"
-    }
-    table[prog.name] = {{"exit_code", run.exit_code}, {"timed_out", run.timed_out}, {"args", prog.args}};
-    codes.emplace_back(run.exit_code, run.timed_out);
-  }
-  r.detail["programs"] = table;
-  r.detail["summary"] = smoke_summary(r.detail);
-  r.status = combined_status(codes);
 }
 
 // What a report shows of a gpu check: the GPUs used, the versions that
@@ -271,6 +251,67 @@ nlohmann::json smoke_summary(const nlohmann::json& d) {
   return s;
 }
 
+CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                      const std::string& image, const Runner& runner, const Options& o) {
+  CheckResult r{"gpu", runner.name, CheckStatus::error, {}, {}, false};
+  engine::Client client(runner.endpoint);
+  const plan::Combo* devel = p.sibling(c, "devel");  // its nvcc compiles the suite (itself, if devel)
+  std::string devel_image = devel ? render::local_image(p, devel->id) : "";
+  if (!devel || !client.image_exists(devel_image)) {
+    r.problems.push_back(devel ? "its devel image " + devel_image + " is not built: the smoke suite is compiled there"
+                               : "the matrix has no devel image of this combination to compile the smoke suite");
+    return r;
+  }
+  std::string error;
+  std::string smoke = build_smoke_image(c, p, renderer, image, devel_image, runner, o, error);
+  if (smoke.empty()) {
+    r.problems.push_back(error);
+    return r;
+  }
+  engine::ContainerSpec spec;
+  spec.image = smoke;
+  spec.network_mode = "none";
+  spec.readonly_rootfs = true;
+  spec.tmpfs = {{"/tmp", "rw,size=256m"}};
+  spec.shm_size = runner.shm_size;  // NCCL's shared-memory transport, DataLoader workers
+  spec.ipc_mode = runner.ipc;
+  if (runner.gpu != matrix::GpuMode::none) pass_safety_env(spec);
+  attach_gpus(runner, spec, image_ld_path(client.inspect_image(smoke)));
+  std::vector<ProgramRun> runs;
+  nlohmann::json programs = nlohmann::json::object();
+  for (const auto& prog : smoke_programs(c)) {
+    runs.push_back(run_program(client, spec, prog, o));
+    ProgramRun& run = runs.back();
+    if (prog.name == "kiln-smoke") {
+      r.detail = run.report.is_object() ? run.report : nlohmann::json::object();  // the suite's document, as before
+      r.detail["exit_code"] = run.exit_code;
+    } else {
+      r.detail[prog.name] = run.report;  // smoke_torch.py under "torch", kiln-smoke-torch under "libtorch"
+    }
+    programs[prog.name] = {{"exit_code", run.exit_code}, {"timed_out", run.timed_out},
+                           {"args", prog.args}};
+    r.problems.insert(r.problems.end(), run.problems.begin(), run.problems.end());
+  }
+  r.detail["programs"] = programs;
+  r.detail["summary"] = smoke_summary(r.detail);
+  r.detail["shm_size"] = runner.shm_size;
+  if (!runner.ipc.empty()) r.detail["ipc"] = runner.ipc;
+  std::vector<std::pair<std::int64_t, bool>> codes;
+  for (const auto& run : runs) codes.emplace_back(run.exit_code, run.timed_out);
+  r.status = combined_status(codes);
+  if (r.status == CheckStatus::no_gpu)
+    r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, matrix::to_string(runner.gpu)));
+  return r;
+}
+
+}  // namespace kiln::verify::detail
+
+// For the Slurm runner (slurm_check.cpp), which runs the same programs in a
+// batch job rather than through an engine: the smoke image, and the
+// verdict from each program's output, exit code and timeout read the way
+// gpu_check reads its containers'.
+namespace kiln::verify::detail {
+
 std::string smoke_image_for(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
                             const std::string& image, const Runner& runner, const Options& o,
                             std::vector<std::string>& problems) {
@@ -288,30 +329,37 @@ std::string smoke_image_for(const plan::Combo& c, const plan::Plan& p, const ren
   return smoke;
 }
 
-CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
-                      const std::string& image, const Runner& runner, const Options& o) {
-  CheckResult r{"gpu", runner.name, CheckStatus::error, {}, {}, false};
-  engine::Client client(runner.endpoint);
-  std::string smoke = smoke_image_for(c, p, renderer, image, runner, o, r.problems);
-  if (smoke.empty()) return r;
-  engine::ContainerSpec spec;
-  spec.image = smoke;
-  spec.network_mode = "none";
-  spec.readonly_rootfs = true;
-  spec.tmpfs = {{"/tmp", "rw,size=256m"}};
-  spec.shm_size = runner.shm_size;  // NCCL's shared-memory transport, DataLoader workers
-  spec.ipc_mode = runner.ipc;
-  if (runner.gpu != matrix::GpuMode::none) pass_safety_env(spec);
-  attach_gpus(runner, spec, image_ld_path(client.inspect_image(smoke)));
-  std::vector<SmokeProgram> programs = smoke_programs(c);
-  std::vector<ProgramOutcome> runs;
-  for (const auto& prog : programs) runs.push_back(run_program(client, spec, prog, o));
-  judge_smoke(programs, runs, o.timeout_s, r);
-  r.detail["shm_size"] = runner.shm_size;
-  if (!runner.ipc.empty()) r.detail["ipc"] = runner.ipc;
-  if (r.status == CheckStatus::no_gpu)
-    r.problems.push_back(fmt::format("runner {} ({} mode) gave the container no usable GPU", runner.name, matrix::to_string(runner.gpu)));
-  return r;
+void judge_smoke(const std::vector<SmokeProgram>& programs, const std::vector<ProgramOutcome>& runs, int timeout_s,
+                 CheckResult& r) {
+  nlohmann::json table = nlohmann::json::object();
+  std::vector<std::pair<std::int64_t, bool>> codes;
+  for (size_t i = 0; i < programs.size() && i < runs.size(); ++i) {
+    const SmokeProgram& prog = programs[i];
+    const ProgramOutcome& out = runs[i];
+    ProgramRun run;
+    run.exit_code = out.exit_code;
+    run.timed_out = out.timed_out;
+    if (!out.not_started.empty()) {
+      run.problems.push_back(out.not_started);
+    } else {
+      read_report(out.out, prog.name == "kiln-smoke" ? "" : prog.name, run);
+      if (out.timed_out) run.problems.push_back(fmt::format("{} timed out after {} s", prog.name, timeout_s));
+      else if (out.exit_code != 0 && out.exit_code != 1 && out.exit_code != 3)
+        run.problems.push_back(fmt::format("{} exited {}: {}", prog.name, out.exit_code, out.err.substr(0, 400)));
+    }
+    if (prog.name == "kiln-smoke") {
+      r.detail = run.report.is_object() ? run.report : nlohmann::json::object();
+      r.detail["exit_code"] = run.exit_code;
+    } else {
+      r.detail[prog.name] = run.report;
+    }
+    table[prog.name] = {{"exit_code", run.exit_code}, {"timed_out", run.timed_out}, {"args", prog.args}};
+    r.problems.insert(r.problems.end(), run.problems.begin(), run.problems.end());
+    codes.emplace_back(run.exit_code, run.timed_out);
+  }
+  r.detail["programs"] = table;
+  r.detail["summary"] = smoke_summary(r.detail);
+  r.status = combined_status(codes);
 }
 
 }  // namespace kiln::verify::detail

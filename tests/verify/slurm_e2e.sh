@@ -96,7 +96,7 @@ verify a slurm
 check "(a) verify exit 1: nothing is verified without a GPU" test "$(cat "$tmp/a.rc")" -eq 1
 check "(a) gpu check no-gpu, never a pass" gpu a "k['status'] == 'no-gpu' and not c['verified'] and k['detail']['exit_code'] == 3"
 check "(a) recorded where: slurm, node $node, 0 GPUs" \
-  gpu a "k['detail']['where']['scheduler'] == 'slurm' and k['detail']['where']['node'] == '$node' and k['detail']['where']['gpu_count'] == 0"
+  gpu a "k['detail']['placement']['scheduler'] == 'slurm' and k['detail']['placement']['node'] == '$node' and k['detail']['placement']['gpu_count'] == 0 and k['detail']['placement']['job'] == k['detail']['slurm']['job_id']"
 check "(a) the job COMPLETED/FAILED on $node with the suite's exit 3" \
   gpu a "k['detail']['slurm']['node'] == '$node' and k['detail']['slurm']['state'] == 'FAILED' and k['detail']['slurm']['exit_code'] == 3"
 check "(a) the suite's own report came back through the output file" \

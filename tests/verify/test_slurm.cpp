@@ -14,6 +14,7 @@
 #include "matrix/matrix.h"
 #include "util/errors.h"
 #include "verify/slurm.h"
+#include "verify/smoke_unit.h"
 
 using namespace kiln;
 namespace fs = std::filesystem;
@@ -78,7 +79,7 @@ TEST_CASE("the batch script: #SBATCH lines, quoted steps, framed output", "[slur
   job.error = "/jobs/c.r.%j.err";
   job.sbatch_args = {"--account=ml"};
   job.steps = {{"kiln-smoke", {"printf", "%s", "{\"verdict\": \"no-gpu\"}"}},  // no newline at its end
-               {"torch", {"sh", "-c", "echo 'it''s'; echo line2; exit 3"}},
+               {"torch", {"sh", "-c", "echo \"it's\"; echo line2; exit 3"}},
                {"libtorch", {"sh", "-c", "echo garbage; exit 2"}}};
   std::string s = slurm::job_script(job);
   CHECK(s.rfind("#!/bin/bash\n#SBATCH --job-name=kiln-smoke:m:c:r\n#SBATCH --partition=gpu\n#SBATCH --gres=gpu:2\n"
@@ -86,7 +87,7 @@ TEST_CASE("the batch script: #SBATCH lines, quoted steps, framed output", "[slur
   CHECK(s.find("#SBATCH --output=/jobs/c.r.%j.out\n") != std::string::npos);
   CHECK(s.find("#SBATCH --account=ml\n") != std::string::npos);
   CHECK(s.find("'sh' ") == std::string::npos);  // plain words unquoted
-  CHECK(s.find("'echo '\\''it'\\'''\\''s'\\''; echo line2; exit 3'") != std::string::npos);
+  CHECK(s.find("sh -c 'echo \"it'\\''s\"; echo line2; exit 3' </dev/null\n") != std::string::npos);
 
   job.gpus = 0;
   job.partition.clear();
@@ -127,10 +128,10 @@ TEST_CASE("output of a job killed mid-step: the step has no exit code", "[slurm]
   CHECK(slurm::parse_output("").steps.empty());
 }
 
-TEST_CASE("shell quoting round-trips through bash", "[slurm]") {
+TEST_CASE("the steps' words round-trip through the shell", "[slurm]") {
   for (std::string w : {"plain", "with space", "it's", "$HOME", "a\"b", "`x`", "", "--shm-size=1g", "*"}) {
     // Run through /bin/sh -c, which reads the quoted word back.
-    FILE* f = ::popen(("printf %s " + slurm::shell_quote(w)).c_str(), "r");
+    FILE* f = ::popen(("printf %s " + verify::shell_line({w})).c_str(), "r");
     REQUIRE(f);
     std::string got;
     char buf[256];
