@@ -265,7 +265,7 @@ WaitResult wait(const std::string& id, std::chrono::seconds queue_limit, std::ch
       return w;
     }
     std::this_thread::sleep_for(interval);
-    interval = std::min(std::chrono::milliseconds(10000), interval * 3 / 2);
+    interval = std::min(std::chrono::milliseconds(5000), interval * 3 / 2);
   }
 }
 

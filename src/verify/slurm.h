@@ -77,7 +77,7 @@ JobInfo show_job(const std::string& id);             // found = false once forgo
 void cancel(const std::string& id);
 
 // Follows a job until it ends: polls scontrol with a growing interval (1 s
-// up to 10 s). Gives up, cancelling it, when it has pended longer than
+// up to 5 s). Gives up, cancelling it, when it has pended longer than
 // `queue_limit` or run longer than `run_limit`; `why` then says which.
 // `on_state` hears each new state ("PENDING (Resources)", "RUNNING on node1").
 struct WaitResult {
