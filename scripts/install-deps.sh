@@ -91,6 +91,14 @@ docker buildx version
 # Exported Kubernetes Jobs are loaded into the Kubernetes Python client's
 # models in tests (tests/export): Debian's python3-kubernetes, and PyYAML
 # to read the multi-document YAML.
-if ! python3 -c 'import kubernetes, yaml' 2>/dev/null; then
+if ! /usr/bin/python3 -c 'import kubernetes, yaml' 2>/dev/null; then  # Debian's python, not a pyenv one first on PATH
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-kubernetes python3-yaml >/dev/null
+fi
+
+# The Slurm runner's one-node test cluster (scripts/start-slurm.sh, the
+# verify_slurm_e2e test): slurmctld, slurmd and the Slurm commands from
+# slurm-wlm, and munge; the script runs the daemons itself, not as services.
+if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
 fi

@@ -20,6 +20,7 @@ const char* to_string(GpuMode g) {
     case GpuMode::nvidia: return "nvidia";
     case GpuMode::cdi: return "cdi";
     case GpuMode::devices: return "devices";
+    case GpuMode::slurm: return "slurm";
     case GpuMode::none: break;
   }
   return "none";
@@ -32,7 +33,7 @@ std::optional<Backend> parse_backend(std::string_view word) {
 }
 
 std::optional<GpuMode> parse_gpu_mode(std::string_view word) {
-  for (GpuMode g : {GpuMode::none, GpuMode::nvidia, GpuMode::cdi, GpuMode::devices})
+  for (GpuMode g : {GpuMode::none, GpuMode::nvidia, GpuMode::cdi, GpuMode::devices, GpuMode::slurm})
     if (word == to_string(g)) return g;
   return std::nullopt;
 }

@@ -81,8 +81,9 @@ struct BaseOverride {
 // How a runner builds: the Engine API, or BuildKit through `docker buildx`.
 enum class Backend { engine, buildx };
 // How a runner gives a container its GPUs: none, the NVIDIA runtime's
-// device request, CDI names, or device nodes plus the driver's libraries.
-enum class GpuMode { none, nvidia, cdi, devices };
+// device request, CDI names, or device nodes plus the driver's libraries;
+// slurm: the smoke run is a Slurm job that asks the scheduler for GPUs.
+enum class GpuMode { none, nvidia, cdi, devices, slurm };
 // The words the matrix, the ledger and JSON use; parse: nullopt for others.
 const char* to_string(Backend b);
 const char* to_string(GpuMode g);
@@ -121,11 +122,24 @@ struct Runner {
   std::vector<std::string> platforms;
   std::vector<std::string> labels;
   // GPUs a scheduled unit asks for (Slurm --gres, a Job's nvidia.com/gpu,
-  // the unit's --gpus); 0: one. Engine runners use what they attach.
+  // the unit's --gpus); 0: one (a Slurm runner's gpus = 0 asks for none:
+  // slurm.gpus). Engine runners use what they attach.
   int gpus = 0;
   // Its nodes' nvidia.com/gpu.product label as GPU feature discovery writes
   // it ("NVIDIA-H100-80GB-HBM3"): an exported Job's node selector.
   std::string gpu_product;
+  // gpu = "slurm" (docs/verify.md, "Slurm"): one sbatch job per image runs
+  // the smoke unit on a node the scheduler picks.
+  struct Slurm {
+    std::string partition;                  // "": the cluster's default
+    int gpus = 1;                           // --gres=gpu:N; 0 asks for none (a GPU-less CI node)
+    std::string container = "docker";       // how the job runs the image: docker | podman | enroot | pyxis
+    std::string container_cli;              // docker/podman's program on the node; "": its name on PATH
+    int time_limit_min = 0;                 // --time; 0: from verify's --timeout
+    int queue_timeout_min = 60;             // a job still pending after this is cancelled
+    std::vector<std::string> sbatch_args;   // appended to kiln's #SBATCH lines: --account, --qos, --constraint
+    std::string job_dir;                    // scripts and output; "": <state>/slurm (kiln and the node both read it)
+  } slurm;
   Location where;
 };
 

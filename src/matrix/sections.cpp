@@ -13,6 +13,10 @@ namespace kiln::matrix {
 namespace {
 
 const std::set<std::string> kIpcModes{"private", "shareable", "host", "none"};
+const std::set<std::string> kSlurmContainers{"docker", "podman", "enroot", "pyxis"};
+// (gpus is every runner's: what an exported unit asks for; 0 only here.)
+const std::set<std::string> kSlurmKeys{"partition", "container", "container_cli", "time_limit",
+                                       "queue_timeout", "sbatch_args", "job_dir"};
 // Keys that would hold a secret: kiln's files never do (credentials come
 // from credential helpers and the Docker config), so these get their own
 // message rather than "unknown key".
@@ -143,6 +147,44 @@ void SectionReader::read_build_keys(TomlFields& f, Runner& r) {
   for (const auto& l : r.labels) check(l, f.where("labels"), grammar::tag, "engine label");
 }
 
+// gpu = "slurm"'s keys; given to another runner they would do nothing, so
+// they are an error there.
+void SectionReader::read_slurm(TomlFields& f, const toml::table& t, Runner& r) {
+  if (r.gpu != GpuMode::slurm) {
+    for (const auto& [key, node] : t)
+      if (kSlurmKeys.count(std::string(key.str())))
+        error(location_of(node, file_), fmt::format("runner '{}': {} applies to gpu = \"slurm\" runners only", r.name, key.str()));
+    return;
+  }
+  Runner::Slurm& s = r.slurm;
+  s.partition = f.str("partition").value_or("");
+  auto minutes = [&](const char* key, int& out, int min) {
+    if (auto v = f.integer(key)) {
+      if (*v < min || *v > 525600) error(f.where(key), fmt::format("{} is in minutes, {} to 525600", key, min));
+      else out = static_cast<int>(*v);
+    }
+  };
+  if (auto n = f.integer("gpus")) {
+    if (*n < 0 || *n > 1024) error(f.where("gpus"), "gpus is the GPU count a job asks for (--gres=gpu:N): 0 to 1024");
+    else s.gpus = static_cast<int>(*n);
+  }
+  r.gpus = s.gpus;  // what an exported unit of this runner asks for (0: none, on a GPU-less node)
+  s.container = f.str("container").value_or("docker");
+  if (!kSlurmContainers.count(s.container))
+    error(f.where("container"), "container must be \"docker\", \"podman\", \"enroot\" or \"pyxis\"");
+  s.container_cli = f.str("container_cli").value_or("");
+  minutes("time_limit", s.time_limit_min, 1);
+  minutes("queue_timeout", s.queue_timeout_min, 1);
+  s.sbatch_args = f.strings("sbatch_args");
+  for (const auto& a : s.sbatch_args)
+    if (!a.starts_with("--") || a.find('\n') != std::string::npos)
+      error(f.where("sbatch_args"), fmt::format("sbatch_args entry {} must be one long option (\"--account=ml\")", grammar::quoted(a)));
+  s.job_dir = f.str("job_dir").value_or("");
+  if (!s.job_dir.empty()) check(s.job_dir, f.where("job_dir"), grammar::absolute_path, "job_dir");
+  if (!s.container_cli.empty() && s.container_cli.find_first_of(" \t\n'\"$`\\") != std::string::npos)
+    error(f.where("container_cli"), "container_cli is one program (a name or a path), not a command line");
+}
+
 void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
   const toml::table* t = top.table("runners");
   if (!t) return;
@@ -154,7 +196,8 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     }
     TomlFields f = fields(*rt);
     f.only({"engine", "backend", "gpu", "gpu_classes", "devices", "driver_libs", "shm_size", "ipc", "builder", "tls_verify",
-            "cert_path", "ca", "cert", "key", "jobs", "platform", "labels", "gpus", "gpu_product"});
+            "cert_path", "ca", "cert", "key", "jobs", "platform", "labels", "gpus", "gpu_product", "partition",
+            "container", "container_cli", "time_limit", "queue_timeout", "sbatch_args", "job_dir"});
     Runner r;
     r.name = std::string(key.str());
     r.engine = f.str("engine").value_or("");
@@ -166,7 +209,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     if (auto b = parse_backend(backend)) r.backend = *b;
     else error(f.where("backend"), "backend must be \"engine\" or \"buildx\"");
     if (auto g = parse_gpu_mode(gpu)) r.gpu = *g;
-    else error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\" or \"devices\"");
+    else error(f.where("gpu"), "gpu must be \"none\", \"nvidia\", \"cdi\", \"devices\" or \"slurm\"");
     r.gpu_classes = gpu_classes(f);
     r.devices = f.strings("devices");
     r.driver_libs = f.str("driver_libs").value_or("");
@@ -183,7 +226,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
     r.ipc = f.str("ipc").value_or("");
     r.gpu_product = f.str("gpu_product").value_or("");
     if (!r.gpu_product.empty()) check(r.gpu_product, f.where("gpu_product"), grammar::tag, "gpu_product");
-    if (auto n = f.integer("gpus")) {
+    if (auto n = f.integer("gpus"); n && r.gpu != GpuMode::slurm) {  // a Slurm runner's: read_slurm
       if (*n < 1 || *n > 64) error(f.where("gpus"), fmt::format("gpus = {} is not a GPU count (1 to 64)", *n));
       else r.gpus = static_cast<int>(*n);
     }
@@ -191,6 +234,7 @@ void SectionReader::read_runners(TomlFields& top, std::vector<Runner>& out) {
       error(f.where("ipc"), "ipc must be \"private\", \"shareable\", \"host\" or \"none\"");
     read_build_keys(f, r);
     r.where = f.where();
+    read_slurm(f, *rt, r);
     check(r.name, r.where, grammar::tag, "runner name");
     for (const auto& d : r.devices) check(d, f.where("devices"), grammar::absolute_path, "device");
     if (!r.driver_libs.empty()) check(r.driver_libs, f.where("driver_libs"), grammar::absolute_path, "driver_libs");

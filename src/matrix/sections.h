@@ -30,6 +30,8 @@ class SectionReader {
   const std::string& file() const { return file_; }
 
  protected:
+  // A gpu = "slurm" runner's keys (others may not use them).
+  void read_slurm(TomlFields& f, const toml::table& t, Runner& r);
   TomlFields fields(const toml::table& t) { return TomlFields(t, file_, diags_); }
   void error(const Location& at, std::string msg) { diags_.push_back({at, std::move(msg)}); }
   // Present and a string (a wrong type is reported once, by TomlFields).

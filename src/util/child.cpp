@@ -96,7 +96,8 @@ pid_t spawn(const ChildSpec& spec, Pipe& in, Pipe& out, const sigset_t& child_ma
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in.fd[0], 0);
   posix_spawn_file_actions_adddup2(&fa, out.fd[1], spec.capture_fd);
-  posix_spawn_file_actions_addopen(&fa, spec.capture_fd == 1 ? 2 : 1, "/dev/null", O_WRONLY, 0);
+  if (spec.both_streams) posix_spawn_file_actions_adddup2(&fa, out.fd[1], spec.capture_fd == 1 ? 2 : 1);
+  else posix_spawn_file_actions_addopen(&fa, spec.capture_fd == 1 ? 2 : 1, "/dev/null", O_WRONLY, 0);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);

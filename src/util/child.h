@@ -20,6 +20,8 @@ struct ChildSpec {
   std::string input;              // written to its stdin, which is then closed: a few
                                   // bytes (written whole first, so it must fit a pipe)
   int capture_fd = 1;             // 1 or 2: the stream handed to on_output; the other goes to /dev/null
+  bool both_streams = false;      // both to on_output, interleaved (Slurm's commands: a result on
+                                  // stdout, the reason it failed on stderr)
   // Given up (the group killed with SIGKILL) when no byte of the captured
   // stream came for `idle`, or after `total` in all; 0 turns a limit off.
   std::chrono::milliseconds idle{0}, total{0};

@@ -74,4 +74,30 @@ void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Run
 // built for `arch`, in words; "" when it can (SASS or PTX JIT).
 std::string class_refusal(const std::string& gpu_class, const ArchList& arch);
 
+// One smoke program's run, wherever it ran (an engine's container, a Slurm job).
+struct ProgramOutcome {
+  std::string out, err;         // its stdout (the JSON report) and stderr
+  std::int64_t exit_code = -1;
+  bool timed_out = false;
+  std::string not_started;      // why it never ran, in words
+};
+
+// The gpu check's detail, problems and status from each program's run
+// (programs and runs in the same order): the suite's document at the top,
+// smoke_torch.py's under "torch", kiln-smoke-torch's under "libtorch",
+// "programs" and "summary".
+void judge_smoke(const std::vector<SmokeProgram>& programs, const std::vector<ProgramOutcome>& runs, int timeout_s,
+                 CheckResult& r);
+
+// The combination's smoke image, built (incrementally) on the runner's
+// engine from its devel image; "" with the reason in `problems`.
+std::string smoke_image_for(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                            const std::string& image, const Runner& runner, const Options& o,
+                            std::vector<std::string>& problems);
+
+// The gpu check on a gpu = "slurm" runner: the smoke programs as one batch
+// job (verify/slurm.h), its verdict with the node, GPU model, driver and count.
+CheckResult slurm_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                        const std::string& image, const Runner& runner, const Options& o);
+
 }  // namespace kiln::verify::detail

@@ -18,13 +18,16 @@ const char* to_string(CheckStatus s) {
     case CheckStatus::passed: return "passed";
     case CheckStatus::failed: return "failed";
     case CheckStatus::no_gpu: return "no-gpu";
+    case CheckStatus::timed_out: return "timed-out";
+    case CheckStatus::cancelled: return "cancelled";
     case CheckStatus::error: break;
   }
   return "error";
 }
 
 CheckStatus parse_check_status(std::string_view word) {
-  for (CheckStatus s : {CheckStatus::passed, CheckStatus::failed, CheckStatus::no_gpu})
+  for (CheckStatus s : {CheckStatus::passed, CheckStatus::failed, CheckStatus::no_gpu, CheckStatus::timed_out,
+                        CheckStatus::cancelled})
     if (word == to_string(s)) return s;
   return CheckStatus::error;
 }
@@ -152,7 +155,8 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
                                  [&] {
                                    step(o, "gpu check " + c.id + " on " + r.name);
                                    if (pushed) pull_for_smoke(c, p, *pushed, r, o);
-                                   return detail::gpu_check(c, p, renderer, image, r, o);
+                                   return r.gpu == matrix::GpuMode::slurm ? detail::slurm_check(c, p, renderer, image, r, o)
+                                                                          : detail::gpu_check(c, p, renderer, image, r, o);
                                  }));
     }
   if (wants(c.policy, "gpu"))

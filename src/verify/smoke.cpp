@@ -384,3 +384,61 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
 }
 
 }  // namespace kiln::verify::detail
+
+// For the Slurm runner (slurm_check.cpp), which runs the same programs in a
+// batch job rather than through an engine: the smoke image, and the
+// verdict from each program's output, exit code and timeout read the way
+// gpu_check reads its containers'.
+namespace kiln::verify::detail {
+
+std::string smoke_image_for(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                            const std::string& image, const Runner& runner, const Options& o,
+                            std::vector<std::string>& problems) {
+  engine::Client client(runner.endpoint);
+  const plan::Combo* devel = p.sibling(c, "devel");  // its nvcc compiles the suite (itself, if devel)
+  std::string devel_image = devel ? render::local_image(p, devel->id) : "";
+  if (!devel || !client.image_exists(devel_image)) {
+    problems.push_back(devel ? "its devel image " + devel_image + " is not built: the smoke suite is compiled there"
+                             : "the matrix has no devel image of this combination to compile the smoke suite");
+    return "";
+  }
+  std::string error;
+  std::string smoke = build_smoke_image(c, p, renderer, image, devel_image, runner, o, error);
+  if (smoke.empty()) problems.push_back(error);
+  return smoke;
+}
+
+void judge_smoke(const std::vector<SmokeProgram>& programs, const std::vector<ProgramOutcome>& runs, int timeout_s,
+                 CheckResult& r) {
+  nlohmann::json table = nlohmann::json::object();
+  std::vector<std::pair<std::int64_t, bool>> codes;
+  for (size_t i = 0; i < programs.size() && i < runs.size(); ++i) {
+    const SmokeProgram& prog = programs[i];
+    const ProgramOutcome& out = runs[i];
+    ProgramRun run;
+    run.exit_code = out.exit_code;
+    run.timed_out = out.timed_out;
+    if (!out.not_started.empty()) {
+      run.problems.push_back(out.not_started);
+    } else {
+      read_report(out.out, prog.name == "kiln-smoke" ? "" : prog.name, run);
+      if (out.timed_out) run.problems.push_back(fmt::format("{} timed out after {} s", prog.name, timeout_s));
+      else if (out.exit_code != 0 && out.exit_code != 1 && out.exit_code != 3)
+        run.problems.push_back(fmt::format("{} exited {}: {}", prog.name, out.exit_code, out.err.substr(0, 400)));
+    }
+    if (prog.name == "kiln-smoke") {
+      r.detail = run.report.is_object() ? run.report : nlohmann::json::object();
+      r.detail["exit_code"] = run.exit_code;
+    } else {
+      r.detail[prog.name] = run.report;
+    }
+    table[prog.name] = {{"exit_code", run.exit_code}, {"timed_out", run.timed_out}, {"args", prog.args}};
+    r.problems.insert(r.problems.end(), run.problems.begin(), run.problems.end());
+    codes.emplace_back(run.exit_code, run.timed_out);
+  }
+  r.detail["programs"] = table;
+  r.detail["summary"] = smoke_summary(r.detail);
+  r.status = combined_status(codes);
+}
+
+}  // namespace kiln::verify::detail

@@ -46,6 +46,7 @@ struct Runner {
   std::string ipc;                       // IpcMode; "": the engine's default
   int gpus = 0;                          // GPUs a scheduled unit asks for; 0: one
   std::string gpu_product;               // nvidia.com/gpu.product of its nodes (GFD), for exported Jobs
+  matrix::Runner::Slurm slurm;           // gpu = "slurm": the job it submits (verify/slurm.h)
 };
 
 struct Options {
@@ -71,8 +72,10 @@ struct Options {
 };
 
 // A check's outcome; its words (ledger, JSON, tables) are to_string's.
-enum class CheckStatus { passed, failed, no_gpu, error };
-const char* to_string(CheckStatus s);  // "passed" | "failed" | "no-gpu" | "error"
+// timed_out and cancelled: a scheduler's job (Slurm) ran past its time
+// limit or was cancelled; neither says the image works, neither is a pass.
+enum class CheckStatus { passed, failed, no_gpu, error, timed_out, cancelled };
+const char* to_string(CheckStatus s);  // "passed" | "failed" | "no-gpu" | "error" | "timed-out" | "cancelled"
 // A word read back from the ledger; one kiln never writes is an error.
 CheckStatus parse_check_status(std::string_view word);
 
