@@ -402,10 +402,10 @@ std::string smoke_image_for(const plan::Combo& c, const plan::Plan& p, const ren
                              : "the matrix has no devel image of this combination to compile the smoke suite");
     return "";
   }
-  std::string error;
-  std::string smoke = build_smoke_image(c, p, renderer, image, devel_image, runner, o, error);
-  if (smoke.empty()) problems.push_back(error);
-  return smoke;
+  auto image_info = client.inspect_image(image);
+  SmokeImage built = build_smoke_image(c, p, renderer, image, image_info ? image_info->id : "", devel_image, runner, o);
+  if (built.tag.empty()) problems.push_back(built.error);
+  return built.tag;
 }
 
 void judge_smoke(const std::vector<SmokeProgram>& programs, const std::vector<ProgramOutcome>& runs, int timeout_s,
