@@ -8,7 +8,8 @@
 #
 # With --arch arm64 (Grace Hopper, GB200 hosts): the same bases for linux/arm64,
 # named with an -arm64 suffix (kiln/debian:12-arm64, kiln/debian:bookworm-arm64),
-# imported with `docker import --platform linux/arm64`. debootstrap's second
+# loaded with scripts/load-rootfs.py as a linux/arm64 image (Docker 20.10's
+# `docker import --platform` keeps the daemon's architecture). debootstrap's second
 # stage runs arm64 binaries in the chroot, so qemu-aarch64 must be registered
 # with binfmt_misc first (scripts/setup-qemu.sh does it, and checks it).
 #
@@ -182,12 +183,26 @@ EOF
     --change "LABEL io.kiln.debian.suite=\"$suite\""
     --change "LABEL io.kiln.debian.debootstrap-date=\"$created\""
     --change "LABEL io.kiln.debian.variant=\"minbase\""
-    --platform "linux/$arch"
     --message "kiln: debootstrap --variant=minbase $suite $mirror ($created)"
   )
-  echo "make-bases: $image: docker import (Debian $debian_version)"
-  id=$(tar -C "$rootfs" --numeric-owner --xattrs --xattrs-include='*' -cf - . \
-         | docker import "${docker_args[@]}" - "$image")
+  if [[ $arch == "$(dpkg --print-architecture)" ]]; then
+    echo "make-bases: $image: docker import (Debian $debian_version)"
+    id=$(tar -C "$rootfs" --numeric-owner --xattrs --xattrs-include='*' -cf - . \
+           | docker import "${docker_args[@]}" - "$image")
+  else
+    # The same image, its config saying linux/$arch: docker import would
+    # call it the daemon's architecture.
+    echo "make-bases: $image: docker load of a linux/$arch image (Debian $debian_version)"
+    load_args=(--arch "$arch" --tag "$image" --cmd /bin/bash --comment "kiln: debootstrap --variant=minbase --arch=$arch $suite $mirror ($created)"
+               --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8)
+    for c in "${docker_args[@]}"; do
+      [[ $c == "LABEL "* ]] || continue
+      kv=${c#LABEL }
+      key=${kv%%=*}; value=${kv#*=}; value=${value#\"}; value=${value%\"}
+      load_args+=(--label "$key=$value")
+    done
+    id=$(TMPDIR="$workdir" python3 "$(dirname "$0")/load-rootfs.py" "${load_args[@]}" "$rootfs")
+  fi
   docker tag "$image" "$repo:$suite$suffix"
   docker tag "$image" "$repo:$version-$stamp$suffix"
   end=$(now)
