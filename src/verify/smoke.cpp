@@ -106,6 +106,8 @@ std::string build_smoke_image(const plan::Combo& c, const plan::Plan& p, const r
   req.tags = {tag};
   req.build_args = {{"KILN_DEVEL", devel}, {"KILN_IMAGE", image}};
   req.network = "host";
+  // The smoke stage is of the image's platform (its devel stage too).
+  if (c.platform != "x86_64") req.platform = matrix::oci_platform(c.platform);
   fs::path log_path = fs::path(o.state_dir) / "logs" / p.matrix_name / (c.id + ".smoke.log");
   fs::create_directories(log_path.parent_path());
   std::ofstream log(log_path, std::ios::trunc);
