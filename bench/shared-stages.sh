@@ -15,7 +15,7 @@
 #         once" (the peer's builds minus the repeated parents): what
 #         parallelism alone gives.
 #
-# --cached (issue 20): both sides go through one apt-cacher-ng the script
+# --cached: both sides go through one apt-cacher-ng the script
 # starts (a fresh cache dir), kiln through the matrix's [cache] apt = its
 # address, the peer through --build-arg APT_PROXY. First a warm-up: one
 # kiln build with the cache cold (the quick start's cold time); then

@@ -99,9 +99,9 @@ for f in files:
             present = [f"none of {m}'s tags ({', '.join(mine) if mine else 'absent'})"]
         rows.append((f"{m} / {c['id']}", (c.get("image_id") or "-")[:19], " ".join(c.get("checks", [])),
                      "yes" if c.get("verified") else "no",
-                     ", ".join(c.get("tags", [])) or ("not tagged: " + (c.get("why") or "?"))[:200],
+                     ", ".join(c.get("tags", [])) or ("not tagged: " + ((c.get("reason") or c.get("why")) or "?"))[:200],
                      "; ".join(present)))
-        ok[m] = (bool(c.get("verified")), tags, all(t in in_reg for t in tags), c.get("why") or "", mine)
+        ok[m] = (bool(c.get("verified")), tags, all(t in in_reg for t in tags), (c.get("reason") or c.get("why")) or "", mine)
 for r in [hdr] + rows:
     print(" | ".join(str(x) for x in r))
 print(f"\nregistry tags/list: {', '.join(in_reg) or '(none)'}")

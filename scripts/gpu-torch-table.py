@@ -107,8 +107,8 @@ def main():
             in_reg = [t for t in tags if t in present]
             vers, gemm, ddp, shm, used = measurements(gpu_sections(ver, c.get("image_id")))
             rows.append((f"{m} / {c['id']}", "yes" if c.get("verified") else "no",
-                         ", ".join(in_reg) or "none", vers, gemm, ddp, shm, used, (c.get("why") or "")[:220]))
-            verdicts[(m, c["id"].rsplit("-", 1)[-1])] = (bool(c.get("verified")), bool(in_reg), c.get("why") or "")
+                         ", ".join(in_reg) or "none", vers, gemm, ddp, shm, used, ((c.get("reason") or c.get("why")) or "")[:220]))
+            verdicts[(m, c["id"].rsplit("-", 1)[-1])] = (bool(c.get("verified")), bool(in_reg), (c.get("reason") or c.get("why")) or "")
     for r in [hdr] + rows:
         print(" | ".join(str(x) for x in r))
     ok = True

@@ -3,8 +3,8 @@
 // key the user provides as a PEM file (ECDSA P-256 with SHA-256, or
 // Ed25519), through OpenSSL. The key is named by a path (config or
 // environment), never by a command-line argument, and never logged.
-// Issue 17 item 4's first part: promote does not sign yet, and
-// `kiln verify-release` does not exist yet (docs/sbom.md).
+// promote signs its attachments with it (KILN_SIGNING_KEY) and `kiln
+// verify-release` checks them (docs/sbom.md).
 #pragma once
 #include <filesystem>
 #include <stdexcept>

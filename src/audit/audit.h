@@ -1,6 +1,6 @@
 // `kiln audit`: one image read offline -> components, per-library SASS/PTX,
 // the GPU x verdict grid, the minimum driver and warnings; as JSON
-// (schema kiln.audit/v1, docs/audit.md), a table or Markdown.
+// (schema kiln.audit/v2, docs/audit.md), a table or Markdown.
 #pragma once
 
 #include <climits>
@@ -86,7 +86,7 @@ bool is_driver_library(std::string_view path);
 std::vector<std::string> driver_libraries(const image::ImageFs& fs);
 
 nlohmann::json to_json(const ImageAudit& a);
-// {"schema": "kiln.audit/v1", "catalog_version", "gpus", "images": [...]}.
+// {"schema": "kiln.audit/v2", "catalog_version", "gpus", "images": [...]}.
 nlohmann::json to_json(const std::vector<ImageAudit>& audits, const std::vector<GpuTarget>& gpus,
                        const catalog::Catalog& c);
 std::string to_table(const ImageAudit& a, const catalog::Catalog& c);
@@ -109,7 +109,7 @@ struct RepositoryAudit {
 };
 // {"name", "driver", "tags": [{"tag", "digest", "image" (index into
 // `first_image` + the document's images), "skipped", "error", "gpus":
-// {NAME: {"support", "min_driver", "driver_ok", "why"}}}]}
+// {NAME: {"support", "min_driver", "driver_ok", "reason"}}}]}
 nlohmann::json to_json(const RepositoryAudit& r, std::size_t first_image);
 std::string to_table(const RepositoryAudit& r, const catalog::Catalog& c);
 std::string to_markdown(const RepositoryAudit& r, const catalog::Catalog& c);

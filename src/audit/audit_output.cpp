@@ -175,7 +175,7 @@ json to_json(const ImageAudit& a) {
 }
 
 json to_json(const std::vector<ImageAudit>& audits, const std::vector<GpuTarget>& gpus, const catalog::Catalog& c) {
-  json j = {{"schema", "kiln.audit/v1"}, {"catalog_version", c.version}, {"gpus", json::array()}, {"images", json::array()}};
+  json j = {{"schema", "kiln.audit/v2"}, {"catalog_version", c.version}, {"gpus", json::array()}, {"images", json::array()}};
   for (const auto& g : gpus) j["gpus"].push_back({{"name", g.name}, {"cc", g.cc.str()}});
   for (const auto& a : audits) j["images"].push_back(to_json(a));
   return j;
@@ -285,7 +285,7 @@ json to_json(const RepositoryAudit& r, std::size_t first_image) {
       for (const auto& g : a.verdict.gpus) {
         const TagCell c = tag_cell(r, a, g);
         row["gpus"][g.gpu.name] = {{"support", c.support}, {"min_driver", or_null(g.min_driver)},
-                                   {"driver_ok", r.driver ? json(c.driver_ok) : json(nullptr)}, {"why", or_null(c.why)}};
+                                   {"driver_ok", r.driver ? json(c.driver_ok) : json(nullptr)}, {"reason", or_null(c.why)}};
       }
     }
     j["tags"].push_back(std::move(row));

@@ -16,6 +16,7 @@
 #include "build/internal.h"
 #include "build/stage.h"
 #include "state/ledger.h"
+#include "util/table.h"
 
 namespace kiln::build {
 
@@ -286,13 +287,14 @@ std::string layer_line(const engine::HistoryEntry& l, size_t width) {
 }
 
 std::string sizes_text(const Report& r) {
-  std::string out;
+  Table t({"IMAGE", "SIZE"});
+  t.align_right(1);
   for (const auto& s : r.stages) {
     if (s.size <= 0) continue;
-    out += fmt::format("{:<36} {:>8}\n", s.id, human_size(s.size));
-    for (const auto& l : s.largest_layers) out += "    " + layer_line(l) + "\n";
+    t.add_row({s.id, human_size(s.size)});
+    for (const auto& l : s.largest_layers) t.add_note(layer_line(l));
   }
-  return out.empty() ? out : "\nIMAGE SIZE (largest layers)\n" + out;
+  return t.empty() ? "" : "\nIMAGE SIZE (largest layers under each)\n" + t.str();
 }
 
 void add_size_json(const StageResult& s, nlohmann::json& stage) {

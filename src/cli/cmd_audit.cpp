@@ -12,6 +12,7 @@
 #include "audit/layer_cache.h"
 #include "cli/audit_input.h"
 #include "cli/commands.h"
+#include "cli/exit_status.h"
 #include "engine/engine.h"
 #include "image/registry_source.h"
 #include "matrix/matrix.h"
@@ -171,7 +172,7 @@ OpenedImage open_image(const std::string& image, const InputOptions& opts) {
   } catch (const image::ImageError& e) {
     throw InputError({image}, e.what());
   } catch (const std::exception& e) {
-    if (dynamic_cast<const InputError*>(&e)) throw;
+    if (dynamic_cast<const InputError*>(&e) || is_bug(e)) throw;  // kiln's bug stays a bug (exit 70), not the image's fault
     throw InputError({image}, e.what());
   }
 }
@@ -186,7 +187,7 @@ audit::ImageAudit audit_input(const std::string& image, const std::vector<audit:
   } catch (const image::ImageError& e) {
     throw InputError({image}, e.what());
   } catch (const std::exception& e) {
-    if (dynamic_cast<const InputError*>(&e)) throw;
+    if (dynamic_cast<const InputError*>(&e) || is_bug(e)) throw;  // kiln's bug stays a bug (exit 70), not the image's fault
     throw InputError({image}, e.what());
   }
 }
@@ -228,6 +229,7 @@ audit::RepositoryAudit audit_repository(const std::string& image, const std::vec
   } catch (const std::invalid_argument& e) {
     throw InputError({image}, e.what());
   } catch (const std::exception& e) {
+    if (is_bug(e)) throw;
     throw InputError({image}, std::string(e.what()).find("not found") != std::string::npos || dynamic_cast<const registry::NotFound*>(&e)
                                   ? std::string("not found: ") + e.what()
                                   : e.what());

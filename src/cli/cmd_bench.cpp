@@ -59,8 +59,8 @@ int retag(const BenchArgs& a) {
   bool ok = true;
   for (const auto& t : a.tags) {
     promote::TagResult r = promote::write_release_tag(reg, tag_ref(from, t), m, a.force);
-    ok &= r.action == "retagged" || r.action == "unchanged";
-    tags.push_back({{"tag", r.tag}, {"action", r.action}, {"digest", r.digest}, {"error", r.error}});
+    ok &= r.action == promote::TagAction::retagged || r.action == promote::TagAction::unchanged;
+    tags.push_back({{"tag", r.tag}, {"action", promote::to_string(r.action)}, {"digest", r.digest}, {"error", r.error}});
   }
   nlohmann::json out = {{"digest", m.digest}, {"tags", tags}};
   if (a.record) {
@@ -88,7 +88,7 @@ int soak(const BenchArgs& a) {
     nlohmann::json j = nlohmann::json::parse(base.bytes);
     j["annotations"]["io.kiln.soak"] = r.round;
     registry::Manifest m{base.media_type, "", j.dump()};
-    m.digest = reg.put_manifest(from.repo, "sha256:" + sha256_hex(m.bytes), m.bytes, m.media_type);
+    m.digest = reg.put_manifest(from.repo, sha256_digest(m.bytes), m.bytes, m.media_type);
     r.digest = m.digest;
     rounds.push_back(r);
   }
@@ -97,7 +97,7 @@ int soak(const BenchArgs& a) {
   for (const auto& r : rounds) {
     registry::Manifest m = reg.get_manifest(from.repo, r.digest);
     promote::TagResult t = promote::write_release_tag(reg, tag_ref(from, r.tag), m, false);
-    tagged += t.action == "retagged";
+    tagged += t.action == promote::TagAction::retagged;
     nlohmann::json rec = {{"schema", "kiln.verification/v1"}, {"digest", r.digest}, {"soak", r.round}};
     reg.attach(from.repo, r.digest, kRecordType, rec.dump());
     ++attached;

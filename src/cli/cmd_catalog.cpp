@@ -2,7 +2,6 @@
 // the catalog's. Exit 0 when nothing differs, 1 when something does (after
 // --write: something that could not be written), 2 for bad input.
 #include <algorithm>
-#include <iostream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +11,7 @@
 #include "survey/survey.h"
 #include "util/diag.h"
 #include "util/json_out.h"
+#include "util/table.h"
 
 namespace kiln::cli {
 
@@ -24,56 +24,62 @@ struct CatalogCheckArgs {
   std::string format = "table";
 };
 
+// A cell of at most `width` characters: a longer value that differs is
+// printed whole under its row (NVIDIA_REQUIRE_CUDA has 60 alternatives).
 std::string fit(const std::string& s, size_t width) {
-  return s.size() <= width ? s : s.substr(0, width - 1) + "~";
+  if (display_width(s) <= width) return s;
+  std::string cut;
+  size_t chars = 0;
+  for (unsigned char ch : s) {
+    if ((ch & 0xc0) != 0x80 && ++chars == width) break;  // a whole UTF-8 character, never half of one
+    cut += static_cast<char>(ch);
+  }
+  return cut + "~";
 }
 
-void print_table(const survey::Report& report, const CatalogCheckArgs& a, const std::vector<std::string>& written) {
-  std::vector<const survey::Row*> shown;
-  for (const auto& r : report.rows)
-    if (r.compared && (r.differs || a.all)) shown.push_back(&r);
+std::string table_text(const survey::Report& report, const CatalogCheckArgs& a, const std::vector<std::string>& written,
+                       bool colour) {
+  constexpr size_t kFact = 48, kValue = 36;
+  Table t({"FACT", "", "CATALOG", "ARTIFACT", "SOURCE"});
+  bool any_differs = false, any_cut = false;
+  for (const auto& r : report.rows) {
+    if (!r.compared || !(r.differs || a.all)) continue;
+    any_differs |= r.differs;
+    any_cut |= display_width(r.fact) > kFact || display_width(r.catalog) > kValue || display_width(r.artifact) > kValue;
+    t.add_row({fit(r.fact, kFact), r.differs ? paint("≠", Colour::red, colour) : "", fit(r.catalog, kValue),
+               fit(r.artifact, kValue), r.source});
+    if (!r.detail.empty()) t.add_note(r.detail);
+    if (r.differs && (display_width(r.catalog) > kValue || display_width(r.artifact) > kValue)) {
+      // Whole values on their own lines, unless they are so long that the
+      // detail says it better.
+      if (r.catalog.size() + r.artifact.size() < 400 || r.detail.empty()) {
+        t.add_note("catalog:  " + r.catalog);
+        t.add_note("artifact: " + r.artifact);
+      } else {
+        t.add_note("(the whole values: --format json)");
+      }
+    }
+    if (a.write && !r.written.empty()) t.add_note((r.updated ? "written: " : "") + r.written);
+  }
+  std::string out = t.empty() ? "" : t.str();
+  if (any_differs) out += "\n≠: the artifact differs from the catalog\n";
+  if (any_cut) out += (any_differs ? "" : "\n") + std::string("~: a value cut (whole under its row, or in --format json)\n");
+  bool first = true;
+  for (const auto& r : report.rows) {
+    if (r.compared) continue;
+    if (first) out += "\nalso read (not in the catalog, or not stated by the artifact):\n";
+    first = false;
+    out += fmt::format("  {}: {}{}  [{}]\n", r.fact, r.artifact, r.catalog.empty() ? "" : " (catalog: " + r.catalog + ")", r.source);
+    if (!r.detail.empty()) out += "    " + r.detail + '\n';
+  }
+  for (const auto& n : report.notes) out += "note: " + n + '\n';
   size_t compared = std::count_if(report.rows.begin(), report.rows.end(), [](const survey::Row& r) { return r.compared; });
   size_t differing = std::count_if(report.rows.begin(), report.rows.end(), [](const survey::Row& r) { return r.differs; });
-  if (!shown.empty()) {
-    size_t wf = 4, wc = 7, wa = 8;
-    for (const auto* r : shown) {
-      wf = std::max(wf, std::min<size_t>(r->fact.size(), 48));
-      wc = std::max(wc, std::min<size_t>(r->catalog.size(), 36));
-      wa = std::max(wa, std::min<size_t>(r->artifact.size(), 36));
-    }
-    std::cout << fmt::format("{:<{}}  {:<{}}  {:<{}}  {}\n", "FACT", wf, "CATALOG", wc, "ARTIFACT", wa, "SOURCE");
-    for (const auto* r : shown) {
-      std::cout << fmt::format("{:<{}}{} {:<{}}  {:<{}}  {}\n", fit(r->fact, wf), wf, r->differs ? " ≠" : "  ",
-                               fit(r->catalog, wc), wc, fit(r->artifact, wa), wa, r->source);
-      const std::string pad(wf + 2, ' ');
-      if (!r->detail.empty()) std::cout << pad << r->detail << '\n';
-      if ((r->catalog.size() > wc || r->artifact.size() > wa) && r->differs) {
-        // Whole values on their own lines, unless they are so long that
-        // the detail says it better (NVIDIA_REQUIRE_CUDA: 60 alternatives).
-        if (r->catalog.size() + r->artifact.size() < 400 || r->detail.empty())
-          std::cout << pad << "catalog:  " << r->catalog << '\n' << pad << "artifact: " << r->artifact << '\n';
-        else
-          std::cout << pad << "(the whole values: --format json)\n";
-      }
-      if (a.write && !r->written.empty()) std::cout << pad << (r->updated ? "written: " : "") << r->written << '\n';
-    }
-  }
-  std::vector<const survey::Row*> facts;
-  for (const auto& r : report.rows)
-    if (!r.compared) facts.push_back(&r);
-  if (!facts.empty()) {
-    std::cout << "\nalso read (not in the catalog, or not stated by the artifact):\n";
-    for (const auto* r : facts) {
-      std::cout << fmt::format("  {}: {}{}  [{}]\n", r->fact, r->artifact,
-                               r->catalog.empty() ? "" : " (catalog: " + r->catalog + ")", r->source);
-      if (!r->detail.empty()) std::cout << "    " << r->detail << '\n';
-    }
-  }
-  for (const auto& n : report.notes) std::cout << "note: " << n << '\n';
-  std::cout << fmt::format("\n{} fact(s) compared, {} differ", compared, differing);
-  if (a.write) std::cout << fmt::format(", {} left after --write", report.differences());
-  std::cout << '\n';
-  for (const auto& f : written) std::cout << "wrote " << f << '\n';
+  out += fmt::format("\n{} fact(s) compared, {} differ", compared, differing);
+  if (a.write) out += fmt::format(", {} left after --write", report.differences());
+  out += '\n';
+  for (const auto& f : written) out += "wrote " + f + '\n';
+  return out;
 }
 
 nlohmann::json to_json(const survey::Report& report, const catalog::Catalog& cat, const CatalogCheckArgs& a,
@@ -106,8 +112,8 @@ int run_catalog_check(const Common& common, const CatalogCheckArgs& a) {
   survey::Report report = survey::check(cat, a.in);
   std::vector<std::string> written;
   if (a.write) written = survey::write(cat, report);
-  if (a.format == "json") std::cout << json_text(to_json(report, cat, a, written), 2) << '\n';
-  else print_table(report, a, written);
+  const bool json = a.format == "json";
+  emit(common, json ? json_text(to_json(report, cat, a, written), 2) + '\n' : table_text(report, a, written, colour(common)), json);
   return report.differences() == 0 ? 0 : 1;
 }
 
@@ -130,6 +136,7 @@ void register_catalog(CLI::App& app, Common& common) {
   sub->add_flag("--write", args->write, "Update the catalog's TOML with the artifacts' values, recording their source");
   sub->add_flag("--all", args->all, "Show the facts that agree too");
   sub->add_option("--format", args->format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  add_output_flag(sub, common);
   set_action(cat, [&common, args, sub] {
     if (!sub->parsed()) return 2;
     return run_catalog_check(common, *args);

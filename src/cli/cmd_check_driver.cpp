@@ -63,10 +63,10 @@ std::vector<Row> check_images(const CheckArgs& a, const catalog::Catalog& cat) {
 std::string document(const std::vector<Row>& rows, const CheckArgs& a, bool matrix, bool colour) {
   if (a.format == "json") {
     const char* list = matrix ? "combos" : "images";
-    nlohmann::json j = {{"schema", "kiln.check-driver/v2"}, {"driver", a.driver}, {"gpus", a.gpus}, {list, nlohmann::json::array()}};
+    nlohmann::json j = {{"schema", "kiln.check-driver/v3"}, {"driver", a.driver}, {"gpus", a.gpus}, {list, nlohmann::json::array()}};
     for (const auto& r : rows)
       j[list].push_back({{matrix ? "id" : "image", r.name}, {"ok", r.ok}, {"min_driver", r.min_driver.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.min_driver)},
-                         {"why_not", r.why}, {"conditions", r.conditions}});
+                         {"reason", reason_json(r.why)}, {"conditions", r.conditions}});
     j["ok"] = std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.ok; });
     return json_text(j, 2) + '\n';
   }

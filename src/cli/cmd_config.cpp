@@ -3,7 +3,6 @@
 // the file:line:col it came from (docs/config.md). Also the config plumbing
 // the other verbs share: the matrix with the config merged, and the config's
 // state_dir as the default of --state-dir.
-#include <iostream>
 #include <optional>
 
 #include "cli/commands.h"
@@ -29,8 +28,8 @@ struct ConfigArgs {
 int run_config(const Common& common, const ConfigArgs& a) {
   matrix::Matrix m = matrix::parse_matrix_file(a.matrix.empty() ? common.default_matrix() : a.matrix);
   config::Effective e = config::merge(m, site_config(common));
-  if (a.format == "json") std::cout << json_text(config::to_json(m, e), 2) << '\n';
-  else std::cout << config::to_table(m, e);
+  const bool json = a.format == "json";
+  emit(common, json ? json_text(config::to_json(m, e), 2) + '\n' : config::to_table(m, e), json);
   return 0;
 }
 
@@ -63,6 +62,7 @@ void register_config(CLI::App& app, Common& common) {
   CLI::App* sub = app.add_subcommand("config", "Show the runners, registry and state directory a matrix gets from kiln.toml, and from where");
   sub->add_option("matrix", a->matrix, "Matrix TOML (default: matrices/offline.toml)");
   sub->add_option("--format", a->format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  add_output_flag(sub, common);
   set_action(sub, [&common, a] { return run_config(common, *a); });
 }
 

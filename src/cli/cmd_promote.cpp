@@ -13,37 +13,20 @@ namespace kiln::cli {
 
 namespace {
 
-// A tag's action in words a person reads: a dry run "would tag", a tag that
-// already names the verified image is "already tagged".
-std::string action_words(const std::string& action) {
-  if (action == "would-push" || action == "would-retag") return "would tag";
-  if (action == "unchanged") return "already tagged";
-  return action;
-}
-
-bool all_unchanged(const promote::ComboPromotion& c) {
-  return !c.tags.empty() && std::all_of(c.tags.begin(), c.tags.end(), [](const auto& t) { return t.action == "unchanged"; });
-}
-
-std::string result_words(const promote::ComboPromotion& c, bool dry_run) {
-  if (c.tagged) return "tagged";
-  if (dry_run && c.reason == "dry run") return all_unchanged(c) ? "already tagged" : "would tag";
-  return "not tagged";
-}
-
 std::string promote_table(const promote::Report& r, bool dry_run, bool colour) {
+  using Outcome = promote::ComboPromotion::Outcome;
   Table t({"COMBINATION", "RESULT", "DIGEST / WHY NOT"});
   size_t would = 0, already = 0, existing_tags = 0, tags = 0;
   for (const auto& c : r.combos) {
-    std::string result = result_words(c, dry_run);
-    would += result == "would tag";
-    already += result == "already tagged";
-    Colour hue = result == "not tagged" ? Colour::red : result == "would tag" ? Colour::yellow : Colour::green;
-    t.add_row({c.id, paint(result, hue, colour), c.tagged ? c.digest : (c.reason == "dry run" ? "" : c.reason)});
+    Outcome result = c.outcome();
+    would += result == Outcome::would_tag;
+    already += result == Outcome::already_tagged;
+    Colour hue = result == Outcome::not_tagged ? Colour::red : result == Outcome::would_tag ? Colour::yellow : Colour::green;
+    t.add_row({c.id, paint(promote::to_string(result), hue, colour), c.tagged ? c.digest : (c.dry_run ? "" : c.reason)});
     for (const auto& tag : c.tags) {
       ++tags;
-      existing_tags += tag.action == "unchanged";
-      t.add_note(fmt::format("{:<14} {}{}", action_words(tag.action), tag.tag, tag.error.empty() ? "" : "  (" + tag.error + ")"));
+      existing_tags += tag.action == promote::TagAction::unchanged;
+      t.add_note(fmt::format("{:<14} {}{}", promote::words(tag.action), tag.tag, tag.error.empty() ? "" : "  (" + tag.error + ")"));
     }
     if (!c.record.empty()) t.add_note(fmt::format("{:<14} attached ({})", "record", c.record));
     if (c.tagged && !c.recorded) t.add_note(fmt::format("{:<14} NOT attached: {}", "record", c.record_error));

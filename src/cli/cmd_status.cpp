@@ -48,9 +48,18 @@ std::map<std::string, std::vector<std::string>> last_run_tags(const std::string&
   if (!in) return tags;
   auto j = nlohmann::json::parse(in, nullptr, false);
   if (!j.is_object() || !j.contains("combos") || !j["combos"].is_array()) return tags;
-  for (const auto& c : j["combos"])
-    if (c.is_object() && c.value("tags", nlohmann::json::array()).is_array() && !c.value("tags", nlohmann::json::array()).empty())
-      tags[c.value("id", "") + "@" + c.value("image_id", "")] = c["tags"].get<std::vector<std::string>>();
+  // The report is a file anyone can edit: a value of the wrong type is
+  // skipped, never read as if it were right.
+  auto text = [](const nlohmann::json& c, const char* key) {
+    return c.contains(key) && c[key].is_string() ? c[key].get<std::string>() : std::string();
+  };
+  for (const auto& c : j["combos"]) {
+    if (!c.is_object() || !c.contains("tags") || !c["tags"].is_array()) continue;
+    std::vector<std::string> named;
+    for (const auto& t : c["tags"])
+      if (t.is_string()) named.push_back(t.get<std::string>());
+    if (!named.empty()) tags[text(c, "id") + "@" + text(c, "image_id")] = std::move(named);
+  }
   return tags;
 }
 

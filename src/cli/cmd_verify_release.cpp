@@ -10,6 +10,7 @@
 #include "registry/registry.h"
 #include "util/diag.h"
 #include "util/json_out.h"
+#include "util/table.h"
 
 namespace kiln::cli {
 
@@ -22,7 +23,7 @@ struct VerifyReleaseArgs {
   bool plain_http = false;
 };
 
-int run_verify_release(const VerifyReleaseArgs& a) {
+int run_verify_release(const Common& common, const VerifyReleaseArgs& a) {
   std::string reference = a.image;
   if (reference.starts_with("docker://")) reference = reference.substr(9);
   registry::Reference ref;
@@ -48,28 +49,31 @@ int run_verify_release(const VerifyReleaseArgs& a) {
     all = all && c.ok;
     list.push_back({{"kind", c.kind}, {"ok", c.ok}, {"detail", c.detail}});
   }
-  if (a.format == "json") {
-    std::cout << json_text({{"schema", "kiln.verify-release/v1"}, {"image", a.image}, {"digest", digest}, {"verified", all},
-                            {"checks", list}}, 2)
-              << '\n';
+  const bool json = a.format == "json";
+  std::string text;
+  if (json) {
+    text = json_text({{"schema", "kiln.verify-release/v1"}, {"image", a.image}, {"digest", digest}, {"verified", all},
+                      {"checks", list}}, 2) + '\n';
   } else {
-    std::cout << fmt::format("{} ({})\n", a.image, digest);
-    for (const auto& c : checks) std::cout << fmt::format("  {:<11} {:<9} {}\n", c.kind, c.ok ? "verified" : "NOT", c.detail);
-    std::cout << (all ? "release verified\n" : "release NOT verified\n");
+    Table t({"ATTACHMENT", "RESULT", "DETAIL"});
+    for (const auto& c : checks) t.add_row({c.kind, c.ok ? "verified" : "NOT", c.detail});
+    text = fmt::format("{} ({})\n", a.image, digest) + t.str("  ") + (all ? "release verified\n" : "release NOT verified\n");
   }
+  emit(common, text, json);
   return all ? 0 : 1;
 }
 
 }  // namespace
 
-void register_verify_release(CLI::App& app, Common&) {
+void register_verify_release(CLI::App& app, Common& common) {
   auto args = std::make_shared<VerifyReleaseArgs>();
   CLI::App* sub = app.add_subcommand("verify-release", "Check the signed record, SBOM and provenance attached to an image digest");
   sub->add_option("image", args->image, "docker://HOST/REPO[:TAG|@DIGEST] or HOST/REPO[:TAG|@DIGEST]")->required();
   sub->add_option("--key", args->key, "The public key (PEM) the attachments must be signed with")->required()->check(CLI::ExistingFile);
   sub->add_option("--format", args->format, "table or json")->check(CLI::IsMember({"table", "json"}));
   sub->add_flag("--plain-http", args->plain_http, "Plain HTTP to a registry that is not on this machine");
-  set_action(sub, [args] { return run_verify_release(*args); });
+  add_output_flag(sub, common);
+  set_action(sub, [&common, args] { return run_verify_release(common, *args); });
 }
 
 }  // namespace kiln::cli

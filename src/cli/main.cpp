@@ -1,28 +1,19 @@
-// kiln's command line: parses flags, calls the stages, maps outcomes to exit
-// codes: 0 ok, 1 some combination failed, 2 bad input or environment, 70
-// (EX_SOFTWARE) a bug in kiln itself -- a pipeline must not read kiln's own
-// bug as the user's bad input.
+// kiln's command line: parses flags, calls the stages; how an outcome
+// becomes an exit code (0, 1, 2, 70 for kiln's own bug) is cli/exit_status.h.
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
-#include <typeinfo>
-#include <variant>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/exit_status.h"
 #include "util/text.h"
-#include "util/diag.h"
-#include "util/errors.h"
-#include "util/json_out.h"
 
 namespace {
-
-constexpr int kExitBug = 70;  // sysexits.h EX_SOFTWARE
 
 // A repeatable flag takes one value per use (`--gpu T4 --gpu H100`) or a
 // comma list (`--gpu T4,H100`), never the words after it: CLI11 lets a
@@ -87,31 +78,6 @@ bool wants_json(int argc, char** argv) {
   return false;
 }
 
-int fail(bool json, int code, const std::string& kind, const std::string& message,
-         const std::vector<kiln::Diagnostic>& diags = {}) {
-  if (!diags.empty())
-    for (const auto& d : diags) std::cerr << d.str() << '\n';
-  else
-    std::cerr << message << '\n';
-  if (json) {
-    nlohmann::json list = nlohmann::json::array();
-    for (const auto& d : diags)
-      list.push_back({{"file", d.where.file}, {"line", d.where.line}, {"column", d.where.column}, {"message", d.message},
-                      {"text", d.str()}});
-    nlohmann::json doc = {{"schema", "kiln.error/v1"}, {"exit_code", code}, {"kind", kind}, {"message", message},
-                          {"diagnostics", list}};
-    std::cout << kiln::json_text(doc, 2) << '\n';
-  }
-  return code;
-}
-
-bool is_bug(const std::exception& e) {
-  return dynamic_cast<const std::logic_error*>(&e) || dynamic_cast<const std::bad_optional_access*>(&e) ||
-         dynamic_cast<const std::bad_variant_access*>(&e) || dynamic_cast<const std::bad_cast*>(&e) ||
-         dynamic_cast<const nlohmann::json::type_error*>(&e) || dynamic_cast<const nlohmann::json::invalid_iterator*>(&e) ||
-         dynamic_cast<const nlohmann::json::out_of_range*>(&e);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,26 +115,16 @@ int main(int argc, char** argv) {
   everywhere(app, common, version);
 
   const bool json = wants_json(argc, argv);
-  if (auto msg = unknown_verb_message(app, argc, argv)) return fail(json, 2, "usage", *msg);
+  if (auto msg = unknown_verb_message(app, argc, argv)) return kiln::cli::fail(json, 2, "usage", *msg);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     if (!json) return app.exit(e) == 0 ? 0 : 2;
-    return fail(json, 2, "usage", fmt::format("kiln: error: {}", e.what()));
+    return kiln::cli::fail(json, 2, "usage", fmt::format("kiln: error: {}", e.what()));
   }
-  try {
+  return kiln::cli::guarded(json, [&] {
     kiln::cli::use_config_state_dir(app, common);
     return kiln::cli::run_selected(app);
-  } catch (const kiln::InputError& e) {
-    return fail(json, 2, "input", e.what(), e.diagnostics());
-  } catch (const std::exception& e) {
-    if (is_bug(e))
-      return fail(json, kExitBug, "bug",
-                  fmt::format("kiln: internal error ({}): {} -- a bug in kiln, please report it", typeid(e).name(), e.what()));
-    return fail(json, 2, dynamic_cast<const kiln::EnvironmentError*>(&e) ? "environment" : "error",
-                fmt::format("kiln: error: {}", e.what()));
-  } catch (...) {
-    return fail(json, kExitBug, "bug", "kiln: internal error: an unknown exception -- a bug in kiln, please report it");
-  }
+  });
 }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "util/diag.h"
+#include "util/text.h"
 
 namespace kiln::cli {
 
@@ -20,11 +21,24 @@ engine::Endpoint endpoint_of(const matrix::Runner& r) {
   }
 }
 
-// Every name given with `flag` must be a runner of the matrix.
+// Where runners were looked for, for a name found nowhere: the matrix's
+// [runners.*] and, unless it opts out, kiln's config file (merged in by
+// load_matrix; `kiln config` names the file), with the runners known and
+// the file each came from -- the name may be missing from either.
+std::string where_runners_come_from(const matrix::Matrix& m) {
+  std::string out = fmt::format("looked in the matrix {}'s [runners.*]", m.path);
+  out += m.use_config ? " and in kiln's config file (`kiln config` names the one in use)"
+                      : fmt::format(" only (use_config = false at {})", m.use_config_where.str());
+  std::vector<std::string> known;
+  for (const auto& r : m.runners) known.push_back(fmt::format("{} ({})", r.name, r.where.str()));
+  return out + (known.empty() ? "; neither names any runner" : "; runners known: " + join(known, ", "));
+}
+
+// Every name given with `flag` must be a runner of the matrix or the config.
 void require_runners(const matrix::Matrix& m, const std::vector<std::string>& names, const char* flag) {
   for (const auto& n : names)
     if (std::none_of(m.runners.begin(), m.runners.end(), [&](const auto& r) { return r.name == n; }))
-      throw InputError({flag}, fmt::format("the matrix has no runner '{}'", n));
+      throw InputError({flag}, fmt::format("no runner '{}': {}", n, where_runners_come_from(m)));
 }
 
 }  // namespace

@@ -1,11 +1,9 @@
 // `kiln config`: the effective settings for a matrix, each with the place it
 // came from, so a user sees which file to edit.
-#include <algorithm>
-#include <array>
-
 #include <fmt/format.h>
 
 #include "config/config.h"
+#include "util/table.h"
 
 namespace kiln::config {
 
@@ -30,25 +28,21 @@ std::string config_line(const Effective& e) {
 }  // namespace
 
 std::string to_table(const matrix::Matrix& m, const Effective& e) {
-  std::vector<std::array<std::string, 3>> rows;
-  rows.push_back({"state_dir", e.state_dir.value, origin(e.state_dir.from)});
-  rows.push_back({"registry.url", e.url.value.empty() ? "none (local names; promote refuses)" : e.url.value, origin(e.url.from)});
-  rows.push_back({"registry.repository", e.repository.value, origin(e.repository.from)});
-  rows.push_back({"registry.insecure", e.insecure.value, origin(e.insecure.from)});
-  rows.push_back({"registry.credential_helper", helper_text(e.credential_helper), origin(e.credential_helper.from)});
+  Table rows({"SETTING", "VALUE", "FROM"});
+  rows.add_row({"state_dir", e.state_dir.value, origin(e.state_dir.from)});
+  rows.add_row({"registry.url", e.url.value.empty() ? "none (local names; promote refuses)" : e.url.value, origin(e.url.from)});
+  rows.add_row({"registry.repository", e.repository.value, origin(e.repository.from)});
+  rows.add_row({"registry.insecure", e.insecure.value, origin(e.insecure.from)});
+  rows.add_row({"registry.credential_helper", helper_text(e.credential_helper), origin(e.credential_helper.from)});
   for (size_t i = 0; i < m.runners.size() && i < e.runners.size(); ++i) {
     const matrix::Runner& r = m.runners[i];
     std::string what = fmt::format("{} {} gpu={}", r.engine.empty() ? "DOCKER_HOST" : r.engine, matrix::to_string(r.backend), matrix::to_string(r.gpu));
     for (const auto& c : r.gpu_classes) what += " " + c;
     std::string from = origin(e.runners[i].from);
     if (e.runners[i].replaces) from += fmt::format(" (replaces {})", e.runners[i].replaces->str());
-    rows.push_back({"runners." + r.name, what, from});
+    rows.add_row({"runners." + r.name, what, from});
   }
-  size_t w0 = 0, w1 = 0;
-  for (const auto& row : rows) w0 = std::max(w0, row[0].size()), w1 = std::max(w1, row[1].size());
-  std::string out = fmt::format("matrix: {}\nconfig: {}\n\n", e.matrix_path, config_line(e));
-  out += fmt::format("{:<{}}  {:<{}}  {}\n", "SETTING", w0, "VALUE", w1, "FROM");
-  for (const auto& row : rows) out += fmt::format("{:<{}}  {:<{}}  {}\n", row[0], w0, row[1], w1, row[2]);
+  std::string out = fmt::format("matrix: {}\nconfig: {}\n\n", e.matrix_path, config_line(e)) + rows.str();
   if (m.runners.empty()) out += "(no runners: build and verify use one \"local\" runner on DOCKER_HOST, without GPUs)\n";
   return out;
 }

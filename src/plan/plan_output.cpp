@@ -6,6 +6,7 @@
 #include "plan/plan.h"
 #include "util/select.h"
 #include "util/table.h"
+#include "util/json_out.h"
 #include "util/text.h"
 
 namespace kiln::plan {
@@ -49,7 +50,7 @@ json to_json(const Combo& c) {
   json j{{"id", c.id},
          {"status", to_string(c.status)},
          {"axes", c.axes},
-         {"reason", c.reason.empty() ? json(nullptr) : json(c.reason)},
+         {"reason", reason_json(c.reason)},
          {"rule", c.rule.empty() ? json(nullptr) : json(c.rule)},
          {"versions", versions_json(c.versions)},
          {"arch_list", c.arch.empty() ? json(nullptr) : json(c.arch.str())},
@@ -64,7 +65,7 @@ json to_json(const Combo& c) {
          {"sources", c.sources}};
   for (const auto& t : c.targets) j["targets"][t.name] = target_json(t);
   if (c.usable) {
-    json q{{"usable", *c.usable}, {"why_not", c.why_not}, {"conditions", c.conditions},
+    json q{{"usable", *c.usable}, {"reason", reason_json(c.why_not)}, {"conditions", c.conditions},
             {"forward_compat", c.forward_compat}, {"gpus", json::object()}};
     for (const auto& t : c.query_gpus) q["gpus"][t.name] = target_json(t);
     j["query"] = q;
@@ -75,7 +76,7 @@ json to_json(const Combo& c) {
 json to_json(const Plan& p) {
   json combos = json::array();
   for (const auto& c : p.combos) combos.push_back(to_json(c));
-  json j{{"schema", "kiln.plan/v1"},
+  json j{{"schema", "kiln.plan/v2"},
          {"matrix", {{"name", p.matrix_name}, {"path", p.matrix_path}}},
          {"catalog_version", p.catalog_version},
          {"catalog_collected", p.catalog_collected.empty() ? json(nullptr) : json(p.catalog_collected)},

@@ -31,6 +31,56 @@ std::string ComboPromotion::state() const {
   return recorded ? "tagged" : "tagged-without-record";
 }
 
+ComboPromotion::Outcome ComboPromotion::outcome() const {
+  if (tagged) return Outcome::tagged;
+  if (!dry_run) return Outcome::not_tagged;
+  bool all_there = !tags.empty() && std::all_of(tags.begin(), tags.end(), [](const TagResult& t) {
+    return t.action == TagAction::unchanged;
+  });
+  return all_there ? Outcome::already_tagged : Outcome::would_tag;
+}
+
+const char* to_string(ComboPromotion::Outcome o) {
+  switch (o) {
+    case ComboPromotion::Outcome::tagged: return "tagged";
+    case ComboPromotion::Outcome::would_tag: return "would tag";
+    case ComboPromotion::Outcome::already_tagged: return "already tagged";
+    case ComboPromotion::Outcome::not_tagged: break;
+  }
+  return "not tagged";
+}
+
+const char* to_string(TagAction a) {
+  switch (a) {
+    case TagAction::none: return "";
+    case TagAction::pushed: return "pushed";
+    case TagAction::retagged: return "retagged";
+    case TagAction::unchanged: return "unchanged";
+    case TagAction::conflict: return "conflict";
+    case TagAction::would_push: return "would-push";
+    case TagAction::would_retag: return "would-retag";
+    case TagAction::race: return "race";
+    case TagAction::refused: return "refused";
+    case TagAction::failed: return "failed";
+  }
+  return "";
+}
+
+const char* words(TagAction a) {
+  switch (a) {
+    case TagAction::pushed:
+    case TagAction::retagged: return "tagged";
+    case TagAction::unchanged: return "already tagged";
+    case TagAction::would_push:
+    case TagAction::would_retag: return "would tag";
+    default: return to_string(a);
+  }
+}
+
+bool names_verified_image(TagAction a) {
+  return a == TagAction::pushed || a == TagAction::retagged || a == TagAction::unchanged;
+}
+
 std::string staging_tag(const std::string& image_id) {
   std::string hex = image_id.substr(image_id.find(':') + 1);
   return "kiln-push-" + hex;
@@ -80,12 +130,12 @@ bool check_tags(ComboPromotion& cp, const std::vector<registry::Reference>& refs
     if (!now) continue;
     t.previous = now->digest;
     if (now->image_id == cp.image_id) {
-      t.action = "unchanged";
+      t.action = TagAction::unchanged;
       t.digest = now->digest;
       continue;
     }
     if (!force) {
-      t.action = "conflict";
+      t.action = TagAction::conflict;
       t.error = fmt::format("{} already names {} (another image); --force moves it", refs[i].str(), now->digest);
       clear = false;
     }
@@ -140,7 +190,6 @@ std::string sbom_document(const std::string& image_id, const std::string& name, 
   return json_text(sbom::to_spdx(inv, {name, digest, o.kiln_version, ""}));
 }
 
-std::string sha256_digest(std::string_view bytes) { return "sha256:" + sha256_hex(bytes); }
 
 // What the provenance says, from the plan, the engine and the ledger.
 ProvenanceInputs provenance_inputs(const plan::Combo& c, const plan::Plan& p, const verify::ComboVerdict& v,
@@ -226,13 +275,13 @@ void attach_attestations(ComboPromotion& cp, const registry::Reference& first, c
 // Writes one release tag: re-checked just before the PUT when time passed
 // since the check (a writer that came after it is a race, not something to
 // overwrite), and read back.
-void write_tag(TagResult& r, const registry::Reference& ref, const registry::Manifest& m, const std::string& action,
+void write_tag(TagResult& r, const registry::Reference& ref, const registry::Manifest& m, TagAction action,
                registry::Client& reg, bool recheck) {
-  if (r.action != "unchanged" || r.digest != m.digest) {
+  if (r.action != TagAction::unchanged || r.digest != m.digest) {
     auto before = recheck ? reg.confirmed_tag(ref.repo, ref.tag) : std::nullopt;
     std::string was = before ? before->digest : "";
     if (!was.empty() && was != r.previous && was != m.digest) {
-      r.action = "race";
+      r.action = TagAction::race;
       r.error = fmt::format("tag {} now names {}, expected {} (another writer since the check); not moved", ref.str(), was,
                             r.previous.empty() ? "no tag" : r.previous);
       return;
@@ -243,7 +292,7 @@ void write_tag(TagResult& r, const registry::Reference& ref, const registry::Man
   auto after = reg.confirmed_tag(ref.repo, ref.tag);
   r.digest = after ? after->digest : "";
   if (r.digest != m.digest) {
-    r.action = "race";
+    r.action = TagAction::race;
     r.error = fmt::format("tag {} now names {}, expected {} (another writer raced this one)", ref.str(),
                           r.digest.empty() ? "nothing" : r.digest, m.digest);
   }
@@ -257,7 +306,7 @@ bool push_verified(ComboPromotion& cp, const registry::Reference& first, engine:
   std::string error;
   std::string digest = push_staged(cp.image_id, first, eng, o, reg.options().credential_helper, error);
   if (digest.empty()) {
-    cp.tags.front().action = "failed";
+    cp.tags.front().action = TagAction::failed;
     cp.tags.front().error = error;
     cp.reason = error;
     return false;
@@ -270,8 +319,8 @@ bool push_verified(ComboPromotion& cp, const registry::Reference& first, engine:
         digest, pushed_image.empty() ? "unknown" : pushed_image, cp.image_id, first.host, first.repo,
         staging_tag(cp.image_id));
     for (auto& t : cp.tags) {
-      if (!t.action.empty()) continue;  // "unchanged" tags still name the verified image
-      t.action = "refused";
+      if (t.action != TagAction::none) continue;  // unchanged tags still name the verified image
+      t.action = TagAction::refused;
       t.error = "not written: the pushed image is not the verified one";
     }
     return false;
@@ -283,7 +332,7 @@ bool push_verified(ComboPromotion& cp, const registry::Reference& first, engine:
 // Every tag was written and read back as `m`; else cp.reason says which not.
 bool all_tagged(ComboPromotion& cp) {
   cp.tagged = std::all_of(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) {
-    return t.action == "pushed" || t.action == "retagged" || t.action == "unchanged";
+    return names_verified_image(t.action);
   });
   if (!cp.tagged) {
     auto bad = std::find_if(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) { return !t.error.empty(); });
@@ -316,7 +365,7 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
   const registry::Reference& first = refs.front();
   registry::Manifest m;
   if (!push_verified(cp, first, eng, reg, o, m)) return;
-  for (size_t i = 0; i < refs.size(); ++i) write_tag(cp.tags[i], refs[i], m, i == 0 ? "pushed" : "retagged", reg, true);
+  for (size_t i = 0; i < refs.size(); ++i) write_tag(cp.tags[i], refs[i], m, i == 0 ? TagAction::pushed : TagAction::retagged, reg, true);
   if (!all_tagged(cp)) return;
   attach_record(cp, first, c, p, v, eng, reg, o);
 }
@@ -337,7 +386,7 @@ void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p
   std::vector<registry::Reference> refs;
   for (const auto& tag : c.tags) {
     refs.push_back(registry::parse_reference(tag));
-    cp.tags.push_back({tag, "", "", "", ""});
+    cp.tags.push_back({tag});
   }
   if (refs.empty()) {
     cp.reason = "the plan gives it no tag";
@@ -346,11 +395,12 @@ void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p
   registry::Client reg = registry_for(p, refs.front().host);
   if (!check_tags(cp, refs, reg, o.force)) {
     cp.reason = "tag conflict: " + std::find_if(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) {
-                  return t.action == "conflict";
+                  return t.action == TagAction::conflict;
                 })->error;
   } else if (o.dry_run) {
     for (size_t i = 0; i < cp.tags.size(); ++i)
-      if (cp.tags[i].action.empty()) cp.tags[i].action = i == 0 ? "would-push" : "would-retag";
+      if (cp.tags[i].action == TagAction::none) cp.tags[i].action = i == 0 ? TagAction::would_push : TagAction::would_retag;
+    cp.dry_run = true;
     cp.reason = "dry run";
   } else {
     publish(cp, refs, c, p, v, eng, reg, o);
@@ -446,11 +496,11 @@ void promote_group(std::vector<Member>& members, const plan::Plan& p, const Opti
   std::vector<TagResult> tags;
   std::string conflict;
   for (const auto& ref : refs) {
-    TagResult t{ref.str(), "", "", "", ""};
+    TagResult t{ref.str()};
     if (auto now = reg.confirmed_tag(ref.repo, ref.tag)) {
       t.previous = now->digest;
       if (images_of(reg, ref.repo, now->digest) != ours && !o.force) {
-        t.action = "conflict";
+        t.action = TagAction::conflict;
         t.error = fmt::format("{} already names {} (other images); --force moves it", ref.str(), now->digest);
         if (conflict.empty()) conflict = t.error;
       }
@@ -462,7 +512,9 @@ void promote_group(std::vector<Member>& members, const plan::Plan& p, const Opti
   if (o.dry_run) {
     for (auto& mb : members)
       for (size_t i = 0; i < mb.cp->tags.size(); ++i)
-        if (mb.cp->tags[i].action.empty()) mb.cp->tags[i].action = i == 0 ? "would-push" : "would-retag";
+        if (mb.cp->tags[i].action == TagAction::none)
+          mb.cp->tags[i].action = i == 0 ? TagAction::would_push : TagAction::would_retag;
+    for (auto& mb : members) mb.cp->dry_run = true;
     return not_tagged(members, "dry run");
   }
 
@@ -479,7 +531,7 @@ void promote_group(std::vector<Member>& members, const plan::Plan& p, const Opti
   reg.put_manifest(refs.front().repo, digest, bytes, registry::media::oci_index);
   registry::Manifest index = reg.get_manifest(refs.front().repo, digest);
   for (size_t i = 0; i < refs.size(); ++i)
-    write_tag(tags[i], refs[i], index, i == 0 ? "pushed" : "retagged", reg, true);
+    write_tag(tags[i], refs[i], index, i == 0 ? TagAction::pushed : TagAction::retagged, reg, true);
   for (auto& mb : members) {
     mb.cp->tags = tags;
     mb.cp->index = index.digest;
@@ -517,19 +569,19 @@ void fail(ComboPromotion& cp, const std::string& why) {
 
 TagResult write_release_tag(registry::Client& reg, const registry::Reference& ref, const registry::Manifest& m,
                             bool force) {
-  TagResult r{ref.str(), "", "", "", ""};
+  TagResult r{ref.str()};
   if (auto now = named_by(reg, ref)) {
     r.previous = now->digest;
     if (now->image_id == config_digest(m)) {
-      r.action = "unchanged";
+      r.action = TagAction::unchanged;
       r.digest = now->digest;
     } else if (!force) {
-      r.action = "conflict";
+      r.action = TagAction::conflict;
       r.error = fmt::format("{} already names {} (another image); --force moves it", ref.str(), now->digest);
       return r;
     }
   }
-  write_tag(r, ref, m, "retagged", reg, false);  // checked just now
+  write_tag(r, ref, m, TagAction::retagged, reg, false);  // checked just now
   return r;
 }
 
@@ -656,7 +708,7 @@ nlohmann::json to_json(const Report& r) {
   for (const auto& c : r.combos) {
     nlohmann::json tags = nlohmann::json::array();
     for (const auto& t : c.tags)
-      tags.push_back({{"tag", t.tag}, {"action", t.action}, {"digest", t.digest}, {"previous", t.previous}, {"error", t.error}});
+      tags.push_back({{"tag", t.tag}, {"action", to_string(t.action)}, {"digest", t.digest}, {"previous", t.previous}, {"error", t.error}});
     combos.push_back({{"id", c.id}, {"image_id", c.image_id}, {"verified", c.verified}, {"tagged", c.tagged},
                       {"state", c.state()}, {"reason", c.reason}, {"digest", c.digest}, {"tags", tags},
                       {"record", c.record}, {"sbom", c.sbom}, {"provenance", c.provenance}, {"signed", c.signed_}, {"recorded", c.recorded},

@@ -68,12 +68,29 @@ struct Options {
 // image id "sha256:<hex>". kiln writes it, nobody else has reason to.
 std::string staging_tag(const std::string& image_id);
 
+// What happened to one release tag. to_string() is the word kiln.promote/v1
+// writes ("would-push"); words() what a person reads in the table ("would
+// tag"). Code decides on the enum, never on either string.
+enum class TagAction {
+  none,         // not reached: the combination stopped before this tag
+  pushed,       // written by the push of the verified image
+  retagged,     // written as a manifest PUT of the pushed bytes
+  unchanged,    // it already named the verified image
+  conflict,     // it names another image (--force moves it)
+  would_push,   // dry run: the push would write it
+  would_retag,  // dry run: a manifest PUT would write it
+  race,         // another writer changed it meanwhile; not tagged
+  refused,      // not written: the pushed image was not the verified one
+  failed,       // the push failed
+};
+const char* to_string(TagAction a);  // "" for none
+const char* words(TagAction a);      // "tagged", "already tagged", "would tag", else to_string
+// The tag names the verified image now (pushed, retagged or unchanged).
+bool names_verified_image(TagAction a);
+
 struct TagResult {
   std::string tag;     // full reference
-  // pushed | retagged | unchanged | conflict | would-push | would-retag |
-  // race (another writer changed it; not tagged) | refused (the pushed image
-  // was not the verified one) | failed
-  std::string action;
+  TagAction action = TagAction::none;
   std::string digest;  // the manifest digest it names now (or would)
   std::string previous;  // what it named before, when it existed
   std::string error;
@@ -98,10 +115,16 @@ struct ComboPromotion {
   // of the group, each verified); empty otherwise.
   std::string platform;
   std::string index;
+  bool dry_run = false;      // only checked (Options::dry_run): tags say what would happen
   // "tagged" (tags and record), "tagged-without-record", "not-tagged".
   std::string state() const;
   bool complete() const { return tagged && recorded; }
+  // For a person: a dry run's combination "would tag", or is "already tagged"
+  // when every tag names the verified image; else tagged or not.
+  enum class Outcome { not_tagged, tagged, would_tag, already_tagged };
+  Outcome outcome() const;
 };
+const char* to_string(ComboPromotion::Outcome o);  // "not tagged", "tagged", "would tag", "already tagged"
 
 struct Report {
   std::vector<ComboPromotion> combos;
@@ -115,8 +138,8 @@ struct Report {
 // One release tag for a manifest already in the registry, written the way
 // promote writes each of its tags: what the tag names now is confirmed two
 // ways, a tag naming another image is left alone unless `force` (action
-// "conflict"), the exact bytes are PUT after a last re-check, and the tag is
-// read back ("race" when another writer changed it). kiln's retag on its
+// TagAction::conflict), the exact bytes are PUT after a last re-check, and the tag is
+// read back (TagAction::race when another writer changed it). kiln's retag on its
 // own: bench/promote.sh times it through `kiln bench-retag`.
 TagResult write_release_tag(registry::Client& reg, const registry::Reference& ref, const registry::Manifest& m,
                             bool force);
@@ -134,7 +157,8 @@ struct ReleaseCheck {
 std::vector<ReleaseCheck> verify_release(registry::Client& reg, const std::string& repo, const std::string& digest,
                                          const std::string& public_key_pem);
 
-// Throws build::EnvironmentError only when no runner names the engine;
+// Throws kiln::EnvironmentError (util/errors.h) only when no runner names the
+// engine or KILN_SIGNING_KEY cannot be used;
 // registry and engine failures land in Report::environment_error.
 Report promote_plan(const plan::Plan& p, const Options& o);
 nlohmann::json to_json(const Report& r);

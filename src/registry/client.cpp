@@ -22,8 +22,6 @@ constexpr const char* kAcceptManifests =
     "application/vnd.docker.distribution.manifest.list.v2+json, "
     "application/vnd.docker.distribution.manifest.v2+json";
 
-std::string digest_of(std::string_view bytes) { return "sha256:" + sha256_hex(bytes); }
-
 std::string strip_params(std::string s) {
   if (auto p = s.find(';'); p != std::string::npos) s.resize(p);
   while (!s.empty() && s.back() == ' ') s.pop_back();
@@ -322,7 +320,7 @@ Manifest Client::get_manifest(const std::string& repo, const std::string& ref) {
   if (r.status != 200) impl_->fail(r, "manifest " + repo + ":" + ref);
   Manifest m;
   m.media_type = strip_params(r.header("content-type"));
-  m.digest = digest_of(r.body);
+  m.digest = sha256_digest(r.body);
   std::string claimed = r.header("docker-content-digest");
   if (!claimed.empty() && claimed != m.digest)
     throw ApiError(0, "manifest " + repo + ":" + ref + " on " + impl_->opts.host + ": served bytes hash to " +
@@ -348,7 +346,7 @@ std::string Client::put_manifest(const std::string& repo, const std::string& ref
   req.has_body = true;
   Response r = impl_->call(std::move(req), push(repo));
   if (r.status != 201 && r.status != 200) impl_->fail(r, "PUT manifest " + repo + ":" + ref);
-  std::string digest = digest_of(bytes);
+  std::string digest = sha256_digest(bytes);
   std::string claimed = r.header("docker-content-digest");
   if (!claimed.empty() && claimed != digest)
     throw ApiError(0, "PUT manifest " + repo + ":" + ref + " on " + impl_->opts.host + ": the registry stored " +
@@ -369,8 +367,8 @@ bool Client::blob_exists(const std::string& repo, const std::string& digest) {
 std::string Client::get_blob(const std::string& repo, const std::string& digest) {
   Response r = impl_->call("GET", "/v2/" + repo + "/blobs/" + digest, pull(repo));
   if (r.status != 200) impl_->fail(r, "blob " + repo + "@" + digest);
-  if (digest_of(r.body) != digest)
-    throw ApiError(0, "blob " + repo + "@" + digest + " on " + impl_->opts.host + ": bytes hash to " + digest_of(r.body));
+  if (sha256_digest(r.body) != digest)
+    throw ApiError(0, "blob " + repo + "@" + digest + " on " + impl_->opts.host + ": bytes hash to " + sha256_digest(r.body));
   return std::move(r.body);
 }
 
@@ -391,7 +389,7 @@ void Client::read_blob(const std::string& repo, const std::string& digest, const
 }
 
 std::string Client::push_blob(const std::string& repo, std::string_view bytes) {
-  std::string digest = digest_of(bytes);
+  std::string digest = sha256_digest(bytes);
   if (blob_exists(repo, digest)) return digest;
   Request post;
   post.method = "POST";
@@ -517,7 +515,7 @@ Attached Client::attach(const std::string& repo, const std::string& subject, con
   std::string bytes = m.dump();
   Attached out;
   bool accepted = false;
-  out.digest = put_manifest(repo, digest_of(bytes), bytes, media::oci_manifest, &accepted);
+  out.digest = put_manifest(repo, sha256_digest(bytes), bytes, media::oci_manifest, &accepted);
   if (accepted) {
     out.mode = AttachMode::Referrers;
     return out;

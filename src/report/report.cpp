@@ -61,7 +61,7 @@ void fill_verify(Row& row, const verify::ComboVerdict& v) {
 
 void fill_promote(Row& row, const promote::ComboPromotion& pr) {
   for (const auto& t : pr.tags)
-    if (t.action == "pushed" || t.action == "retagged" || t.action == "unchanged") row.tags.push_back(t.tag);
+    if (promote::names_verified_image(t.action)) row.tags.push_back(t.tag);
   row.tagged = pr.tagged;
   if (!pr.tagged && row.why.empty()) row.why = pr.reason;
   if (pr.tagged && !pr.recorded) row.record_missing = pr.record_error.empty() ? pr.reason : pr.record_error;
@@ -134,13 +134,13 @@ nlohmann::json to_json(const RunReport& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& row : r.rows)
     rows.push_back({{"id", row.id}, {"plan", row.plan_status}, {"build", row.build}, {"image_id", row.image_id},
-                    {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"tagged", row.tagged}, {"why", row.why},
+                    {"checks", row.checks}, {"verified", row.verified}, {"tags", row.tags}, {"tagged", row.tagged}, {"reason", reason_json(row.why)},
                     {"record_missing", row.record_missing}, {"gpus", row.gpus}, {"gemm_bf16_tflops", row.gemm_bf16_tflops},
                     {"measured", row.measured}, {"rule", row.rule},
                     {"versions", nlohmann::json(std::map<std::string, std::string>(row.versions.begin(), row.versions.end()))},
                     {"min_driver", row.min_driver}, {"log", row.log_path}, {"gpu_used", row.gpu_used},
                     {"size", row.size}, {"largest_layers", row.largest_layers}});
-  return {{"schema", "kiln.run/v1"}, {"matrix", r.matrix}, {"generated_at", r.generated_at}, {"kiln_version", r.kiln_version},
+  return {{"schema", "kiln.run/v2"}, {"matrix", r.matrix}, {"generated_at", r.generated_at}, {"kiln_version", r.kiln_version},
           {"catalog", {{"version", r.catalog_version}, {"collected", r.catalog_collected}}},
           {"summary", {{"valid", r.valid}, {"verified", r.verified}, {"tagged", r.tagged}}}, {"combos", rows}};
 }

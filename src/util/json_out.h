@@ -4,6 +4,7 @@
 // document. These never throw for that: bad bytes become U+FFFD.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -11,5 +12,12 @@ namespace kiln {
 
 // indent < 0: one line; else pretty-printed with that many spaces.
 std::string json_text(const nlohmann::json& j, int indent = -1);
+
+// The value of "reason", the one key every verb's document uses for why a
+// combination, image or tag is not what was asked (docs/json.md): a string,
+// several reasons joined with "; " in the order the table prints them, or
+// null when there is none.
+nlohmann::json reason_json(const std::string& reason);
+nlohmann::json reason_json(const std::vector<std::string>& reasons);
 
 }  // namespace kiln

@@ -45,4 +45,6 @@ std::string sha256_hex(std::string_view data) {
   return h.hex();
 }
 
+std::string sha256_digest(std::string_view data) { return "sha256:" + sha256_hex(data); }
+
 }  // namespace kiln

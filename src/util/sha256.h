@@ -23,6 +23,8 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
+// "sha256:<hex>" of `data`: a manifest's, a blob's or a file's digest.
+std::string sha256_digest(std::string_view data);
 
 // "sha256:<64 lowercase hex>", the only digest form kiln reads or writes:
 // anything else (another algorithm, upper case, "../") would otherwise

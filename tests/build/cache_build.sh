@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 20 end to end: the offline matrix's CUDA 11.8 runtime image built
+# The package cache end to end: the offline matrix's CUDA 11.8 runtime image built
 # for real through the apt-cacher-ng kiln starts ([cache] apt = "kiln"), on
 # the machine's engine, with both backends. Checks that the second build
 # was served from the cache (apt-cacher-ng's log: the .debs sent without a

@@ -44,7 +44,7 @@ else
     --text 'usr/lib/x86_64-linux-gnu/libcuda.so.1=shadowing driver' --env CUDA_VERSION=13.0.2 2>/dev/null
   "$kiln" audit "$tmp/img.tar" --format json >"$tmp/a.json"
   check "audit exit 0" test $? -eq 0
-  check "schema" json_assert "$tmp/a.json" "j['schema']=='kiln.audit/v1'"
+  check "schema" json_assert "$tmp/a.json" "j['schema']=='kiln.audit/v2'"
   i="j['images'][0]"
   check "grid" json_assert "$tmp/a.json" "{k:v['support'] for k,v in $i['gpus'].items()}=={'P100':'unsupported','V100':'unsupported','T4':'unsupported','A100':'ptx-jit','L4':'ptx-jit','H100':'ptx-jit','B200':'ptx-jit'}"
   check "min driver from PTX ISA 9.0" json_assert "$tmp/a.json" "$i['min_driver']=='580.95.05'"
@@ -61,7 +61,7 @@ else
   check "says the JIT floor" grep -q "runs only through PTX" "$tmp/c.txt"
   "$kiln" check-driver --driver 590.0 --gpu T4 --format json "$tmp/img.tar" >"$tmp/c.json"
   check "unsupported GPU exit 1" test $? -eq 1
-  check "names the library" json_assert "$tmp/c.json" "'libapp_cuda_ptx80.so' in j['images'][0]['why_not'][0]"
+  check "names the library" json_assert "$tmp/c.json" "'libapp_cuda_ptx80.so' in j['images'][0]['reason']"
 
   # A changed byte inside a library's body (a part the walk seeks over): the
   # layer digest catches it; --no-verify-digests trusts it, and says so.
@@ -115,7 +115,7 @@ PY
   "$kiln" check-driver --driver 999.0 --format json "$tmp/corrupt.tar" >"$tmp/cd.json"
   check "unreadable fat binary, no --gpu: exit 1" test $? -eq 1
   check "unreadable fat binary, no --gpu: says the floor is unknown" json_assert "$tmp/cd.json" \
-    "any(w.startswith('minimum driver unknown: opt/app/lib/libapp_cuda.so: fat binary unreadable') for w in j['images'][0]['why_not'])"
+    "'minimum driver unknown: opt/app/lib/libapp_cuda.so: fat binary unreadable' in j['images'][0]['reason']"
   "$kiln" audit --format json "$tmp/corrupt.tar" >"$tmp/u.json"
   check "unreadable fat binary: audit exit 0 (it reports)" test $? -eq 0
   check "unreadable fat binary: unknown on every GPU" json_assert "$tmp/u.json" \

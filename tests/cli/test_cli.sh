@@ -26,7 +26,7 @@ check "2.6+cu128 excluded" json_assert "$tmp/pt.json" "$c28['status']=='excluded
 
 "$kiln" plan matrices/pytorch.toml --format json --gpu P100 >"$tmp/p100.json"
 check "--gpu P100: CUDA 13.0 unusable" json_assert "$tmp/p100.json" \
-  "all(c['query']['usable'] is False and any('cannot target P100' in w for w in c['query']['why_not']) for c in j['combos'] if c['versions']['cuda'].startswith('13.0') and c['status']=='valid')"
+  "all(c['query']['usable'] is False and 'cannot target P100' in c['query']['reason'] for c in j['combos'] if c['versions']['cuda'].startswith('13.0') and c['status']=='valid')"
 check "--gpu P100: some CUDA 12 usable" json_assert "$tmp/p100.json" "any(c['query']['usable'] for c in j['combos'])"
 
 # A repeatable flag takes one value (or a comma list) and never the matrix after it.

@@ -1,4 +1,4 @@
-// The pieces under the command line that issue 18 asked for: one table
+// The pieces under the command line a user sees the effect of: one table
 // sized to its content, --only selection, the run report's "tagged" taken
 // from promote's word, and plan's exclusions grouped by rule.
 #include <catch2/catch.hpp>
@@ -67,7 +67,7 @@ TEST_CASE("the run report's tagged count is promote's ComboPromotion::tagged, no
       cp.verified = true;
       // One tag written, the second raced: some tags name the image, but the
       // combination is not tagged.
-      cp.tags = {{"r/x:a", "pushed", "sha256:d", "", ""}, {"r/x:b", "race", "", "", "changed meanwhile"}};
+      cp.tags = {{"r/x:a", promote::TagAction::pushed, "sha256:d", "", ""}, {"r/x:b", promote::TagAction::race, "", "", "changed meanwhile"}};
       cp.tagged = false;
       cp.reason = "changed meanwhile";
       pr.combos.push_back(cp);
@@ -102,4 +102,36 @@ TEST_CASE("plan's table groups exclusions by rule and shows only what was asked"
   const std::string one = plan::to_table(p, only);
   CHECK(one.find("pytorch2.11-cuda13.0-cudnn9-ubuntu24.04-devel ") != std::string::npos);
   CHECK(one.find("pytorch2.11-cuda13.0-cudnn9-ubuntu22.04-devel") == std::string::npos);
+}
+
+TEST_CASE("a tag's action is an enum: the JSON word, the table's words, and which ones name the verified image") {
+  using promote::TagAction;
+  CHECK(std::string(promote::to_string(TagAction::would_push)) == "would-push");
+  CHECK(std::string(promote::to_string(TagAction::unchanged)) == "unchanged");
+  CHECK(std::string(promote::to_string(TagAction::none)).empty());
+  CHECK(std::string(promote::words(TagAction::would_retag)) == "would tag");
+  CHECK(std::string(promote::words(TagAction::unchanged)) == "already tagged");
+  CHECK(std::string(promote::words(TagAction::retagged)) == "tagged");
+  CHECK(std::string(promote::words(TagAction::refused)) == "refused");
+  for (TagAction a : {TagAction::pushed, TagAction::retagged, TagAction::unchanged}) CHECK(promote::names_verified_image(a));
+  for (TagAction a : {TagAction::none, TagAction::conflict, TagAction::would_push, TagAction::would_retag, TagAction::race,
+                      TagAction::refused, TagAction::failed})
+    CHECK_FALSE(promote::names_verified_image(a));
+}
+
+TEST_CASE("a combination's outcome: a dry run would tag, or is already tagged when every tag names the image") {
+  using Outcome = promote::ComboPromotion::Outcome;
+  promote::ComboPromotion cp;
+  cp.tags = {{"r/x:a", promote::TagAction::unchanged, "sha256:d", "sha256:d", ""},
+             {"r/x:b", promote::TagAction::would_retag, "", "", ""}};
+  CHECK(cp.outcome() == Outcome::not_tagged);  // not a dry run, not tagged
+  cp.dry_run = true;
+  CHECK(cp.outcome() == Outcome::would_tag);
+  cp.tags[1].action = promote::TagAction::unchanged;
+  CHECK(cp.outcome() == Outcome::already_tagged);
+  CHECK(std::string(promote::to_string(cp.outcome())) == "already tagged");
+  cp.dry_run = false;
+  cp.tagged = true;
+  CHECK(cp.outcome() == Outcome::tagged);
+  CHECK(cp.state() == "tagged-without-record");  // the JSON word is unchanged
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 18, what a new user trips on: version and typos, completion, the one
+# What a new user trips on: version and typos, completion, the one
 # JSON vocabulary and JSON errors, -o and --quiet, exit codes that match the
 # words (--only matching nothing), a read-only status, plan for people
 # (--valid, --only, exclusions by rule, a column per GPU), explain, tables
@@ -55,17 +55,17 @@ fi
 check "generate --format json" json_assert "$tmp/gen.json" \
   "j['schema']=='kiln.generate/v1' and j['summary']['rendered']==len(j['combos'])>0 and all(c['id'] and c['dir'] for c in j['combos'])"
 "$kiln" plan matrices/offline.toml --format json -o "$tmp/plan.json" >"$tmp/plan.stdout"
-check "-o FILE writes the document" json_assert "$tmp/plan.json" "j['schema']=='kiln.plan/v1'"
+check "-o FILE writes the document" json_assert "$tmp/plan.json" "j['schema']=='kiln.plan/v2'"
 check "-o FILE: nothing on stdout" test ! -s "$tmp/plan.stdout"
 "$kiln" plan matrices/offline.toml --quiet >"$tmp/q.out"
 check "--quiet: no table" test ! -s "$tmp/q.out"
 "$kiln" plan matrices/offline.toml --quiet --format json >"$tmp/qj.out"
-check "--quiet --format json still writes JSON" json_assert "$tmp/qj.out" "j['schema']=='kiln.plan/v1'"
+check "--quiet --format json still writes JSON" json_assert "$tmp/qj.out" "j['schema']=='kiln.plan/v2'"
 
 # --- item 3: one vocabulary, errors in JSON --------------------------------
 check "plan: combos keyed by id" json_assert "$tmp/plan.json" "all('id' in c for c in j['combos'])"
 "$kiln" check-driver --driver 580.65.06 matrices/offline.toml --format json >"$tmp/cd.json"
-check "check-driver matrix: combos keyed by id" json_assert "$tmp/cd.json" "j['schema']=='kiln.check-driver/v2' and all('id' in c for c in j['combos'])"
+check "check-driver matrix: combos keyed by id" json_assert "$tmp/cd.json" "j['schema']=='kiln.check-driver/v3' and all('id' in c for c in j['combos'])"
 printf 'name = "x"\n[axes]\ncuda = ["12.4"]\nos = ["ubuntu22.04"]\nflavor = ["runtime"]\nbogus = 1\n' >"$tmp/bad.toml"
 "$kiln" plan "$tmp/bad.toml" --format json >"$tmp/err.json" 2>"$tmp/err.txt"
 check "bad input under json: exit 2" test $? -eq 2
@@ -144,6 +144,38 @@ NO_COLOR=1 script -qec "$kiln check-driver --driver 580.65.06 matrices/offline.t
 check "NO_COLOR: no colour on a terminal" bash -c "grep -q 'ok' '$tmp/nocolor.txt' && ! grep -qF '$esc' '$tmp/nocolor.txt'"
 script -qec "$kiln check-driver --driver 580.65.06 matrices/offline.toml -o $tmp/file.txt" /dev/null >/dev/null
 check "no colour into -o FILE" bash -c "grep -q 'ok' '$tmp/file.txt' && ! grep -qF '$esc' '$tmp/file.txt'"
+
+
+# --- one "why not" key, -o everywhere, exit codes that mean one thing -------
+"$kiln" check-driver --driver 535.104.05 --gpu P100 matrices/offline.toml --format json >"$tmp/cdr.json"
+check "check-driver: why not is 'reason', a string" json_assert "$tmp/cdr.json" \
+  "all(isinstance(c['reason'], str) and c['reason'] and 'why_not' not in c for c in j['combos'] if not c['ok'])"
+"$kiln" check-driver --driver 580.65.06 matrices/offline.toml --format json >"$tmp/cdok.json"
+check "check-driver: reason null when ok" json_assert "$tmp/cdok.json" "all(c['reason'] is None for c in j['combos'] if c['ok'])"
+"$kiln" plan matrices/pytorch.toml --gpu P100 --format json >"$tmp/pq.json"
+check "plan: excluded and not-usable say 'reason', never why/why_not" json_assert "$tmp/pq.json" \
+  "all('why_not' not in c.get('query', {}) and 'why' not in c for c in j['combos']) and any(c['status']=='excluded' and c['reason'] for c in j['combos']) and any(c.get('query', {}).get('reason') for c in j['combos'])"
+"$kiln" catalog check --redistrib tests/survey/data/redistrib_13.0.2.json -o "$tmp/cc.txt" >"$tmp/cc.stdout"
+check "catalog check -o FILE: the table in the file" grep -q "fact(s) compared" "$tmp/cc.txt"
+check "catalog check -o FILE: nothing on stdout" test ! -s "$tmp/cc.stdout"
+check "catalog check: no trailing spaces" bash -c "! grep -q ' $' '$tmp/cc.txt'"
+"$kiln" catalog check --redistrib tests/survey/data/redistrib_13.0.2.json --format json -o "$tmp/cc.json"
+check "catalog check --format json -o FILE" json_assert "$tmp/cc.json" "j['schema']=='kiln.catalog-check/v1'"
+"$kiln" config matrices/offline.toml --no-config --format json -o "$tmp/config.json" >"$tmp/config.stdout"
+check "config -o FILE" json_assert "$tmp/config.json" "j['schema']=='kiln.config/v1' and j['config'] is None and j['matrix']=='matrices/offline.toml'"
+check "config -o FILE: nothing on stdout" test ! -s "$tmp/config.stdout"
+mkdir -p "$tmp/lockwait"
+KILN_LOCK_WAIT=soon "$kiln" build matrices/offline.toml --state-dir "$tmp/lockwait" --format json >"$tmp/lw.json" 2>"$tmp/lw.err"
+check "a refused KILN_LOCK_WAIT is bad input: exit 2, not 70" test $? -eq 2
+check "a refused KILN_LOCK_WAIT: kind input" json_assert "$tmp/lw.json" "j['kind']=='input' and j['exit_code']==2"
+check "a refused KILN_LOCK_WAIT: named" grep -q "KILN_LOCK_WAIT=soon" "$tmp/lw.err"
+DOCKER_HOST=nonsense "$kiln" build matrices/offline.toml --state-dir "$tmp/lockwait" 2>"$tmp/dh.err" >/dev/null
+check "a refused DOCKER_HOST is bad input: exit 2, not 70" test $? -eq 2
+check "a refused DOCKER_HOST: named" grep -q "DOCKER_HOST" "$tmp/dh.err"
+"$kiln" verify matrices/offline.toml --runner nosuch --state-dir "$tmp/lockwait" 2>"$tmp/rn.err" >/dev/null
+check "an unknown --runner: exit 2" test $? -eq 2
+check "an unknown --runner: says where runners were looked for" \
+  grep -q "no runner 'nosuch': looked in the matrix .*offline.toml's \[runners\.\*\] and in kiln's config file" "$tmp/rn.err"
 
 echo "cli_ux: $passed passed, $failed failed"
 ((failed == 0))

@@ -302,7 +302,7 @@ image="kiln/debian:13"
 
 TEST_CASE("the JSON schema holds every documented field", "[plan][json]") {
   auto j = plan::to_json(plan_of(kTorch, {"550.54.15", {"H100"}}));
-  CHECK(j["schema"] == "kiln.plan/v1");
+  CHECK(j["schema"] == "kiln.plan/v2");
   CHECK(j["matrix"]["name"] == "t");
   const auto& c = j["combos"][0];
   for (const char* key : {"id", "status", "reason", "rule", "versions", "arch_list", "targets", "min_driver", "require_cuda",

@@ -69,7 +69,7 @@ struct Fixture {
     tagged.id = kDevel;
     tagged.image_id = kDevelImage;
     tagged.verified = tagged.tagged = tagged.recorded = true;
-    tagged.tags.push_back({"127.0.0.1:5000/kiln/offline:cuda12.4-debian13-devel", "pushed", "sha256:" + std::string(64, 'd'), "", ""});
+    tagged.tags.push_back({"127.0.0.1:5000/kiln/offline:cuda12.4-debian13-devel", promote::TagAction::pushed, "sha256:" + std::string(64, 'd'), "", ""});
     pr.combos.push_back(tagged);
     for (const auto& [id, image] : {std::pair{kRuntime, kRuntimeImage}, {kFailed, kFailedImage}}) {
       promote::ComboPromotion no;
@@ -156,8 +156,8 @@ TEST_CASE("Markdown, JSON and HTML say the same thing", "[report]") {
     CHECK(by.at(kDevel)["verified"] == true);
     CHECK(by.at(kDevel)["tags"][0] == "127.0.0.1:5000/kiln/offline:cuda12.4-debian13-devel");
     CHECK(by.at(kRuntime)["verified"] == false);
-    CHECK(by.at(kRuntime)["why"] == "awaiting a GPU runner of class sm_90");
-    CHECK(by.at(kFailed)["why"] == "static check failed: the devel image has no nvcc");
+    CHECK(by.at(kRuntime)["reason"] == "awaiting a GPU runner of class sm_90");
+    CHECK(by.at(kFailed)["reason"] == "static check failed: the devel image has no nvcc");
     CHECK(by.at(kFailed)["checks"][0] == "static=failed");
     CHECK(by.at("cuda12.4-debian12-runtime")["plan"] == "excluded");
   }

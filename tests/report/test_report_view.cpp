@@ -50,7 +50,7 @@ report::RunReport sample(const std::string& state_dir, bool all_tagged = false) 
     cp.id = id;
     cp.tagged = devel;
     cp.recorded = devel;
-    if (devel) cp.tags.push_back({std::string("127.0.0.1:5000/kiln/offline:") + id, "pushed", "sha256:d", "", ""});
+    if (devel) cp.tags.push_back({std::string("127.0.0.1:5000/kiln/offline:") + id, kiln::promote::TagAction::pushed, "sha256:d", "", ""});
     pr.combos.push_back(cp);
   }
   b.stages.resize(b.stages.size());

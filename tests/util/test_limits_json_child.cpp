@@ -27,6 +27,13 @@ TEST_CASE("json_text replaces invalid UTF-8 instead of throwing") {
   CHECK(json_text({{"a", "é"}}) == "{\"a\":\"é\"}");  // valid text stays as it was
 }
 
+TEST_CASE("reason: the one why-not value of every document, a string or null") {
+  CHECK(reason_json(std::string()).is_null());
+  CHECK(reason_json(std::vector<std::string>{}).is_null());
+  CHECK(reason_json("not built") == "not built");
+  CHECK(reason_json(std::vector<std::string>{"driver too old", "no SASS for sm_60"}) == "driver too old; no SASS for sm_60");
+}
+
 TEST_CASE("env_seconds: seconds, decimals, 0 for none; anything else names the variable") {
   unsetenv("KILN_TEST_LIMIT");
   CHECK(env_seconds("KILN_TEST_LIMIT", 7s) == 7s);

@@ -27,6 +27,9 @@ TEST_CASE("a digest is sha256:<64 lowercase hex> and nothing else", "[text][dige
   const std::string hex(64, 'a');
   CHECK(kiln::is_sha256_digest("sha256:" + hex));
   CHECK(kiln::is_sha256_digest("sha256:" + kiln::sha256_hex("x")));
+  CHECK(kiln::sha256_digest("x") == "sha256:" + kiln::sha256_hex("x"));  // the one helper every room uses
+  CHECK(kiln::sha256_digest("") == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(kiln::is_sha256_digest(kiln::sha256_digest("x")));
   CHECK_FALSE(kiln::is_sha256_digest("sha256:" + std::string(64, 'A')));  // upper case
   CHECK_FALSE(kiln::is_sha256_digest("sha256:" + hex.substr(1)));         // 63 digits
   CHECK_FALSE(kiln::is_sha256_digest("sha512:" + hex));
