@@ -62,6 +62,15 @@ if [[ ! -x /usr/sbin/sshd ]]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
 fi
 
+# arm64 images (Grace Hopper, GB200) build here under emulation:
+# qemu-user-static registers qemu-aarch64 with binfmt_misc (flag F), so the
+# engine runs arm64 RUN steps; scripts/setup-qemu.sh makes sure and checks.
+if [[ ! -x /usr/bin/qemu-aarch64-static ]]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    qemu-user-static binfmt-support >/dev/null
+fi
+
 # The HTML run report is laid out by a real browser in tests (report_browser).
 if ! command -v chromium >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null

@@ -6,13 +6,21 @@
 #   kiln/debian:12  (also kiln/debian:bookworm)
 #   kiln/debian:13  (also kiln/debian:trixie)
 #
-# Usage: scripts/make-bases.sh [--force] [--mirror URL] [12|13|bookworm|trixie ...]
+# With --arch arm64 (Grace Hopper, GB200 hosts): the same bases for linux/arm64,
+# named with an -arm64 suffix (kiln/debian:12-arm64, kiln/debian:bookworm-arm64),
+# loaded with scripts/load-rootfs.py as a linux/arm64 image (Docker 20.10's
+# `docker import --platform` keeps the daemon's architecture). debootstrap's second
+# stage runs arm64 binaries in the chroot, so qemu-aarch64 must be registered
+# with binfmt_misc first (scripts/setup-qemu.sh does it, and checks it).
+#
+# Usage: scripts/make-bases.sh [--force] [--arch amd64|arm64] [--mirror URL] [12|13|bookworm|trixie ...]
 #
 #   --force       rebuild an image even if it already exists
 #   --mirror URL  Debian mirror (default $DEBIAN_MIRROR or http://deb.debian.org/debian);
 #                 the image's sources list points at http://deb.debian.org/debian
 #                 whatever mirror built it, unless --keep-mirror is given
 #   --keep-mirror write the --mirror URL into the image's sources list
+#   --arch ARCH   amd64 (default) or arm64; arm64 runs under emulation (slower)
 #
 # Idempotent: an image that `docker image inspect` finds is skipped. The
 # engine is DOCKER_HOST's if set (the docker CLI reads it). Needs root (for
@@ -27,6 +35,7 @@ mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 image_mirror="http://deb.debian.org/debian"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 repo=kiln/debian
+arch=amd64
 suites=()
 
 die() { echo "make-bases: error: $*" >&2; exit 2; }
@@ -37,7 +46,9 @@ while [[ $# -gt 0 ]]; do
     --mirror) [[ $# -ge 2 ]] || die "--mirror needs a URL"; mirror="$2"; shift ;;
     --mirror=*) mirror="${1#--mirror=}" ;;
     --keep-mirror) keep_mirror=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --arch) [[ $# -ge 2 ]] || die "--arch needs amd64 or arm64"; arch="$2"; shift ;;
+    --arch=*) arch="${1#--arch=}" ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     12|bookworm) suites+=(bookworm) ;;
     13|trixie) suites+=(trixie) ;;
     *) die "unknown argument '$1' (expected --force, --mirror URL, 12, 13, bookworm or trixie)" ;;
@@ -46,6 +57,11 @@ while [[ $# -gt 0 ]]; do
 done
 [[ ${#suites[@]} -gt 0 ]] || suites=(bookworm trixie)
 [[ $keep_mirror -eq 1 ]] && image_mirror="$mirror"
+case "$arch" in
+  amd64|x86_64|linux/amd64) arch=amd64; suffix="" ;;
+  arm64|aarch64|linux/arm64) arch=arm64; suffix="-arm64" ;;
+  *) die "unknown --arch '$arch' (expected amd64 or arm64)" ;;
+esac
 
 version_of() { case "$1" in bookworm) echo 12 ;; trixie) echo 13 ;; esac; }
 
@@ -56,6 +72,11 @@ command -v docker >/dev/null || die "docker CLI not found (scripts/install-deps.
 [[ -r $keyring ]] || die "$keyring missing: apt-get install debian-archive-keyring"
 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
   || die "cannot reach the Docker engine at ${DOCKER_HOST:-unix:///var/run/docker.sock} (is dockerd running?)"
+if [[ $arch != "$(dpkg --print-architecture)" ]]; then
+  # debootstrap's second stage runs the target's binaries in the chroot.
+  [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] \
+    || die "$arch binaries cannot run here: qemu-aarch64 is not registered with binfmt_misc (run scripts/setup-qemu.sh --no-check)"
+fi
 for s in "${suites[@]}"; do
   [[ -e /usr/share/debootstrap/scripts/$s ]] || die "this debootstrap does not know '$s': upgrade debootstrap"
 done
@@ -97,7 +118,7 @@ echo "make-bases: engine ${DOCKER_HOST:-unix:///var/run/docker.sock} (server $(d
 
 for suite in "${suites[@]}"; do
   version=$(version_of "$suite")
-  image="$repo:$version"
+  image="$repo:$version$suffix"
   if [[ $force -eq 0 ]] && docker image inspect "$image" >/dev/null 2>&1; then
     echo "make-bases: $image exists ($(docker image inspect --format '{{.Id}}' "$image")), skipped (--force rebuilds)"
     continue
@@ -106,10 +127,10 @@ for suite in "${suites[@]}"; do
   start=$(now)
   workdir=$(mktemp -d /var/tmp/kiln-base-"$suite".XXXXXX)
   rootfs="$workdir/rootfs"
-  echo "make-bases: $image: debootstrap --variant=minbase $suite from $mirror"
+  echo "make-bases: $image: debootstrap --variant=minbase --arch=$arch $suite from $mirror"
   # In the background, in its own process group, so that an interrupt reaches
   # the trap at once (bash runs traps only between foreground commands).
-  setsid debootstrap --variant=minbase --keyring="$keyring" --components=main \
+  setsid debootstrap --variant=minbase --arch="$arch" --keyring="$keyring" --components=main \
     "$suite" "$rootfs" "$mirror" >"$workdir/debootstrap.log" 2>&1 </dev/null &
   boot_pid=$!
   boot_rc=0
@@ -153,7 +174,7 @@ EOF
     --change 'CMD ["/bin/bash"]'
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
     --change 'ENV LANG=C.UTF-8'
-    --change "LABEL org.opencontainers.image.title=\"kiln/debian:$version\""
+    --change "LABEL org.opencontainers.image.title=\"kiln/debian:$version$suffix\""
     --change "LABEL org.opencontainers.image.description=\"Debian $version ($suite) minbase, debootstrap $suite from $mirror\""
     --change "LABEL org.opencontainers.image.version=\"$debian_version\""
     --change "LABEL org.opencontainers.image.created=\"$created\""
@@ -164,14 +185,29 @@ EOF
     --change "LABEL io.kiln.debian.variant=\"minbase\""
     --message "kiln: debootstrap --variant=minbase $suite $mirror ($created)"
   )
-  echo "make-bases: $image: docker import (Debian $debian_version)"
-  id=$(tar -C "$rootfs" --numeric-owner --xattrs --xattrs-include='*' -cf - . \
-         | docker import "${docker_args[@]}" - "$image")
-  docker tag "$image" "$repo:$suite"
-  docker tag "$image" "$repo:$version-$stamp"
+  if [[ $arch == "$(dpkg --print-architecture)" ]]; then
+    echo "make-bases: $image: docker import (Debian $debian_version)"
+    id=$(tar -C "$rootfs" --numeric-owner --xattrs --xattrs-include='*' -cf - . \
+           | docker import "${docker_args[@]}" - "$image")
+  else
+    # The same image, its config saying linux/$arch: docker import would
+    # call it the daemon's architecture.
+    echo "make-bases: $image: docker load of a linux/$arch image (Debian $debian_version)"
+    load_args=(--arch "$arch" --tag "$image" --cmd /bin/bash --comment "kiln: debootstrap --variant=minbase --arch=$arch $suite $mirror ($created)"
+               --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env LANG=C.UTF-8)
+    for c in "${docker_args[@]}"; do
+      [[ $c == "LABEL "* ]] || continue
+      kv=${c#LABEL }
+      key=${kv%%=*}; value=${kv#*=}; value=${value#\"}; value=${value%\"}
+      load_args+=(--label "$key=$value")
+    done
+    id=$(TMPDIR="$workdir" python3 "$(dirname "$0")/load-rootfs.py" "${load_args[@]}" "$rootfs")
+  fi
+  docker tag "$image" "$repo:$suite$suffix"
+  docker tag "$image" "$repo:$version-$stamp$suffix"
   end=$(now)
   size=$(docker image inspect --format '{{.Size}}' "$image")
-  echo "make-bases: $image = $id ($((size / 1024 / 1024)) MiB; also $repo:$suite, $repo:$version-$stamp)"
+  echo "make-bases: $image = $id ($((size / 1024 / 1024)) MiB, linux/$arch; also $repo:$suite$suffix, $repo:$version-$stamp$suffix)"
   echo "make-bases: $image: debootstrap $(secs "$start" "$boot_done") s, import $(secs "$boot_done" "$end") s, total $(secs "$start" "$end") s"
 
   rm -rf --one-file-system "$workdir"

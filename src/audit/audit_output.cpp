@@ -170,6 +170,7 @@ json to_json(const ImageAudit& a) {
   for (const auto& g : v.gpus) j["gpus"][g.gpu.name] = gpu_json(g);
   j["min_driver"] = or_null(v.min_driver);
   j["min_driver_reason"] = or_null(v.driver_why);
+  j["platform"] = or_null(v.platform);  // "x86_64" | "aarch64" from the config (a multi-platform tag: --platform's)
   return j;
 }
 

@@ -85,6 +85,9 @@ engine::BuildRequest request_for(const StageContext& ctx, const StageResult& r) 
         ctx.parent_result->image_ref.empty() ? ctx.parent_result->local_image : ctx.parent_result->image_ref;
   req.no_cache = ctx.options.no_cache;
   req.network = ctx.options.network;
+  // x86_64 images are built as before (the engine's own platform); others
+  // name theirs, so an amd64 engine runs their RUN steps under binfmt_misc.
+  if (ctx.node.rendered.platform != "linux/amd64") req.platform = ctx.node.rendered.platform;
   // Not part of the input hash: the proxy changes where apt downloads from,
   // never what the image holds.
   if (!ctx.options.apt_proxy.empty()) req.build_args["APT_PROXY"] = ctx.options.apt_proxy;

@@ -25,6 +25,14 @@ ComputeCapability Gpu::cc_under(const Version& cuda) const {
   return cc;
 }
 
+bool TorchBuild::serves(std::string_view platform) const {
+  return std::find(platforms.begin(), platforms.end(), platform) != platforms.end();
+}
+
+bool CudaRecipe::serves(std::string_view platform) const {
+  return std::find(platforms.begin(), platforms.end(), platform) != platforms.end();
+}
+
 bool Gpu::runs_on(std::string_view platform) const {
   return std::find(platforms.begin(), platforms.end(), platform) != platforms.end();
 }

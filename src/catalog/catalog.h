@@ -71,7 +71,12 @@ struct TorchBuild {
   Version nccl;
   std::optional<Version> cublas;
   ArchList arch;
+  // CPU platforms the build's wheels exist for ("x86_64", "aarch64"); the
+  // catalog's `platforms`, default x86_64 alone (aarch64 CUDA wheels are a
+  // fact to be read and recorded, never assumed).
+  std::vector<std::string> platforms{"x86_64"};
   Provenance provenance;
+  bool serves(std::string_view platform) const;
 };
 
 struct TorchRelease {
@@ -136,7 +141,11 @@ struct CudaRecipe {
   bool remove_driver_libs = false;
   bool devel_from_runtime = false;  // the devel image is built on the runtime one
   std::vector<std::string> devel_env;  // "K=V" set in devel images
+  // CPU platforms the packages exist for (Debian's architectures, named as
+  // the plan names platforms: "x86_64", "aarch64"); default x86_64 alone.
+  std::vector<std::string> platforms{"x86_64"};
   Provenance provenance;
+  bool serves(std::string_view platform) const;
 };
 
 // recipes/install/pytorch.toml: where pip finds the wheels (a matrix's

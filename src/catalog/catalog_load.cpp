@@ -201,10 +201,20 @@ bool unknown_allowed(TomlFields& f, std::string_view key) {
   return std::find(inferred.begin(), inferred.end(), key) != inferred.end();
 }
 
+// `platforms = ["x86_64", "aarch64"]`: the plan's words for CPU platforms.
+std::vector<std::string> platform_list(TomlFields& f) {
+  std::vector<std::string> out = f.strings("platforms");
+  for (const auto& p : out)
+    if (p != "x86_64" && p != "aarch64")
+      f.error(f.where("platforms"), fmt::format("'platforms' holds \"{}\": give \"x86_64\" and/or \"aarch64\"", p));
+  return out;
+}
+
 TorchBuild load_torch_build(Reader& r, const toml::table& t) {
   auto f = r.fields(t);
-  f.only({"cuda", "cudnn", "nccl", "cublas", "arch_list", "source", "confidence", "inferred", "note"});
+  f.only({"cuda", "cudnn", "nccl", "cublas", "arch_list", "platforms", "source", "confidence", "inferred", "note"});
   TorchBuild b;
+  if (f.raw().contains("platforms")) b.platforms = platform_list(f);
   b.cuda = r.version(f, "cuda");
   if (!unknown_allowed(f, "cudnn")) b.cudnn = r.version(f, "cudnn");
   if (!unknown_allowed(f, "nccl")) b.nccl = r.version(f, "nccl");
@@ -362,7 +372,7 @@ void load_cuda_recipes(Reader& r, const toml::table& doc, Catalog& c) {
   for (const toml::table* t : top.tables("cuda", true)) {
     auto f = r.fields(*t);
     f.only({"os", "os_family", "cuda", "full", "method", "components", "runtime", "devel", "nccl",
-            "remove_driver_libs", "devel_from_runtime", "devel_env", "source", "confidence", "note"});
+            "remove_driver_libs", "devel_from_runtime", "devel_env", "platforms", "source", "confidence", "note"});
     CudaRecipe rec;
     rec.os = f.str("os").value_or("");
     rec.os_family = f.str("os_family").value_or("");
@@ -370,6 +380,7 @@ void load_cuda_recipes(Reader& r, const toml::table& doc, Catalog& c) {
     rec.cuda = f.str("cuda", true).value_or("*");
     if (rec.cuda != "*" && !Version::parse(rec.cuda)) f.error(f.where("cuda"), "'cuda' must be a version or \"*\"");
     rec.method = f.str("method", true).value_or("");
+    if (f.raw().contains("platforms")) rec.platforms = platform_list(f);
     if (rec.method == "apt") {
       rec.full = r.version(f, "full");
       rec.components = f.strings("components");

@@ -27,6 +27,9 @@ struct InputOptions {
   bool use_cache = true;       // --no-cache: read every layer, store nothing
   std::string cache_dir;       // --cache-dir; empty: audit::LayerCache::default_dir()
   Progress::Mode progress = Progress::Mode::quiet;  // the layer progress line on stderr
+  // --platform: the image an OCI index (multi-arch tag) names for this
+  // platform, "linux/amd64" or "linux/arm64" (also "aarch64", "arm64").
+  std::string platform = "linux/amd64";
 };
 
 // True for docker://HOST[:PORT]/REPO with neither tag nor digest: every tag

@@ -15,6 +15,7 @@
 #include "cli/exit_status.h"
 #include "engine/engine.h"
 #include "image/registry_source.h"
+#include "matrix/matrix.h"
 #include "util/diag.h"
 #include "util/json_out.h"
 
@@ -28,6 +29,7 @@ image::ReadOptions read_options(const InputOptions& opts) {
   image::ReadOptions r;
   r.verify_digests = opts.verify_digests;
   r.limits = opts.limits;
+  r.platform = opts.platform;
   return r;
 }
 
@@ -267,6 +269,14 @@ void add_input_flags(CLI::App* sub, InputOptions& opts) {
                 "Read every layer: neither use nor fill the audit layer cache (docs/audit.md, Layer cache)");
   sub->add_option("--cache-dir", opts.cache_dir,
                   "Audit layer cache directory (default $KILN_AUDIT_CACHE, $XDG_CACHE_HOME/kiln/audit or ~/.cache/kiln/audit)");
+  sub->add_option("--platform", opts.platform,
+                  "The platform to read when IMAGE is a multi-platform index (OCI image index or manifest list): "
+                  "linux/amd64 (default) or linux/arm64")
+      ->transform([](const std::string& in) -> std::string {
+        auto word = matrix::platform_word(in);
+        if (!word) throw CLI::ValidationError("--platform", "'" + in + "' is not linux/amd64 or linux/arm64");
+        return matrix::oci_platform(*word);
+      });
   sub->add_flag("--plain-http", opts.plain_http,
                 "Read docker:// images over plain HTTP from any host (loopback hosts always are)");
   sub->add_flag("!--no-verify-digests", opts.verify_digests,

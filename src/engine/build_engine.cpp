@@ -20,6 +20,7 @@ std::string build_query(const BuildRequest& r) {
   if (!r.target.empty()) q += "&target=" + url_escape(r.target);
   if (r.no_cache) q += "&nocache=1";
   if (!r.network.empty()) q += "&networkmode=" + url_escape(r.network);
+  if (!r.platform.empty()) q += "&platform=" + url_escape(r.platform);
   return q;
 }
 

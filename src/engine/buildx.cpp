@@ -56,6 +56,7 @@ std::vector<std::string> buildx_argv(const BuildRequest& r, const BuildxOptions&
   if (!r.target.empty()) a.insert(a.end(), {"--target", r.target});
   if (r.no_cache) a.push_back("--no-cache");
   if (!r.network.empty()) a.insert(a.end(), {"--network", r.network});
+  if (!r.platform.empty()) a.insert(a.end(), {"--platform", r.platform});
   // The source's name only: buildx reads the value itself.
   for (const auto& s : r.secrets)
     a.insert(a.end(), {"--secret", s.env.empty() ? "id=" + s.id + ",src=" + s.file : "id=" + s.id + ",env=" + s.env});

@@ -185,6 +185,10 @@ struct BuildRequest {
   std::string target;
   bool no_cache = false;
   std::string network;  // RUN steps' network: "" engine default, "host", "none"
+  // The image's OCI platform ("linux/arm64"); empty: the engine's own. An
+  // engine of another architecture runs the RUN steps through binfmt_misc
+  // (qemu-user-static), docs/build.md.
+  std::string platform;
   // Build secrets (RUN --mount=type=secret,id=ID): the value comes from an
   // environment variable or a file named here and reaches the builder
   // through BuildKit's session, never argv, build args or a layer. Only

@@ -80,6 +80,16 @@ std::int64_t parse_byte_size(std::string_view text) {
   return static_cast<std::int64_t>(n * scale * u->second + 0.5);
 }
 
+std::optional<std::string> platform_word(std::string_view text) {
+  if (text == "x86_64" || text == "amd64" || text == "linux/amd64") return "x86_64";
+  if (text == "aarch64" || text == "arm64" || text == "linux/arm64" || text == "linux/arm64/v8") return "aarch64";
+  return std::nullopt;
+}
+
+std::string oci_platform(std::string_view platform) {
+  return platform == "aarch64" ? "linux/arm64" : "linux/amd64";
+}
+
 namespace {
 
 bool is_axis(std::string_view key) {
@@ -141,7 +151,7 @@ class Parser : SectionReader {
     const toml::table* t = top.table("axes", true);
     if (!t) return;
     TomlFields f = fields(*t);
-    f.only({"pytorch", "cuda", "cudnn", "os", "flavor", "python"});
+    f.only({"pytorch", "cuda", "cudnn", "os", "flavor", "python", "platform"});
     for (const char* name : kAxes) {
       bool required = std::string_view(name) == "cuda" || std::string_view(name) == "os" ||
                       std::string_view(name) == "flavor";
@@ -154,7 +164,21 @@ class Parser : SectionReader {
         if (axis.name == "flavor" && !kFlavors.count(v.text))
           error(v.where, fmt::format("flavor must be \"runtime\" or \"devel\", not \"{}\"", v.text));
       }
+      if (axis.name == "platform") normalize_platforms(axis.values);
       if (!axis.values.empty()) m.axes.push_back(std::move(axis));
+    }
+  }
+
+  // Docker's platform names are accepted and stored as the catalog's.
+  void normalize_platform(Value& v) {
+    if (auto word = platform_word(v.text)) v.text = *word;
+    else error(v.where, fmt::format("platform {} is not \"x86_64\" or \"aarch64\" (or \"linux/amd64\", \"linux/arm64\")", grammar::quoted(v.text)));
+  }
+  void normalize_platforms(std::vector<Value>& values) {
+    std::set<std::string> seen;
+    for (auto& v : values) {
+      normalize_platform(v);
+      if (!seen.insert(v.text).second) error(v.where, fmt::format("platform \"{}\" appears twice in axis 'platform'", v.text));
     }
   }
 
@@ -170,7 +194,7 @@ class Parser : SectionReader {
         std::string_view name = key.str();
         if (name == "reason") continue;
         if (!is_axis(name)) {
-          error(location_of(node, file_), fmt::format("unknown key '{}' in [[{}]] (axes: pytorch, cuda, cudnn, os, flavor, python; and 'reason')", name, kind));
+          error(location_of(node, file_), fmt::format("unknown key '{}' in [[{}]] (axes: pytorch, cuda, cudnn, os, flavor, python, platform; and 'reason')", name, kind));
           continue;
         }
         if (!node.is_string()) {
@@ -178,6 +202,7 @@ class Parser : SectionReader {
           continue;
         }
         rule.values[std::string(name)] = {*node.value<std::string>(), location_of(node, file_)};
+        if (name == "platform") normalize_platform(rule.values[std::string(name)]);
       }
       rule.reason = f.str("reason", !is_include).value_or("");
       if (rule.values.empty()) error(rule.where, fmt::format("[[{}]] #{} names no axis value", kind, rule.index));
@@ -237,6 +262,7 @@ class Parser : SectionReader {
         continue;
       }
       o.match[std::string(name)] = {*node.value<std::string>(), location_of(node, file_)};
+      if (name == "platform") normalize_platform(o.match[std::string(name)]);
     }
     if (f.raw().contains("verify")) o.verify = verify_list(f, "this override's verify");
     else error(o.where, "missing required key 'verify'");
@@ -263,9 +289,12 @@ class Parser : SectionReader {
     TomlFields f = fields(*t);
     f.only({"user", "uid", "platform"});
     m.user = f.str("user").value_or(m.user);
-    m.platform = f.str("platform").value_or(m.platform);
-    if (m.platform != "x86_64" && m.platform != "aarch64")
-      error(f.where("platform"), "platform must be \"x86_64\" or \"aarch64\"");
+    if (auto p = f.str("platform")) {
+      if (auto word = platform_word(*p)) m.platform = *word;
+      else error(f.where("platform"), "platform must be \"x86_64\" or \"aarch64\" (or \"linux/amd64\", \"linux/arm64\")");
+      if (m.axis("platform"))
+        error(f.where("platform"), "[image] platform and the platform axis both name the platform; keep the axis");
+    }
     if (auto uid = f.integer("uid")) {
       if (*uid < 0 || *uid > 2147483647) error(f.where("uid"), "uid must be between 0 and 2147483647");
       else m.uid = static_cast<int>(*uid);
@@ -278,16 +307,20 @@ class Parser : SectionReader {
   void read_bases(TomlFields& top, Matrix& m) {
     for (const toml::table* t : top.tables("base")) {
       TomlFields f = fields(*t);
-      f.only({"os", "cuda", "flavor", "image"});
+      f.only({"os", "cuda", "flavor", "platform", "image"});
       BaseOverride b;
+      if (auto p = f.str("platform")) {
+        if (auto word = platform_word(*p)) b.platform = *word;
+        else error(f.where("platform"), fmt::format("[[base]] platform {} is not \"x86_64\" or \"aarch64\" (or \"linux/amd64\", \"linux/arm64\")", grammar::quoted(*p)));
+      }
       b.os = f.str("os").value_or("");
       b.cuda = f.str("cuda").value_or("");
       b.flavor = f.str("flavor").value_or("");
       b.image = f.str("image", true).value_or("");
       b.where = f.where();
       if (is_string(f, "image")) check(b.image, f.where("image"), grammar::image_reference, "[[base]] image");
-      if (b.os.empty() && b.cuda.empty() && b.flavor.empty())
-        error(b.where, "[[base]] must name at least one of 'os', 'cuda', 'flavor'");
+      if (b.os.empty() && b.cuda.empty() && b.flavor.empty() && b.platform.empty())
+        error(b.where, "[[base]] must name at least one of 'os', 'cuda', 'flavor', 'platform'");
       m.bases.push_back(std::move(b));
     }
   }

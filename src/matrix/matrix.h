@@ -15,7 +15,14 @@
 namespace kiln::matrix {
 
 // The axes in the order combinations are expanded and ids are written.
-inline constexpr const char* kAxes[] = {"pytorch", "cuda", "cudnn", "os", "flavor", "python"};
+inline constexpr const char* kAxes[] = {"pytorch", "cuda", "cudnn", "os", "flavor", "python", "platform"};
+
+// The platform axis speaks the catalog's words, "x86_64" and "aarch64"; a
+// matrix may also write Docker's ("linux/amd64", "linux/arm64", "amd64",
+// "arm64"), mapped here once. nullopt for anything else.
+std::optional<std::string> platform_word(std::string_view text);
+// The other way, at the engine and registry edge: "aarch64" -> "linux/arm64".
+std::string oci_platform(std::string_view platform);
 
 struct Value {
   std::string text;
@@ -74,6 +81,7 @@ struct Registry {
 
 struct BaseOverride {
   std::string os, cuda, flavor;  // empty = any
+  std::string platform;          // "x86_64" | "aarch64"; empty = any
   std::string image;
   Location where;
 };
@@ -211,6 +219,8 @@ struct Matrix {
   int uid = 10001;
   // The images' platform ([image] platform): "x86_64" (default) or "aarch64".
   // GPUs that come only in aarch64 systems are never served by x86_64 images.
+  // A `platform` axis (several platforms under one tag, an OCI index)
+  // replaces it per combination.
   std::string platform = "x86_64";
   Pip pip;
   // use_config = false: kiln's config file (kiln.toml, docs/config.md) adds

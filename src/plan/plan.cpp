@@ -184,6 +184,9 @@ std::string make_id(const Axes& a) {
   parts.push_back(get("os"));
   if (!get("python").empty()) parts.push_back("py" + get("python"));
   parts.push_back(get("flavor"));
+  // x86_64 ids stay as they were (the ledger keys on them); other platforms
+  // of a platform axis are told apart by a suffix.
+  if (!get("platform").empty() && get("platform") != "x86_64") parts.push_back(get("platform"));
   return join(parts, "-");
 }
 
@@ -194,7 +197,7 @@ std::map<std::string, std::string> tag_vars(const Combo& combo) {
       {"cuda", cuda.prefix(2).str()},   {"cuda_full", v.cuda},
       {"cuda_nodot", std::to_string(cuda.major()) + std::to_string(cuda.minor())},
       {"os", v.os},                     {"flavor", v.flavor},
-      {"id", combo.id}};
+      {"id", combo.id},                 {"platform", combo.platform}};
   if (!v.pytorch.empty()) {
     vars["pytorch"] = v.pytorch;
     vars["pytorch_short"] = Version::must(v.pytorch).prefix(2).str();
@@ -221,9 +224,17 @@ std::string image_repository(const matrix::Matrix& m) {
   return m.registry.url.empty() ? repo : m.registry.url + "/" + repo;
 }
 
+bool platform_siblings(const Combo& a, const Combo& b) {
+  if (a.platform == b.platform) return false;
+  auto x = a.axes, y = b.axes;
+  x.erase("platform");
+  y.erase("platform");
+  return x == y;
+}
+
 void render_tags(std::vector<Combo>& combos, const matrix::Matrix& m) {
   std::vector<Diagnostic> diags;
-  std::map<std::string, std::string> owner;  // tag -> combo id
+  std::map<std::string, const Combo*> owner;  // tag -> the combination it names first
   std::string repo = image_repository(m);
   for (auto& combo : combos) {
     if (combo.status != Status::valid) continue;
@@ -234,16 +245,18 @@ void render_tags(std::vector<Combo>& combos, const matrix::Matrix& m) {
       for (const auto& name : unknown)
         diags.push_back({tmpl.where, fmt::format("tag template \"{}\" uses {{{}}}, which combination {} does not have "
                                                  "(known: pytorch, pytorch_short, cuda, cuda_full, cuda_nodot, cudnn, "
-                                                 "cudnn_major, nccl, python, os, flavor, id)", tmpl.text, name, combo.id)});
+                                                 "cudnn_major, nccl, python, os, flavor, platform, id)", tmpl.text, name, combo.id)});
       if (!unknown.empty()) continue;
       if (!valid_tag(tag)) {
         diags.push_back({tmpl.where, fmt::format("tag template \"{}\" gives \"{}\" for {}, which is not a valid image tag", tmpl.text, tag, combo.id)});
         continue;
       }
-      auto [it, fresh] = owner.emplace(tag, combo.id);
-      if (!fresh && it->second != combo.id)
+      auto [it, fresh] = owner.emplace(tag, &combo);
+      // Combinations differing only in platform share their tags: the tag
+      // names an OCI index of their images (promote writes it).
+      if (!fresh && it->second->id != combo.id && !platform_siblings(*it->second, combo))
         diags.push_back({tmpl.where, fmt::format("tag \"{}\" would name both {} and {}; add an axis that tells them apart "
-                                                 "(for example {{os}} or {{python}}) to the tag template", tag, it->second, combo.id)});
+                                                 "(for example {{os}} or {{python}}) to the tag template", tag, it->second->id, combo.id)});
       combo.tags.push_back(repo + ":" + tag);
     }
     if (diags.size() > 20) break;  // one template error repeats per combination
@@ -343,7 +356,7 @@ Plan make_plan(const matrix::Matrix& input, const catalog::Catalog& c, const Que
   for (const auto& axes : all) {
     Combo combo;
     combo.axes = axes;
-    combo.platform = m.platform;
+    combo.platform = axes.count("platform") ? axes.at("platform") : m.platform;
     combo.id = make_id(axes);
     if (!ids.insert(combo.id).second) continue;
     combo.policy = policy_for(axes, m.policy);

@@ -48,8 +48,10 @@ const matrix::BaseOverride* base_override(const Combo& combo, const matrix::Matr
     auto fits = [&](const std::string& want, const std::string& have) { return want.empty() || want == have; };
     Version cuda = Version::must(axis(combo, "cuda"));
     bool cuda_fits = b.cuda.empty() || (Version::parse(b.cuda) && cuda.matches(*Version::parse(b.cuda)));
-    if (!fits(b.os, axis(combo, "os")) || !cuda_fits || !fits(b.flavor, axis(combo, "flavor"))) continue;
-    int score = !b.os.empty() + !b.cuda.empty() + !b.flavor.empty();
+    if (!fits(b.os, axis(combo, "os")) || !cuda_fits || !fits(b.flavor, axis(combo, "flavor")) ||
+        !fits(b.platform, combo.platform))
+      continue;
+    int score = !b.os.empty() + !b.cuda.empty() + !b.flavor.empty() + !b.platform.empty();
     if (score > best_score) {
       best = &b;
       best_score = score;
@@ -109,6 +111,14 @@ bool resolve_pytorch(Combo& combo, const Catalog& c, const catalog::CudaRelease&
     exclude(combo, "pytorch-cuda-build",
             fmt::format("PyTorch {} publishes no CUDA {} build (its CUDA builds: {})", rel->version.str(),
                         cuda.version.str(), rel->cuda_list()));
+    return false;
+  }
+  if (!build->serves(combo.platform)) {
+    exclude(combo, "pytorch-platform",
+            fmt::format("the catalog records no {} wheels of PyTorch {}+cu{}{} (its build lists platforms {}); "
+                        "add them to recipes/catalog/pytorch.toml with their source",
+                        combo.platform, rel->version.str(), cuda.version.major(), cuda.version.minor(),
+                        join(build->platforms, ", ")));
     return false;
   }
   // kiln builds only what it can check: a wheel whose bundled versions or
@@ -261,6 +271,12 @@ void resolve(Combo& combo, const matrix::Matrix& m, const Catalog& c) {
     exclude(combo, "cuda-recipe",
             fmt::format("no recipe installs CUDA {} on {} (recipes for {}: CUDA {})", cuda.version.str(), os.name,
                         os.name, cuda_recipes_for(c, os)));
+    return;
+  }
+  if (!recipe->serves(combo.platform)) {
+    exclude(combo, "cuda-recipe-platform",
+            fmt::format("the recipe installing CUDA {} on {} serves {} only, not {}", cuda.version.str(), os.name,
+                        join(recipe->platforms, ", "), combo.platform));
     return;
   }
   if (!resolve_pytorch(combo, c, cuda, os, m.pip)) return;

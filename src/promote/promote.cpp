@@ -1,6 +1,7 @@
 #include "promote/promote.h"
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -323,11 +324,12 @@ void write_tag(TagResult& r, const registry::Reference& ref, const registry::Man
   }
 }
 
-// Push by identity, check what arrived, then write every tag and the record.
-void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c, const plan::Plan& p,
-             const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
-             const std::optional<verify::PushedImage>& pushed) {
-  const registry::Reference& first = refs.front();
+// The engine pushes the verified image (or, for an image a buildx builder
+// pushed, the registry copies it by digest); the manifest that arrived is
+// read back and must be that image (its config digest). False with
+// cp.reason set (and the tags marked) when it is not.
+bool push_verified(ComboPromotion& cp, const registry::Reference& first, engine::Client& eng, registry::Client& reg,
+                   const Options& o, const std::optional<verify::PushedImage>& pushed, registry::Manifest& m) {
   std::string error;
   std::string digest = pushed ? stage_pushed(*pushed, first, reg, error)
                               : push_staged(cp.image_id, first, eng, o, reg.options().credential_helper, error);
@@ -335,9 +337,9 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
     cp.tags.front().action = TagAction::failed;
     cp.tags.front().error = error;
     cp.reason = error;
-    return;
+    return false;
   }
-  registry::Manifest m = reg.get_manifest(first.repo, digest);
+  m = reg.get_manifest(first.repo, digest);
   if (std::string pushed_image = config_digest(m); pushed_image != cp.image_id) {
     cp.reason = fmt::format(
         "the engine pushed {} (image {}), not the verified image {}: {}/{}:{} was re-pointed during the push; "
@@ -349,16 +351,28 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
       t.action = TagAction::refused;
       t.error = "not written: the pushed image is not the verified one";
     }
-    return;
+    return false;
   }
   cp.digest = digest;
-  for (size_t i = 0; i < refs.size(); ++i) write_tag(cp.tags[i], refs[i], m, i == 0 ? TagAction::pushed : TagAction::retagged, reg, true);
-  cp.tagged = std::all_of(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) { return names_verified_image(t.action); });
+  return true;
+}
+
+// Every tag was written and read back as `m`; else cp.reason says which not.
+bool all_tagged(ComboPromotion& cp) {
+  cp.tagged = std::all_of(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) {
+    return names_verified_image(t.action);
+  });
   if (!cp.tagged) {
     auto bad = std::find_if(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) { return !t.error.empty(); });
     cp.reason = bad != cp.tags.end() ? bad->error : "a tag did not read back as the pushed digest";
-    return;
   }
+  return cp.tagged;
+}
+
+// The verification record, then the SBOM and provenance, on cp.digest.
+void attach_record(ComboPromotion& cp, const registry::Reference& first, const plan::Combo& c, const plan::Plan& p,
+                   const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
+                   bool pushed) {
   std::string record_digest;
   const std::string record_text = json_text(record(c, v, cp.digest, o));
   try {
@@ -370,8 +384,20 @@ void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, c
     cp.reason = std::string("tagged, but the verification record was not attached: ") + e.what();
     throw;  // promote_plan decides: the registry failing stops the run, anything else is this combination's
   }
-  attach_attestations(cp, first, c, p, v, eng, reg, o, record_digest, record_text, pushed.has_value());
+  attach_attestations(cp, first, c, p, v, eng, reg, o, record_digest, record_text, pushed);
   cp.recorded = true;
+}
+
+// Push by identity, check what arrived, then write every tag and the record.
+void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c, const plan::Plan& p,
+             const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
+             const std::optional<verify::PushedImage>& pushed) {
+  const registry::Reference& first = refs.front();
+  registry::Manifest m;
+  if (!push_verified(cp, first, eng, reg, o, pushed, m)) return;
+  for (size_t i = 0; i < refs.size(); ++i) write_tag(cp.tags[i], refs[i], m, i == 0 ? TagAction::pushed : TagAction::retagged, reg, true);
+  if (!all_tagged(cp)) return;
+  attach_record(cp, first, c, p, v, eng, reg, o, pushed.has_value());
 }
 
 void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p, const Options& o, engine::Client& eng) {
@@ -411,6 +437,161 @@ void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p
   } else {
     publish(cp, refs, c, p, v, eng, reg, o, pushed);
   }
+}
+
+// ---- several platforms under one tag: an OCI image index -----------------
+//
+// Combinations that differ only in platform share their tags (the plan lets
+// them). Each platform's image is verified on its own and pushed by digest;
+// then one index naming every platform's manifest is put in the registry
+// and the tags name it. Fail-closed: while any platform is unbuilt or
+// unverified nothing of the group is pushed or tagged (no index naming an
+// unverified platform, and no single-platform tag in its place).
+
+struct Member {
+  const plan::Combo* combo;
+  ComboPromotion* cp;
+  verify::ComboVerdict verdict;
+  registry::Manifest manifest;
+};
+
+// The image ids a registry manifest stands for: its config digest, or for
+// an index each child's, sorted. Compares "the same images" across an
+// index re-serialised with another order or annotation.
+std::vector<std::string> images_of(registry::Client& reg, const std::string& repo, const std::string& digest) {
+  registry::Manifest m = reg.get_manifest(repo, digest);
+  std::vector<std::string> ids;
+  auto j = nlohmann::json::parse(m.bytes, nullptr, false);
+  if (j.is_object() && j.contains("manifests") && j["manifests"].is_array()) {
+    for (const auto& d : j["manifests"])
+      if (d.is_object() && d.contains("digest") && d["digest"].is_string())
+        ids.push_back(config_digest(reg.get_manifest(repo, d["digest"].get<std::string>())));
+  } else {
+    ids.push_back(config_digest(m));
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// The index's bytes: one descriptor per platform, in the plan's order.
+std::string index_bytes(const std::vector<Member>& members) {
+  nlohmann::json manifests = nlohmann::json::array();
+  for (const auto& mb : members) {
+    const std::string oci = matrix::oci_platform(mb.combo->platform);  // "linux/arm64"
+    manifests.push_back({{"mediaType", mb.manifest.media_type},
+                         {"digest", mb.manifest.digest},
+                         {"size", mb.manifest.bytes.size()},
+                         {"platform", {{"os", oci.substr(0, oci.find('/'))}, {"architecture", oci.substr(oci.find('/') + 1)}}}});
+  }
+  nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", registry::media::oci_index}, {"manifests", manifests}};
+  return index.dump();
+}
+
+void not_tagged(std::vector<Member>& members, const std::string& why) {
+  for (auto& mb : members)
+    if (mb.cp->reason.empty()) mb.cp->reason = why;
+}
+
+void promote_group(std::vector<Member>& members, const plan::Plan& p, const Options& o, engine::Client& eng) {
+  // 1. Every platform built and verified, or nothing happens.
+  std::vector<std::string> missing;
+  for (auto& mb : members) {
+    ComboPromotion& cp = *mb.cp;
+    auto info = eng.inspect_image(render::local_image(p, mb.combo->id));
+    if (!info) {
+      cp.reason = "not built";
+      missing.push_back(mb.combo->platform + " (" + mb.combo->id + ": not built)");
+      continue;
+    }
+    cp.image_id = info->id;
+    mb.verdict = verify::recorded_verdict(*mb.combo, cp.image_id, o.runners, o.state_dir);
+    cp.verified = mb.verdict.verified;
+    if (!cp.verified) {
+      cp.reason = "not verified: " + mb.verdict.reason;
+      missing.push_back(mb.combo->platform + " (" + mb.combo->id + ": not verified: " + mb.verdict.reason + ")");
+    }
+  }
+  const plan::Combo& lead = *members.front().combo;
+  if (lead.tags.empty()) return not_tagged(members, "the plan gives it no tag");
+  if (!missing.empty())
+    return not_tagged(members, fmt::format("the index {} is not written: an index never names an unverified platform, "
+                                           "and {} is not ready: {}", lead.tags.front(),
+                                           missing.size() == 1 ? "this platform" : "these platforms", join(missing, "; ")));
+
+  // 2. The tags: absent, or naming exactly these images (else a conflict).
+  std::vector<registry::Reference> refs;
+  for (const auto& tag : lead.tags) refs.push_back(registry::parse_reference(tag));
+  registry::Client reg = registry_for(p, refs.front().host);
+  std::vector<std::string> ours;
+  for (const auto& mb : members) ours.push_back(mb.cp->image_id);
+  std::sort(ours.begin(), ours.end());
+  std::vector<TagResult> tags;
+  std::string conflict;
+  for (const auto& ref : refs) {
+    TagResult t{ref.str()};
+    if (auto now = reg.confirmed_tag(ref.repo, ref.tag)) {
+      t.previous = now->digest;
+      if (images_of(reg, ref.repo, now->digest) != ours && !o.force) {
+        t.action = TagAction::conflict;
+        t.error = fmt::format("{} already names {} (other images); --force moves it", ref.str(), now->digest);
+        if (conflict.empty()) conflict = t.error;
+      }
+    }
+    tags.push_back(t);
+  }
+  for (auto& mb : members) mb.cp->tags = tags;
+  if (!conflict.empty()) return not_tagged(members, "tag conflict: " + conflict);
+  if (o.dry_run) {
+    for (auto& mb : members)
+      for (size_t i = 0; i < mb.cp->tags.size(); ++i)
+        if (mb.cp->tags[i].action == TagAction::none)
+          mb.cp->tags[i].action = i == 0 ? TagAction::would_push : TagAction::would_retag;
+    for (auto& mb : members) mb.cp->dry_run = true;
+    return not_tagged(members, "dry run");
+  }
+
+  // 3. Each platform's image by digest (its staging tag), checked.
+  for (auto& mb : members) {
+    // Group members are engine images: a platform group built by a pushing
+    // buildx builder is not supported yet (promote_group reads the engine).
+    if (push_verified(*mb.cp, refs.front(), eng, reg, o, std::nullopt, mb.manifest)) continue;
+    return not_tagged(members, fmt::format("the index is not written: {} ({}) was not pushed: {}", mb.combo->platform,
+                                           mb.combo->id, mb.cp->reason));
+  }
+
+  // 4. The index by its digest, read back, then every tag.
+  const std::string bytes = index_bytes(members);
+  const std::string digest = sha256_digest(bytes);
+  reg.put_manifest(refs.front().repo, digest, bytes, registry::media::oci_index);
+  registry::Manifest index = reg.get_manifest(refs.front().repo, digest);
+  for (size_t i = 0; i < refs.size(); ++i)
+    write_tag(tags[i], refs[i], index, i == 0 ? TagAction::pushed : TagAction::retagged, reg, true);
+  for (auto& mb : members) {
+    mb.cp->tags = tags;
+    mb.cp->index = index.digest;
+    mb.cp->platform = matrix::oci_platform(mb.combo->platform);
+    all_tagged(*mb.cp);
+  }
+  if (!members.front().cp->tagged) return;
+
+  // 5. Each platform's record, SBOM and provenance on its own digest.
+  for (auto& mb : members) attach_record(*mb.cp, refs.front(), *mb.combo, p, mb.verdict, eng, reg, o, false);
+}
+
+// The valid combinations differing from `c` only in platform, `c` among
+// them, in plan order; just `c` when the matrix has no platform axis.
+std::vector<const plan::Combo*> platform_group(const plan::Combo& c, const plan::Plan& p) {
+  std::vector<const plan::Combo*> out;
+  if (!c.axes.count("platform")) return {&c};
+  auto key = c.axes;
+  key.erase("platform");
+  for (const auto& x : p.combos) {
+    if (x.status != plan::Status::valid) continue;
+    auto k = x.axes;
+    k.erase("platform");
+    if (k == key) out.push_back(&x);
+  }
+  return out;
 }
 
 // Keeps the most precise reason: one set where the failure happened wins.
@@ -513,15 +694,25 @@ Report promote_plan(const plan::Plan& p, const Options& o) {
   }
   engine::Client eng(o.runners.front().endpoint);
   Report report;
+  std::set<std::string> done;  // members of a platform group already promoted with it
   for (const auto& c : p.combos) {
     if (c.status != plan::Status::valid) continue;
-    if (!selected(c.id, o.only))
+    if (!selected(c.id, o.only) || done.count(c.id))
       continue;
-    ComboPromotion cp;
-    cp.id = c.id;
+    std::vector<const plan::Combo*> group = platform_group(c, p);
+    std::vector<ComboPromotion> cps(group.size());
+    std::vector<Member> members;
+    for (size_t i = 0; i < group.size(); ++i) {
+      cps[i].id = group[i]->id;
+      cps[i].platform = matrix::oci_platform(group[i]->platform);
+      done.insert(group[i]->id);
+      members.push_back({group[i], &cps[i], {}, {}});
+    }
+    ComboPromotion& cp = cps.front();
     if (o.on_step) o.on_step("promote " + c.id);
     try {
-      promote_combo(cp, c, p, o, eng);
+      if (group.size() > 1) promote_group(members, p, o, eng);
+      else promote_combo(cp, c, p, o, eng);
     } catch (const Unavailable& e) {
       report.environment_error = fmt::format("registry: {}", e.what());
     } catch (const registry::Unreachable& e) {
@@ -536,8 +727,11 @@ Report promote_plan(const plan::Plan& p, const Options& o) {
     } catch (const std::exception& e) {  // this combination's failure; the others go on
       fail(cp, std::string("promotion failed: ") + e.what());
     }
-    if (!report.environment_error.empty()) fail(cp, "stopped: " + report.environment_error);
-    report.combos.push_back(std::move(cp));
+    for (auto& x : cps) {
+      if (!report.environment_error.empty()) fail(x, "stopped: " + report.environment_error);
+      else if (&x != &cp && !cp.reason.empty() && x.reason.empty()) fail(x, cp.reason);  // one group, one fate
+      report.combos.push_back(std::move(x));
+    }
     if (!report.environment_error.empty()) break;
   }
   return report;
@@ -552,7 +746,8 @@ nlohmann::json to_json(const Report& r) {
     combos.push_back({{"id", c.id}, {"image_id", c.image_id}, {"verified", c.verified}, {"tagged", c.tagged},
                       {"state", c.state()}, {"reason", c.reason}, {"digest", c.digest}, {"tags", tags},
                       {"record", c.record}, {"sbom", c.sbom}, {"provenance", c.provenance}, {"signed", c.signed_}, {"recorded", c.recorded},
-                      {"record_error", c.record_error}});
+                      {"record_error", c.record_error}, {"platform", c.platform},
+                      {"index", c.index.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.index)}});
   }
   nlohmann::json out = {{"schema", "kiln.promote/v1"}, {"tagged", r.tagged()}, {"combos", combos}};
   out["environment_error"] = r.environment_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.environment_error);

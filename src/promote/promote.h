@@ -21,6 +21,13 @@
 // none); a promotion whose tags were written but whose attachments were not
 // says exactly that (recorded = false, record_error).
 //
+// A matrix with a platform axis promotes the combinations that differ only
+// in platform together: each platform's image pushed by digest, one OCI
+// image index naming them all put in the registry, the tags written to the
+// index -- and nothing at all while any platform is unbuilt or unverified
+// (an index never names an unverified platform; no single-platform tag is
+// written in its place).
+//
 // The registry failing (connection errors, resets, timeouts, 5xx/429 after
 // the retries, from kiln's own calls or from the engine's push) stops the
 // promotion with Report::environment_error set, whatever the fault's form:
@@ -103,6 +110,11 @@ struct ComboPromotion {
   bool signed_ = false;  // their DSSE envelopes are attached too (Options::signing_key)
   bool recorded = false;     // the verification record, SBOM and provenance are all attached
   std::string record_error;  // tagged, but attaching one of them failed: which, and why
+  // The image's OCI platform ("linux/amd64"), and for a matrix with a
+  // platform axis the digest of the OCI index its tags name (every platform
+  // of the group, each verified); empty otherwise.
+  std::string platform;
+  std::string index;
   bool dry_run = false;      // only checked (Options::dry_run): tags say what would happen
   // "tagged" (tags and record), "tagged-without-record", "not-tagged".
   std::string state() const;

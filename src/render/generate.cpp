@@ -68,7 +68,7 @@ std::optional<Manifest> read_manifest(const fs::path& dir) {
 }
 
 // A tree an older kiln generated, before .kiln-generated existed (a state
-// dir's contexts/, a committed generated/): its plan.json (kiln.plan/v1)
+// dir's contexts/, a committed generated/): its plan.json (kiln.plan/v1, v2)
 // names the combinations it wrote. Their directories' Dockerfile, kiln.json
 // and context files, plan.json and docker-bake.json are taken as kiln's;
 // nothing else is (a user's directory stays the user's).
@@ -76,7 +76,7 @@ std::optional<Manifest> legacy_manifest(const fs::path& out, const std::set<std:
   fs::path plan = out / "plan.json";
   if (!fs::is_regular_file(fs::symlink_status(plan))) return std::nullopt;
   nlohmann::json j = nlohmann::json::parse(read_file(plan.string()), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("schema", "") != "kiln.plan/v1" || !j["combos"].is_array())
+  if (j.is_discarded() || !j.is_object() || !j.value("schema", "").starts_with("kiln.plan/v") || !j["combos"].is_array())
     return std::nullopt;
   Manifest m;
   m.files.insert("plan.json");

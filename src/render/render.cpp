@@ -191,6 +191,10 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.str("apt_components", join(c.install.components, " "), apt_components);
   d.list("apt_packages", parent ? c.install.devel_packages : c.install.packages, grammar::debian_package);
   d.flag("remove_driver_libs", c.install.remove_driver_libs);
+  // Debian's multiarch library directory of the image's platform (driver
+  // libraries are removed from it).
+  d.str("multiarch", c.platform == "aarch64" ? "aarch64-linux-gnu" : "x86_64-linux-gnu", grammar::tag);
+  d.str("platform", matrix::oci_platform(c.platform));
   d.list("recipe_env", c.install.env, grammar::env_assignment);
   d.flag("with_pytorch", !v.pytorch.empty());
   PipSetup pip = pip_setup(c.install, p.cache.pip);
@@ -374,6 +378,7 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
   if (!tmpl.is_valid()) throw InputError({dir_}, "template error: " + tmpl.error_message());
   Rendered r{combo.id, out, plan::to_json(combo), local_image(p, combo.id), "", combo.base, {}};
   if (const plan::Combo* parent = parent_of(combo, p)) r.parent = parent->id;
+  r.platform = matrix::oci_platform(combo.platform);
   r.labels = dockerfile_labels(r.dockerfile);
   if (combo.versions.flavor == "devel") r.context = context_;
   // The stage that runs the pip step needs the wheels and the secret.

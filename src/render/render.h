@@ -26,6 +26,7 @@ struct Rendered {
   std::string local_image;  // kiln.local/<matrix>:<id>, the unverified local name
   std::string parent;       // id of the combination this one builds FROM, or ""
   std::string base;         // the external base when there is no parent
+  std::string platform;     // the image's OCI platform, "linux/amd64" | "linux/arm64" (the engine builds for it)
   std::map<std::string, std::string> context;  // extra build-context files: name -> bytes
   // Directories the build context must hold (name -> host directory), e.g.
   // a local wheelhouse that a RUN --mount=type=bind reads: never a layer.

@@ -100,13 +100,15 @@ void attach_gpus(const Runner& r, engine::ContainerSpec& spec, const std::string
 // One build of the smoke template; the log goes to `log_path`.
 engine::BuildResult build_smoke(const fs::path& ctx, const std::string& tag, const std::string& target,
                                 const std::map<std::string, std::string>& args, const fs::path& log_path,
-                                const Runner& runner) {
+                                const Runner& runner, const std::string& platform) {
   engine::BuildRequest req;
   req.context_dir = ctx;
   req.tags = {tag};
   req.target = target;
   req.build_args = args;
   req.network = "host";
+  // The smoke stages are of the image's platform (its devel stage too).
+  if (platform != "x86_64") req.platform = matrix::oci_platform(platform);
   fs::create_directories(log_path.parent_path());
   std::ofstream log(log_path, std::ios::trunc);
   auto builder = engine::make_builder(matrix::to_string(runner.backend), runner.endpoint);
@@ -151,7 +153,7 @@ SmokeImage build_smoke_image(const plan::Combo& c, const plan::Plan& p, const re
   if (!client.image_exists(out.suite_image)) {
     engine::BuildResult b = build_smoke(ctx, out.suite_image, "suite",
                                         {{"KILN_DEVEL", devel}, {"KILN_IMAGE", image}, {"KILN_SUITE_HASH", o.suite_hash}},
-                                        logs / (c.id + ".smoke-suite.log"), runner);
+                                        logs / (c.id + ".smoke-suite.log"), runner, c.platform);
     if (!b.ok) {
       out.error = fmt::format("the smoke suite did not build at \"{}\": {} (log: {})", b.failed_step, b.error,
                               (logs / (c.id + ".smoke-suite.log")).string());
@@ -166,7 +168,7 @@ SmokeImage build_smoke_image(const plan::Combo& c, const plan::Plan& p, const re
   for (auto& [k, v] : program_args(c)) args[k] = v;
   std::string tag = render::local_smoke_image(p, c.id);
   fs::path log_path = logs / (c.id + ".smoke.log");
-  engine::BuildResult b = build_smoke(ctx, tag, "", args, log_path, runner);
+  engine::BuildResult b = build_smoke(ctx, tag, "", args, log_path, runner, c.platform);
   if (!b.ok) {
     out.error = fmt::format("the smoke image did not build at \"{}\": {} (log: {})", b.failed_step, b.error, log_path.string());
     return out;

@@ -291,3 +291,39 @@ TEST_CASE("[cache] and [budget] refuse what they cannot use, at file:line:col", 
   CHECK(b.find("m.toml:7:9: error: [budget] runtime \"big\" is not a size") != std::string::npos);
   CHECK(errors_of(axes + "[budget]\nsmoke='1GB'\n").find("unknown key 'smoke'") != std::string::npos);
 }
+
+TEST_CASE("the platform axis takes the catalog's words and Docker's", "[matrix][platform]") {
+  auto m = parse_matrix_text(R"(name = "x"
+[axes]
+cuda = ["12.4"]
+os = ["debian13"]
+flavor = ["runtime"]
+platform = ["linux/amd64", "arm64"]
+[[exclude]]
+platform = "linux/arm64"
+cuda = "12.4"
+reason = "not yet"
+[[base]]
+platform = "linux/arm64"
+image = "kiln/debian:13-arm64"
+)", "m.toml");
+  const auto* axis = m.axis("platform");
+  REQUIRE(axis);
+  REQUIRE(axis->values.size() == 2);
+  CHECK(axis->values[0].text == "x86_64");
+  CHECK(axis->values[1].text == "aarch64");
+  CHECK(m.exclude.at(0).values.at("platform").text == "aarch64");
+  CHECK(m.bases.at(0).platform == "aarch64");
+  CHECK(kiln::matrix::oci_platform("aarch64") == "linux/arm64");
+  CHECK(kiln::matrix::oci_platform("x86_64") == "linux/amd64");
+}
+
+TEST_CASE("a platform kiln does not know, twice, or with [image] platform is an error", "[matrix][platform][bad-input]") {
+  std::string base = "name = \"x\"\n[axes]\ncuda = [\"12.4\"]\nos = [\"debian13\"]\nflavor = [\"runtime\"]\n";
+  std::string bad = errors_of(base + "platform = [\"ppc64le\"]\n");
+  CHECK(bad.find("m.toml:6:13") != std::string::npos);
+  CHECK(bad.find("platform \"ppc64le\" is not \"x86_64\" or \"aarch64\"") != std::string::npos);
+  CHECK(errors_of(base + "platform = [\"arm64\", \"aarch64\"]\n").find("appears twice") != std::string::npos);
+  CHECK(errors_of(base + "platform = [\"arm64\"]\n[image]\nplatform = \"aarch64\"\n").find("keep the axis") != std::string::npos);
+  CHECK(errors_of(base + "[[base]]\nplatform = \"s390x\"\nimage = \"x\"\n").find("[[base]] platform \"s390x\"") != std::string::npos);
+}

@@ -419,6 +419,11 @@ TEST_CASE("x86_64 images never serve aarch64-only GPUs; [image] platform says ot
   CHECK(orin.support == Support::unsupported);
   CHECK(orin.reason == "Orin (sm_87) comes only in aarch64 systems: an x86_64 image never runs on it");
   std::string arm = std::string(kOne) + "[image]\nplatform = \"aarch64\"\n";
+  // The catalog records x86_64 wheels only: an aarch64 torch image is
+  // excluded by rule until aarch64 builds are recorded (here, as test data).
+  CHECK(plan::make_plan(matrix::parse_matrix_text(arm, "m.toml"), c).combos.at(0).rule == "pytorch-platform");
+  for (auto& r : c.pytorch)
+    for (auto& b : r.builds) b.platforms = {"x86_64", "aarch64"};
   auto pa = plan::make_plan(matrix::parse_matrix_text(arm, "m.toml"), c);
   CHECK(pa.combos.at(0).platform == "aarch64");
   CHECK(pa.combos.at(0).targets.at(3).reason.find("aarch64 systems") == std::string::npos);
@@ -543,4 +548,95 @@ TEST_CASE("a build whose pins no source gives is excluded, not guessed", "[plan]
   CHECK(combo.rule == "pytorch-build-unknown");
   CHECK(combo.reason == "the catalog does not know the cuDNN, arch list of PyTorch 2.6.0+cu124 (marked inferred, no source "
                         "gives them), so kiln cannot check what the image holds");
+}
+
+// Issue 15.4: a platform axis -- one combination per platform, one tag (an
+// OCI index), each platform resolved by the catalog for itself.
+TEST_CASE("the platform axis: per-platform ids, bases and catalog rules, shared tags", "[plan][platform]") {
+  const char* m = R"(
+name = "t"
+targets = ["H100", "GH200"]
+[axes]
+cuda = ["11.8", "12.4"]
+os = ["debian12", "debian13"]
+flavor = ["runtime"]
+platform = ["linux/amd64", "linux/arm64"]
+[policy]
+targets = "any"
+[tags]
+templates = ["cuda{cuda}-{os}-{flavor}"]
+[[base]]
+os = "debian12"
+image = "kiln/debian:12"
+[[base]]
+os = "debian12"
+platform = "aarch64"
+image = "kiln/debian:12-arm64"
+)";
+  plan::Plan p = plan_of(m);
+  const plan::Combo& x86 = find(p, "cuda11.8-debian12-runtime");
+  const plan::Combo& arm = find(p, "cuda11.8-debian12-runtime-aarch64");
+  CHECK(x86.platform == "x86_64");
+  CHECK(arm.platform == "aarch64");
+  CHECK(arm.axes.at("platform") == "aarch64");  // Docker's word stored as the catalog's
+  REQUIRE(x86.status == plan::Status::valid);
+  REQUIRE(arm.status == plan::Status::valid);
+  CHECK(x86.base == "kiln/debian:12");
+  CHECK(arm.base == "kiln/debian:12-arm64");  // the [[base]] naming the platform wins
+  CHECK(x86.tags == arm.tags);                // one tag: the index
+  // GH200 is Grace (aarch64): only the arm64 image serves it.
+  auto support = [](const plan::Combo& c, const std::string& gpu) {
+    for (const auto& t : c.targets)
+      if (t.name == gpu) return t.support;
+    return Support::unsupported;
+  };
+  CHECK(support(x86, "GH200") == Support::unsupported);
+  CHECK(support(arm, "GH200") != Support::unsupported);
+  // A devel image's parent is its own platform's runtime.
+  CHECK(p.sibling(arm, "runtime") == &arm);
+}
+
+TEST_CASE("aarch64 PyTorch builds the catalog does not record are excluded by rule", "[plan][platform]") {
+  plan::Plan p = plan_of(R"(
+name = "t"
+targets = ["H100"]
+[axes]
+pytorch = ["2.6"]
+cuda = ["12.4"]
+os = ["ubuntu22.04"]
+flavor = ["runtime"]
+platform = ["x86_64", "aarch64"]
+)");
+  const plan::Combo& arm = find(p, "pytorch2.6-cuda12.4-ubuntu22.04-runtime-aarch64");
+  CHECK(arm.status == plan::Status::excluded);
+  CHECK(arm.rule == "pytorch-platform");
+  CHECK(find(p, "pytorch2.6-cuda12.4-ubuntu22.04-runtime").status == plan::Status::valid);
+}
+
+TEST_CASE("tags may be shared only by combinations differing in platform", "[plan][platform]") {
+  std::string err = errors_of(R"(
+name = "t"
+targets = ["H100"]
+[axes]
+cuda = ["11.8"]
+os = ["debian12"]
+flavor = ["runtime", "devel"]
+platform = ["x86_64", "aarch64"]
+[tags]
+templates = ["cuda{cuda}-{os}"]
+)");
+  CHECK(err.find("would name both") != std::string::npos);
+  // {platform} tells them apart when per-platform tags are wanted too.
+  plan::Plan p = plan_of(R"(
+name = "t"
+targets = ["H100"]
+[axes]
+cuda = ["11.8"]
+os = ["debian12"]
+flavor = ["runtime"]
+platform = ["x86_64", "aarch64"]
+[tags]
+templates = ["cuda{cuda}-{os}-{flavor}-{platform}"]
+)");
+  CHECK(find(p, "cuda11.8-debian12-runtime-aarch64").tags.front().ends_with(":cuda11.8-debian12-runtime-aarch64"));
 }
