@@ -77,6 +77,8 @@ void register_bench(CLI::App& app);  // hidden: bench-retag
 // it waits for on stderr; throws state::StateBusy (exit 2) naming the holder.
 std::unique_ptr<state::WriterLock> lock_state_dir(const std::string& state_dir, std::string_view verb);
 void register_config(CLI::App& app, Common& common);
+void register_lock(CLI::App& app, Common& common);   // cmd_lock.cpp (issue 17)
+void register_drift(CLI::App& app, Common& common);  // cmd_drift.cpp (issue 17)
 
 // A matrix with kiln's config file merged in (cmd_config.cpp, docs/config.md):
 // every verb reads its matrix through this.

@@ -53,6 +53,11 @@ struct Policy {
   // How targets decide validity: "all" (every target must run), "any"
   // (at least one), "report" (never exclude; only report per target).
   std::string targets = "all";
+  // "refuse": promote never moves an existing tag to a rebuild whose
+  // packages differ from the image the tag names now (a drifted rebuild),
+  // --force or not; an image that cannot be read counts as drifted (fail
+  // closed). "allow" (default): no such check. docs/sbom.md, "Drift".
+  std::string drift = "allow";
 };
 
 struct Registry {

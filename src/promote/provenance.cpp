@@ -36,6 +36,9 @@ json provenance_statement(const ProvenanceInputs& in) {
   json deps = json::array();
   if (!in.matrix_digest.empty())
     deps.push_back({{"name", "matrix"}, {"uri", "file:" + in.matrix_path}, {"digest", digest_set(in.matrix_digest)}});
+  if (!in.lock_digest.empty())
+    deps.push_back({{"name", "lock"}, {"uri", "file:" + in.lock_path}, {"digest", digest_set(in.lock_digest)},
+                    {"annotations", {{"pins", "base images by digest and the apt package snapshot (kiln lock)"}}}});
   if (!in.dockerfile_digest.empty())
     deps.push_back({{"name", "Dockerfile"}, {"digest", digest_set(in.dockerfile_digest)},
                     {"annotations", {{"rendered", "kiln generate writes it; kiln build builds it"}}}});
