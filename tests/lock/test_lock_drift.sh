@@ -68,8 +68,8 @@ make_repo() {  # DIR VERSION: a bookworm repository holding that version only
   for c in contrib non-free; do : >"$r/dists/bookworm/$c/binary-amd64/Packages"; done
   (cd "$r/dists/bookworm" && apt-ftparchive -o APT::FTPArchive::Release::Codename=bookworm \
      -o APT::FTPArchive::Release::Suite=stable -o APT::FTPArchive::Release::Components="main contrib non-free" \
-     -o APT::FTPArchive::Release::Architectures=amd64 release . >Release &&
-   gpg --batch --yes --clearsign -o InRelease Release)
+     -o APT::FTPArchive::Release::Architectures=amd64 release . >../Release.tmp &&
+   mv ../Release.tmp Release && gpg --batch --yes --clearsign -o InRelease Release)
 }
 make_deb 1.0-1
 make_deb 2.0-1
@@ -79,8 +79,8 @@ make_repo "$work/repo/live" 1.0-1                  # the "mirror": moves to 2.0-
 
 python3 "$src/tests/lock/apt_server.py" "$work/repo" "$work/port" 2>"$work/server.log" &
 server=$!
-for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
-port=$(cat "$work/port")
+for _ in $(seq 300); do [[ -s $work/port ]] && break; sleep 0.1; done
+port=$(cat "$work/port" 2>/dev/null) || { echo "FAIL: apt_server did not start"; cat "$work/server.log"; exit 1; }
 snapshots="http://127.0.0.1:$port/archive/debian/"
 
 # --- data dir: kiln's templates, recipes with a stand-in runtime package --
