@@ -39,7 +39,7 @@ std::string rfc3339(std::int64_t unix_ms) {
 }
 
 sbom::Inventory inventory_of(const std::string& image_id) {
-  OpenedImage in = open_image(image_id);
+  OpenedImage in = open_image("docker-daemon:" + image_id);  // by id: the engine keeps both builds
   return sbom::read_inventory(in.source);
 }
 
