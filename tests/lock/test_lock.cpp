@@ -186,7 +186,7 @@ TEST_CASE("end of life: past and near dates are noted per combination, with the 
   CHECK(saw_past);
   // nvidia/cuda tags: only where the base is NVIDIA's (11.8: inferred date)
   plan::Plan nv = plan::make_plan(matrix::parse_matrix_text("name = \"n\"\ntargets = [\"T4\"]\n[axes]\ncuda = [\"11.8\"]\n"
-                                                            "os = [\"ubuntu22.04\"]\nflavor = [\"runtime\"]\n",
+                                                            "os = [\"ubuntu22.04\"]\nflavor = [\"runtime\"]\n[tags]\ntemplates = [\"{cuda}-{os}-{flavor}\"]\n",
                                                             "n.toml"),
                                   cat(), {}, "2026-12-01");
   bool cuda_past = false;
