@@ -110,6 +110,7 @@ int run_lock(const Common& common, const LockArgs& a) {
   std::string out;
   if (!before) out += fmt::format("wrote {}: {} base(s), {} snapshot(s)\n", path, after.bases.size(), after.snapshots.size());
   else if (a.update) out += fmt::format("updated {}: {}\n", path, changes.empty() ? "nothing changed" : fmt::format("{} change(s)", changes.size()));
+  else if (changes.empty()) out += fmt::format("{} exists, was kept, and is current:\n", path);
   else out += fmt::format("{} exists and was kept; `kiln lock --update {}` would change:\n", path, a.matrix);
   const lock::Lock& shown = write ? after : *before;
   if (!before || (!a.update && changes.empty())) {
