@@ -28,6 +28,8 @@ build_packages=(
   catch2                # unit tests
   busybox-static        # a tiny static userland for test images (engine tests)
   help2man              # the man page, made from --help (optional target kiln_man)
+  in-toto               # issue 17: the provenance checked with in-toto's stack (tests/sbom/intoto_check.py)
+  apt-utils dpkg-dev gnupg  # issue 17: the drift test's local apt repository (apt-ftparchive, dpkg-deb, a signed Release)
 )
 
 missing=()

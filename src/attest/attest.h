@@ -41,4 +41,16 @@ struct Verified {
 // payload or type, or another key: not ok, with the reason.
 Verified verify_envelope(const nlohmann::json& envelope, const std::filesystem::path& public_key_pem);
 
+// A signature over `message` itself (cosign's simple-signing layout signs
+// the payload's bytes, not a PAE): ECDSA P-256 over SHA-256 (ASN.1 DER), or
+// Ed25519. Raw bytes out; KeyError as for sign_envelope.
+std::string sign_bytes(std::string_view message, const std::filesystem::path& private_key_pem);
+bool verify_bytes(std::string_view message, std::string_view signature, const std::filesystem::path& public_key_pem);
+
+// cosign's key-based layout (sigstore/cosign pkg/oci/static/signature.go,
+// pkg/types/media.go, pkg/oci/remote/remote.go): media types and annotations.
+inline constexpr const char* cosign_simplesigning_media_type = "application/vnd.dev.cosign.simplesigning.v1+json";
+inline constexpr const char* cosign_signature_annotation = "dev.cosignproject.cosign/signature";
+inline constexpr const char* in_toto_payload_type = "application/vnd.in-toto+json";
+
 }  // namespace kiln::attest

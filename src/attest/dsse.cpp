@@ -99,3 +99,32 @@ Verified verify_envelope(const nlohmann::json& env, const std::filesystem::path&
 }
 
 }  // namespace kiln::attest
+
+namespace kiln::attest {
+
+// cosign's simple signing: the signature is over the payload's bytes
+// themselves (no PAE), SHA-256 for ECDSA, the message itself for Ed25519.
+std::string sign_bytes(std::string_view message, const std::filesystem::path& key_path) {
+  Key key = load_key(key_path, true);
+  MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  std::size_t len = 0;
+  const auto* data = reinterpret_cast<const unsigned char*>(message.data());
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, digest_for(key.get()), nullptr, key.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, data, message.size()) != 1)
+    throw KeyError("OpenSSL cannot sign with " + key_path.string());
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, data, message.size()) != 1)
+    throw KeyError("OpenSSL cannot sign with " + key_path.string());
+  sig.resize(len);
+  return sig;
+}
+
+bool verify_bytes(std::string_view message, std::string_view signature, const std::filesystem::path& public_key_pem) {
+  Key key = load_key(public_key_pem, false);
+  MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, digest_for(key.get()), nullptr, key.get()) == 1 &&
+         EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                          reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+}
+
+}  // namespace kiln::attest

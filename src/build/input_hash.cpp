@@ -36,6 +36,9 @@ std::string input_hash(const Node& n, const std::string& from_image_id, const st
   // A directory linked into the context (a wheelhouse, gigabytes): its
   // listing with sizes and modification times, not its bytes.
   for (const auto& [name, dir] : n.rendered.context_dirs) field("context-dir/" + name, directory_listing(dir));
+  // MATRIX.lock's entry (base digest, apt snapshot): only when locked, so
+  // the hashes of unlocked builds stay what they were.
+  if (!n.rendered.lock.empty()) field("lock", n.rendered.lock);
   return h.hex();
 }
 

@@ -35,6 +35,13 @@ std::optional<std::string> from_image(const StageContext& ctx, engine::Client& c
     return std::nullopt;
   }
   auto info = client.inspect_image(ctx.node.rendered.base);
+  const std::string& locked = ctx.node.rendered.locked_base_id;
+  if (info && !locked.empty() && info->id != locked) {
+    // The name now names other bytes than the lock pinned (kiln lock).
+    error = fmt::format("base image {} is {} on engine {}, but the matrix's lock pins {}: restore that image, "
+                        "or move the lock with `kiln lock --update`", ctx.node.rendered.base, info->id, ctx.engine.name, locked);
+    return std::nullopt;
+  }
   if (info) return info->id;
   error = fmt::format("base image {} is not on engine {} ({}): make local bases with scripts/make-bases.sh, "
                       "or pull or mirror it there", ctx.node.rendered.base, ctx.engine.name, ctx.engine.endpoint.uri());

@@ -171,4 +171,10 @@ std::string Catalog::known_os() const {
   return join(out, ", ");
 }
 
+const EndOfLife* Catalog::find_end_of_life(std::string_view kind, std::string_view name) const {
+  for (const auto& e : end_of_life)
+    if (e.kind == kind && e.name == name) return &e;
+  return nullptr;
+}
+
 }  // namespace kiln::catalog

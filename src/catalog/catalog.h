@@ -168,6 +168,16 @@ struct TorchRecipe {
 // on every GPU it serves (core), or only for some operations, which then
 // fail on a GPU its device code misses while the rest works (`partial`).
 // Libraries the file does not name count as core.
+// End of life (eol.toml): when nvidia/cuda image tags of a CUDA release stop
+// being supported, and when an OS release's regular security support ends.
+struct EndOfLife {
+  std::string kind;     // "cuda" | "os"
+  std::string name;     // "11.8" | "debian12"
+  std::string eol;      // "YYYY-MM-DD": CUDA tags end of life; the OS's regular security support ends
+  std::string removal;  // "YYYY-MM-DD" or "": CUDA tags deleted from Docker Hub/NGC; the OS's extended support ends
+  Provenance provenance;
+};
+
 struct LibraryRole {
   std::string name;        // file name prefix: "libtorch_cuda_linalg.so" matches "…/libtorch_cuda_linalg.so"; "nvprof"
   std::string component;   // "PyTorch", "CUDA toolkit"
@@ -194,6 +204,9 @@ struct Catalog {
   std::vector<CudaRecipe> cuda_recipes;
   TorchRecipe torch_recipe;
   std::vector<LibraryRole> libraries;  // catalog/libraries.toml (optional file)
+  std::vector<EndOfLife> end_of_life;  // catalog/eol.toml (optional file)
+  // The entry for a CUDA release ("11.8") or an OS ("debian12"); nullptr: none recorded.
+  const EndOfLife* find_end_of_life(std::string_view kind, std::string_view name) const;
 
   // Reads recipes/catalog/*.toml and recipes/install/*.toml; throws
   // InputError naming file:line:col for anything malformed.

@@ -467,6 +467,40 @@ void load_libraries(Reader& r, const toml::table& doc, Catalog& c) {
   r.default_sources.clear();
 }
 
+bool is_iso_date(std::string_view d) {
+  if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;
+  for (size_t i = 0; i < d.size(); ++i)
+    if (i != 4 && i != 7 && (d[i] < '0' || d[i] > '9')) return false;
+  return true;
+}
+
+// eol.toml: [[cuda]] version / [[os]] name, eol and removal dates.
+void load_eol(Reader& r, const toml::table& doc, Catalog& c) {
+  auto top = r.fields(doc);
+  top.only({"cuda", "os", "source"});
+  r.default_sources = top.strings("source");
+  std::map<std::string, Location> seen;
+  for (const char* kind : {"cuda", "os"}) {
+    for (const toml::table* t : top.tables(kind)) {
+      auto f = r.fields(*t);
+      const char* key = std::string_view(kind) == "cuda" ? "version" : "name";
+      f.only({key, "eol", "removal", "source", "confidence", "inferred", "note"});
+      EndOfLife e;
+      e.kind = kind;
+      e.name = f.str(key, true).value_or("");
+      e.eol = f.str("eol", true).value_or("");
+      e.removal = f.str("removal").value_or("");
+      e.provenance = r.provenance(f);
+      for (const auto& [field, value] : {std::pair{"eol", e.eol}, std::pair{"removal", e.removal}})
+        if (!value.empty() && !is_iso_date(value)) f.error(f.where(field), fmt::format("'{}' must be a date \"YYYY-MM-DD\"", field));
+      if (!e.removal.empty() && e.removal < e.eol) f.error(f.where("removal"), "'removal' comes before 'eol'");
+      r.unique(seen, e.kind + " " + e.name, f.where(key), fmt::format("{} \"{}\"", kind, e.name));
+      c.end_of_life.push_back(std::move(e));
+    }
+  }
+  r.default_sources.clear();
+}
+
 using Loader = void (*)(Reader&, const toml::table&, Catalog&);
 
 void load_one(const std::string& file, Loader loader, std::vector<Diagnostic>& diags, Catalog& c) {
@@ -498,6 +532,7 @@ Catalog Catalog::load(const std::string& recipes_dir) {
   load_one(cat + "gpus.toml", load_gpus, diags, c);
   load_one(cat + "bases.toml", load_bases, diags, c);
   if (fs::exists(cat + "libraries.toml")) load_one(cat + "libraries.toml", load_libraries, diags, c);
+  if (fs::exists(cat + "eol.toml")) load_one(cat + "eol.toml", load_eol, diags, c);
   load_one(inst + "cuda.toml", load_cuda_recipes, diags, c);
   load_one(inst + "pytorch.toml", load_torch_recipe, diags, c);
   if (!diags.empty()) throw InputError(std::move(diags));

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "lock/lock.h"
 #include "util/diag.h"
 #include "util/env_limits.h"
 #include "util/select.h"
@@ -26,6 +27,9 @@ Loaded load_plan(const Common& common, const std::string& matrix_path, const pla
   catalog::Catalog cat = catalog::Catalog::load(common.recipes());
   matrix::Matrix m = load_matrix(common, matrix_path);
   plan::Plan p = plan::make_plan(m, cat, query);
+  // MATRIX.lock next to the matrix pins every verb's plan (kiln lock).
+  const std::string lock_file = lock::lock_path(matrix_path);
+  if (auto l = lock::read(lock_file)) lock::apply(*l, lock_file, p);
   return {std::move(cat), std::move(m), std::move(p)};
 }
 

@@ -78,6 +78,8 @@ void register_bench(CLI::App& app);  // hidden: bench-retag
 std::unique_ptr<state::WriterLock> lock_state_dir(const std::string& state_dir, std::string_view verb);
 void register_config(CLI::App& app, Common& common);
 void register_export(CLI::App& app, Common& common);  // cmd_export.cpp: k8s Jobs, CI matrices
+void register_lock(CLI::App& app, Common& common);   // cmd_lock.cpp: MATRIX.lock
+void register_drift(CLI::App& app, Common& common);  // cmd_drift.cpp: rebuilds compared
 
 // A matrix with kiln's config file merged in (cmd_config.cpp, docs/config.md):
 // every verb reads its matrix through this.

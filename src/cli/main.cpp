@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
   kiln::cli::register_bench(app);
   kiln::cli::register_config(app, common);
   kiln::cli::register_export(app, common);
+  kiln::cli::register_lock(app, common);
+  kiln::cli::register_drift(app, common);
   one_value_per_flag(app);
   everywhere(app, common, version);
 

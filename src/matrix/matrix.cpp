@@ -215,7 +215,10 @@ class Parser : SectionReader {
     const toml::table* t = top.table("policy");
     if (!t) return;
     TomlFields f = fields(*t);
-    f.only({"verify", "gpu_classes", "targets", "override", "gpu_counts", "driver_branches"});
+    f.only({"verify", "gpu_classes", "targets", "override", "gpu_counts", "driver_branches", "drift"});
+    m.policy.drift = f.str("drift").value_or("allow");
+    if (m.policy.drift != "allow" && m.policy.drift != "refuse")
+      error(f.where("drift"), "policy.drift must be \"allow\" or \"refuse\"");
     if (f.raw().contains("verify")) m.policy.verify = verify_list(f, "policy.verify");
     m.policy.gpu_classes = gpu_classes(f);
     m.policy.targets = f.str("targets").value_or("all");

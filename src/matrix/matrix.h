@@ -65,6 +65,11 @@ struct Policy {
   // newest supported: "535", "580"). Empty: any count, any driver.
   std::vector<int> gpu_counts;
   std::vector<std::string> driver_branches;
+  // "refuse": promote never moves an existing tag to a rebuild whose
+  // packages differ from the image the tag names now (a drifted rebuild),
+  // --force or not; an image that cannot be read counts as drifted (fail
+  // closed). "allow" (default): no such check. docs/sbom.md, "Drift".
+  std::string drift = "allow";
 };
 
 struct Registry {

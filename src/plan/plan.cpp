@@ -332,6 +332,33 @@ void staleness(Plan& plan, const catalog::Catalog& c, bool asked_latest, const s
                                       c.collected, *now - *then, kStaleAfterDays));
 }
 
+// eol.toml's dates for the combination: its nvidia/cuda base's tags (when
+// CUDA comes from one) and its OS, past or within kEolWarnDays of today.
+void end_of_life(Combo& combo, const catalog::Catalog& c, long today) {
+  auto note = [&](const catalog::EndOfLife& e, const std::string& what, const std::string& after) {
+    auto eol = days_of(e.eol);
+    if (!eol || *eol - today > kEolWarnDays) return;
+    EolNote n{e.kind, e.name, e.eol, today > *eol ? "past" : "soon", today > *eol ? today - *eol : *eol - today,
+              e.provenance.inferred, ""};
+    n.text = n.status == "past" ? fmt::format("{} past end of life since {} ({} days)", what, e.eol, n.days)
+                                : fmt::format("{} reaches end of life on {} (in {} days)", what, e.eol, n.days);
+    if (!e.removal.empty()) {
+      auto removal = days_of(e.removal);
+      bool gone = removal && today > *removal;
+      n.text += fmt::format("; {} {} {}", after, gone ? "since" : "on", e.removal);
+    }
+    if (n.inferred) n.text += " (date inferred)";
+    combo.end_of_life.push_back(std::move(n));
+  };
+  const std::string& full = combo.versions.cuda;  // "12.4.1" -> "12.4"
+  const std::string minor = full.substr(0, full.find('.', full.find('.') + 1));
+  if (combo.install.method == "nvidia-base")
+    if (const auto* e = c.find_end_of_life("cuda", minor))
+      note(*e, fmt::format("nvidia/cuda {} image tags are", minor), "deleted from Docker Hub and NGC");
+  if (const auto* e = c.find_end_of_life("os", combo.versions.os))
+    note(*e, fmt::format("{}'s regular security support is", combo.versions.os), "extended support ends");
+}
+
 }  // namespace
 
 Plan make_plan(const matrix::Matrix& input, const catalog::Catalog& c, const Query& q, std::string today) {
@@ -341,7 +368,10 @@ Plan make_plan(const matrix::Matrix& input, const catalog::Catalog& c, const Que
   check_gpu_classes(m, c);
   Plan plan{m.name, m.path, c.version, c.collected, {}, q, m.policy, m.registry, m.user, m.uid, {}, m.cache, m.budget};
   plan.engine_labels = m.engine_labels;
-  staleness(plan, c, asked_latest, today_or(std::move(today)));
+  const std::string day = today_or(std::move(today));
+  staleness(plan, c, asked_latest, day);
+  const auto today_days = days_of(day);
+  if (!today_days) throw InputError({"KILN_TODAY"}, fmt::format("\"{}\" is not a date YYYY-MM-DD", day));
 
   std::vector<Axes> all = cartesian(m);
   std::vector<Diagnostic> diags;
@@ -368,6 +398,7 @@ Plan make_plan(const matrix::Matrix& input, const catalog::Catalog& c, const Que
     } else {
       detail::resolve(combo, m, c);
       if (combo.status == Status::valid) detail::resolve_targets(combo, m, c);
+      if (combo.status == Status::valid) end_of_life(combo, c, *today_days);
     }
     if (!q.driver.empty() || !q.gpus.empty()) detail::answer_query(combo, q, c);
     plan.combos.push_back(std::move(combo));

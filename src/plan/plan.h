@@ -64,6 +64,18 @@ struct Install {
   std::string pip_secret, pip_secret_env, pip_secret_file;
 };
 
+// A combination's base past its end of life, or near it.
+struct EolNote {
+  std::string kind;      // "cuda" (nvidia/cuda image tags) | "os"
+  std::string name;      // "11.8" | "debian12"
+  std::string date;      // the date passed or near ("YYYY-MM-DD")
+  std::string status;    // "past" | "soon"
+  long days = 0;         // days since (past) or until (soon)
+  bool inferred = false;  // the catalog marks the date inferred
+  std::string text;      // one line for people, with what follows (deletion, extended support)
+};
+inline constexpr int kEolWarnDays = 90;
+
 struct Combo {
   std::string id;
   std::map<std::string, std::string> axes;  // values as written in the matrix ("latest" resolved)
@@ -91,6 +103,18 @@ struct Combo {
   std::vector<std::string> conditions;
   bool forward_compat = false;  // usable only through the cuda-compat package (data-center GPUs)
   std::vector<TargetSupport> query_gpus;
+
+  // Set from MATRIX.lock when there is one (lock::apply, src/lock): the apt
+  // snapshot URL the apt steps use, the base's locked engine image id (the
+  // build refuses another), and this combination's lock entry as text (the
+  // input hash covers it). Empty without a lock.
+  std::string apt_snapshot;
+  std::string locked_image_id;
+  std::string lock_entry;
+
+  // End of life (recipes/catalog/eol.toml) of this combination's nvidia/cuda
+  // base tags and its OS, past or within kEolWarnDays of "today".
+  std::vector<EolNote> end_of_life;
 };
 
 // The release-pipeline question: does it run on this driver and GPU?
@@ -115,6 +139,8 @@ struct Plan {
   matrix::Budget budget;  // [budget]: size limits per flavor, for the static check
   // [engine_labels]: flavor or "all" -> labels an engine must carry to build it.
   std::map<std::string, std::vector<std::string>> engine_labels;
+  // MATRIX.lock, when the plan was pinned by it (lock::apply): its path and sha256.
+  std::string lock_path, lock_sha256;
 
   size_t count(Status s) const;
   // The valid combination on the same axes as `c` but of `flavor`: a devel

@@ -64,6 +64,13 @@ json to_json(const Combo& c) {
          {"inferred", c.inferred},
          {"sources", c.sources}};
   for (const auto& t : c.targets) j["targets"][t.name] = target_json(t);
+  if (!c.end_of_life.empty()) {  // only when there is something to say (docs/plan-json.md)
+    j["end_of_life"] = json::array();
+    for (const auto& n : c.end_of_life)
+      j["end_of_life"].push_back({{"kind", n.kind}, {"name", n.name}, {"date", n.date}, {"status", n.status},
+                                  {"days", n.days}, {"inferred", n.inferred}, {"text", n.text}});
+  }
+  if (!c.lock_entry.empty()) j["locked"] = {{"base", c.base}, {"apt_snapshot", c.apt_snapshot}};
   if (c.usable) {
     json q{{"usable", *c.usable}, {"reason", reason_json(c.why_not)}, {"conditions", c.conditions},
             {"forward_compat", c.forward_compat}, {"gpus", json::object()}};
@@ -164,6 +171,7 @@ std::string to_table(const Plan& p, const TableOptions& o) {
     if (query) cells.push_back(c.usable ? (*c.usable ? "yes" : "no") : "");
     t.add_row(std::move(cells));
     for (const auto& why : c.why_not) t.add_note("not usable: " + why);
+    for (const auto& n : c.end_of_life) t.add_note("end of life: " + n.text);
     if (c.usable && *c.usable)
       for (const auto& only : c.conditions) t.add_note("only if: " + only);
   }

@@ -8,9 +8,12 @@
 #include "util/errors.h"
 #include "util/select.h"
 #include "attest/attest.h"
+#include "drift/drift.h"
+#include "image/registry_source.h"
 #include "engine/engine.h"
 #include "image/image.h"
 #include "image/registry_source.h"
+#include "promote/cosign.h"
 #include "promote/provenance.h"
 #include "registry/registry.h"
 #include "render/render.h"
@@ -63,6 +66,7 @@ const char* to_string(TagAction a) {
     case TagAction::race: return "race";
     case TagAction::refused: return "refused";
     case TagAction::failed: return "failed";
+    case TagAction::drifted: return "drifted";
   }
   return "";
 }
@@ -232,6 +236,10 @@ ProvenanceInputs provenance_inputs(const plan::Combo& c, const plan::Plan& p, co
     in.matrix_digest = sha256_digest(read_file(p.matrix_path));
   } catch (const std::exception&) {  // an embedded or vanished matrix: no digest to give
   }
+  if (!p.lock_sha256.empty()) {
+    in.lock_path = p.lock_path;
+    in.lock_digest = "sha256:" + p.lock_sha256;
+  }
   in.catalog_version = p.catalog_version;
   if (!o.templates_dir.empty()) in.dockerfile_digest = sha256_digest(render::Renderer(o.templates_dir).render(c, p).dockerfile);
   const plan::Combo* parent = render::parent_of(c, p);
@@ -288,6 +296,13 @@ void attach_attestations(ComboPromotion& cp, const registry::Reference& first, c
       attach_signed(reg, first.repo, cp.digest, "kiln", kRecordType, record_text, o);
       attach_signed(reg, first.repo, cp.digest, "sbom", sbom::spdx_media_type, doc, o);
       attach_signed(reg, first.repo, cp.digest, "provenance", intoto_media_type, stmt, o);
+      what = "signatures (cosign layout)";
+      const std::string subject = first.host + "/" + first.repo;
+      attach_cosign(reg, first.repo, cp.digest,
+                    {{slsa_provenance_v1, stmt},
+                     {spdx_predicate, statement_for(subject, cp.digest, spdx_predicate, doc)},
+                     {kiln_verification_predicate, statement_for(subject, cp.digest, kiln_verification_predicate, record_text)}},
+                    o.signing_key);
       cp.signed_ = true;
     }
   } catch (const std::exception& e) {
@@ -388,6 +403,45 @@ void attach_record(ComboPromotion& cp, const registry::Reference& first, const p
   cp.recorded = true;
 }
 
+// [policy] drift = "refuse": a tag that names another image moves only to
+// a rebuild holding the same packages (dpkg, Python, CUDA) as the image it
+// names now. "" when every tag may move; otherwise why not. An image that
+// cannot be read is refused too (fail closed).
+std::string drift_refusal(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Plan& p,
+                          engine::Client& eng, const Options& o) {
+  std::optional<sbom::Inventory> mine;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    TagResult& t = cp.tags[i];
+    if (t.previous.empty() || t.action == TagAction::unchanged) continue;
+    std::string why;
+    try {
+      if (!mine) {
+        engine::SavedArchive saved(eng, cp.image_id, o.state_dir + "/tmp");
+        mine = sbom::read_inventory(image::archive_source(saved.path()));
+      }
+      registry::Reference prev = refs[i];
+      prev.digest = t.previous;
+      registry::Options ro;
+      ro.insecure = p.registry.insecure;
+      ro.credential_helper = p.registry.credential_helper;
+      sbom::Inventory theirs = sbom::read_inventory(image::registry_source(prev, ro));
+      auto changes = drift::compare_packages(theirs, *mine);
+      if (changes.empty()) continue;
+      std::vector<std::string> words;
+      for (const auto& ch : changes) words.push_back(ch.str());
+      why = fmt::format("policy drift = \"refuse\": {} names {}, and this rebuild's packages differ from it ({})", refs[i].str(),
+                        t.previous, join(words, "; "));
+    } catch (const std::exception& e) {
+      why = fmt::format("policy drift = \"refuse\": {} names {}, and the two images could not be compared ({}); not moved",
+                        refs[i].str(), t.previous, e.what());
+    }
+    t.action = TagAction::drifted;
+    t.error = why;
+    return why;
+  }
+  return "";
+}
+
 // Push by identity, check what arrived, then write every tag and the record.
 void publish(ComboPromotion& cp, const std::vector<registry::Reference>& refs, const plan::Combo& c, const plan::Plan& p,
              const verify::ComboVerdict& v, engine::Client& eng, registry::Client& reg, const Options& o,
@@ -429,6 +483,8 @@ void promote_combo(ComboPromotion& cp, const plan::Combo& c, const plan::Plan& p
     cp.reason = "tag conflict: " + std::find_if(cp.tags.begin(), cp.tags.end(), [](const TagResult& t) {
                   return t.action == TagAction::conflict;
                 })->error;
+  } else if (std::string why = c.policy.drift == "refuse" ? drift_refusal(cp, refs, p, eng, o) : ""; !why.empty()) {
+    cp.reason = why;
   } else if (o.dry_run) {
     for (size_t i = 0; i < cp.tags.size(); ++i)
       if (cp.tags[i].action == TagAction::none) cp.tags[i].action = i == 0 ? TagAction::would_push : TagAction::would_retag;
@@ -672,6 +728,10 @@ std::vector<ReleaseCheck> verify_release(registry::Client& reg, const std::strin
     }
     out.push_back(rc);
   }
+  // cosign's layout (.sig / .att tags), as `cosign verify --key` and
+  // `cosign verify-attestation --key` read it.
+  for (auto& c : verify_cosign(reg, repo, digest, {slsa_provenance_v1, spdx_predicate, kiln_verification_predicate}, public_key_pem))
+    out.push_back({c.kind, c.ok, c.detail});
   return out;
 }
 

@@ -82,6 +82,7 @@ enum class TagAction {
   race,         // another writer changed it meanwhile; not tagged
   refused,      // not written: the pushed image was not the verified one
   failed,       // the push failed
+  drifted,      // not moved: [policy] drift = "refuse" and the rebuild's packages differ
 };
 const char* to_string(TagAction a);  // "" for none
 const char* words(TagAction a);      // "tagged", "already tagged", "would tag", else to_string

@@ -34,6 +34,7 @@ struct ProvenanceInputs {
   std::string image_id;        // the verified image id (config digest)
   std::string combination;
   std::string matrix_name, matrix_path, matrix_digest;  // digest: "sha256:..." of the matrix file
+  std::string lock_path, lock_digest;  // MATRIX.lock when the plan was locked ("sha256:..."); empty otherwise
   std::string catalog_version;
   std::string dockerfile_digest;  // "sha256:..." of the rendered Dockerfile; empty: not rendered here
   std::string input_hash;         // the build's input hash (what decides a rebuild)

@@ -213,6 +213,10 @@ mus::data template_data(const plan::Combo& c, const plan::Plan& p) {
   d.str("venv", c.install.venv, optional_path);
   d.str("user", p.user, user_name);
   d.str("uid", std::to_string(p.uid));
+  // MATRIX.lock (src/lock): the apt snapshot the apt steps default to, and
+  // the base's locked image id for the Dockerfile's comment.
+  d.optional("apt_snapshot", c.apt_snapshot, optional_url);
+  d.optional("locked_image_id", c.locked_image_id, grammar::single_line);
   return d.take();
 }
 
@@ -393,6 +397,9 @@ Rendered Renderer::render(const plan::Combo& combo, const plan::Plan& p) const {
   r.inputs["catalog_version"] = p.catalog_version;
   r.inputs["local_image"] = r.local_image;
   r.inputs["parent"] = r.parent.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.parent);
+  r.lock = combo.lock_entry;
+  r.locked_base_id = combo.locked_image_id;
+  if (!p.lock_path.empty()) r.inputs["lock"] = {{"path", p.lock_path}, {"sha256", p.lock_sha256}, {"entry", combo.lock_entry}};
   return r;
 }
 

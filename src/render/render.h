@@ -37,6 +37,10 @@ struct Rendered {
   // what the static check expects on the built image. The template is the
   // one place that names them.
   std::map<std::string, std::string> labels;
+  // This combination's MATRIX.lock entry (plan::Combo::lock_entry): the
+  // input hash covers it. Empty without a lock.
+  std::string lock;
+  std::string locked_base_id;  // the base's image id the lock pins; the build refuses another
 };
 
 // The LABEL key="value" pairs of a Dockerfile (continuation lines joined;

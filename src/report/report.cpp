@@ -90,6 +90,7 @@ RunReport assemble(const plan::Plan& p, const build::Report* b, const verify::Re
     row.rule = c.rule;
     row.versions = plan_versions(c.versions);
     row.min_driver = c.min_driver;
+    for (const auto& n : c.end_of_life) row.end_of_life.push_back(n.text);
     for (const auto& t : c.targets) row.gpus[t.name] = kiln::to_string(t.support);
     if (c.status == plan::Status::excluded) {
       row.why = c.reason;
@@ -157,7 +158,8 @@ nlohmann::json to_json(const RunReport& r) {
                     {"measured", row.measured}, {"rule", row.rule},
                     {"versions", nlohmann::json(std::map<std::string, std::string>(row.versions.begin(), row.versions.end()))},
                     {"min_driver", row.min_driver}, {"log", row.log_path}, {"gpu_used", row.gpu_used},
-                    {"size", row.size}, {"largest_layers", row.largest_layers}, {"verdicts", places_json(row)}});
+                    {"size", row.size}, {"largest_layers", row.largest_layers}, {"verdicts", places_json(row)},
+                    {"end_of_life", row.end_of_life}});
   return {{"schema", "kiln.run/v2"}, {"matrix", r.matrix}, {"generated_at", r.generated_at}, {"kiln_version", r.kiln_version},
           {"catalog", {{"version", r.catalog_version}, {"collected", r.catalog_collected}}},
           {"summary", {{"valid", r.valid}, {"verified", r.verified}, {"tagged", r.tagged}}}, {"combos", rows}};

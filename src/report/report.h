@@ -43,6 +43,7 @@ struct Row {
   std::string log_path;               // the build log, when there is one
   std::vector<std::string> gpu_used;  // per gpu check that saw GPUs: "RUNNER: 0 NVIDIA H200 (sm_90), ..."
   std::vector<VerdictPlace> places;   // per gpu check with a placement: scheduler, node, GPU, driver, count, date
+  std::vector<std::string> end_of_life;  // the plan's end-of-life notes (eol.toml): past or within 90 days
 };
 
 struct RunReport {

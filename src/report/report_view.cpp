@@ -191,6 +191,12 @@ nlohmann::json view(const RunReport& r, Flavor flavor, const std::string& link_d
   v["has_rows"] = !rows.empty();
   v["not_tagged"] = not_tagged;
   v["has_not_tagged"] = !not_tagged.empty();
+  // End of life: every valid combination's notes, past or near (plan::EolNote).
+  nlohmann::json eol = nlohmann::json::array();
+  for (const auto& row : r.rows)
+    for (const auto& n : row.end_of_life) eol.push_back({{"id", text(row.id)}, {"text", text(n)}});
+  v["end_of_life"] = eol;
+  v["has_end_of_life"] = !eol.empty();
   v["excluded_groups"] = excluded_groups;
   v["has_excluded"] = !excluded_groups.empty();
   nlohmann::json columns = nlohmann::json::array();

@@ -159,13 +159,26 @@ TEST_CASE("promote attaches the SBOM and the provenance; both read back from the
     CHECK(verify_release((dir / "key.pub").string(), vr) == 0);
     REQUIRE(vr.is_object());
     CHECK(vr["verified"] == true);
-    CHECK(vr["checks"].size() == 3);
+    // the record, SBOM and provenance envelopes (referrers or .dsse tags),
+    // then cosign's layout: the .sig signature and one .att per document
+    CHECK(vr["checks"].size() == 7);
     for (const auto& c : vr["checks"]) CHECK(c["ok"] == true);
+    CHECK(vr["checks"][3]["kind"] == "cosign-signature");
+    CHECK(vr["checks"][4]["kind"] == "cosign-attestation:https://slsa.dev/provenance/v1");
     // by tag too
     const std::string c = bin + " verify-release " + kRegistry + "/" + repo + ":" + kCombo + " --key " + (dir / "key.pub").string() + " >/dev/null";
     CHECK(WEXITSTATUS(std::system(c.c_str())) == 0);
   }
 
+  {  // cosign's layout, checked independently of kiln: curl + jq on the manifests, openssl on the signatures
+    const std::string c = std::string("bash ") + KILN_SOURCE_DIR + "/tests/sbom/cosign_layout.sh check " + kRegistry + " " + repo +
+                          " " + digest + " " + (dir / "key.pub").string() + " " + (dir / "cosign").string() + " >" +
+                          (dir / "cosign.txt").string() + " 2>&1";
+    const int rc = std::system(c.c_str());
+    INFO(slurp(dir / "cosign.txt"));
+    CHECK(WEXITSTATUS(rc) == 0);
+    CHECK(slurp(dir / "cosign.txt").find("cosign layout OK") != std::string::npos);
+  }
   {  // the SBOM: SPDX of the promoted digest, every package dpkg-query lists in the image
     auto found = reg.attached(repo, digest, sbom::spdx_media_type, "sbom");
     REQUIRE(found.size() == 1);
@@ -249,6 +262,28 @@ TEST_CASE("promote attaches the SBOM and the provenance; both read back from the
     CHECK(reg.attached(repo, digest, sbom::spdx_media_type, "sbom").empty());
     // and one whose subject is another image is not this image's
     CHECK(reg.attached(repo, "sha256:" + std::string(64, '0'), sbom::spdx_media_type, "sbom").empty());
+  }
+  {  // a tampered cosign attestation (the provenance statement changed, its signature kept) is refused
+    const std::string c = std::string("bash ") + KILN_SOURCE_DIR + "/tests/sbom/cosign_layout.sh tamper " + kRegistry + " " + repo +
+                          " " + digest + " " + (dir / "tamper").string() + " >" + (dir / "tamper.txt").string() + " 2>&1";
+    const int rc = std::system(c.c_str());
+    INFO(slurp(dir / "tamper.txt"));
+    REQUIRE(WEXITSTATUS(rc) == 0);
+    json vr;
+    CHECK(verify_release((dir / "key.pub").string(), vr) == 1);
+    REQUIRE(vr.is_object());
+    bool refused = false, signature_still_ok = false;
+    for (const auto& ch : vr["checks"]) {
+      if (ch["kind"] == "cosign-attestation:https://slsa.dev/provenance/v1") refused = ch["ok"] == false;
+      if (ch["kind"] == "cosign-signature") signature_still_ok = ch["ok"] == true;
+    }
+    CHECK(refused);
+    CHECK(signature_still_ok);
+    // and openssl agrees: the layout check fails on the changed statement
+    const std::string again = std::string("bash ") + KILN_SOURCE_DIR + "/tests/sbom/cosign_layout.sh check " + kRegistry + " " +
+                              repo + " " + digest + " " + (dir / "key.pub").string() + " " + (dir / "cosign2").string() +
+                              " >/dev/null 2>&1";
+    CHECK(WEXITSTATUS(std::system(again.c_str())) != 0);
   }
   {  // a signing key that cannot sign: exit 2 naming it, before anything is pushed
     const std::string c = "KILN_SIGNING_KEY=" + (dir / "missing.pem").string() + " " + bin + " --data-dir " + KILN_SOURCE_DIR +

@@ -13,9 +13,15 @@ ARG DEBIAN_MIRROR=http://deb.debian.org/debian
 # proxy setting and nothing fetched through it stays in the image. Without
 # it (a plain `docker build`) apt goes straight to the mirror.
 ARG APT_PROXY=
+# The package snapshot the matrix's lock pins (kiln lock; docs/sbom.md):
+# when set, apt reads this dated snapshot (snapshot.debian.org's form)
+# instead of DEBIAN_MIRROR, so a rebuild installs the same versions. Empty
+# (no lock, or --build-arg KILN_APT_SNAPSHOT=): the live mirror.
+ARG KILN_APT_SNAPSHOT=
 RUN set -eux; \
     . /etc/os-release; \
-    echo "deb ${DEBIAN_MIRROR} ${VERSION_CODENAME} main contrib non-free" > /etc/apt/sources.list; \
+    if [ -n "${KILN_APT_SNAPSHOT}" ]; then src="[check-valid-until=no] ${KILN_APT_SNAPSHOT}"; else src="${DEBIAN_MIRROR}"; fi; \
+    echo "deb ${src} ${VERSION_CODENAME} main contrib non-free" > /etc/apt/sources.list; \
     rm -f /etc/apt/sources.list.d/debian.sources; \
     apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} update; \
     DEBIAN_FRONTEND=noninteractive apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} install -y --no-install-recommends \

@@ -13,9 +13,18 @@ FROM nvidia/cuda:12.4.1-runtime-ubuntu22.04
 # Constraints pin the bundled cuDNN and NCCL without installing anything.
 # APT_PROXY: as in the CUDA step, per apt command only.
 ARG APT_PROXY=
+# KILN_APT_SNAPSHOT: the lock's package snapshot, as in the CUDA step; an
+# Ubuntu base's archive/security URLs are pointed at it (snapshot.ubuntu.com
+# serves every pocket under one dated URL).
+ARG KILN_APT_SNAPSHOT=
 RUN set -eux; \
     if ! { command -v python3 >/dev/null 2>&1 && python3 -m venv /opt/venv; }; then \
       rm -rf /opt/venv; \
+      if [ -n "${KILN_APT_SNAPSHOT}" ]; then \
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do \
+          if [ -f "$f" ]; then sed -i -E "s#https?://(archive|security)\.ubuntu\.com/ubuntu/?#${KILN_APT_SNAPSHOT}#g" "$f"; fi; \
+        done; \
+      fi; \
       apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} update; \
       DEBIAN_FRONTEND=noninteractive apt-get ${APT_PROXY:+-o Acquire::http::Proxy=$APT_PROXY} install -y --no-install-recommends python3 python3-venv python3-pip; \
       apt-get clean; rm -rf /var/lib/apt/lists/*; \
