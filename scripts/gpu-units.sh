@@ -11,7 +11,7 @@
 #      `kiln verify` must record nothing (no GPU time: the ledger's rows);
 #   4. a table: A's verdict against B's, per combination.
 # Results go to $OUT (and bench/results/ when KILN_KEEP_RESULTS=1).
-# NOT YET RUN on a GPU host when written (2026-12-01): the lead runs it.
+# Run on the GPU host 2026-12-01: bench/results/2026-12-01-H200-units-*.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export OUT=${OUT:-$ROOT/build/gpu-units-out}
