@@ -53,9 +53,7 @@ using detail::may_retry;
 using detail::matches;
 using detail::no_engine_message;
 
-// Every engine must answer before anything builds (exit 2 otherwise); its
-// answer says its platform (when the runner declares none) and whether it
-// is Podman's (which reads RUN --mount).
+// Every engine must answer before anything builds (exit 2 otherwise).
 std::vector<Slot> check_engines(const Options& o) {
   if (o.engines.empty()) throw EnvironmentError("no engine to build on");
   std::vector<Slot> slots;
@@ -63,17 +61,42 @@ std::vector<Slot> check_engines(const Options& o) {
     Slot s{e.name, e.platforms, e.labels, e.backend == matrix::Backend::buildx};
     s.jobs = e.jobs;
     try {
-      engine::Client client(e.endpoint);
-      client.ping();
-      auto v = client.version();
-      s.podman = v.podman;
-      if (s.platforms.empty()) s.platforms = {engine_platform(v.os, v.arch)};
+      engine::Client(e.endpoint).ping();
     } catch (const std::exception& ex) {
       throw EnvironmentError(fmt::format("engine '{}': {}", e.name, ex.what()));
     }
     slots.push_back(std::move(s));
   }
   return slots;
+}
+
+// An engine's GET /version says its platform (when the runner declares
+// none) and whether it is Podman's (which reads RUN --mount). Asked only
+// when the plan needs the answer: an arm64 stage, or a RUN --mount stage.
+// Otherwise an undeclared engine is taken as linux/amd64, as kiln did before
+// engines declared platforms, and an engine that answers /_ping but stalls
+// on /version does not hold up a build that never needed it.
+void ask_versions(std::vector<Slot>& slots, const Options& o, const Graph& g) {
+  bool other_platform = false, run_mounts = false;
+  for (const auto& n : g.nodes) {
+    other_platform |= n.need.platform != "linux/amd64";
+    run_mounts |= n.need.run_mounts;
+  }
+  for (size_t i = 0; i < slots.size(); ++i) {
+    Slot& s = slots[i];
+    const bool want_platform = s.platforms.empty() && other_platform;
+    if (!want_platform && !run_mounts) {
+      if (s.platforms.empty()) s.platforms = {"linux/amd64"};
+      continue;
+    }
+    try {
+      auto v = engine::Client(o.engines[i].endpoint).version();
+      s.podman = v.podman;
+      if (s.platforms.empty()) s.platforms = {engine_platform(v.os, v.arch)};
+    } catch (const std::exception& ex) {
+      throw EnvironmentError(fmt::format("engine '{}': {}", o.engines[i].name, ex.what()));
+    }
+  }
 }
 
 // The engine whose ledger attempt last built each root for this matrix,
@@ -476,6 +499,7 @@ Report build_plan(const plan::Plan& p, const render::Renderer& r, const Options&
   std::unique_ptr<detail::AptCacher> apt_cache;
   const Options o = with_apt_cache(p, detail::resolve_builders(options, p), apt_cache);  // named buildx builders
   Graph g = detail::make_graph(p, r, o);
+  ask_versions(slots, o, g);
   std::vector<int> sticky;
   {
     state::Ledger ledger(o.state_dir + "/state.db");

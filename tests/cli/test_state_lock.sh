@@ -59,10 +59,14 @@ wait "$third"
 rc=$?
 check "the third built after the first died (its stage timed out on the silent engine: exit 2, got $rc)" test "$rc" -eq 2
 check "the lock file named the third then" grep -q "kiln build, pid $third" "$state/lock"
+# The third's stage fails on the silent engine; the scheduler then marks
+# that engine down and records the stage's last word: no engine can build it.
 check "the first's attempt was recovered as interrupted, the third's failed" python3 - "$state/state.db" <<'PY'
 import sqlite3, sys
-rows = [r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT status FROM builds ORDER BY id")]
-sys.exit(0 if rows == ["interrupted", "failed"] else 1)
+rows = list(sqlite3.connect(sys.argv[1]).execute("SELECT status, error FROM builds ORDER BY id"))
+ok = rows[0][0] == "interrupted" and len(rows) >= 2 and all(s == "failed" for s, _ in rows[1:]) \
+     and "sent nothing for 2 s" in rows[1][1]
+sys.exit(0 if ok else 1)
 PY
 echo "state lock: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
