@@ -117,8 +117,12 @@ platform = "linux/arm64"
 image = "$base:arm64-$$"
 
 [runners.local]
+engine = "${DOCKER_HOST:-unix:///var/run/docker.sock}"
 backend = "engine"
 gpu = "none"
+# qemu-aarch64's binfmt handler (scripts/setup-qemu.sh) lets this engine run
+# arm64 RUN steps: it builds both platforms (the scheduler places by them).
+platform = ["linux/amd64", "linux/arm64"]
 EOF
 K() { "$kiln" --data-dir "$data" "$@"; }
 st=$tmp/state
