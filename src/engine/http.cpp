@@ -2,6 +2,8 @@
 // or an ssh-forwarded socket. One easy handle per request: requests are few
 // and long (builds, waits), so reuse buys nothing.
 #include "engine/internal.h"
+
+#include <fmt/format.h>
 #include "util/env_limits.h"
 
 #include <curl/curl.h>
@@ -339,9 +341,13 @@ HttpResponse http(const Endpoint& ep, const HttpRequest& req) {
 
 HttpResponse http_ok(const Endpoint& ep, const HttpRequest& req) {
   HttpResponse r = http(ep, req);
-  if (r.status >= 400)
-    throw ApiError(static_cast<int>(r.status),
-                   req.method + " " + req.path.substr(0, req.path.find('?')) + ": " + r.message());
+  if (r.status >= 400) {
+    std::string what = r.message();
+    // Something that is not an engine (a web server on that port) answers
+    // errors with no body: say which status, and where it came from.
+    if (what.empty()) what = fmt::format("HTTP {} with an empty answer from {}: is a Docker engine listening there?", r.status, ep.uri());
+    throw ApiError(static_cast<int>(r.status), req.method + " " + req.path.substr(0, req.path.find('?')) + ": " + what);
+  }
   return r;
 }
 
