@@ -273,6 +273,7 @@ if [[ $mode == failover ]]; then
   bg_pids+=("$pid")
   both_building() { [[ $(sql "$st" "select count(distinct runner) from builds where status = 'building'" 2>/dev/null) -ge 2 ]]; }
   if wait_for 60 both_building; then
+    killed_ms=$(date +%s%3N)
     kill -9 "$(dockerd_pid ${names[0]})" "$(dockerd_pid ${names[2]})"
     wait_for 120 bash -c "! kill -0 $pid 2>/dev/null"
     if kill -0 "$pid" 2>/dev/null; then fail "kiln still runs 120 s after every engine died (hang)"; fi
@@ -282,8 +283,12 @@ if [[ $mode == failover ]]; then
       "$(sql "$st" "select count(*) from builds where status = 'building'")" -eq 0
     check "stderr says the engines stopped answering ($(grep 'kiln: error' "$tmp/b5.err" | head -c 160))" \
       grep -q "kiln: error: .*stopped answering\|kiln: error: .*no engine can build it" "$tmp/b5.err"
-    check "no combination built, each failed or skipped" test \
-      "$(json "$tmp/b5.json" "d['summary']['failed'] + d['summary']['skipped'] == len(d['combos'])")" == True
+    # A stage may finish in the instant before the kill, and kiln records it
+    # a moment later (its image read back): 2 s of grace; none built later.
+    echo "     (after the kills: $(sql "$st" "select count(*) from builds where status = 'built' and finished_at > $killed_ms") built; summary $(json "$tmp/b5.json" "d['summary']"), $(json "$tmp/b5.json" "len(d['combos'])") combos)"
+    check "no combination built after the kills; the others failed or skipped" test \
+      "$(sql "$st" "select count(*) from builds where status = 'built' and finished_at > $killed_ms + 2000")" -eq 0 -a \
+      "$(json "$tmp/b5.json" "d['summary']['failed'] >= 1 and d['summary']['failed'] + d['summary']['skipped'] + d['summary']['built'] + d['summary']['cached'] == len(d['combos'])")" == True
   else
     fail "e1 and e3 never built at once: $(tail -n 5 "$tmp/b5.err")"
   fi
