@@ -80,6 +80,18 @@ void record(state::Ledger& ledger, const std::string& image_id, const CheckResul
   ledger.record_verdict({image_id, r.runner, r.check, to_string(r.status), json_text(detail), 0});  // a smoke log may hold any bytes
 }
 
+// The ledger's latest gpu verdict of this image on this runner is this
+// refusal (decided from the arch list, no container ran).
+bool same_refusal_recorded(const state::Ledger& ledger, const std::string& image_id, const CheckResult& refusal) {
+  for (const auto& v : ledger.verdicts(image_id)) {
+    if (v.runner != refusal.runner || v.check != refusal.check) continue;
+    auto d = nlohmann::json::parse(v.detail_json, nullptr, false);
+    return parse_check_status(v.status) == refusal.status && d.is_object() && d.value("refused", false) &&
+           d.value("problems", nlohmann::json::array()) == nlohmann::json(refusal.problems);
+  }
+  return false;
+}
+
 // Runs `run` unless the ledger already has a pass for this image, runner
 // and check; records what ran.
 template <typename Fn>
@@ -147,7 +159,10 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
       if (r.gpu == matrix::GpuMode::none && !o.smoke_on_cpu) continue;
       if (auto why = runner_refusal(r, c.arch); !why.empty()) {  // not run: it could only fail, or pass on the wrong GPU
         CheckResult refused{"gpu", r.name, CheckStatus::failed, {why}, {{"refused", true}}, false};
-        record(ledger, v.image_id, refused);
+        // The same refusal of the same bytes is already on record: it is a
+        // fact about the arch list, so saying it again adds only a row.
+        refused.reused = same_refusal_recorded(ledger, v.image_id, refused);
+        if (!refused.reused) record(ledger, v.image_id, refused);
         v.checks.push_back(std::move(refused));
         continue;
       }
