@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "util/text.h"
 #include "cli/audit_input.h"
 #include "cli/commands.h"
 #include "drift/drift.h"
@@ -29,14 +30,7 @@ struct DriftArgs {
   std::string format = "table";
 };
 
-std::string rfc3339(std::int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string rfc3339(std::int64_t unix_ms) { return utc_time(unix_ms, "%Y-%m-%dT%H:%M:%SZ"); }
 
 sbom::Inventory inventory_of(const std::string& image_id) {
   OpenedImage in = open_image("docker-daemon:" + image_id);  // by id: the engine keeps both builds

@@ -1,4 +1,5 @@
 // The in-toto statement with its SLSA provenance v1 predicate.
+#include "util/text.h"
 #include "promote/provenance.h"
 
 #include "util/base64.h"
@@ -19,14 +20,7 @@ std::string hex_of(const std::string& digest) {
 // A DigestSet: {"sha256": "<hex>"}.
 json digest_set(const std::string& digest) { return {{"sha256", hex_of(digest)}}; }
 
-std::string rfc3339(std::int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string rfc3339(std::int64_t unix_ms) { return utc_time(unix_ms, "%Y-%m-%dT%H:%M:%SZ"); }
 
 }  // namespace
 

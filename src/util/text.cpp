@@ -92,8 +92,10 @@ void write_file_atomic(const std::string& path, std::string_view content) {
   std::filesystem::rename(tmp, path);
 }
 
-std::string utc_now(const char* format) {
-  std::time_t t = std::time(nullptr);
+std::string utc_now(const char* format) { return utc_time(std::int64_t{std::time(nullptr)} * 1000, format); }
+
+std::string utc_time(std::int64_t unix_ms, const char* format) {
+  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
   std::tm utc{};
   gmtime_r(&t, &utc);
   char buf[64];

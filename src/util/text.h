@@ -1,5 +1,6 @@
 // Small string helpers shared by every room.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -24,5 +25,7 @@ void write_file_atomic(const std::string& path, std::string_view content);
 // The current UTC time written with strftime's `format` ("%Y-%m-%d",
 // "%Y-%m-%dT%H:%M:%SZ"): the one clock for stamps in locks, plans and reports.
 std::string utc_now(const char* format);
+// A unix time in milliseconds written the same way ("%Y-%m-%dT%H:%M:%SZ": RFC 3339).
+std::string utc_time(std::int64_t unix_ms, const char* format);
 
 }  // namespace kiln

@@ -79,14 +79,7 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string utc_now() { return kiln::utc_now("%Y-%m-%dT%H:%M:%SZ"); }
 
 // Where the verdict was obtained, in the portable unit's terms
 // (smoke_unit.h): the node, the job, and the GPUs as the suite saw them
