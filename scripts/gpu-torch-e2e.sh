@@ -109,7 +109,8 @@ else
 fi
 [ "${KILN_TORCH_CONTROLS:-1}" = 1 ] || log "controls skipped (KILN_TORCH_CONTROLS=0)"
 PIDS=()
-for c in shm64 sm70 cudnn; do
+# KILN_TORCH_CONTROL_LIST="shm64": only the named controls (a device call spent on one question).
+for c in ${KILN_TORCH_CONTROL_LIST:-shm64 sm70 cudnn}; do
   [ "${KILN_TORCH_CONTROLS:-1}" = 1 ] || break
   [ -f "$WORK/matrices/gpu-torch-$c.toml" ] && { run_matrix "gpu-torch-$c" & PIDS+=($!); }
 done
@@ -120,8 +121,10 @@ done
 for r in gpu-torch gpu-torch-shm64 gpu-torch-sm70 gpu-torch-cudnn; do
   printf '%s ' "kiln/$r"; curl -s "http://$REG_ADDR/v2/kiln/$r/tags/list"; echo
 done >"$OUT/registry-tags.txt"
+# The matrices this call ran (a controls-only call has no positive pair to judge).
+RAN=(); for r in gpu-torch gpu-torch-shm64 gpu-torch-sm70 gpu-torch-cudnn; do [ -f "$OUT/$r-run.json" ] && RAN+=("$r"); done
 python3 "$ROOT/scripts/gpu-torch-table.py" "$REG_ADDR" "${NGPU:-0} x ${GPU_NAME:-no GPU}" "$(el "$T0")" "$OUT" \
-  gpu-torch gpu-torch-shm64 gpu-torch-sm70 gpu-torch-cudnn | tee "$OUT/$DATE-$GPU_SLUG-torch-table.txt"
+  "${RAN[@]}" | tee "$OUT/$DATE-$GPU_SLUG-torch-table.txt"
 RC=${PIPESTATUS[0]}
 pod images >>"$LOG" 2>&1
 cp "$LOG" "$OUT/$DATE-$GPU_SLUG-torch.log" 2>/dev/null

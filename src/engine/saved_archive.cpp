@@ -1,5 +1,8 @@
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <fstream>
 
 #include "engine/engine.h"
@@ -17,9 +20,17 @@ SavedArchive::SavedArchive(Client& client, const std::string& image, const fs::p
   path_ = tmpl;
   try {
     std::ofstream out(path_, std::ios::binary);
-    client.save_image(image, [&](std::string_view chunk) { return bool(out.write(chunk.data(), chunk.size())); });
+    int write_errno = 0;  // ofstream forgets why; errno right after the failed write says it (ENOSPC, EDQUOT)
+    client.save_image(image, [&](std::string_view chunk) {
+      if (out.write(chunk.data(), chunk.size())) return true;
+      write_errno = errno;
+      return false;
+    });
     out.close();
-    if (!out) throw std::runtime_error("cannot write " + path_.string());
+    if (!out && write_errno == 0) write_errno = errno;
+    if (!out)
+      throw std::runtime_error("cannot write " + path_.string() + (write_errno ? ": " + std::string(std::strerror(write_errno)) : "") +
+                               " (the whole image is saved there before it is read; point TMPDIR or the state directory at a larger disk)");
   } catch (...) {
     std::error_code ec;
     fs::remove(path_, ec);

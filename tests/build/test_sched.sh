@@ -184,7 +184,8 @@ all = ["cuda"]
 devel = ["big-disk"]')
   st=$tmp/st2
   K build "$m" --only 'pytorch2.6.0-*' --only 'pytorch2.5.1-*-runtime' -j 4 --state-dir "$st" --format json >"$tmp/b2.json" 2>"$tmp/b2.err"
-  check "build exits 0 ($(tail -n 2 "$tmp/b2.err" | tr '\n' ' '))" test $? -eq 0
+  rc=$?  # before the check's own $(tail): a command substitution would reset $?
+  check "build exits 0 (got $rc: $(tail -n 2 "$tmp/b2.err" | tr '\n' ' '))" test $rc -eq 0
   check "nothing on the arm64 engine" test "$(sql "$st" "select count(*) from builds where runner = 'e3'")" -eq 0
   check "every devel stage on e2" test "$(sql "$st" "select count(*) from builds where stage_id like '%-devel' and runner <> 'e2'")" -eq 0
   check "2.6.0's runtimes with their devels on e2" test \

@@ -54,7 +54,8 @@ check "build exit 0" test $? -eq 0
 
 # --- the units -----------------------------------------------------------
 k export units "$m" --only "$combo" --staging "$staging" --state-dir "$state" -o "$tmp/units.json" 2>"$tmp/export.err"
-check "export units exit 0 ($(tail -1 "$tmp/export.err"))" test $? -eq 0
+rc=$?  # before the check's own $(tail): a command substitution would reset $?
+check "export units exit 0 (got $rc: $(tail -3 "$tmp/export.err" | tr '\n' ' '))" test $rc -eq 0
 check "one unit per runner class, images by digest" py "$tmp/units.json" \
   "sorted(u['runner'] for u in j['units'])==['gpu','local'] and all('@sha256:' in u['image'] and '@sha256:' in u['smoke_image'] for u in j['units'])"
 check "the gpu runner's unit asks for 2 GPUs, 2 GiB /dev/shm, attaches them with --gpus" py "$tmp/units.json" \
