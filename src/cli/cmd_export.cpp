@@ -32,12 +32,8 @@ int run_export(const Common& common, const ExportArgs& a) {
   Loaded l = load_plan(common, a.matrix);
   require_matches(l.p, a.only);
   render::Renderer renderer(common.templates());
-  verify::Options o;
-  o.runners = runners_for(l.m, a.runners);
-  o.state_dir = a.state_dir;
-  o.only = a.only;
+  verify::Options o = verify_options(l.m, a.runners, a.state_dir, a.only, common.data_dir, nullptr);
   o.timeout_s = a.timeout_s;
-  o.kernels_dir = common.data_dir + "/kernels";
   auto lock = lock_state_dir(a.state_dir, "export");  // it builds smoke images into the state dir
   std::string staging = a.staging.empty() ? verify::default_staging(l.p) : a.staging;
   verify::PreparedUnits prepared = verify::prepare_units(l.p, renderer, o, staging);

@@ -40,13 +40,8 @@ int run_all(const Common& common, const PromoteArgs& a) {
   build::Report b = build::build_plan(l.p, renderer, bo, [&](const build::Event& e) { progress.on(e); });
 
   if (talk) std::cerr << "verify: static checks and the smoke suite on the runners\n";
-  verify::Options vo;
-  vo.runners = runners_for(l.m, a.runners);
-  vo.state_dir = a.state_dir;
-  vo.only = a.only;
+  verify::Options vo = verify_options(l.m, a.runners, a.state_dir, a.only, common.data_dir, &l.cat);
   vo.smoke_on_cpu = a.smoke_on_cpu;
-  vo.kernels_dir = common.data_dir + "/kernels";
-  vo.catalog = &l.cat;
   vo.on_step = [&](const std::string& what) { progress.step(what); };
   verify::Report v = verify::verify_plan(l.p, renderer, vo);
 

@@ -83,15 +83,10 @@ int run_verify(const Common& common, const VerifyArgs& a) {
   Loaded l = load_plan(common, a.matrix);
   require_matches(l.p, a.only);
   render::Renderer renderer(common.templates());
-  verify::Options o;
-  o.runners = runners_for(l.m, a.runners);
-  o.state_dir = a.state_dir;
-  o.only = a.only;
+  verify::Options o = verify_options(l.m, a.runners, a.state_dir, a.only, common.data_dir, &l.cat);
   o.force = a.force;
   o.smoke_on_cpu = a.smoke_on_cpu;
   o.timeout_s = a.timeout_s;
-  o.kernels_dir = common.data_dir + "/kernels";
-  o.catalog = &l.cat;
   auto lock = lock_state_dir(a.state_dir, "verify");  // it records verdicts
   if (!a.ingest.empty()) return run_ingest(common, a, l, renderer, o);
   Progress progress(a.format == "json" || common.quiet

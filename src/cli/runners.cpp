@@ -77,6 +77,18 @@ std::vector<verify::Runner> runners_for(const matrix::Matrix& m, const std::vect
   return out;
 }
 
+verify::Options verify_options(const matrix::Matrix& m, const std::vector<std::string>& runner_names,
+                               const std::string& state_dir, const std::vector<std::string>& only,
+                               const std::string& data_dir, const catalog::Catalog* catalog) {
+  verify::Options o;
+  o.runners = runners_for(m, runner_names);
+  o.state_dir = state_dir;
+  o.only = only;
+  o.kernels_dir = data_dir + "/kernels";
+  o.catalog = catalog;
+  return o;
+}
+
 std::vector<build::EngineSpec> engines_for(const matrix::Matrix& m, const std::vector<std::string>& names) {
   std::vector<build::EngineSpec> out;
   for (const auto& r : m.runners) {

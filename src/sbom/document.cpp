@@ -20,14 +20,7 @@ std::string created_at(const DocumentInfo& info) {
   if (const char* e = std::getenv("SOURCE_DATE_EPOCH"); e && *e) {
     char* end = nullptr;
     const long long secs = std::strtoll(e, &end, 10);
-    if (end && *end == '\0' && secs >= 0) {
-      std::time_t t = static_cast<std::time_t>(secs);
-      std::tm tm{};
-      gmtime_r(&t, &tm);
-      char buf[32];
-      std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-      return buf;
-    }
+    if (end && *end == '\0' && secs >= 0) return utc_time(std::int64_t{secs} * 1000, "%Y-%m-%dT%H:%M:%SZ");
   }
   return utc_now("%Y-%m-%dT%H:%M:%SZ");
 }
