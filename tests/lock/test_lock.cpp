@@ -1,7 +1,9 @@
 // MATRIX.lock (src/lock), the drift comparison (src/drift) and the plan's
 // end-of-life notes (recipes/catalog/eol.toml).
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -166,34 +168,109 @@ TEST_CASE("drift: package changes by kind and name; verdict and cause", "[drift]
   CHECK(c.verdict() == "unknown");
 }
 
+namespace {
+
+// A one-combination matrix on an nvidia/cuda base.
+matrix::Matrix nvidia_matrix(const std::string& cuda, const std::string& os) {
+  return matrix::parse_matrix_text(fmt::format("name = \"n\"\ntargets = [\"T4\"]\n[axes]\ncuda = [\"{}\"]\nos = [\"{}\"]\n"
+                                               "flavor = [\"runtime\"]\n[tags]\ntemplates = [\"{{cuda}}-{{os}}-{{flavor}}\"]\n",
+                                               cuda, os),
+                                   "n.toml");
+}
+
+// The plan's notes for kind/name across its valid combinations.
+std::vector<plan::EolNote> notes(const plan::Plan& p, std::string_view kind, std::string_view name) {
+  std::vector<plan::EolNote> out;
+  for (const auto& c : p.combos)
+    if (c.status == plan::Status::valid)
+      for (const auto& n : c.end_of_life)
+        if (n.kind == kind && n.name == name) out.push_back(n);
+  return out;
+}
+
+}  // namespace
+
+// "Today" is make_plan's argument (the CLI's KILN_TODAY), never the clock.
+TEST_CASE("end of life: sourced dates in the catalog", "[eol]") {
+  // Debian's own data (distro-info-data): bookworm's regular security
+  // support ends 2026-07-11, LTS 2028-06-30; jammy's standard support
+  // 2027-06-01. Confirmed, with their sources.
+  const auto* deb12 = cat().find_end_of_life("os", "debian12");
+  REQUIRE(deb12);
+  CHECK(deb12->eol == "2026-07-11");
+  CHECK(deb12->removal == "2028-06-30");
+  CHECK(!deb12->provenance.inferred);
+  CHECK(std::find(deb12->provenance.sources.begin(), deb12->provenance.sources.end(), "DISTRO-INFO") !=
+        deb12->provenance.sources.end());
+  const auto* jammy = cat().find_end_of_life("os", "ubuntu22.04");
+  REQUIRE(jammy);
+  CHECK(jammy->eol == "2027-06-01");
+  CHECK(jammy->removal == "2032-04-21");
+  CHECK(!jammy->provenance.inferred);
+  // CUDA 11.x: derived from NVIDIA's two-major-versions rule (11 EOL when
+  // 13.0.0 shipped, 2025-08-09), so inferred, and the note says derived.
+  const auto* cu118 = cat().find_end_of_life("cuda", "11.8");
+  REQUIRE(cu118);
+  CHECK(cu118->eol == "2025-08-09");
+  CHECK(cu118->provenance.inferred);
+  CHECK(cu118->provenance.note.find("derived") != std::string::npos);
+  // NVIDIA states no EOL for 12.1.1 (its chart keeps it Active): no entry,
+  // not the 12.1.0 row's date.
+  CHECK(cat().find_end_of_life("cuda", "12.1") == nullptr);
+}
+
 TEST_CASE("end of life: past and near dates are noted per combination, with the catalog's words", "[eol]") {
   const auto m = matrix::parse_matrix_file(std::string(KILN_SOURCE_DIR) + "/matrices/offline.toml");
-  // Debian 12's regular security support ends 2026-06-10 (eol.toml).
   plan::Plan before = plan::make_plan(m, cat(), {}, "2026-01-01");
   for (const auto& c : before.combos) CHECK(c.end_of_life.empty());
-  plan::Plan near = plan::make_plan(m, cat(), {}, "2026-05-01");
+  // Within 90 days: 71 days before bookworm's 2026-07-11.
+  auto near = notes(plan::make_plan(m, cat(), {}, "2026-05-01"), "os", "debian12");
+  REQUIRE(!near.empty());
+  for (const auto& n : near) {
+    CHECK(n.status == "soon");
+    CHECK(n.days == 71);
+    CHECK(n.date == "2026-07-11");
+    CHECK(!n.inferred);
+    CHECK(n.text.find("reaches end of life on 2026-07-11 (in 71 days)") != std::string::npos);
+    CHECK(n.text.find("extended support ends on 2028-06-30") != std::string::npos);
+  }
+  // Past: 143 days after it; Debian's packaged CUDA has no nvidia/cuda note,
+  // and trixie (2028-08-09) none yet.
   plan::Plan past = plan::make_plan(m, cat(), {}, "2026-12-01");
-  bool saw_near = false, saw_past = false;
-  for (const auto& c : near.combos)
-    for (const auto& n : c.end_of_life)
-      if (n.name == "debian12") saw_near = n.status == "soon" && n.days == 40 && n.text.find("2028-06-30") != std::string::npos;
+  auto gone = notes(past, "os", "debian12");
+  REQUIRE(!gone.empty());
+  for (const auto& n : gone) {
+    CHECK(n.status == "past");
+    CHECK(n.days == 143);
+    CHECK(n.text.find("past end of life since 2026-07-11 (143 days)") != std::string::npos);
+  }
   for (const auto& c : past.combos) {
     if (c.status != plan::Status::valid) continue;
     if (c.versions.os == "debian13") CHECK(c.end_of_life.empty());
-    for (const auto& n : c.end_of_life) saw_past = saw_past || (n.name == "debian12" && n.status == "past" && n.days == 174);
+    for (const auto& n : c.end_of_life) CHECK(n.kind == "os");
   }
-  CHECK(saw_near);
-  CHECK(saw_past);
-  // nvidia/cuda tags: only where the base is NVIDIA's (11.8: inferred date)
-  plan::Plan nv = plan::make_plan(matrix::parse_matrix_text("name = \"n\"\ntargets = [\"T4\"]\n[axes]\ncuda = [\"11.8\"]\n"
-                                                            "os = [\"ubuntu22.04\"]\nflavor = [\"runtime\"]\n[tags]\ntemplates = [\"{cuda}-{os}-{flavor}\"]\n",
-                                                            "n.toml"),
-                                  cat(), {}, "2026-12-01");
-  bool cuda_past = false;
-  for (const auto& c : nv.combos)
-    for (const auto& n : c.end_of_life)
-      cuda_past = cuda_past || (n.kind == "cuda" && n.name == "11.8" && n.inferred && n.text.find("deleted") != std::string::npos);
-  CHECK(cuda_past);
+  // nvidia/cuda tags: only where the base is NVIDIA's; 11.8's date is
+  // derived, so the note says "inferred"; its tags' removal has passed.
+  plan::Plan nv = plan::make_plan(nvidia_matrix("11.8", "ubuntu22.04"), cat(), {}, "2026-12-01");
+  auto cu = notes(nv, "cuda", "11.8");
+  REQUIRE(cu.size() == 1);
+  CHECK(cu[0].status == "past");
+  CHECK(cu[0].days == 479);
+  CHECK(cu[0].inferred);
+  CHECK(cu[0].text.find("deleted from Docker Hub and NGC since 2025-09-09") != std::string::npos);
+  CHECK(cu[0].text.find("(date inferred)") != std::string::npos);
+  CHECK(notes(nv, "os", "ubuntu22.04").empty());  // 182 days to 2027-06-01: not yet
+  // Jammy within 90 days of its sourced date, on a 12.1 base NVIDIA has not
+  // dated: the OS note only.
+  plan::Plan jam = plan::make_plan(nvidia_matrix("12.1", "ubuntu22.04"), cat(), {}, "2027-04-01");
+  auto os = notes(jam, "os", "ubuntu22.04");
+  REQUIRE(os.size() == 1);
+  CHECK(os[0].status == "soon");
+  CHECK(os[0].days == 61);
+  CHECK(!os[0].inferred);
+  CHECK(os[0].text.find("2027-06-01") != std::string::npos);
+  CHECK(os[0].text.find("2032-04-21") != std::string::npos);
+  CHECK(notes(jam, "cuda", "12.1").empty());
   const auto* e = cat().find_end_of_life("os", "ubuntu24.04");
   REQUIRE(e);
   CHECK(!e->provenance.sources.empty());

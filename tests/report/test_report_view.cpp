@@ -20,10 +20,11 @@ namespace {
 
 bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
-kiln::plan::Plan offline_plan() {
+// `today` dates the end-of-life notes (empty: KILN_TODAY or the clock).
+kiln::plan::Plan offline_plan(const std::string& today = {}) {
   auto cat = kiln::catalog::Catalog::load("recipes");
   auto m = kiln::matrix::parse_matrix_file("matrices/offline.toml");
-  return kiln::plan::make_plan(m, cat);
+  return kiln::plan::make_plan(m, cat, {}, today);
 }
 
 // Runtime: built, static passed, refused on the GPU runner (not tagged).
@@ -110,6 +111,24 @@ TEST_CASE("a section with nothing to say is left out", "[report]") {
   CHECK_FALSE(has(empty, "## Combinations"));
   CHECK_FALSE(has(empty, "## GPUs the images serve"));
   CHECK(has(empty, "## Legend"));
+}
+
+TEST_CASE("the end-of-life section lists the plan's notes, dated by the plan's today", "[report][eol]") {
+  // Debian 12's regular security support ended 2026-07-11 (eol.toml,
+  // distro-info-data): on 2026-12-01 every Debian 12 row says so.
+  auto r = report::assemble(offline_plan("2026-12-01"), nullptr, nullptr, nullptr);
+  const std::string md = report::markdown(r, "templates");
+  CHECK(has(md, "## End of life"));
+  CHECK(has(md, "- **cuda11.8-debian12-runtime**: debian12's regular security support is past end of life since "
+                "2026-07-11 (143 days); extended support ends on 2028-06-30"));
+  CHECK_FALSE(has(md, "debian13's"));
+  const std::string html = report::html(r, "templates");
+  CHECK(has(html, "id=\"end-of-life\""));
+  CHECK(has(html, "since 2026-07-11 (143 days)"));
+  // Before the 90-day window nothing is noted and the section is left out.
+  auto early = report::assemble(offline_plan("2026-01-01"), nullptr, nullptr, nullptr);
+  CHECK_FALSE(has(report::markdown(early, "templates"), "## End of life"));
+  CHECK_FALSE(has(report::html(early, "templates"), "id=\"end-of-life\""));
 }
 
 TEST_CASE("a broken report template is an error naming the file", "[report]") {
