@@ -656,6 +656,8 @@ cuda = ["12.1", "12.8", "12.9", "13.0", "13.2"]
 os = ["ubuntu22.04"]
 flavor = ["runtime"]
 platform = ["linux/amd64", "linux/arm64"]
+[policy]
+targets = "any"
 )");
   auto gh200 = [](const plan::Combo& c) {
     for (const auto& t : c.targets)
