@@ -71,6 +71,7 @@ std::vector<verify::Runner> runners_for(const matrix::Matrix& m, const std::vect
     if (!names.empty() && std::count(names.begin(), names.end(), r.name) == 0) continue;
     out.push_back({r.name, endpoint_of(r), r.gpu, r.gpu_classes, r.backend, r.devices, r.driver_libs,
                    r.shm_size > 0 ? r.shm_size : verify::Runner{}.shm_size, r.ipc, r.gpus, r.gpu_product, r.slurm});
+    if (!r.platforms.empty()) out.back().platform = r.platforms.front();  // the host's own; others are emulated builds
   }
   require_runners(m, names, "--runner");
   if (out.empty()) out.push_back(verify::Runner{.name = "local", .endpoint = engine::Endpoint::from_env()});

@@ -142,6 +142,13 @@ bool resolve_pytorch(Combo& combo, const Catalog& c, const catalog::CudaRelease&
   combo.arch = build->arch;
   note_inferred(combo, rel->provenance, "PyTorch " + rel->version.str());
   note_inferred(combo, build->provenance, fmt::format("PyTorch {}+cu{}{}", rel->version.str(), cuda.version.major(), cuda.version.minor()));
+  // The catalog reads a build's pins and arch list from its x86_64 wheels;
+  // the aarch64 wheel is only known to exist. Say so rather than vouch.
+  if (combo.platform == "aarch64")
+    combo.inferred.push_back(fmt::format(
+        "PyTorch {}+cu{}{} for aarch64: its cuDNN, NCCL and arch list are the x86_64 wheel's (the catalog records only "
+        "that the aarch64 wheel exists; kiln verify's static check reads the image's own) [{}]",
+        rel->version.str(), cuda.version.major(), cuda.version.minor(), join(build->provenance.sources, ", ")));
 
   std::string cudnn = axis(combo, "cudnn");
   if (cudnn == "none") {

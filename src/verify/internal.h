@@ -68,7 +68,9 @@ CheckResult gpu_check(const plan::Combo& c, const plan::Plan& p, const render::R
 
 // The policy's decision from the checks that ran (or were reused). A GPU
 // class the arch list cannot serve is refused, whatever the checks say.
-void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners, const ArchList& arch);
+// `platform`: the image's ("linux/arm64"); only runners of it count.
+void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Runner>& runners, const ArchList& arch,
+            const std::string& platform = "linux/amd64");
 
 // Why a GPU class (a policy's or a runner's "sm_70") cannot run an image
 // built for `arch`, in words; "" when it can (SASS or PTX JIT).

@@ -156,6 +156,7 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
                                }));
   if (wants(c.policy, "gpu"))
     for (const auto& r : o.runners) {
+      if (r.platform != matrix::oci_platform(c.platform)) continue;  // an arm64 image on an x86_64 GPU host proves nothing
       if (r.gpu == matrix::GpuMode::none && !o.smoke_on_cpu) continue;
       if (auto why = runner_refusal(r, c.arch); !why.empty()) {  // not run: it could only fail, or pass on the wrong GPU
         CheckResult refused{"gpu", r.name, CheckStatus::failed, {why}, {{"refused", true}}, false};
@@ -176,7 +177,7 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
     }
   if (wants(c.policy, "gpu"))
     for (auto& r : recorded_gpu_passes(ledger, v.image_id, o.runners, o.suite_hash)) v.checks.push_back(std::move(r));
-  decide(v, c.policy, o.runners, c.arch);
+  decide(v, c.policy, o.runners, c.arch, matrix::oci_platform(c.platform));
   return v;
 }
 
@@ -218,7 +219,7 @@ ComboVerdict recorded_verdict(const plan::Combo& c, const std::string& image_id,
       for (const auto& p : r.detail["problems"]) r.problems.push_back(p.get<std::string>());
     v.checks.push_back(std::move(r));
   }
-  decide(v, c.policy, runners, c.arch);
+  decide(v, c.policy, runners, c.arch, matrix::oci_platform(c.platform));
   if (v.checks.empty()) v.reason = "not verified yet: run kiln verify";
   return v;
 }

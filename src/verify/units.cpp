@@ -60,6 +60,12 @@ PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& rendere
   for (const auto& c : p.combos) {
     if (c.status != plan::Status::valid || !selected(c.id, o.only)) continue;
     if (std::count(c.policy.verify.begin(), c.policy.verify.end(), "gpu") == 0) continue;
+    // A GPU check never runs emulated: units go to runners of the image's platform.
+    const std::string platform = matrix::oci_platform(c.platform);
+    if (std::none_of(classes.begin(), classes.end(), [&](const Runner& r) { return r.platform == platform; })) {
+      out.problems.push_back({c.id, "awaiting a runner for " + platform});
+      continue;
+    }
     std::string image = render::local_image(p, c.id);
     auto info = eng.inspect_image(image);
     if (!info) {
@@ -84,6 +90,7 @@ PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& rendere
                                            p.registry.credential_helper);
     std::string ld = image_ld_path(eng.inspect_image(smoke.tag));
     for (const auto& r : classes) {
+      if (r.platform != platform) continue;  // a GPU check never runs emulated
       // A class the arch list cannot serve gets no unit: it could only fail.
       if (std::any_of(r.gpu_classes.begin(), r.gpu_classes.end(),
                       [&](const std::string& cls) { return !detail::class_refusal(cls, c.arch).empty(); })) {

@@ -47,6 +47,10 @@ struct Runner {
   int gpus = 0;                          // GPUs a scheduled unit asks for; 0: one
   std::string gpu_product;               // nvidia.com/gpu.product of its nodes (GFD), for exported Jobs
   matrix::Runner::Slurm slurm;           // gpu = "slurm": the job it submits (verify/slurm.h)
+  // The platform its GPUs are hosted on ("linux/amd64", "linux/arm64"): the
+  // first of the matrix runner's `platform`. A GPU check never runs emulated,
+  // so an image is checked only on runners of its own platform.
+  std::string platform = "linux/amd64";
 };
 
 struct Options {

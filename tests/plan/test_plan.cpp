@@ -1,6 +1,9 @@
 // Expansion, exclusion and resolution against the real catalog.
 #include <catch2/catch.hpp>
 #include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
 
 #include "catalog/compat.h"
 #include "plan/plan.h"
@@ -419,8 +422,8 @@ TEST_CASE("x86_64 images never serve aarch64-only GPUs; [image] platform says ot
   CHECK(orin.support == Support::unsupported);
   CHECK(orin.reason == "Orin (sm_87) comes only in aarch64 systems: an x86_64 image never runs on it");
   std::string arm = std::string(kOne) + "[image]\nplatform = \"aarch64\"\n";
-  // The catalog records x86_64 wheels only: an aarch64 torch image is
-  // excluded by rule until aarch64 builds are recorded (here, as test data).
+  // The catalog records no aarch64 wheels of 2.8.0+cu128 (only cu129): an
+  // aarch64 torch image is excluded by rule until recorded (here, as test data).
   CHECK(plan::make_plan(matrix::parse_matrix_text(arm, "m.toml"), c).combos.at(0).rule == "pytorch-platform");
   for (auto& r : c.pytorch)
     for (auto& b : r.builds) b.platforms = {"x86_64", "aarch64"};
@@ -611,6 +614,83 @@ platform = ["x86_64", "aarch64"]
   CHECK(arm.status == plan::Status::excluded);
   CHECK(arm.rule == "pytorch-platform");
   CHECK(find(p, "pytorch2.6-cuda12.4-ubuntu22.04-runtime").status == plan::Status::valid);
+}
+
+// Issue 15.4: which PyTorch CUDA builds have aarch64 (sbsa) wheels, as the
+// catalog records them from pytorch/test-infra's release matrix at each
+// release's go-live commit (sources TI-A*, recipes/catalog/sources.toml).
+TEST_CASE("the catalog's aarch64 PyTorch wheels are exactly the sourced ones", "[plan][platform]") {
+  const std::set<std::string> sourced = {
+      "2.4.1+cu124",                                 // TI-A241 @ ccfc962e9
+      "2.5.1+cu124",                                 // TI-A251 @ 29912dec4
+      "2.6.0+cu126",                                 // TI-A260 @ b1bdc3323
+      "2.7.1+cu128",                                 // TI-A271 @ 30ee1aaac
+      "2.8.0+cu129",                                 // TI-A280 @ 21480431a
+      "2.9.1+cu126",  "2.9.1+cu128",  "2.9.1+cu130",   // TI-A291 @ 06789010b
+      "2.10.0+cu126", "2.10.0+cu128", "2.10.0+cu130",  // TI-A210 @ e8208cf27
+      "2.11.0+cu126", "2.11.0+cu128", "2.11.0+cu130",  // TI-A211 @ 0cd5e78a1
+      "2.12.1+cu126", "2.12.1+cu130", "2.12.1+cu132",  // TI-A2121 @ 77e179c3b
+      "2.13.0+cu126", "2.13.0+cu130", "2.13.0+cu132",  // TI-A213 @ 6d36e31f4
+  };
+  std::set<std::string> recorded;
+  for (const auto& r : cat().pytorch)
+    for (const auto& b : r.builds) {
+      std::string name = fmt::format("{}+cu{}{}", r.version.str(), b.cuda.major(), b.cuda.minor());
+      CHECK(b.serves("x86_64"));  // every build has x86_64 wheels
+      if (!b.serves("aarch64")) continue;
+      recorded.insert(name);
+      // Each aarch64 fact names its test-infra source.
+      CHECK(std::any_of(b.provenance.sources.begin(), b.provenance.sources.end(),
+                        [](const std::string& k) { return k.starts_with("TI-A"); }));
+    }
+  CHECK(recorded == sourced);
+}
+
+TEST_CASE("aarch64 PyTorch combinations are valid only where the catalog records the wheel", "[plan][platform]") {
+  plan::Plan p = plan_of(R"(
+name = "t"
+targets = ["H100", "GH200"]
+[axes]
+pytorch = ["2.3", "2.8", "2.13", "2.14"]
+cuda = ["12.1", "12.8", "12.9", "13.0", "13.2"]
+os = ["ubuntu22.04"]
+flavor = ["runtime"]
+platform = ["linux/amd64", "linux/arm64"]
+[policy]
+targets = "any"
+)");
+  auto gh200 = [](const plan::Combo& c) {
+    for (const auto& t : c.targets)
+      if (t.name == "GH200") return t.support;
+    return Support::unsupported;
+  };
+  // 2.8.0: test-infra's 2.8 release matrix lists cuda-aarch64 12.9 only (TI-A280).
+  const plan::Combo& cu129 = find(p, "pytorch2.8-cuda12.9-ubuntu22.04-runtime-aarch64");
+  REQUIRE(cu129.status == plan::Status::valid);
+  CHECK(cu129.platform == "aarch64");
+  CHECK(std::count(cu129.sources.begin(), cu129.sources.end(), "TI-A280") == 1);
+  CHECK(gh200(cu129) != Support::unsupported);  // Grace: served by the arm64 image
+  // The pins and arch list were read from x86_64 wheels: the plan says so.
+  CHECK(std::any_of(cu129.inferred.begin(), cu129.inferred.end(), [](const std::string& i) {
+    return i.starts_with("PyTorch 2.8.0+cu129 for aarch64: its cuDNN, NCCL and arch list are the x86_64 wheel's");
+  }));
+  CHECK(std::none_of(find(p, "pytorch2.8-cuda12.9-ubuntu22.04-runtime").inferred.begin(),
+                     find(p, "pytorch2.8-cuda12.9-ubuntu22.04-runtime").inferred.end(),
+                     [](const std::string& i) { return i.find("for aarch64") != std::string::npos; }));
+  const plan::Combo& cu128 = find(p, "pytorch2.8-cuda12.8-ubuntu22.04-runtime-aarch64");
+  CHECK(cu128.status == plan::Status::excluded);
+  CHECK(cu128.rule == "pytorch-platform");
+  CHECK(cu128.reason.starts_with("the catalog records no aarch64 wheels of PyTorch 2.8.0+cu128"));
+  CHECK(find(p, "pytorch2.8-cuda12.8-ubuntu22.04-runtime").status == plan::Status::valid);
+  // 2.13.0: 12.6, 13.0 and 13.2 aarch64 (TI-A213).
+  CHECK(find(p, "pytorch2.13-cuda13.2-ubuntu22.04-runtime-aarch64").status == plan::Status::valid);
+  CHECK(find(p, "pytorch2.13-cuda13.0-ubuntu22.04-runtime-aarch64").status == plan::Status::valid);
+  // 2.14.0: its go-live is past the test-infra history read, so x86_64 only.
+  CHECK(find(p, "pytorch2.14-cuda13.0-ubuntu22.04-runtime").status == plan::Status::valid);
+  CHECK(find(p, "pytorch2.14-cuda13.0-ubuntu22.04-runtime-aarch64").rule == "pytorch-platform");
+  // 2.3.1: the release matrix has CPU-only aarch64 wheels.
+  CHECK(find(p, "pytorch2.3-cuda12.1-ubuntu22.04-runtime").status == plan::Status::valid);
+  CHECK(find(p, "pytorch2.3-cuda12.1-ubuntu22.04-runtime-aarch64").rule == "pytorch-platform");
 }
 
 TEST_CASE("tags may be shared only by combinations differing in platform", "[plan][platform]") {

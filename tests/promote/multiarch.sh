@@ -7,7 +7,11 @@
 #
 #   multiarch.sh KILN    exit 0 passed, 1 a check failed, 77 skipped
 #
-# Negative first: with only the amd64 image verified, promote writes nothing
+# Verify routes GPU checks by platform: with only an amd64 GPU runner the
+# arm64 image's check runs nowhere and it awaits a linux/arm64 runner; with an
+# arm64 runner declared, its check goes there alone.
+#
+# Then promote. Negative first: with only the amd64 image verified, promote writes nothing
 # (an index never names an unverified platform) and says why. Then both
 # verified: one index, both manifests in it, each platform audited.
 #
@@ -149,6 +153,49 @@ got=$(docker run --rm --network none --platform linux/arm64 "kiln.local/$name:$a
 check "its RUN step ran (under qemu) and wrote /kiln-runtime-id = $got" test "$got" = "$arm"
 x86_id=$(docker image inspect --format '{{.Id}}' "kiln.local/$name:$x86")
 arm_id=$(docker image inspect --format '{{.Id}}' "kiln.local/$name:$arm")
+
+# --- verify: a GPU check goes only to a runner of the image's platform -----------
+section "verify the arm64 image with only an amd64 GPU runner: it awaits an arm64 one"
+# The same matrix asking for a gpu check on sm_90, with a GPU runner on this
+# (amd64) engine. Nothing of the arm64 image may run there (a GPU check never
+# runs emulated): verify reports it waiting for a linux/arm64 runner.
+sed -e 's/^verify = \["static"\]$/verify = ["static", "gpu"]\ngpu_classes = ["sm_90"]/' "$tmp/m.toml" >"$tmp/m-gpu.toml"
+cat >>"$tmp/m-gpu.toml" <<EOF
+
+[runners.gpu-amd64]
+engine = "${DOCKER_HOST:-unix:///var/run/docker.sock}"
+gpu = "nvidia"
+gpu_classes = ["sm_90"]
+platform = "linux/amd64"
+EOF
+K verify "$tmp/m-gpu.toml" --only "$arm" --state-dir "$tmp/state-verify" --format json >"$tmp/v.json" 2>"$tmp/v.err"
+rc=$?
+check "verify exits 1: not verified (rc $rc)" test $rc -eq 1
+[[ $rc -eq 1 ]] || cat "$tmp/v.err"
+# (the static check reads files on the first runner's engine, any platform)
+check "no gpu check of the arm64 image ran on the amd64 GPU runner" \
+  test "$(json "$tmp/v.json" 'sum(1 for c in d["combos"] for k in c["checks"] if k["check"] == "gpu")')" = 0
+reason=$(json "$tmp/v.json" 'd["combos"][0]["reason"]')
+echo "     reason: $reason"
+check "it awaits a runner for linux/arm64" \
+  bash -c '[[ $1 == *"awaiting a runner for linux/arm64 with GPU class sm_90 (runner gpu-amd64 is linux/amd64)"* ]]' _ "$reason"
+
+# With an arm64 GPU runner declared, the arm64 image's gpu check goes there
+# (and only there). This matrix has no devel image to compile the smoke
+# suite, so the check errs at once, on that runner: routing is what is tested.
+cat >>"$tmp/m-gpu.toml" <<EOF
+
+[runners.gpu-arm64]
+engine = "${DOCKER_HOST:-unix:///var/run/docker.sock}"
+gpu = "nvidia"
+gpu_classes = ["sm_90"]
+platform = "linux/arm64"
+EOF
+K verify "$tmp/m-gpu.toml" --only "$arm" --state-dir "$tmp/state-verify" --format json >"$tmp/v2.json" 2>"$tmp/v2.err"
+rc=$?
+check "verify exits 1 (rc $rc)" test $rc -eq 1
+check "the arm64 image's gpu check ran on gpu-arm64 only" \
+  test "$(json "$tmp/v2.json" '",".join(k["runner"] for c in d["combos"] for k in c["checks"] if k["check"] == "gpu")')" = gpu-arm64
 
 # --- negative: arm64 not verified -> no index, no tag, exit 1 ---------------------
 section "promote with only amd64 verified: nothing is tagged"

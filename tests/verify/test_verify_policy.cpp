@@ -202,3 +202,48 @@ TEST_CASE("static check: device code against the arch list", "[verify][static][n
   KILN_SKIP("nvcc not found at configure time");
 }
 #endif
+
+// Issue 15.4: each platform is verified on its own runner class. A GPU check
+// never runs emulated, so a pass on an x86_64 GPU host says nothing about an
+// arm64 image; with no runner of its platform the image waits, it does not fail.
+TEST_CASE("policy: gpu checks count only on runners of the image's platform", "[verify][policy][platform]") {
+  const auto local = runner("local", "none", {});
+  const auto h100 = runner("h100", "nvidia", {"sm_90"});  // platform default: linux/amd64
+  auto gh200 = runner("gh200", "nvidia", {"sm_90"});
+  gh200.platform = "linux/arm64";
+  const auto p = policy({"static", "gpu"}, {"sm_90"});
+  auto decide_for = [&](std::vector<verify::CheckResult> checks, const std::vector<verify::Runner>& runners,
+                        const std::string& platform) {
+    verify::ComboVerdict v{"c", "sha256:1", false, "", std::move(checks)};
+    verify::detail::decide(v, p, runners, *ArchList::parse("7.5;8.0;9.0"), platform);
+    return v;
+  };
+  CHECK(h100.platform == "linux/amd64");
+
+  SECTION("an arm64 image with only an x86_64 GPU runner awaits an arm64 one") {
+    auto v = decide_for({check("static", "local", "passed")}, {local, h100}, "linux/arm64");
+    CHECK_FALSE(v.verified);
+    CHECK(v.reason == "awaiting a runner for linux/arm64 with GPU class sm_90 (runner h100 is linux/amd64)");
+  }
+  SECTION("a pass on the x86_64 runner does not vouch for the arm64 image, a failure there does not fail it") {
+    auto pass = decide_for({check("static", "local", "passed"), check("gpu", "h100", "passed")}, {local, h100}, "linux/arm64");
+    CHECK_FALSE(pass.verified);
+    CHECK(pass.reason.starts_with("awaiting a runner for linux/arm64"));
+    auto fail = decide_for({check("static", "local", "passed"), check("gpu", "h100", "failed", {"exec format error"})},
+                           {local, h100}, "linux/arm64");
+    CHECK(fail.reason.starts_with("awaiting a runner for linux/arm64"));
+  }
+  SECTION("a pass on an arm64 runner of the class verifies the arm64 image") {
+    auto v = decide_for({check("static", "local", "passed"), check("gpu", "gh200", "passed")}, {local, h100, gh200}, "linux/arm64");
+    CHECK(v.verified);
+  }
+  SECTION("and not the amd64 one") {
+    auto v = decide_for({check("static", "local", "passed"), check("gpu", "gh200", "passed")}, {local, gh200}, "linux/amd64");
+    CHECK_FALSE(v.verified);
+    CHECK(v.reason == "awaiting a runner for linux/amd64 with GPU class sm_90 (runner gh200 is linux/arm64)");
+  }
+  SECTION("amd64 with no runner of the class at all: the words stay as they were") {
+    auto v = decide_for({check("static", "local", "passed")}, {local}, "linux/amd64");
+    CHECK(v.reason == "awaiting a GPU runner of class sm_90");
+  }
+}
