@@ -377,6 +377,12 @@ TEST_CASE("2.13's PTX is decided by the v2.13.0 tag's build_env_setup.py", "[cat
     CHECK_FALSE(marks_inferred(b->provenance, "arch_list"));
   }
   CHECK(cites(cat().find_pytorch(v("2.13"))->build_for(v("13.0"))->provenance, "PT-188925"));
+  // Its cuBLAS: cuda-toolkit 13.0.3.0 of a locked 2.13.0+cu130 install.
+  const auto* cu130 = cat().find_pytorch(v("2.13"))->build_for(v("13.0"));
+  REQUIRE(cu130->cublas);
+  CHECK(cu130->cublas->str() == "13.1.1.3");
+  CHECK(cites(cu130->provenance, "LOCK-213-130"));
+  CHECK(cites(cu130->provenance, "PYPI-214"));
   CHECK_FALSE(cat().find_pytorch(v("2.13"))->build_for(v("13.0"))->provenance.inferred);
 }
 
@@ -428,5 +434,5 @@ TEST_CASE("each architecture's first driver is the GA row of NVIDIA's Table 3", 
     CHECK(a->first_driver.empty());
     CHECK(cites(a->provenance, "RN-1322"));
   }
-  for (const char* key : {"RN-1322", "KAINE-WI", "RELMD-MAIN", "PT-188925"}) CHECK(cat().sources.count(key) == 1);
+  for (const char* key : {"RN-1322", "KAINE-WI", "RELMD-MAIN", "PT-188925", "LOCK-213-130"}) CHECK(cat().sources.count(key) == 1);
 }
