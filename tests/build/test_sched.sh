@@ -4,7 +4,7 @@
 # (tests/support/dockerd.sh), a busybox base imported on each, and the tiny
 # templates of tests/build/data/sched (metadata layers only).
 #
-#   test_sched.sh KILN scale     196 combinations (98 runtime + 98 devel FROM
+#   test_sched.sh KILN scale     204 combinations (102 runtime + 102 devel FROM
 #                                its runtime) at -j 8 over 3 engines of jobs 3;
 #                                engine labels and platforms; no engine matches
 #   test_sched.sh KILN failover  an engine's dockerd killed (SIGKILL) mid-run:
@@ -110,7 +110,7 @@ slow_data() {  # slow_data SECONDS: a copy of the data dir whose every stage sle
   echo "$dir"
 }
 
-# mk NAME RUNNERS_TOML [EXTRA_TOML]: the scheduler matrix (196 combinations).
+# mk NAME RUNNERS_TOML [EXTRA_TOML]: the scheduler matrix (204 combinations).
 mk() {
   sed -e "s/@NAME@/$1/" "$src/tests/build/data/sched/matrix.toml" >"$tmp/$1.toml"
   printf '%s\n%s\n' "$2" "${3:-}" >>"$tmp/$1.toml"
@@ -123,38 +123,38 @@ K() { "$kiln" --data-dir "${DATA:-$data}" "$@"; }
 
 # --- scale -------------------------------------------------------------------
 if [[ $mode == scale ]]; then
-  section "1. 196 combinations, -j 8, 3 engines of jobs 3"
+  section "1. 204 combinations, -j 8, 3 engines of jobs 3"
   m=$(mk ss1 "$(runner e1 0 'jobs = 3'; runner e2 1 'jobs = 3'; runner e3 2 'jobs = 3')")
   st=$tmp/st1
   n=$(K plan "$m" --format json | python3 -c 'import json,sys; print(sum(c["status"] == "valid" for c in json.load(sys.stdin)["combos"]))')
-  check "the matrix has 196 valid combinations (got $n)" test "$n" -eq 196
+  check "the matrix has 204 valid combinations (got $n)" test "$n" -eq 204
   s0=$(date +%s)
   timeout 600 "$kiln" --data-dir "$data" build "$m" -j 8 --state-dir "$st" --format json >"$tmp/b1.json" 2>"$tmp/b1.err"
   rc=$?
   echo "     (kiln build: $(( $(date +%s) - s0 )) s)"
   check "build exits 0 (got $rc; 124 = hung)" test $rc -eq 0
-  check "196 built" test "$(json "$tmp/b1.json" "d['summary']['built']")" -eq 196
-  check "98 devel stages, each with its runtime as parent" test \
-    "$(sql "$st" "select count(distinct combo_id) from combo_stages where position = 1")" -eq 98
-  check "each stage built exactly once: 196 attempts, 196 distinct stages, all built on attempt 1" test \
-    "$(sql "$st" "select count(*), count(distinct stage_id), sum(status = 'built'), max(attempt) from builds")" == "196|196|196|1"
+  check "204 built" test "$(json "$tmp/b1.json" "d['summary']['built']")" -eq 204
+  check "102 devel stages, each with its runtime as parent" test \
+    "$(sql "$st" "select count(distinct combo_id) from combo_stages where position = 1")" -eq 102
+  check "each stage built exactly once: 204 attempts, 204 distinct stages, all built on attempt 1" test \
+    "$(sql "$st" "select count(*), count(distinct stage_id), sum(status = 'built'), max(attempt) from builds")" == "204|204|204|1"
   check "the ledger names the engine of every attempt" test \
-    "$(sql "$st" "select count(*) from builds where runner in ('e1', 'e2', 'e3') and engine like 'unix://%'")" -eq 196
+    "$(sql "$st" "select count(*) from builds where runner in ('e1', 'e2', 'e3') and engine like 'unix://%'")" -eq 204
   check "the JSON names the same engine as the ledger for each" test "$(python3 - "$tmp/b1.json" "$st/state.db" <<'EOF'
 import json, sqlite3, sys
 d = json.load(open(sys.argv[1]))
 led = dict(sqlite3.connect(sys.argv[2]).execute("select stage_id, runner from builds"))
 print(sum(led.get(c["id"]) == c["engine"] for c in d["combos"]))
 EOF
-)" -eq 196
+)" -eq 204
   per=$(sql "$st" "select runner, count(*) from builds group by runner order by runner" | tr '\n' ' ')
   check "every engine built some ($per)" test "$(sql "$st" "select count(distinct runner) from builds")" -eq 3
   check "every devel stage built on its runtime's engine" test "$(sql "$st" "
     select count(*) from combo_stages p join combo_stages c on c.combo_id = p.combo_id and c.position = 1 and p.position = 0
-    join builds bp on bp.stage_id = p.stage_id join builds bc on bc.stage_id = c.stage_id where bp.runner = bc.runner")" -eq 98
+    join builds bp on bp.stage_id = p.stage_id join builds bc on bc.stage_id = c.stage_id where bp.runner = bc.runner")" -eq 102
   check "every runtime finished before its devel started" test "$(sql "$st" "
     select count(*) from combo_stages p join combo_stages c on c.combo_id = p.combo_id and c.position = 1 and p.position = 0
-    join builds bp on bp.stage_id = p.stage_id join builds bc on bc.stage_id = c.stage_id where bp.finished_at <= bc.started_at")" -eq 98
+    join builds bp on bp.stage_id = p.stage_id join builds bc on bc.stage_id = c.stage_id where bp.finished_at <= bc.started_at")" -eq 102
   # Capacity from the ledger's own clock: at no attempt's start were more
   # than 3 attempts of its engine (or 8 in all) open.
   peaks=$(sql "$st" "select max(per), max(total) from (select
@@ -167,13 +167,13 @@ EOF
     c=$(curl -fsS --unix-socket "$s" "http://localhost/v1.41/images/json" | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin) for t in (i.get("RepoTags") or []) if t.startswith("kiln.local/ss1:")))')
     imgs+="$c "
   done
-  check "the 196 images are on the engines that built them, once each ($imgs)" test "$(echo $imgs | tr ' ' '+' | bc)" -eq 196
+  check "the 204 images are on the engines that built them, once each ($imgs)" test "$(echo $imgs | tr ' ' '+' | bc)" -eq 204
 
-  section "1b. rerun: 196 cached, each on its engine, no new attempt"
+  section "1b. rerun: 204 cached, each on its engine, no new attempt"
   timeout 300 "$kiln" --data-dir "$data" build "$m" -j 8 --state-dir "$st" --format json >"$tmp/b1b.json" 2>"$tmp/b1b.err"
   check "rerun exits 0" test $? -eq 0
-  check "196 cached" test "$(json "$tmp/b1b.json" "d['summary']['cached']")" -eq 196
-  check "no new ledger attempt" test "$(sql "$st" "select count(*) from builds")" -eq 196
+  check "204 cached" test "$(json "$tmp/b1b.json" "d['summary']['cached']")" -eq 204
+  check "no new ledger attempt" test "$(sql "$st" "select count(*) from builds")" -eq 204
 
   section "2. labels and platforms choose the engine"
   # e1 cuda; e2 cuda + big-disk; e3 claims linux/arm64 only. Devel images

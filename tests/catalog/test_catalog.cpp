@@ -3,6 +3,7 @@
 // its CUDA can target, every NCCL it names known and built for that CUDA).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -351,4 +352,87 @@ source = ["S6"]
   CHECK_THAT(e, Catch::Contains("pytorch.toml:11:3: error: missing required key 'arch_list'"));
   CHECK_THAT(e, !Catch::Contains("pytorch.toml:7:3"));   // the inferred build loads
   CHECK_THAT(e, !Catch::Contains("'python'"));
+}
+
+namespace {
+bool cites(const catalog::Provenance& p, const std::string& key) {
+  return std::find(p.sources.begin(), p.sources.end(), key) != p.sources.end();
+}
+bool marks_inferred(const catalog::Provenance& p, const std::string& field) {
+  return std::find(p.inferred_fields.begin(), p.inferred_fields.end(), field) != p.inferred_fields.end();
+}
+}  // namespace
+
+// Facts settled on 2026-12-01 (issue 12's open items b, c, d): each value
+// and the source key it rests on, so a later edit cannot keep the value and
+// drop its source (or the reverse) unnoticed.
+TEST_CASE("2.13's PTX is decided by the v2.13.0 tag's build_env_setup.py", "[catalog][sources]") {
+  for (const char* cuda : {"13.0", "13.2", "12.9"}) {
+    INFO("torch 2.13 cu" << cuda);
+    const auto* b = cat().find_pytorch(v("2.13"))->build_for(v(cuda));
+    REQUIRE(b);
+    CHECK(b->arch.str() == "7.5;8.0;8.6;9.0;10.0;12.0");
+    CHECK(b->arch.ptx.empty());
+    CHECK(cites(b->provenance, "KAINE-WI"));
+    CHECK_FALSE(marks_inferred(b->provenance, "arch_list"));
+  }
+  CHECK(cites(cat().find_pytorch(v("2.13"))->build_for(v("13.0"))->provenance, "PT-188925"));
+  // Its cuBLAS: cuda-toolkit 13.0.3.0 of a locked 2.13.0+cu130 install.
+  const auto* cu130 = cat().find_pytorch(v("2.13"))->build_for(v("13.0"));
+  REQUIRE(cu130->cublas);
+  CHECK(cu130->cublas->str() == "13.1.1.3");
+  CHECK(cites(cu130->provenance, "LOCK-213-130"));
+  CHECK(cites(cu130->provenance, "PYPI-214"));
+  CHECK_FALSE(cat().find_pytorch(v("2.13"))->build_for(v("13.0"))->provenance.inferred);
+}
+
+TEST_CASE("2.12's cuDNN pins and the cu129 builds carry their sources", "[catalog][sources]") {
+  const auto* t212 = cat().find_pytorch(v("2.12"));
+  REQUIRE(t212);
+  const auto* cu126 = t212->build_for(v("12.6"));
+  CHECK(cu126->cudnn.str() == "9.10.2.21");
+  CHECK(cites(cu126->provenance, "RELMD-MAIN"));
+  CHECK_FALSE(cu126->provenance.inferred);
+  const auto* cu132 = t212->build_for(v("13.2"));
+  CHECK(cu132->cudnn.str() == "9.20.0.48");
+  CHECK(cites(cu132->provenance, "RELMD-MAIN"));
+  CHECK_FALSE(cu132->provenance.inferred);
+  // cu129: 2.12.1 is on the index, its pins were never read.
+  const auto* cu129 = t212->build_for(v("12.9"));
+  REQUIRE(cu129);
+  CHECK(cu129->arch.str() == "7.5;8.0;8.6;9.0;10.0;12.0");
+  CHECK(cites(cu129->provenance, "KAINE-WI"));
+  CHECK(cu129->cudnn.empty());
+  CHECK(marks_inferred(cu129->provenance, "cudnn"));
+  CHECK(marks_inferred(cu129->provenance, "nccl"));
+  // 2.11 cu129 keeps +PTX (the v2.11.0 build_cuda.sh), pins still unread.
+  const auto* b211 = cat().find_pytorch(v("2.11"))->build_for(v("12.9"));
+  CHECK(b211->arch.str() == "7.5;8.0;8.6;9.0;10.0;12.0+PTX");
+  CHECK(cites(b211->provenance, "KAINE-WI"));
+  CHECK_FALSE(marks_inferred(b211->provenance, "arch_list"));
+  CHECK(marks_inferred(b211->provenance, "cudnn"));
+  // 2.14 publishes no cu129 (the index ends cu129 at 2.13.0).
+  CHECK(cat().find_pytorch(v("2.14"))->build_for(v("12.9")) == nullptr);
+}
+
+TEST_CASE("each architecture's first driver is the GA row of NVIDIA's Table 3", "[catalog][sources]") {
+  const std::pair<const char*, const char*> rows[] = {
+      {"6.0", "367.48"},    {"7.0", "384.81"},    {"7.5", "410.48"},    {"8.0", "450.51.05"}, {"8.6", "455.23"},
+      {"8.9", "520.61.05"}, {"9.0", "520.61.05"}, {"10.0", "570.26"},   {"12.0", "570.26"},   {"10.3", "575.51.03"}};
+  for (const auto& [cc, driver] : rows) {
+    INFO("sm " << cc);
+    const auto* a = cat().architecture_of(*ComputeCapability::parse(cc));
+    REQUIRE(a);
+    CHECK(a->first_driver.str() == driver);
+    CHECK(cites(a->provenance, "RN-1322"));
+  }
+  // Kepler and Maxwell predate the table (it starts at CUDA 7.0.28): no first driver.
+  for (const char* cc : {"3.7", "5.2"}) {
+    INFO("sm " << cc);
+    const auto* a = cat().architecture_of(*ComputeCapability::parse(cc));
+    REQUIRE(a);
+    CHECK(a->first_driver.empty());
+    CHECK(cites(a->provenance, "RN-1322"));
+  }
+  for (const char* key : {"RN-1322", "KAINE-WI", "RELMD-MAIN", "PT-188925", "LOCK-213-130"}) CHECK(cat().sources.count(key) == 1);
 }
