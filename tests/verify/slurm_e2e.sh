@@ -55,7 +55,7 @@ node=$(hostname -s)
 data=$PWD/tests/verify/data
 m=$tmp/offline.toml
 # A staging repository of this run's own (the registry is shared).
-repo="kiln-test/slurm-e2e-$(basename "$tmp" | tr 'A-Z.' 'a-z-')"
+repo="kiln-test/slurm-e2e-$(tr 'A-Z' 'a-z' <<<"${tmp##*.}")"
 sed -e "s|^repository = .*|repository = \"$repo\"|" -e "s|^url = \"127.0.0.1:5000\"|url = \"$reg\"|" matrices/offline.toml >"$m"
 grep -q "^repository = \"$repo\"" "$m" || give_up "offline.toml's [registry] changed: cannot point it at $repo"
 cat >>"$m" <<TOML
@@ -213,7 +213,7 @@ done
 check "(e) no kiln job of the interrupted verify is left in the queue (${left:-none})" test -z "$left"
 check "(e) both recorded cancelled, never a pass" python3 -c "
 import sqlite3, sys, json
-rows = sqlite3.connect(sys.argv[1]).execute(\"select runner, status, detail_json from verdicts where runner like 'slurm-int-%' and check_name = 'gpu'\").fetchall()
+rows = sqlite3.connect(sys.argv[1]).execute(\"select runner, status, detail from verdicts where runner like 'slurm-int-%' and check_name = 'gpu'\").fetchall()
 ok = sorted(r[0] for r in rows) == ['slurm-int-a', 'slurm-int-b'] and all(r[1] == 'cancelled' and 'interrupted' in json.loads(r[2])['problems'][0] for r in rows)
 if not ok: print(rows)
 sys.exit(0 if ok else 1)" "$tmp/e/state.db"
