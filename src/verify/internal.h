@@ -128,7 +128,7 @@ SlurmJob stage_slurm_job(const plan::Combo& c, const plan::Plan& p, const render
                          const std::string& image_id, const Runner& runner, const Options& o);
 // The batch script of a staged job (its step: the unit's command line for
 // the runner's container tool); written by stage_slurm_job.
-std::string slurm_job_script(const SlurmJob& job, const std::string& matrix_name, const Options& o);
+std::string slurm_job_script(const SlurmJob& job, const std::string& matrix_name);
 // Submits every job not yet done, then polls them together until each has
 // ended or was given up (pending past queue_timeout, running past its time
 // limit + 2 min: scancel'd); `on_done` hears each job as soon as its result

@@ -198,8 +198,7 @@ void interrupted(SlurmJob& job, int sig, const Options& o) {
 
 }  // namespace
 
-std::string slurm_job_script(const SlurmJob& job, const std::string& matrix_name, const Options& o) {
-  (void)o;
+std::string slurm_job_script(const SlurmJob& job, const std::string& matrix_name) {
   const auto& s = job.runner->slurm;
   slurm::JobSpec spec;
   spec.name = fmt::format("kiln-smoke:{}:{}:{}", matrix_name, job.combo->id, job.runner->name);
@@ -256,7 +255,7 @@ SlurmJob stage_slurm_job(const plan::Combo& c, const plan::Plan& p, const render
   job.error = (dir / (stem + ".%j.err")).string();
   job.script = (dir / (stem + ".sbatch")).string();
   try {
-    write_file_atomic(job.script, slurm_job_script(job, p.matrix_name, o));
+    write_file_atomic(job.script, slurm_job_script(job, p.matrix_name));
   } catch (const std::exception& e) {
     return fail(e.what());
   }

@@ -241,7 +241,7 @@ struct StagedJob {
     job.output = "/shared/jobs/x.%j.out";
     job.error = "/shared/jobs/x.%j.err";
   }
-  std::string script() const { return verify::detail::slurm_job_script(job, "m", options); }
+  std::string script() const { return verify::detail::slurm_job_script(job, "m"); }
 };
 
 }  // namespace
