@@ -36,6 +36,8 @@ cluster=$tmp/cluster
 export KILN_SLURM_PORT=${KILN_SLURM_TEST_PORT:-6917}
 cleanup() {
   scripts/start-slurm.sh --stop "$cluster" >/dev/null 2>&1
+  # The engine's tags of what kiln pushed (the images stay under their kiln.local names).
+  [[ -n "${repo:-}" ]] && docker images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -E "^${reg:-127.0.0.1:5000}/$repo(-smoke)?:" | xargs -r docker rmi >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
