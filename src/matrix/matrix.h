@@ -146,7 +146,7 @@ struct Runner {
   struct Slurm {
     std::string partition;                  // "": the cluster's default
     int gpus = 1;                           // --gres=gpu:N; 0 asks for none (a GPU-less CI node)
-    std::string container = "docker";       // how the job runs the image: docker | podman | enroot | pyxis
+    std::string container = "docker";       // how the job runs the unit: docker | podman | pyxis (enroot: through pyxis)
     std::string container_cli;              // docker/podman's program on the node; "": its name on PATH
     int time_limit_min = 0;                 // --time; 0: from verify's --timeout
     int queue_timeout_min = 60;             // a job still pending after this is cancelled

@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -29,10 +30,15 @@ using std::chrono::milliseconds;
 // ---- passing kiln's end on to the children's groups ----
 // A fixed table the signal handler can read without locks or allocation.
 std::array<std::atomic<pid_t>, 64> live_groups{};
+// InterruptScope: while set, the first signal is remembered, not died of.
+std::atomic<bool> deferring{false};
+std::atomic<int> deferred_signal{0};
 
 void forward_and_die(int sig) {
   for (auto& g : live_groups)
     if (pid_t p = g.load(); p > 0) ::kill(-p, sig);
+  int none = 0;
+  if (deferring.load() && deferred_signal.compare_exchange_strong(none, sig)) return;
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
@@ -241,6 +247,39 @@ ChildResult run_child(const ChildSpec& spec, const std::function<bool(std::strin
     res.idle = !(spec.total.count() > 0 && Clock::now() - start >= spec.total);
   }
   return res;
+}
+
+InterruptScope::InterruptScope() {
+  install_forwarding();
+  deferred_signal.store(0);
+  deferring.store(true);
+}
+
+InterruptScope::~InterruptScope() {
+  deferring.store(false);
+  // One that came and was not died of (the owner returned early): kiln
+  // still ends of it, as it would have without the scope.
+  if (int sig = deferred_signal.exchange(0); sig != 0) {
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+  }
+}
+
+int InterruptScope::signal() const { return deferred_signal.load(); }
+
+void InterruptScope::sleep_for(std::chrono::milliseconds d) const {
+  const auto until = Clock::now() + d;
+  while (signal() == 0 && Clock::now() < until)
+    ::usleep(static_cast<useconds_t>(std::min<long>(100'000, std::chrono::duration_cast<std::chrono::microseconds>(until - Clock::now()).count() + 1)));
+}
+
+void InterruptScope::die() const {
+  int sig = deferred_signal.load();
+  deferring.store(false);
+  if (sig == 0) sig = SIGINT;
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+  std::_Exit(128 + sig);  // raise returns only if the signal is blocked
 }
 
 BackgroundChild::BackgroundChild(const std::vector<std::string>& argv, const std::string& log) {

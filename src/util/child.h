@@ -60,4 +60,23 @@ class BackgroundChild {
   void* slot_ = nullptr;  // its entry in the table of groups kiln's signals go to
 };
 
+// While one lives, a SIGINT, SIGTERM or SIGHUP does not end kiln at once:
+// it is passed on to the children's groups as always and remembered, and
+// the owner -- who has started something outside kiln that outlives it (a
+// Slurm job) -- sees it in signal(), ends what it started, and calls die()
+// to end as kiln would have (the shell sees 128 + the signal). A second
+// signal ends kiln at once. A signal kiln was told to ignore (nohup) stays
+// ignored. One at a time; it does not nest.
+class InterruptScope {
+ public:
+  InterruptScope();
+  ~InterruptScope();
+  InterruptScope(const InterruptScope&) = delete;
+  InterruptScope& operator=(const InterruptScope&) = delete;
+  int signal() const;  // 0 while none came
+  // Sleeps up to `d`, waking early when a signal comes.
+  void sleep_for(std::chrono::milliseconds d) const;
+  [[noreturn]] void die() const;
+};
+
 }  // namespace kiln

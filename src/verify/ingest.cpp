@@ -63,8 +63,9 @@ IngestResult ingest_one(const std::string& file, const plan::Plan& p, const std:
                              r.image_id, p.matrix_name);
     return res;
   }
-  if (auto why = unit_result_problem(r, expected, o.suite_hash); !why.empty()) {
-    res.reason = why;
+  detail::AcceptedUnit a = detail::accept_unit(doc, r, expected, o.suite_hash);
+  if (!a.refused.empty()) {
+    res.reason = a.refused;
     return res;
   }
   if (!o.only.empty() && !selected(res.combo, o.only)) {
@@ -77,24 +78,39 @@ IngestResult ingest_one(const std::string& file, const plan::Plan& p, const std:
   if (where.runner.empty())
     where.runner = fmt::format("ingest-{}x{}", where.gpu_class.empty() ? "nogpu" : where.gpu_class, where.gpu_count);
   res.accepted = true;
-  res.status = unit_status_word(r.exit_code);
+  res.status = a.status;
   res.placement = where;
-  nlohmann::json detail = nlohmann::json::object();
-  detail["unit"] = doc;
-  detail["ingested_from"] = file;
-  // The kiln-smoke report at the top level, as an engine runner's check has it.
-  if (doc.contains("programs") && doc["programs"].contains("kiln-smoke") && doc["programs"]["kiln-smoke"].is_object() &&
-      doc["programs"]["kiln-smoke"].contains("report") && doc["programs"]["kiln-smoke"]["report"].is_object())
-    for (const auto& [k, v] : doc["programs"]["kiln-smoke"]["report"].items()) detail[k] = v;
-  detail["summary"] = detail::smoke_summary(detail);
-  std::vector<std::string> problems = r.problems;
+  a.detail["ingested_from"] = file;
   if (r.exit_code == 3)
-    problems.push_back(fmt::format("the unit ran on {} ({}) without a usable GPU: never a pass", where.node, where.scheduler));
-  record_gpu_verdict(o.state_dir, r.image_id, res.status, where, r.suite_hash, detail, problems);
+    a.problems.push_back(fmt::format("the unit ran on {} ({}) without a usable GPU: never a pass", where.node, where.scheduler));
+  record_gpu_verdict(o.state_dir, r.image_id, res.status, where, r.suite_hash, a.detail, a.problems);
   return res;
 }
 
 }  // namespace
+
+namespace detail {
+
+AcceptedUnit accept_unit(const nlohmann::json& doc, const UnitResult& r, const std::string& expected_image_id,
+                         const std::string& suite_hash) {
+  AcceptedUnit a;
+  a.result = r;
+  if (auto why = unit_result_problem(r, expected_image_id, suite_hash); !why.empty()) {
+    a.refused = why;
+    return a;
+  }
+  a.status = unit_status_word(r.exit_code);
+  a.detail["unit"] = doc;
+  // The kiln-smoke report at the top level, as an engine runner's check has it.
+  if (doc.contains("programs") && doc["programs"].contains("kiln-smoke") && doc["programs"]["kiln-smoke"].is_object() &&
+      doc["programs"]["kiln-smoke"].contains("report") && doc["programs"]["kiln-smoke"]["report"].is_object())
+    for (const auto& [k, v] : doc["programs"]["kiln-smoke"]["report"].items()) a.detail[k] = v;
+  a.detail["summary"] = smoke_summary(a.detail);
+  a.problems = r.problems;
+  return a;
+}
+
+}  // namespace detail
 
 std::vector<IngestResult> ingest_results(const plan::Plan& p, const render::Renderer& renderer, const Options& options,
                                          const std::vector<std::string>& files) {

@@ -1,6 +1,7 @@
 // Shared by the verify room's files.
 #pragma once
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "image/image.h"
@@ -76,30 +77,66 @@ void decide(ComboVerdict& v, const matrix::Policy& policy, const std::vector<Run
 // built for `arch`, in words; "" when it can (SASS or PTX JIT).
 std::string class_refusal(const std::string& gpu_class, const ArchList& arch);
 
-// One smoke program's run, wherever it ran (an engine's container, a Slurm job).
-struct ProgramOutcome {
-  std::string out, err;         // its stdout (the JSON report) and stderr
-  std::int64_t exit_code = -1;
-  bool timed_out = false;
-  std::string not_started;      // why it never ran, in words
+// A combination's images on the staging registry by digest (units.cpp):
+// its smoke image built on `builder` (the suite once per toolchain), then it
+// and the release image pushed to STAGING-smoke and STAGING. `error` says
+// why not (not built, no devel sibling, the smoke build failed); a push
+// that fails throws EnvironmentError. Used by `kiln export units` and the
+// Slurm runner alike.
+struct StagedImages {
+  std::string image_id, image_ref, smoke_ref, image_ld_path;
+  bool suite_built = false;
+  std::string error;
 };
+StagedImages stage_images(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                          const Runner& builder, const Options& o, const std::string& staging);
+// The unit of runner (class) `r` for staged images; a Slurm runner's asks
+// for its --gres count of GPUs (0: none).
+SmokeUnit make_unit(const plan::Combo& c, const Runner& r, const StagedImages& staged, const Options& o);
 
-// The gpu check's detail, problems and status from each program's run
-// (programs and runs in the same order): the suite's document at the top,
-// smoke_torch.py's under "torch", kiln-smoke-torch's under "libtorch",
-// "programs" and "summary".
-void judge_smoke(const std::vector<SmokeProgram>& programs, const std::vector<ProgramOutcome>& runs, int timeout_s,
-                 CheckResult& r);
+// A unit's JSON document judged as `kiln verify --ingest` judges it
+// (ingest.cpp): `refused` says why it cannot be taken (another image id,
+// another suite hash, no GPU model/driver/count); else the check status,
+// where it ran, the detail to record (the document under "unit",
+// kiln-smoke's report at the top, "summary") and the problems.
+struct AcceptedUnit {
+  std::string refused;
+  UnitResult result;
+  std::string status;
+  nlohmann::json detail = nlohmann::json::object();
+  std::vector<std::string> problems;
+};
+AcceptedUnit accept_unit(const nlohmann::json& doc, const UnitResult& r, const std::string& expected_image_id,
+                         const std::string& suite_hash);
 
-// The combination's smoke image, built (incrementally) on the runner's
-// engine from its devel image; "" with the reason in `problems`.
-std::string smoke_image_for(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
-                            const std::string& image, const Runner& runner, const Options& o,
-                            std::vector<std::string>& problems);
-
-// The gpu check on a gpu = "slurm" runner: the smoke programs as one batch
-// job (verify/slurm.h), its verdict with the node, GPU model, driver and count.
-CheckResult slurm_check(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
-                        const std::string& image, const Runner& runner, const Options& o);
+// The gpu checks of gpu = "slurm" runners (slurm_check.cpp), in two steps
+// so that every job of a verify run is on the cluster before kiln waits for
+// any: stage_slurm_job pushes the unit's images and writes the batch script
+// (the unit's command line, smoke image by digest); run_slurm_jobs submits
+// them all, then follows them together in one loop.
+struct SlurmJob {
+  const plan::Combo* combo = nullptr;
+  const Runner* runner = nullptr;
+  std::string image_id;
+  SmokeUnit unit;
+  std::string script, output, error;  // output/error with %j
+  int time_limit_min = 0;
+  std::string id;                     // the Slurm job id once submitted
+  std::string started;                // UTC, at submission
+  bool done = false;                  // `result` is final
+  CheckResult result;                 // error with the reason until it ran
+};
+SlurmJob stage_slurm_job(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                         const std::string& image_id, const Runner& runner, const Options& o);
+// The batch script of a staged job (its step: the unit's command line for
+// the runner's container tool); written by stage_slurm_job.
+std::string slurm_job_script(const SlurmJob& job, const std::string& matrix_name);
+// Submits every job not yet done, then polls them together until each has
+// ended or was given up (pending past queue_timeout, running past its time
+// limit + 2 min: scancel'd); `on_done` hears each job as soon as its result
+// is final. A SIGINT/SIGTERM/SIGHUP meanwhile: every job kiln submitted and
+// that is still on the cluster is scancel'd and reported cancelled through
+// `on_done`, then kiln ends of the signal (util/child.h InterruptScope).
+void run_slurm_jobs(std::vector<SlurmJob>& jobs, const Options& o, const std::function<void(SlurmJob&)>& on_done);
 
 }  // namespace kiln::verify::detail

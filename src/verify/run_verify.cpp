@@ -132,8 +132,22 @@ void pull_for_smoke(const plan::Combo& c, const plan::Plan& p, const PushedImage
     if (auto d = pushed_image(*devel, p, o.state_dir)) pull_pushed(eng, p, d->ref, render::local_image(p, devel->id));
 }
 
+// A Slurm runner's gpu check waiting for its job: where its result goes.
+struct PendingSlurm {
+  detail::SlurmJob job;
+  size_t combo = 0, check = 0;  // report.combos[combo].checks[check]
+};
+
+// A Slurm runner's gpu check, unless the ledger has its pass: the unit's
+// images staged and the batch script written; the job is submitted with
+// every other (verify_plan). One that could not be staged is recorded now.
+CheckResult stage_slurm(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer, const Options& o,
+                        state::Ledger& ledger, const std::string& image_id, const std::optional<PushedImage>& pushed,
+                        const Runner& r, std::vector<PendingSlurm>& pending, size_t combo_index, size_t check_index);
+
 ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
-                          const Options& o, state::Ledger& ledger) {
+                          const Options& o, state::Ledger& ledger, std::vector<PendingSlurm>& pending,
+                          size_t combo_index) {
   ComboVerdict v{c.id, "", false, "", {}};
   const Runner& first = o.runners.front();
   engine::Client client(first.endpoint);
@@ -167,18 +181,44 @@ ComboVerdict verify_combo(const plan::Combo& c, const plan::Plan& p, const rende
         v.checks.push_back(std::move(refused));
         continue;
       }
+      if (r.gpu == matrix::GpuMode::slurm) {
+        v.checks.push_back(stage_slurm(c, p, renderer, o, ledger, v.image_id, pushed, r, pending, combo_index, v.checks.size()));
+        continue;
+      }
       v.checks.push_back(checked(ledger, o, v.image_id, r.name, "gpu",
                                  [&] {
                                    step(o, "gpu check " + c.id + " on " + r.name);
                                    if (pushed) pull_for_smoke(c, p, *pushed, r, o);
-                                   return r.gpu == matrix::GpuMode::slurm ? detail::slurm_check(c, p, renderer, image, r, o)
-                                                                          : detail::gpu_check(c, p, renderer, image, r, o);
+                                   return detail::gpu_check(c, p, renderer, image, r, o);
                                  }));
     }
   if (wants(c.policy, "gpu"))
     for (auto& r : recorded_gpu_passes(ledger, v.image_id, o.runners, o.suite_hash)) v.checks.push_back(std::move(r));
-  decide(v, c.policy, o.runners, c.arch, matrix::oci_platform(c.platform));
-  return v;
+  return v;  // decided once its Slurm jobs, if any, have ended
+}
+
+CheckResult stage_slurm(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer, const Options& o,
+                        state::Ledger& ledger, const std::string& image_id, const std::optional<PushedImage>& pushed,
+                        const Runner& r, std::vector<PendingSlurm>& pending, size_t combo_index, size_t check_index) {
+  if (!o.force)
+    if (auto cached = cached_pass(ledger, image_id, r.name, "gpu", o.suite_hash)) return *cached;
+  step(o, "gpu check " + c.id + " on " + r.name + ": staging the smoke unit");
+  detail::SlurmJob job;
+  try {
+    if (pushed) pull_for_smoke(c, p, *pushed, r, o);
+    job = detail::stage_slurm_job(c, p, renderer, image_id, r, o);
+  } catch (const std::exception& e) {  // an engine or image problem: this check's error
+    job.result = CheckResult{"gpu", r.name, CheckStatus::error, {e.what()}, {}, false};
+    job.done = true;
+  }
+  job.result.runner = r.name;
+  if (job.done) {
+    record(ledger, image_id, job.result);
+    return job.result;
+  }
+  CheckResult waiting = job.result;
+  pending.push_back({std::move(job), combo_index, check_index});
+  return waiting;
 }
 
 }  // namespace
@@ -200,12 +240,31 @@ Report verify_plan(const plan::Plan& p, const render::Renderer& r, const Options
   }
   state::Ledger ledger(o.state_dir + "/state.db");
   Report report;
+  std::vector<PendingSlurm> pending;
+  std::vector<const plan::Combo*> combos;
   for (const auto& c : p.combos) {
     if (c.status != plan::Status::valid) continue;
     if (!selected(c.id, o.only))
       continue;
-    report.combos.push_back(verify_combo(c, p, r, o, ledger));
+    report.combos.push_back(verify_combo(c, p, r, o, ledger, pending, report.combos.size()));
+    combos.push_back(&c);
   }
+  if (!pending.empty()) {
+    // Every Slurm job of this run at once, each result recorded as it ends
+    // (an interrupt records the rest as cancelled before kiln ends).
+    std::vector<detail::SlurmJob> jobs;
+    for (auto& pj : pending) jobs.push_back(std::move(pj.job));
+    detail::run_slurm_jobs(jobs, o, [&](detail::SlurmJob& job) {
+      const PendingSlurm& at = pending[static_cast<size_t>(&job - jobs.data())];
+      ComboVerdict& v = report.combos[at.combo];
+      job.result.runner = job.runner->name;
+      record(ledger, v.image_id, job.result);
+      v.checks[at.check] = job.result;
+    });
+  }
+  for (size_t i = 0; i < report.combos.size(); ++i)
+    if (!report.combos[i].image_id.empty()) decide(report.combos[i], combos[i]->policy, o.runners, combos[i]->arch,
+                                                        matrix::oci_platform(combos[i]->platform));
   return report;
 }
 

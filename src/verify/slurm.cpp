@@ -230,41 +230,110 @@ void cancel(const std::string& id) {
   if (status != 0) throw std::runtime_error(fmt::format("scancel {} failed (exit {}): {}", id, status, first_line(out)));
 }
 
-WaitResult wait(const std::string& id, std::chrono::seconds queue_limit, std::chrono::seconds run_limit,
-                const std::function<void(const std::string&)>& on_state) {
+std::optional<JobInfo> parse_queue_line(std::string_view line) {
+  std::vector<std::string> f;
+  for (size_t i = 0;;) {
+    size_t bar = line.find('|', i);
+    f.emplace_back(trim(line.substr(i, bar == std::string_view::npos ? std::string_view::npos : bar - i)));
+    if (bar == std::string_view::npos) break;
+    i = bar + 1;
+  }
+  if (f.size() < 5 || f[0].empty() || !std::all_of(f[0].begin(), f[0].end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  JobInfo j;
+  j.found = true;
+  j.id = f[0];
+  j.state = f[1];
+  j.reason = f[2] == "None" ? "" : f[2];
+  j.node = f[3] == "(null)" ? "" : f[3];
+  j.start_time = f[4];
+  return j;
+}
+
+std::map<std::string, JobInfo> queue_states(const std::vector<std::string>& ids) {
+  std::map<std::string, JobInfo> out;
+  if (ids.empty()) return out;
+  std::string list;
+  for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
+  auto [status, text] = run({"squeue", "-h", "-t", "all", "-j", list, "-o", "%i|%T|%r|%N|%S"});
+  // Every id forgotten: squeue says "Invalid job id" and exits 1.
+  if (status != 0 && text.find("Invalid job id") == std::string::npos)
+    throw std::runtime_error(fmt::format("squeue -j {} failed (exit {}): {}", list, status, first_line(text)));
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t end = text.find('\n', i);
+    if (end == std::string::npos) end = text.size();
+    if (auto j = parse_queue_line(std::string_view(text).substr(i, end - i)); j && std::count(ids.begin(), ids.end(), j->id))
+      out[j->id] = *j;
+    i = end + 1;
+  }
+  return out;
+}
+
+void wait_all(const std::vector<Watched>& jobs, const std::function<void(size_t, const std::string&)>& on_state,
+              const std::function<void(size_t, const WaitResult&)>& on_end, const std::function<bool()>& stop,
+              const std::function<void(std::chrono::milliseconds)>& sleep) {
   using Clock = std::chrono::steady_clock;
-  const auto submitted = Clock::now();
-  std::optional<Clock::time_point> started;
+  struct Follow {
+    Clock::time_point submitted;
+    std::optional<Clock::time_point> started;
+    std::string said;
+    bool ended = false;
+  };
+  std::vector<Follow> follow(jobs.size(), Follow{Clock::now(), std::nullopt, "", false});
   std::chrono::milliseconds interval(1000);
-  std::string said;
+  auto end = [&](size_t i, WaitResult w) {
+    follow[i].ended = true;
+    if (on_end) on_end(i, w);
+  };
   for (;;) {
-    WaitResult w;
-    w.info = show_job(id);
-    if (!w.info.found) {  // forgotten before kiln saw it end: the output file must tell
-      w.info.id = id;
-      w.info.state = "UNKNOWN";
-      return w;
+    std::vector<std::string> open;
+    for (size_t i = 0; i < jobs.size(); ++i)
+      if (!follow[i].ended) open.push_back(jobs[i].id);
+    if (open.empty() || (stop && stop())) return;
+    std::map<std::string, JobInfo> states = queue_states(open);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (follow[i].ended) continue;
+      if (stop && stop()) return;
+      auto it = states.find(jobs[i].id);
+      if (it == states.end() || is_final(it->second.state)) {
+        // Ended (or forgotten before kiln saw it end): scontrol has the
+        // exit code; a forgotten one's output file must tell.
+        WaitResult w;
+        w.info = show_job(jobs[i].id);
+        if (!w.info.found) {
+          w.info.id = jobs[i].id;
+          w.info.state = "UNKNOWN";
+        }
+        if (!is_final(w.info.state) && w.info.state != "UNKNOWN") continue;  // squeue and scontrol a moment apart
+        end(i, w);
+        continue;
+      }
+      const JobInfo& j = it->second;
+      std::string now_state = j.state + (j.state == "PENDING" && !j.reason.empty() ? " (" + j.reason + ")"
+                                         : j.node.empty()                           ? ""
+                                                                                    : " on " + j.node);
+      if (now_state != follow[i].said && on_state) on_state(i, now_state);
+      follow[i].said = now_state;
+      auto now = Clock::now();
+      if (j.state != "PENDING" && !follow[i].started) follow[i].started = now;
+      std::string why;
+      if (!follow[i].started && now - follow[i].submitted > jobs[i].queue_limit)
+        why = fmt::format("still pending after {} min ({}): cancelled", jobs[i].queue_limit.count() / 60, j.reason);
+      else if (follow[i].started && now - *follow[i].started > jobs[i].run_limit)
+        why = fmt::format("still {} {} s after it started, past its time limit: cancelled", j.state,
+                          jobs[i].run_limit.count());
+      if (!why.empty()) {
+        cancel(jobs[i].id);
+        WaitResult w;
+        w.info = j;
+        w.gave_up = true;
+        w.why = why;
+        end(i, w);
+      }
     }
-    std::string now_state = w.info.state + (w.info.state == "PENDING" && !w.info.reason.empty() && w.info.reason != "None"
-                                                ? " (" + w.info.reason + ")"
-                                                : w.info.node.empty() ? "" : " on " + w.info.node);
-    if (now_state != said && on_state) on_state(now_state);
-    said = now_state;
-    if (is_final(w.info.state)) return w;
-    auto now = Clock::now();
-    if (w.info.state != "PENDING" && !started) started = now;
-    std::string why;
-    if (!started && now - submitted > queue_limit)
-      why = fmt::format("still pending after {} min ({}): cancelled", queue_limit.count() / 60, w.info.reason);
-    else if (started && now - *started > run_limit)
-      why = fmt::format("still {} {} s after it started, past its time limit: cancelled", w.info.state, run_limit.count());
-    if (!why.empty()) {
-      cancel(id);
-      w.gave_up = true;
-      w.why = why;
-      return w;
-    }
-    std::this_thread::sleep_for(interval);
+    if (sleep) sleep(interval);
+    else std::this_thread::sleep_for(interval);
     interval = std::min(std::chrono::milliseconds(5000), interval * 3 / 2);
   }
 }

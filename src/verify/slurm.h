@@ -9,6 +9,7 @@
 #pragma once
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,16 +77,33 @@ std::string submit(const std::string& script_path);  // the job id
 JobInfo show_job(const std::string& id);             // found = false once forgotten
 void cancel(const std::string& id);
 
-// Follows a job until it ends: polls scontrol with a growing interval (1 s
-// up to 5 s). Gives up, cancelling it, when it has pended longer than
-// `queue_limit` or run longer than `run_limit`; `why` then says which.
-// `on_state` hears each new state ("PENDING (Resources)", "RUNNING on node1").
+// One look at several jobs with one `squeue -t all` call (finished jobs
+// too, while the controller remembers them): state, reason, node, start.
+// A job squeue does not list (forgotten, or never) is not in the map.
+std::map<std::string, JobInfo> queue_states(const std::vector<std::string>& ids);
+// The squeue line of one job as queue_states asks for it ("%i|%T|%r|%N|%S").
+std::optional<JobInfo> parse_queue_line(std::string_view line);
+
+// Follows several jobs together until each has ended: one squeue per round
+// (every 1 s, growing to 5 s), `scontrol show job` once for each that ended
+// (its exit code, node, run time). Gives up on a job, cancelling it, when it
+// has pended longer than its `queue_limit` or run longer than its
+// `run_limit`; its `why` then says which. `on_state(i, "PENDING
+// (Resources)" / "RUNNING on node1")` hears each new state, `on_end(i, ...)`
+// each end as it comes. `sleep` waits between rounds; when `stop()` says
+// so, wait_all returns with the jobs not yet ended left as they are (the
+// caller cancels them).
+struct Watched {
+  std::string id;
+  std::chrono::seconds queue_limit, run_limit;
+};
 struct WaitResult {
   JobInfo info;
   bool gave_up = false;
   std::string why;
 };
-WaitResult wait(const std::string& id, std::chrono::seconds queue_limit, std::chrono::seconds run_limit,
-                const std::function<void(const std::string&)>& on_state = {});
+void wait_all(const std::vector<Watched>& jobs, const std::function<void(size_t, const std::string&)>& on_state,
+              const std::function<void(size_t, const WaitResult&)>& on_end, const std::function<bool()>& stop,
+              const std::function<void(std::chrono::milliseconds)>& sleep);
 
 }  // namespace kiln::slurm

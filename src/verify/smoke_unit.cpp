@@ -56,7 +56,7 @@ std::optional<ImageRef> split_digest_ref(std::string_view ref) {
 namespace {
 
 // The flags that attach `u.gpus` GPUs the way the runner's mode does.
-void gpu_flags(const SmokeUnit& u, std::vector<std::string>& argv) {
+void gpu_flags(const SmokeUnit& u, std::string_view engine, std::vector<std::string>& argv) {
   switch (u.gpu_mode) {
     case matrix::GpuMode::none: return;
     case matrix::GpuMode::nvidia:
@@ -64,6 +64,11 @@ void gpu_flags(const SmokeUnit& u, std::vector<std::string>& argv) {
       return;
     case matrix::GpuMode::cdi:
       for (int i = 0; i < u.gpus; ++i) argv.insert(argv.end(), {"--device", fmt::format("nvidia.com/gpu={}", i)});
+      return;
+    case matrix::GpuMode::slurm:  // the engine on the node is outside the job's cgroup: it sees every GPU
+      if (engine == "docker") argv.insert(argv.end(), {"--gpus", "all"});
+      else argv.insert(argv.end(), {"--device", "nvidia.com/gpu=all"});
+      argv.insert(argv.end(), {"-e", "CUDA_VISIBLE_DEVICES"});
       return;
     case matrix::GpuMode::devices:
       for (const auto& d : u.devices) argv.insert(argv.end(), {"--device", d});
@@ -80,12 +85,12 @@ void gpu_flags(const SmokeUnit& u, std::vector<std::string>& argv) {
 // a unit says them outright, so a shared host's run is as safe as kiln's.
 const char* const kSafetyEnv[] = {"NCCL_NVLS_ENABLE=0", "TORCH_SYMM_MEM_DISABLE_MULTICAST=1", "NVSHMEM_DISABLE_NVLS=1"};
 
-std::vector<std::string> engine_argv(const SmokeUnit& u, const char* engine) {
-  std::vector<std::string> argv{"timeout", std::to_string(u.timeout_s), engine, "run", "--rm", "--network", "none",
+std::vector<std::string> engine_argv(const SmokeUnit& u, const char* engine, const std::string& program) {
+  std::vector<std::string> argv{"timeout", std::to_string(u.timeout_s), program.empty() ? engine : program, "run", "--rm", "--network", "none",
                                 "--read-only", "--tmpfs", "/tmp:rw,size=256m", "--shm-size", std::to_string(u.shm_size)};
   for (const char* kv : kSafetyEnv) argv.insert(argv.end(), {"-e", kv});
   argv.insert(argv.end(), {"-e", "KILN_RUNNER=" + u.runner, "-e", std::string("KILN_SCHEDULER=") + engine});
-  gpu_flags(u, argv);
+  gpu_flags(u, engine, argv);
   argv.insert(argv.end(), {"--entrypoint", kUnitProgram, u.smoke_ref});
   return argv;
 }
@@ -96,11 +101,12 @@ std::vector<std::string> pyxis_argv(const SmokeUnit& u) {
   // enroot's form: REGISTRY#PATH@DIGEST (the '#' tells the registry apart).
   std::string image = (ref->registry.empty() ? "" : ref->registry + "#") + ref->path + "@" + ref->digest;
   int minutes = std::max(1, (u.timeout_s + 59) / 60);
-  std::vector<std::string> argv{"srun", "--ntasks=1", fmt::format("--gres=gpu:{}", u.gpus), fmt::format("--time={}", minutes),
-                                "--container-image=" + image, "--no-container-mount-home", "--container-writable",
+  std::vector<std::string> argv{"srun", "--ntasks=1"};
+  if (u.gpus > 0) argv.push_back(fmt::format("--gres=gpu:{}", u.gpus));  // 0: a GPU-less CI node's job
+  argv.insert(argv.end(), {fmt::format("--time={}", minutes), "--container-image=" + image, "--no-container-mount-home", "--container-writable",
                                 "--export=ALL,NCCL_NVLS_ENABLE=0,TORCH_SYMM_MEM_DISABLE_MULTICAST=1,NVSHMEM_DISABLE_NVLS=1,"
                                 "KILN_SCHEDULER=slurm,KILN_RUNNER=" + u.runner,
-                                kUnitProgram};
+                                kUnitProgram});
   return argv;
 }
 
@@ -113,10 +119,10 @@ bool needs_quotes(const std::string& word) {
 
 }  // namespace
 
-std::vector<std::string> unit_argv(const SmokeUnit& u, UnitEngine e) {
+std::vector<std::string> unit_argv(const SmokeUnit& u, UnitEngine e, const std::string& program) {
   switch (e) {
-    case UnitEngine::docker: return engine_argv(u, "docker");
-    case UnitEngine::podman: return engine_argv(u, "podman");
+    case UnitEngine::docker: return engine_argv(u, "docker", program);
+    case UnitEngine::podman: return engine_argv(u, "podman", program);
     case UnitEngine::pyxis: break;
   }
   return pyxis_argv(u);

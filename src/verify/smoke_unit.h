@@ -42,7 +42,9 @@ struct SmokeUnit {
   // docker/podman only: how the GPUs reach the container, as the runner's
   // mode says (nvidia: --gpus N; cdi: --device nvidia.com/gpu=I; devices:
   // the nodes, driver_libs bound read-only and put in front of the image's
-  // own LD_LIBRARY_PATH). Schedulers (k8s, pyxis) attach GPUs themselves.
+  // own LD_LIBRARY_PATH; slurm: inside a Slurm job, every GPU of the node
+  // with the job's CUDA_VISIBLE_DEVICES, so CUDA sees only the GPUs Slurm
+  // gave the job). Schedulers (k8s, pyxis) attach GPUs themselves.
   matrix::GpuMode gpu_mode = matrix::GpuMode::nvidia;
   std::vector<std::string> devices;
   std::string driver_libs;
@@ -59,8 +61,9 @@ const char* to_string(UnitEngine e);
 std::optional<UnitEngine> parse_unit_engine(std::string_view word);
 
 // The argument vector, and the same as one POSIX-shell line (words quoted
-// only where they need it).
-std::vector<std::string> unit_argv(const SmokeUnit& u, UnitEngine e);
+// only where they need it). `program`: docker's/podman's CLI when it is not
+// that name on PATH (a Slurm runner's container_cli).
+std::vector<std::string> unit_argv(const SmokeUnit& u, UnitEngine e, const std::string& program = "");
 std::string unit_command(const SmokeUnit& u, UnitEngine e);
 std::string shell_line(const std::vector<std::string>& argv);
 

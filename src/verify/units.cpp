@@ -42,6 +42,64 @@ std::string default_staging(const plan::Plan& p) {
   return p.registry.url + "/" + p.registry.repository;
 }
 
+namespace detail {
+
+StagedImages stage_images(const plan::Combo& c, const plan::Plan& p, const render::Renderer& renderer,
+                          const Runner& builder, const Options& o, const std::string& staging) {
+  StagedImages out;
+  engine::Client eng(builder.endpoint);
+  std::string image = render::local_image(p, c.id);
+  auto info = eng.inspect_image(image);
+  if (!info) {
+    out.error = "not built: run kiln build";
+    return out;
+  }
+  const plan::Combo* devel = p.sibling(c, "devel");
+  if (!devel) {
+    out.error = "the matrix has no devel image of this combination to compile the smoke suite";
+    return out;
+  }
+  SmokeImage smoke = build_smoke_image(c, p, renderer, image, info->id, render::local_image(p, devel->id), builder, o);
+  if (smoke.tag.empty()) {
+    out.error = smoke.error;
+    return out;
+  }
+  out.image_id = info->id;
+  out.suite_built = smoke.suite_built;
+  out.image_ref = push_by_digest(eng, info->id, staging, "kiln-push-" + hex_of(info->id), p.registry.credential_helper);
+  out.smoke_ref = push_by_digest(eng, smoke.tag, staging + "-smoke",
+                                 fmt::format("kiln-smoke-{}-{}", hex_of(info->id).substr(0, 16), o.suite_hash.substr(0, 16)),
+                                 p.registry.credential_helper);
+  out.image_ld_path = image_ld_path(eng.inspect_image(smoke.tag));
+  return out;
+}
+
+SmokeUnit make_unit(const plan::Combo& c, const Runner& r, const StagedImages& staged, const Options& o) {
+  SmokeUnit u;
+  u.combo_id = c.id;
+  u.runner = r.name;
+  u.image_id = staged.image_id;
+  u.image_ref = staged.image_ref;
+  u.smoke_ref = staged.smoke_ref;
+  u.suite_hash = o.suite_hash;
+  u.gpu_classes = r.gpu_classes;
+  u.gpu_product = r.gpu_product;
+  u.gpus = std::max(1, r.gpus);
+  u.shm_size = r.shm_size;
+  u.timeout_s = o.timeout_s;
+  u.gpu_mode = r.gpu;  // none: a CPU runner's command attaches nothing (the unit then says no GPU)
+  if (r.gpu == matrix::GpuMode::slurm) {  // a Slurm job's GPUs: the --gres it asks for
+    u.gpus = r.slurm.gpus;
+    if (u.gpus == 0) u.gpu_mode = matrix::GpuMode::none;
+  }
+  u.devices = r.devices;
+  u.driver_libs = r.driver_libs;
+  u.image_ld_path = staged.image_ld_path;
+  return u;
+}
+
+}  // namespace detail
+
 PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& renderer, const Options& options,
                             const std::string& staging) {
   if (options.runners.empty()) throw EnvironmentError("no runner to build smoke units on");
@@ -53,8 +111,6 @@ PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& rendere
   for (const auto& r : o.runners)
     if (!r.gpu_classes.empty()) classes.push_back(r);
   if (classes.empty()) throw InputError({p.matrix_path}, "no runner names gpu_classes: a unit is per GPU runner class");
-  const Runner& builder = o.runners.front();
-  engine::Client eng(builder.endpoint);
   PreparedUnits out;
   out.suite_hash = o.suite_hash;
   for (const auto& c : p.combos) {
@@ -66,29 +122,12 @@ PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& rendere
       out.problems.push_back({c.id, "awaiting a runner for " + platform});
       continue;
     }
-    std::string image = render::local_image(p, c.id);
-    auto info = eng.inspect_image(image);
-    if (!info) {
-      out.problems.push_back({c.id, "not built: run kiln build"});
+    detail::StagedImages staged = detail::stage_images(c, p, renderer, o.runners.front(), o, staging);
+    if (!staged.error.empty()) {
+      out.problems.push_back({c.id, staged.error});
       continue;
     }
-    const plan::Combo* devel = p.sibling(c, "devel");
-    if (!devel) {
-      out.problems.push_back({c.id, "the matrix has no devel image of this combination to compile the smoke suite"});
-      continue;
-    }
-    detail::SmokeImage smoke =
-        detail::build_smoke_image(c, p, renderer, image, info->id, render::local_image(p, devel->id), builder, o);
-    if (smoke.tag.empty()) {
-      out.problems.push_back({c.id, smoke.error});
-      continue;
-    }
-    out.suites_built += smoke.suite_built;
-    std::string image_ref = push_by_digest(eng, info->id, staging, "kiln-push-" + hex_of(info->id), p.registry.credential_helper);
-    std::string smoke_ref = push_by_digest(eng, smoke.tag, staging + "-smoke",
-                                           fmt::format("kiln-smoke-{}-{}", hex_of(info->id).substr(0, 16), o.suite_hash.substr(0, 16)),
-                                           p.registry.credential_helper);
-    std::string ld = image_ld_path(eng.inspect_image(smoke.tag));
+    out.suites_built += staged.suite_built;
     for (const auto& r : classes) {
       if (r.platform != platform) continue;  // a GPU check never runs emulated
       // A class the arch list cannot serve gets no unit: it could only fail.
@@ -97,23 +136,7 @@ PreparedUnits prepare_units(const plan::Plan& p, const render::Renderer& rendere
         out.problems.push_back({c.id, fmt::format("runner {}: {}", r.name, detail::class_refusal(r.gpu_classes.front(), c.arch))});
         continue;
       }
-      SmokeUnit u;
-      u.combo_id = c.id;
-      u.runner = r.name;
-      u.image_id = info->id;
-      u.image_ref = image_ref;
-      u.smoke_ref = smoke_ref;
-      u.suite_hash = o.suite_hash;
-      u.gpu_classes = r.gpu_classes;
-      u.gpu_product = r.gpu_product;
-      u.gpus = std::max(1, r.gpus);
-      u.shm_size = r.shm_size;
-      u.timeout_s = o.timeout_s;
-      u.gpu_mode = r.gpu;  // none: a CPU runner's command attaches nothing (the unit then says no GPU)
-      u.devices = r.devices;
-      u.driver_libs = r.driver_libs;
-      u.image_ld_path = ld;
-      out.units.push_back(std::move(u));
+      out.units.push_back(detail::make_unit(c, r, staged, o));
     }
   }
   return out;

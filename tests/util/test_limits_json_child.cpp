@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <optional>
@@ -200,4 +201,55 @@ TEST_CASE("BackgroundChild: runs beside kiln, its stderr in a file, ended and re
   CHECK(text.find("started") != std::string::npos);
   CHECK_THROWS_AS(BackgroundChild({"kiln-no-such-program-xyz"}, log), std::runtime_error);
   fs::remove_all(dir);
+}
+
+TEST_CASE("InterruptScope: the first signal is remembered, the owner ends of it; a second ends kiln at once", "[child][interrupt]") {
+  // Each case in a process of its own, as kiln: dispositions as kiln has them.
+  auto in_child = [](const std::function<int()>& body) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      for (int sig : {SIGINT, SIGTERM, SIGHUP}) signal(sig, SIG_DFL);  // Catch2 has its own
+      _exit(body());
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+  };
+  // SIGINT during the scope: seen by signal(), kiln alive; die() ends it of SIGINT.
+  int st = in_child([] {
+    InterruptScope scope;
+    raise(SIGINT);
+    if (scope.signal() != SIGINT) return 10;
+    scope.sleep_for(std::chrono::seconds(30));  // wakes at once: the signal already came
+    scope.die();
+  });
+  CHECK(WIFSIGNALED(st));
+  CHECK(WTERMSIG(st) == SIGINT);
+  // A second signal (SIGTERM after SIGINT): kiln ends of it at once.
+  st = in_child([] {
+    InterruptScope scope;
+    raise(SIGINT);
+    raise(SIGTERM);
+    return 11;
+  });
+  CHECK(WIFSIGNALED(st));
+  CHECK(WTERMSIG(st) == SIGTERM);
+  // Ignored (nohup, a shell's background job): stays ignored.
+  st = in_child([] {
+    signal(SIGINT, SIG_IGN);
+    InterruptScope scope;
+    raise(SIGINT);
+    return scope.signal() == 0 ? 0 : 12;
+  });
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  // Out of the scope: a signal ends kiln as before.
+  st = in_child([] {
+    { InterruptScope scope; }
+    raise(SIGHUP);
+    return 13;
+  });
+  CHECK(WIFSIGNALED(st));
+  CHECK(WTERMSIG(st) == SIGHUP);
 }

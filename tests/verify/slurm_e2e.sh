@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # The Slurm runner end to end on a real one-node Slurm (Debian's slurm-wlm:
 # slurmctld + slurmd, munge) that scripts/start-slurm.sh starts on ports of
-# its own and stops at the end. No GPU on the node, so:
+# its own and stops at the end. Each job runs the portable smoke unit: the
+# smoke image pushed by digest to the staging registry (127.0.0.1:5000, a
+# repository of this run's own) and `kiln export units`' docker line. No GPU
+# on the node, so:
 #   (a) the smoke unit of a real kiln-built image (offline.toml's CUDA 12.4
 #       runtime, through docker on this machine) -> no-gpu, with the node
-#       and a GPU count of 0; never a pass;
+#       and a GPU count of 0; never a pass; the job's script names the smoke
+#       image by digest, and the registry holds that digest;
 #   (b) a job whose container CLI prints garbage and exits 2 -> failed,
 #       naming the job's log files;
 #   (c) a job that sleeps past its 1-minute time limit -> timed-out;
-#   (d) a job cancelled with scancel while it runs -> cancelled.
+#   (d) a job cancelled with scancel while it runs -> cancelled;
+#   (e) one verify with two Slurm runner classes (one job per image x
+#       runner class): both jobs on the cluster at once while kiln waits;
+#       then SIGINT to kiln: it scancels both, records them cancelled and
+#       dies of SIGINT (130); no kiln job is left in the queue. (Two runner
+#       classes, not two images: offline.toml's only other image with a gpu
+#       policy needs a CUDA 11.8 toolchain CI does not build, and its devel
+#       image is 5.6 GB to push.)
 # Skipped (77) only when slurm-wlm or munge is not installed.
 # Usage: slurm_e2e.sh KILN
 set -uo pipefail
@@ -25,12 +36,15 @@ cluster=$tmp/cluster
 export KILN_SLURM_PORT=${KILN_SLURM_TEST_PORT:-6917}
 cleanup() {
   scripts/start-slurm.sh --stop "$cluster" >/dev/null 2>&1
+  # The engine's tags of what kiln pushed (the images stay under their kiln.local names).
+  [[ -n "${repo:-}" ]] && docker images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | grep -E "^${reg:-127.0.0.1:5000}/$repo(-smoke)?:" | xargs -r docker rmi >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 give_up() { echo "slurm-e2e: $1"; [[ -n "${2:-}" ]] && tail -n 30 "$2"; echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 
 sock=$(scripts/start-engine.sh) || give_up "no engine"
+reg=$(scripts/start-registry.sh) || give_up "no registry (scripts/start-registry.sh)"
 export DOCKER_HOST=unix://$sock
 scripts/make-bases.sh 13 >"$tmp/bases.log" 2>&1 || give_up "no Debian 13 base" "$tmp/bases.log"
 conf=$(scripts/start-slurm.sh "$cluster" 2>"$tmp/slurm-start.log") || give_up "Slurm did not start" "$tmp/slurm-start.log"
@@ -42,7 +56,10 @@ node=$(hostname -s)
 # and three whose container CLI is a misbehaving peer (tests/verify/data).
 data=$PWD/tests/verify/data
 m=$tmp/offline.toml
-cp matrices/offline.toml "$m"
+# A staging repository of this run's own (the registry is shared).
+repo="kiln-test/slurm-e2e-$(tr 'A-Z' 'a-z' <<<"${tmp##*.}")"
+sed -e "s|^repository = .*|repository = \"$repo\"|" -e "s|^url = \"127.0.0.1:5000\"|url = \"$reg\"|" matrices/offline.toml >"$m"
+grep -q "^repository = \"$repo\"" "$m" || give_up "offline.toml's [registry] changed: cannot point it at $repo"
 cat >>"$m" <<TOML
 
 [runners.slurm]
@@ -65,6 +82,20 @@ container_cli = "$data/slurm-docker-hang.sh"
 job_dir = "$tmp/jobs"
 
 [runners.slurm-cancel]
+gpu = "slurm"
+gpus = 0
+time_limit = 5
+container_cli = "$data/slurm-docker-hang.sh"
+job_dir = "$tmp/jobs"
+
+[runners.slurm-int-a]
+gpu = "slurm"
+gpus = 0
+time_limit = 5
+container_cli = "$data/slurm-docker-hang.sh"
+job_dir = "$tmp/jobs"
+
+[runners.slurm-int-b]
 gpu = "slurm"
 gpus = 0
 time_limit = 5
@@ -106,8 +137,16 @@ script=$(ls "$tmp"/jobs/offline/$combo.slurm.sbatch 2>/dev/null)
 echo "slurm-e2e: the batch script of (a), $script:"; sed 's/^/  /' "$script"
 check "(a) the sbatch script: time limit, job name, no --gres" \
   bash -c "grep -qx '#SBATCH --time=5' '$script' && grep -qx '#SBATCH --job-name=kiln-smoke:offline:$combo:slurm' '$script' && ! grep -q -- --gres '$script'"
-check "(a) the container runs as the engine runner's: no network, read-only root" \
-  bash -c "grep -q \"^docker run --rm --network none --read-only --tmpfs /tmp:rw,size=256m --shm-size 1073741824 kiln.local/offline-smoke:$combo\" '$script'"
+smoke_ref=$(python3 -c "import json,sys; k=[x for x in json.load(open(sys.argv[1]))['combos'][0]['checks'] if x['check']=='gpu'][0]; print(k['detail']['slurm']['image'])" "$tmp/a.json")
+check "(a) the smoke image is named by digest in the staging registry ($smoke_ref)" \
+  bash -c "[[ '$smoke_ref' =~ ^$reg/$repo-smoke@sha256:[0-9a-f]{64}\$ ]]"
+check "(a) the job runs the unit's docker line: the image by digest, no network, read-only root" \
+  bash -c "grep -qx \"timeout 300 docker run --rm --network none --read-only --tmpfs /tmp:rw,size=256m --shm-size 1073741824 .* --entrypoint /opt/kiln-smoke/kiln-smoke-unit $smoke_ref </dev/null\" '$script'"
+check "(a) the registry holds that digest (a node that never saw kiln's engine can pull it)" \
+  curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json' \
+  "http://$reg/v2/$repo-smoke/manifests/${smoke_ref#*@}"
+check "(a) taken back as --ingest takes a unit's result: this image id, this suite hash" \
+  gpu a "k['detail']['unit']['schema'] == 'kiln.smoke-unit/v1' and k['detail']['unit']['image_id'] == c['image_id'] and k['detail']['unit']['suite_hash'] == k['detail']['suite_hash'] and k['detail']['unit']['exit_code'] == 3"
 check "(a) the ledger holds the no-gpu verdict of runner slurm" python3 -c "
 import sqlite3, sys
 rows = sqlite3.connect(sys.argv[1]).execute('select status from verdicts where runner = ? and check_name = ?', ('slurm', 'gpu')).fetchall()
@@ -145,6 +184,43 @@ wait "$vd"
 check "(d) verify exit 1" test "$(cat "$tmp/d.rc")" -eq 1
 check "(d) cancelled, never a pass" gpu d "k['status'] == 'cancelled' and not c['verified'] and 'was cancelled' in k['problems'][0]"
 
+# (e) two runner classes in one verify: every job submitted before kiln
+# waits for any. Then SIGINT (kiln as a shell's background job would
+# ignore it: env restores the default, as a terminal's Ctrl-C finds it).
+cp -r "$tmp/a" "$tmp/e"
+env --default-signal=INT "$kiln" verify "$m" --only "$combo" --runner slurm-int-a --runner slurm-int-b --state-dir "$tmp/e" \
+  --format json >"$tmp/e.json" 2>"$tmp/e.err" &
+ve=$!
+both=""
+for _ in $(seq 1 240); do
+  both=$(squeue -h -t pending,running -o '%i %j %T' 2>/dev/null | grep -E ':slurm-int-[ab] ' || true)
+  [[ $(grep -c . <<<"$both") -eq 2 ]] && break
+  kill -0 "$ve" 2>/dev/null || break
+  sleep 0.5
+done
+echo "slurm-e2e: (e) in the queue while kiln waits:"; sed 's/^/  /' <<<"$both"
+check "(e) both jobs are on the cluster at the same time" \
+  bash -c "grep -q ':$combo:slurm-int-a ' <<<'$both' && grep -q ':$combo:slurm-int-b ' <<<'$both'"
+kill -INT "$ve"
+wait "$ve"
+re=$?
+check "(e) interrupted verify dies of SIGINT (exit $re, 130 expected)" test "$re" -eq 130
+check "(e) kiln says what it cancelled" grep -q "interrupted: slurm job(s) .* scancel'd and recorded cancelled" "$tmp/e.err"
+left=""
+for _ in $(seq 1 20); do  # scancel'd: gone once slurmd has killed the job (KillWait=2)
+  left=$(squeue -h -o '%i %j %T' 2>/dev/null | grep -E ':slurm-int-[ab] ' || true)
+  [[ -z "$left" ]] && break
+  sleep 0.5
+done
+check "(e) no kiln job of the interrupted verify is left in the queue (${left:-none})" test -z "$left"
+check "(e) both recorded cancelled, never a pass" python3 -c "
+import sqlite3, sys, json
+rows = sqlite3.connect(sys.argv[1]).execute(\"select runner, status, detail from verdicts where runner like 'slurm-int-%' and check_name = 'gpu'\").fetchall()
+ok = sorted(r[0] for r in rows) == ['slurm-int-a', 'slurm-int-b'] and all(r[1] == 'cancelled' and 'interrupted' in json.loads(r[2])['problems'][0] for r in rows)
+if not ok: print(rows)
+sys.exit(0 if ok else 1)" "$tmp/e/state.db"
+ran_e=$(date +%s)
+
 wait "$vc"
 check "(c) verify exit 1" test "$(cat "$tmp/c.rc")" -eq 1
 check "(c) past its 1-minute limit: timed-out, never a pass" \
@@ -153,6 +229,6 @@ check "(c) past its 1-minute limit: timed-out, never a pass" \
 # Nothing of kiln's is left in the queue.
 check "the queue is empty" bash -c "[[ -z \"\$(squeue -h -o %i)\" ]]"
 ended=$(date +%s)
-echo "slurm-e2e: setup and build $((built - started)) s, (a) $((ran_a - built)) s, (b)-(d) $((ended - ran_a)) s, whole test $((ended - started)) s"
+echo "slurm-e2e: setup and build $((built - started)) s, (a) $((ran_a - built)) s, (b)-(e) $((ended - ran_a)) s ((e) done at $((ran_e - ran_a)) s), whole test $((ended - started)) s"
 echo "slurm-e2e: $passed passed, $failed failed"
 ((failed == 0))

@@ -13,6 +13,7 @@
 
 #include "matrix/matrix.h"
 #include "util/errors.h"
+#include "verify/internal.h"
 #include "verify/slurm.h"
 #include "verify/smoke_unit.h"
 
@@ -190,4 +191,128 @@ TEST_CASE("a gpu = \"slurm\" runner's keys", "[slurm][matrix]") {
   CHECK(e.find("container_cli is one program") != std::string::npos);
   e = errors_of(std::string(kHead) + "[runners.s]\ngpu='slurmm'\n");
   CHECK(e.find("gpu must be \"none\", \"nvidia\", \"cdi\", \"devices\" or \"slurm\"") != std::string::npos);
+}
+
+TEST_CASE("squeue's line of a job: state, reason, node, start", "[slurm]") {
+  auto j = slurm::parse_queue_line("12|RUNNING|None|node7|2026-12-01T10:06:25");
+  REQUIRE(j);
+  CHECK(j->id == "12");
+  CHECK(j->state == "RUNNING");
+  CHECK(j->reason.empty());
+  CHECK(j->node == "node7");
+  CHECK(j->start_time == "2026-12-01T10:06:25");
+  auto p = slurm::parse_queue_line("13|PENDING|Resources||N/A");
+  REQUIRE(p);
+  CHECK(p->reason == "Resources");
+  CHECK(p->node.empty());
+  CHECK_FALSE(slurm::parse_queue_line("slurm_load_jobs error: Invalid job id specified"));
+  CHECK_FALSE(slurm::parse_queue_line(""));
+}
+
+namespace {
+
+// A Slurm runner's job as stage_slurm_job makes it, for images already on
+// the staging registry (no engine, no registry here: only the rendering).
+struct StagedJob {
+  plan::Combo combo;
+  verify::Runner runner;
+  verify::Options options;
+  verify::detail::SlurmJob job;
+  StagedJob(const std::string& container, int gpus, const std::string& cli = "") {
+    combo.id = "cuda13.0-ubuntu24.04-runtime";
+    runner.name = "h200";
+    runner.gpu = matrix::GpuMode::slurm;
+    runner.gpu_classes = {"sm_90"};
+    runner.slurm.container = container;
+    runner.slurm.container_cli = cli;
+    runner.slurm.gpus = gpus;
+    runner.slurm.partition = "gpu";
+    options.suite_hash = std::string(64, 'd');
+    options.timeout_s = 600;
+    verify::detail::StagedImages staged;
+    staged.image_id = "sha256:" + std::string(64, 'a');
+    staged.image_ref = "127.0.0.1:5000/kiln/m@sha256:" + std::string(64, 'b');
+    staged.smoke_ref = "127.0.0.1:5000/kiln/m-smoke@sha256:" + std::string(64, 'c');
+    job.combo = &combo;
+    job.runner = &runner;
+    job.image_id = staged.image_id;
+    job.unit = verify::detail::make_unit(combo, runner, staged, options);
+    job.time_limit_min = 12;
+    job.output = "/shared/jobs/x.%j.out";
+    job.error = "/shared/jobs/x.%j.err";
+  }
+  std::string script() const { return verify::detail::slurm_job_script(job, "m"); }
+};
+
+}  // namespace
+
+TEST_CASE("a Slurm runner's job runs the portable unit: the smoke image by digest, `kiln export units`' line", "[slurm][unit]") {
+  const std::string smoke_ref = "127.0.0.1:5000/kiln/m-smoke@sha256:" + std::string(64, 'c');
+  SECTION("docker: the node's engine pulls the digest; every GPU with the job's CUDA_VISIBLE_DEVICES") {
+    StagedJob j("docker", 8);
+    std::string s = j.script();
+    std::string line = verify::unit_command(j.job.unit, verify::UnitEngine::docker);
+    CHECK(s.find("\n" + line + " </dev/null\n") != std::string::npos);  // the unit's own line, nothing else
+    CHECK(line.starts_with("timeout 600 docker run --rm --network none --read-only"));
+    CHECK(line.find("--gpus all -e CUDA_VISIBLE_DEVICES --entrypoint /opt/kiln-smoke/kiln-smoke-unit " + smoke_ref) !=
+          std::string::npos);
+    CHECK(line.find("KILN_SCHEDULER=docker") != std::string::npos);
+    CHECK(s.find("#SBATCH --gres=gpu:8\n") != std::string::npos);
+    CHECK(s.find("#SBATCH --partition=gpu\n") != std::string::npos);
+    CHECK(s.find("#SBATCH --time=12\n") != std::string::npos);
+    CHECK(s.find("#SBATCH --job-name=kiln-smoke:m:cuda13.0-ubuntu24.04-runtime:h200\n") != std::string::npos);
+  }
+  SECTION("podman with its own program: CDI names every GPU; gpus = 0 attaches none") {
+    StagedJob j("podman", 2, "/opt/podman/bin/podman");
+    std::string s = j.script();
+    CHECK(s.find("timeout 600 /opt/podman/bin/podman run --rm") != std::string::npos);
+    CHECK(s.find("--device nvidia.com/gpu=all -e CUDA_VISIBLE_DEVICES --entrypoint") != std::string::npos);
+    StagedJob none("podman", 0);
+    std::string n = none.script();
+    CHECK(n.find("--device") == std::string::npos);
+    CHECK(n.find("--gres") == std::string::npos);
+    CHECK(n.find(smoke_ref) != std::string::npos);
+  }
+  SECTION("pyxis and enroot: srun --container-image in enroot's REGISTRY#REPO@DIGEST form") {
+    for (const char* tool : {"pyxis", "enroot"}) {
+      StagedJob j(tool, 4, "/ignored/docker");
+      std::string s = j.script();
+      std::string line = verify::unit_command(j.job.unit, verify::UnitEngine::pyxis);
+      CHECK(s.find("\n" + line + " </dev/null\n") != std::string::npos);
+      CHECK(line == "srun --ntasks=1 --gres=gpu:4 --time=10 --container-image=127.0.0.1:5000#kiln/m-smoke@sha256:" +
+                        std::string(64, 'c') +
+                        " --no-container-mount-home --container-writable "
+                        "--export=ALL,NCCL_NVLS_ENABLE=0,TORCH_SYMM_MEM_DISABLE_MULTICAST=1,NVSHMEM_DISABLE_NVLS=1,"
+                        "KILN_SCHEDULER=slurm,KILN_RUNNER=h200 /opt/kiln-smoke/kiln-smoke-unit");
+      CHECK(s.find("/ignored/docker") == std::string::npos);
+      CHECK(s.find("#SBATCH --gres=gpu:4\n") != std::string::npos);
+    }
+    StagedJob cpu("pyxis", 0);
+    CHECK(cpu.script().find("--gres") == std::string::npos);  // a GPU-less node's job asks for none
+  }
+  SECTION("the pyxis script as bash runs it: srun's words arrive whole, the unit's JSON comes back framed") {
+    // A stand-in srun (no pyxis here) that prints a unit document naming its arguments.
+    fs::path dir = fs::temp_directory_path() / ("kiln-slurm-pyxis-" + std::to_string(::getpid()));
+    fs::create_directories(dir / "bin");
+    {
+      std::ofstream f(dir / "bin" / "srun");
+      f << "#!/bin/sh\nprintf '{\"schema\":\"kiln.smoke-unit/v1\",\"argc\":%d,\"image\":\"%s\"}\\n' \"$#\" \"$4\"\nexit 3\n";
+    }
+    fs::permissions(dir / "bin" / "srun", fs::perms::owner_all);
+    StagedJob j("pyxis", 4);
+    { std::ofstream(dir / "job.sh") << j.script(); }
+    std::string cmd = "cd " + dir.string() + " && PATH=" + (dir / "bin").string() +
+                      ":/usr/bin:/bin bash job.sh >out.txt 2>err.txt; echo $? >rc.txt";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    auto slurp = [&](const char* f) { std::ifstream in(dir / f); std::stringstream ss; ss << in.rdbuf(); return ss.str(); };
+    CHECK(slurp("rc.txt") == "3\n");
+    auto o = slurm::parse_output(slurp("out.txt"));
+    REQUIRE(o.steps.size() == 1);
+    CHECK(o.steps[0].name == "kiln-smoke-unit");
+    CHECK(o.steps[0].exit_code == 3);
+    auto doc = nlohmann::json::parse(o.steps[0].out);
+    CHECK(doc["argc"] == 8);
+    CHECK(doc["image"] == "--container-image=127.0.0.1:5000#kiln/m-smoke@sha256:" + std::string(64, 'c'));
+    fs::remove_all(dir);
+  }
 }
