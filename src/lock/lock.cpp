@@ -45,17 +45,6 @@ std::string lock_path(const std::string& matrix_path) {
 
 namespace {
 
-// TOML basic string: the values are references, digests and URLs; quote
-// and backslash are all that can need escaping.
-std::string toml_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 bool is_timestamp(std::string_view t) {
   if (t.size() != 16 || t[8] != 'T' || t[15] != 'Z') return false;
   for (size_t i = 0; i < 15; ++i)

@@ -135,15 +135,6 @@ std::string python_difference(const std::set<std::string>& cat, const std::set<s
 
 }  // namespace
 
-std::string toml_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string toml_strings(const std::vector<std::string>& items) {
   std::vector<std::string> q;
   for (const auto& i : items) q.push_back(toml_string(i));

@@ -9,6 +9,7 @@
 
 #include "survey/survey.h"
 #include "util/cc.h"
+#include "util/toml_reader.h"
 #include "util/version.h"
 
 namespace kiln::survey::detail {
@@ -145,8 +146,7 @@ std::string catalog_require_cuda(const catalog::CudaRelease& cuda, const catalog
 
 // ---- editing TOML text in place ----------------------------------------
 
-// A TOML literal for a string, and for an array of strings.
-std::string toml_string(std::string_view s);
+// A TOML literal for an array of strings (one string: util's toml_string).
 std::string toml_strings(const std::vector<std::string>& items);
 
 }  // namespace kiln::survey::detail

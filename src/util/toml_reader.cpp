@@ -36,6 +36,15 @@ toml::table parse_toml_file(const std::string& path) {
   }
 }
 
+std::string toml_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 toml::table parse_toml_string(std::string_view text, const std::string& name) {
   try {
     return toml::parse(text, name);

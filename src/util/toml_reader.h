@@ -23,6 +23,10 @@ toml::table parse_toml_string(std::string_view text, const std::string& name);
 
 Location location_of(const toml::node& node, const std::string& file);
 
+// A TOML basic string for the values kiln writes back (references, digests,
+// versions, URLs, notes): quote and backslash are all that need escaping.
+std::string toml_string(std::string_view s);
+
 class TomlFields {
  public:
   TomlFields(const toml::table& table, std::string file, std::vector<Diagnostic>& diags);
