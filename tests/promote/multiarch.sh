@@ -159,15 +159,12 @@ section "verify the arm64 image with only an amd64 GPU runner: it awaits an arm6
 # The same matrix asking for a gpu check on sm_90, with a GPU runner on this
 # (amd64) engine. Nothing of the arm64 image may run there (a GPU check never
 # runs emulated): verify reports it waiting for a linux/arm64 runner.
+gpu_runner() {  # NAME PLATFORM: a GPU runner of class sm_90 on this engine, appended to m-gpu.toml
+  printf '\n[runners.%s]\nengine = "%s"\ngpu = "nvidia"\ngpu_classes = ["sm_90"]\nplatform = "%s"\n' \
+    "$1" "${DOCKER_HOST:-unix:///var/run/docker.sock}" "$2" >>"$tmp/m-gpu.toml"
+}
 sed -e 's/^verify = \["static"\]$/verify = ["static", "gpu"]\ngpu_classes = ["sm_90"]/' "$tmp/m.toml" >"$tmp/m-gpu.toml"
-cat >>"$tmp/m-gpu.toml" <<EOF
-
-[runners.gpu-amd64]
-engine = "${DOCKER_HOST:-unix:///var/run/docker.sock}"
-gpu = "nvidia"
-gpu_classes = ["sm_90"]
-platform = "linux/amd64"
-EOF
+gpu_runner gpu-amd64 linux/amd64
 K verify "$tmp/m-gpu.toml" --only "$arm" --state-dir "$tmp/state-verify" --format json >"$tmp/v.json" 2>"$tmp/v.err"
 rc=$?
 check "verify exits 1: not verified (rc $rc)" test $rc -eq 1
@@ -183,14 +180,7 @@ check "it awaits a runner for linux/arm64" \
 # With an arm64 GPU runner declared, the arm64 image's gpu check goes there
 # (and only there). This matrix has no devel image to compile the smoke
 # suite, so the check errs at once, on that runner: routing is what is tested.
-cat >>"$tmp/m-gpu.toml" <<EOF
-
-[runners.gpu-arm64]
-engine = "${DOCKER_HOST:-unix:///var/run/docker.sock}"
-gpu = "nvidia"
-gpu_classes = ["sm_90"]
-platform = "linux/arm64"
-EOF
+gpu_runner gpu-arm64 linux/arm64
 K verify "$tmp/m-gpu.toml" --only "$arm" --state-dir "$tmp/state-verify" --format json >"$tmp/v2.json" 2>"$tmp/v2.err"
 rc=$?
 check "verify exits 1 (rc $rc)" test $rc -eq 1
