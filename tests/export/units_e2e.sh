@@ -25,6 +25,7 @@ py() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 i
 
 sock=$(scripts/start-engine.sh) || { echo "units: no engine"; echo "0 passed, 1 failed"; exit 1; }
 export DOCKER_HOST=unix://$sock
+scripts/start-registry.sh >/dev/null || { echo "units: no registry (scripts/start-registry.sh)"; echo "0 passed, 1 failed"; exit 1; }
 scripts/make-bases.sh 13 >"$tmp/bases.log" 2>&1 || { tail -20 "$tmp/bases.log"; echo "0 passed, 1 failed"; exit 1; }
 
 # The repository's data, the offline matrix given GPU runner classes: `local`
