@@ -23,6 +23,11 @@
 # removed, then the peer with the same warm cache; each run prints its ratio.
 # Images are removed between the sides (12+ GB each).
 #
+# Each run also prints the CPU time the whole machine spent on each side
+# (/proc/stat; the hypervisor's steal apart) and the ratio's ceiling:
+# kiln's wall time is at least its CPU time over the cores, whatever the
+# scheduler does (bench/stage-profile.sh says where a stage's CPU goes).
+#
 # Usage: bench/shared-stages.sh [--kiln PATH] [--matrix TOML] [--only GLOB]... [--jobs N] [--cached [--runs N]]
 # Env:   KILN_BENCH_DAEMON  private dockerd name (default kbench; tests/support/dockerd.sh)
 # Needs root (a private dockerd; make-bases.sh for missing bases). Takes minutes:
@@ -45,7 +50,7 @@ while [[ $# -gt 0 ]]; do
     --jobs|-j) jobs=$2; shift ;;
     --cached) cached=true ;;
     --runs) runs=$2; shift ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "shared-stages: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -70,6 +75,16 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+# The machine's CPU time from /proc/stat, in seconds: "busy steal" (busy:
+# user, nice, system, irq, softirq; steal: time the hypervisor gave to other
+# guests, the noise of a shared VM). Every process counts, the daemons'
+# included: a build's work is mostly dpkg inside containers.
+hz=$(getconf CLK_TCK)
+cpu_now() { awk -v hz="$hz" '/^cpu / { printf "%.1f %.1f", ($2 + $3 + $4 + $7 + $8) / hz, $9 / hz }' /proc/stat; }
+cpu_since() { # cpu_since "BUSY0 STEAL0" -> "busy steal" used since
+  local now; now=$(cpu_now)
+  awk -v a="$1" -v b="$now" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.1f %.1f", y[1] - x[1], y[2] - x[2] }'
+}
 
 # --- the selection, its stages and bases ---------------------------------
 "$kiln" plan "$matrix" --format json >"$work/plan.json"
@@ -107,12 +122,14 @@ while read -r id; do only_args+=(--only "$id"); done <"$work/ids"
 kiln_build() {
   local t0 t1 rc summary
   t0=$(now)
+  c0=$(cpu_now)
   set +e
   "$kiln" build "$2" --state-dir "$work/state" --no-cache -j "$jobs" --format json "${only_args[@]}" >"$work/kiln.json" 2>"$work/kiln.err"
   rc=$?
   set -e
   t1=$(now)
   kiln_s=$(secs "$t0" "$t1")
+  kiln_cpu=$(cpu_since "$c0")
   summary=$(jq -c .summary "$work/kiln.json" 2>/dev/null || echo '{}')
   if [[ $rc -ne 0 ]]; then
     echo "shared-stages: kiln build failed (exit $rc): $summary" >&2
@@ -139,6 +156,7 @@ peer_build() {
   peer_builds=0
   first_time=()
   peer_s=0
+  local c0; c0=$(cpu_now)
   while read -r id; do
     chain=("$id")
     p=$(parent_of "$id")
@@ -164,6 +182,7 @@ peer_build() {
     # Independent builds share nothing: this combination's images go before the next.
     [[ $cached == true ]] && drop_images
   done <"$work/ids"
+  peer_cpu=$(cpu_since "$c0")  # includes drop_images between combinations (seconds of work at most)
   once_s=$(printf '%s\n' "${first_time[@]}" | awk '{ s += $1 } END { printf "%.1f", s }')
 }
 
@@ -174,6 +193,13 @@ ratios() {
   awk -v k="$kiln_s" -v p="$peer_s" -v o="$once_s" -v c="$1" 'BEGIN {
     printf "ratio independent docker build / kiln%s: %.2fx (goal >= 2x)\n", c, p / k
     printf "ratio sequential each-stage-once / kiln%s: %.2fx (parallelism alone)\n", c, o / k }'
+  # kiln cannot finish faster than its CPU time spread over every core: that
+  # bounds the ratio whatever the scheduler does.
+  awk -v k="$kiln_s" -v p="$peer_s" -v kc="$kiln_cpu" -v pc="$peer_cpu" -v n="$(nproc)" -v c="$1" 'BEGIN {
+    split(kc, a, " "); split(pc, b, " ")
+    printf "CPU time, whole machine: kiln %.0f s (%.2f of %d cores busy, %.0f s stolen), docker build %.0f s (%.2f cores busy, %.0f s stolen)\n", a[1], a[1] / k, n, a[2], b[1], b[1] / p, b[2]
+    printf "ceiling of the ratio on %d cores%s: docker build wall / (kiln CPU / %d) = %.2fx\n", n, c, n, p / (a[1] / n) }'
+  ceiling=$(awk -v p="$peer_s" -v kc="$kiln_cpu" -v n="$(nproc)" 'BEGIN { split(kc, a, " "); printf "%.2f", p / (a[1] / n) }')
 }
 
 declare -A first_time=()  # stage -> seconds of its first build (each stage once)
@@ -252,7 +278,7 @@ for run in $(seq 1 "$runs"); do
   peer_build "$proxy"
   echo "  apt-cacher-ng: $(acng_stats_since "$m")"
   ratios " (run $run, warm apt cache)"
-  summary_lines+=("$(awk -v r="$run" -v k="$kiln_s" -v p="$peer_s" 'BEGIN { printf "run %d: kiln %.1f s, docker build %.1f s, %.2fx", r, k, p, p / k }')")
+  summary_lines+=("$(awk -v r="$run" -v k="$kiln_s" -v p="$peer_s" 'BEGIN { printf "run %d: kiln %.1f s, docker build %.1f s, %.2fx", r, k, p, p / k }') (ceiling ${ceiling}x)")
 done
 echo
 echo "kiln build, apt cache cold (warm-up): $cold_s s"
