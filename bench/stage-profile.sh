@@ -14,9 +14,12 @@
 #
 # First one container alone, then two at once; the ratio per phase is
 # (2 x alone) / (both at once): 2.0 means two builds in parallel cost the
-# time of one, 1.0 means parallelism buys nothing for that phase.
+# time of one, 1.0 means parallelism buys nothing for that phase. Each
+# variant also prints how many cores the whole machine kept busy (/proc/stat)
+# alone and two at once: a stage that keeps most cores busy alone leaves
+# parallelism little to win.
 # --unsafe-io repeats it all with dpkg's force-unsafe-io (no fsync per
-# unpacked file), what Docker's own Debian images configure.
+# unpacked file).
 #
 # Usage: bench/stage-profile.sh [--proxy URL] [--unsafe-io] [--image REF]
 # Env:   KILN_BENCH_DAEMON (default kprof). Needs root and ~15 GB of disk.
@@ -31,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --proxy) proxy=$2; shift ;;
     --unsafe-io) variants=(fsync unsafe-io) ;;
     --image) image=$2; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "stage-profile: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -58,6 +61,10 @@ cp templates/context/kiln-nvcc-check.cu "$work/"
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+# The whole machine's busy CPU seconds (/proc/stat: user, nice, system, irq,
+# softirq): over a phase's wall time, how many cores it kept busy.
+hz=$(getconf CLK_TCK)
+cpu_now() { awk -v hz="$hz" '/^cpu / { printf "%.1f", ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat; }
 
 # The devel stage's RUN, cut into phases; prints "phase seconds" lines.
 # $1: fsync | unsafe-io.
@@ -103,12 +110,14 @@ phase() { awk -v p="$2" '$1 == p { print $2 }' "$work/$1"; }
 
 echo "stage-profile: the devel stage of $image's chain on $sock ($(nproc) cores)${proxy:+, apt through $proxy}"
 for v in "${variants[@]}"; do
+  a0=$(now); c0=$(cpu_now)
   run_one "alone-$v" "$v"
+  a1=$(now); c1=$(cpu_now)
   w0=$(now)
   run_one "par1-$v" "$v" & p1=$!
   run_one "par2-$v" "$v" & p2=$!
   wait "$p1"; wait "$p2"
-  w1=$(now)
+  w1=$(now); c2=$(cpu_now)
   echo
   echo "dpkg $v:   alone   two at once (each)   ratio 2*alone/at-once"
   for ph in fetch unpack commit nvcc; do
@@ -119,4 +128,6 @@ for v in "${variants[@]}"; do
   awk -v p="$work/alone-$v" -v w="$(secs "$w0" "$w1")" 'BEGIN {
     while ((getline l < p) > 0) { split(l, f, " "); s += f[2] }
     printf "  whole   %7.1f s  %6.1f s (wall, both)    %.2fx\n", s, w, 2 * s / w }'
+  awk -v a="$(secs "$a0" "$a1")" -v ca="$(secs "$c0" "$c1")" -v w="$(secs "$w0" "$w1")" -v cw="$(secs "$c1" "$c2")" -v n="$(nproc)" 'BEGIN {
+    printf "  cores busy (of %d): %.2f alone, %.2f two at once; CPU seconds: %.0f alone, %.0f for two\n", n, ca / a, cw / w, ca, cw }'
 done
