@@ -120,7 +120,7 @@ while read -r id; do only_args+=(--only "$id"); done <"$work/ids"
 # --- kiln ------------------------------------------------------------------
 # kiln_build LABEL MATRIX: one timed `kiln build --no-cache`; sets kiln_s.
 kiln_build() {
-  local t0 t1 rc summary
+  local t0 t1 c0 rc summary
   t0=$(now)
   c0=$(cpu_now)
   set +e
@@ -195,11 +195,12 @@ ratios() {
     printf "ratio sequential each-stage-once / kiln%s: %.2fx (parallelism alone)\n", c, o / k }'
   # kiln cannot finish faster than its CPU time spread over every core: that
   # bounds the ratio whatever the scheduler does.
-  awk -v k="$kiln_s" -v p="$peer_s" -v kc="$kiln_cpu" -v pc="$peer_cpu" -v n="$(nproc)" -v c="$1" 'BEGIN {
+  local n; n=$(nproc)
+  ceiling=$(awk -v p="$peer_s" -v kc="$kiln_cpu" -v n="$n" 'BEGIN { split(kc, a, " "); printf "%.2f", p / (a[1] / n) }')
+  awk -v k="$kiln_s" -v p="$peer_s" -v kc="$kiln_cpu" -v pc="$peer_cpu" -v n="$n" 'BEGIN {
     split(kc, a, " "); split(pc, b, " ")
-    printf "CPU time, whole machine: kiln %.0f s (%.2f of %d cores busy, %.0f s stolen), docker build %.0f s (%.2f cores busy, %.0f s stolen)\n", a[1], a[1] / k, n, a[2], b[1], b[1] / p, b[2]
-    printf "ceiling of the ratio on %d cores%s: docker build wall / (kiln CPU / %d) = %.2fx\n", n, c, n, p / (a[1] / n) }'
-  ceiling=$(awk -v p="$peer_s" -v kc="$kiln_cpu" -v n="$(nproc)" 'BEGIN { split(kc, a, " "); printf "%.2f", p / (a[1] / n) }')
+    printf "CPU time, whole machine: kiln %.0f s (%.2f of %d cores busy, %.0f s stolen), docker build %.0f s (%.2f cores busy, %.0f s stolen)\n", a[1], a[1] / k, n, a[2], b[1], b[1] / p, b[2] }'
+  echo "ceiling of the ratio on $n cores$1: docker build wall / (kiln CPU / $n) = ${ceiling}x"
 }
 
 declare -A first_time=()  # stage -> seconds of its first build (each stage once)

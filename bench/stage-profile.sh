@@ -99,7 +99,7 @@ run_one() {
   t2=$(now)
   dk run --rm --user root -e NVCC_PREPEND_FLAGS=-ccbin=cuda-g++ -v "$work/kiln-nvcc-check.cu:/tmp/k.cu:ro" "kiln-prof/$tag:1" \
     nvcc -gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
-    -o /tmp/k /tmp/k.cu >>"$work/$tag.err" 2>&1
+    -o /tmp/k /tmp/k.cu >>"$work/$tag.err" 2>&1 || { echo "stage-profile: nvcc failed in $tag:" >&2; tail -n 20 "$work/$tag.err" >&2; return 1; }
   t3=$(now)
   echo "nvcc $(secs "$t2" "$t3")" >>"$work/$tag"
   dk rm -f "$tag" >/dev/null
